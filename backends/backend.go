@@ -1,0 +1,111 @@
+package backends
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"math/big"
+	"net"
+	"net/url"
+	"time"
+)
+
+// Sentinel errors shared by every backend. Wrap them with fmt.Errorf("vault: ...: %w", ErrUnavailable) so the
+// issuance core can match them with errors.Is.
+var (
+	// ErrUnavailable means the backend could not be reached or is not ready (network error, sealed Vault,
+	// step-ca down, deadline exceeded). The core may fail over to the next backend and callers may retry.
+	ErrUnavailable = errors.New("backend unavailable")
+	// ErrRefused means the backend answered and declined the request (role policy, template, quota). The core
+	// does not fail over on it: another backend saying yes would defeat the first one's policy.
+	ErrRefused = errors.New("backend refused the request")
+	// ErrBadChain means the backend returned something that is not a usable certificate chain for the request.
+	ErrBadChain = errors.New("backend returned an invalid certificate chain")
+)
+
+// Backend issues certificates for requests that meshca has already authenticated and authorised.
+//
+// Implementations must be safe for concurrent use and must not hold a lock across a remote call.
+type Backend interface {
+	// Sign issues a certificate for req. The returned chain is parsed and ordered leaf first, then the
+	// intermediates, then the root; the leaf certifies exactly req.PublicKey and req's SANs. Sign must not
+	// modify req, must honour ctx's deadline, and returns errors wrapping ErrUnavailable or ErrRefused where
+	// they apply.
+	Sign(ctx context.Context, req *SignRequest) (*SignResponse, error)
+	// Roots returns the trust anchors that certificates from this backend chain to; during a CA rotation there
+	// may be several. It is called on the signing path and must be cheap: remote backends cache their roots
+	// (pinned by fingerprint) and refresh them in the background.
+	Roots(ctx context.Context) ([]*x509.Certificate, error)
+}
+
+// SignRequest is one certificate to issue. Every field is decided by meshca's policy; the CSR is carried only
+// for backends whose API needs one (Vault, step-ca), and its SANs have already been checked against these.
+type SignRequest struct {
+	// CSR is the caller's verified certificate request. Backends must not take identity from it.
+	CSR *x509.CertificateRequest
+	// PublicKey is the key to certify (the CSR's key).
+	PublicKey crypto.PublicKey
+	// Subject is the subject to put in the certificate; usually empty (SPIFFE identities live in the SAN).
+	Subject pkix.Name
+	// URIs are the exact URI SANs, normally the one SPIFFE ID of the caller.
+	URIs []*url.URL
+	// DNSNames and IPAddresses are the exact DNS and IP SANs, usually none for workloads.
+	DNSNames    []string
+	IPAddresses []net.IP
+	// TTL is the requested lifetime. A backend may shorten it (for example to its CA's own expiry) but never
+	// lengthen it; the core reports any shortening.
+	TTL time.Duration
+}
+
+// SignResponse is an issued certificate.
+type SignResponse struct {
+	// Chain is leaf first, root last. It always holds at least the leaf and the root, even when the signing CA
+	// is the root itself.
+	Chain []*x509.Certificate
+}
+
+// Leaf returns the issued certificate.
+func (r *SignResponse) Leaf() *x509.Certificate { return r.Chain[0] }
+
+// Revoker is implemented by backends that can revoke what they issued.
+type Revoker interface {
+	// Revoke marks the certificate with the given serial (and, when known, PEM) as revoked.
+	Revoke(ctx context.Context, req *RevokeRequest) error
+}
+
+// RevokeRequest identifies one certificate to revoke.
+type RevokeRequest struct {
+	SerialNumber *big.Int
+	// Certificate is the issued certificate when the caller has it; some backends (Vault no_store roles) can
+	// revoke only by certificate, not by serial.
+	Certificate *x509.Certificate
+	// Reason is an RFC 5280 §5.3.1 reason code.
+	Reason int
+}
+
+// CRLSigner is implemented by backends that can sign a CRL that meshca built (the file backend).
+type CRLSigner interface {
+	// SignCRL signs rl with the issuing CA's key and returns the DER CRL.
+	SignCRL(ctx context.Context, rl *x509.RevocationList) ([]byte, error)
+}
+
+// CRLSource is implemented by backends that own revocation themselves (Vault, step-ca): meshca publishes
+// their CRL instead of building one.
+type CRLSource interface {
+	// CRL returns the backend's current DER-encoded CRL.
+	CRL(ctx context.Context) ([]byte, error)
+}
+
+// Checker is implemented by backends that can tell whether they are ready to sign. /readyz and the gRPC
+// health service report its result.
+type Checker interface {
+	Check(ctx context.Context) error
+}
+
+// Chainer is implemented by backends that know their issuing chain (signing CA first, root last) without
+// signing, so meshca can export its expiry before the first request.
+type Chainer interface {
+	CAChain(ctx context.Context) ([]*x509.Certificate, error)
+}
