@@ -1,0 +1,220 @@
+package file
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshca/meshca/backends"
+)
+
+// Config configures the file backend.
+type Config struct {
+	// Dir is the cacerts directory (for example the mounted istio-system/cacerts Secret).
+	Dir string `json:"dir"`
+	// ReloadInterval is how often the files are checked for changes. Default 5s.
+	ReloadInterval time.Duration `json:"reloadInterval,omitempty"`
+	// Backdate moves NotBefore into the past to tolerate clock skew between nodes. Default 30s.
+	Backdate time.Duration `json:"backdate,omitempty"`
+
+	// Clock returns the current time; default time.Now.
+	Clock func() time.Time `json:"-"`
+	// Logger receives reload events; default slog.Default().
+	Logger *slog.Logger `json:"-"`
+	// Registerer, when set, receives the backend's reload metrics.
+	Registerer prometheus.Registerer `json:"-"`
+}
+
+// Validate reports every problem with c at once. It has no side effects.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Dir == "" {
+		errs = append(errs, errors.New("file: dir is required: the cacerts directory"))
+	}
+	if c.ReloadInterval < 0 {
+		errs = append(errs, errors.New("file: reloadInterval must not be negative"))
+	}
+	if c.Backdate < 0 || c.Backdate > time.Hour {
+		errs = append(errs, errors.New("file: backdate must be between 0 and 1h"))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) setDefaults() {
+	if c.ReloadInterval == 0 {
+		c.ReloadInterval = 5 * time.Second
+	}
+	if c.Backdate == 0 {
+		c.Backdate = 30 * time.Second
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Backend signs with a CA held in files. It implements backends.Backend, CRLSigner, Checker and Chainer.
+type Backend struct {
+	cfg     Config
+	current atomic.Pointer[authority]
+	reloads *prometheus.CounterVec
+	reload  sync.Mutex // serialises Reload; never held while signing
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+var (
+	_ backends.Backend   = (*Backend)(nil)
+	_ backends.CRLSigner = (*Backend)(nil)
+	_ backends.Checker   = (*Backend)(nil)
+	_ backends.Chainer   = (*Backend)(nil)
+)
+
+// New loads the CA from cfg.Dir and starts watching it until Close is called or ctx ends. It fails when the
+// files do not form a usable CA.
+func New(ctx context.Context, cfg Config) (*Backend, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	b := &Backend{cfg: cfg, done: make(chan struct{})}
+	b.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshca_file_ca_reloads_total",
+		Help: "Reloads of the file backend's cacerts directory by result (success, error).",
+	}, []string{"result"})
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(b.reloads); err != nil {
+			return nil, fmt.Errorf("file: registering metrics: %w", err)
+		}
+	}
+	files, digest, err := readFiles(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("file: loading %s: %w", cfg.Dir, err)
+	}
+	a, err := parseAuthority(files, cfg.Clock())
+	if err != nil {
+		return nil, fmt.Errorf("file: loading %s: %w", cfg.Dir, err)
+	}
+	a.digest = digest
+	b.current.Store(a)
+	cfg.Logger.Info("file backend loaded CA", "dir", cfg.Dir, "subject", a.cert.Subject.String(),
+		"not_after", a.cert.NotAfter.UTC(), "roots", len(a.roots))
+	ctx, b.cancel = context.WithCancel(ctx)
+	go b.watch(ctx)
+	return b, nil
+}
+
+// Close stops watching the files.
+func (b *Backend) Close() error {
+	b.cancel()
+	<-b.done
+	return nil
+}
+
+func (b *Backend) watch(ctx context.Context) {
+	defer close(b.done)
+	t := time.NewTicker(b.cfg.ReloadInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_, _ = b.Reload()
+		}
+	}
+}
+
+// Reload re-reads the files now. It reports whether a new CA was activated; on error the active CA is kept.
+func (b *Backend) Reload() (bool, error) {
+	b.reload.Lock()
+	defer b.reload.Unlock()
+	files, digest, err := readFiles(b.cfg.Dir)
+	old := b.current.Load()
+	if err == nil && digest == old.digest {
+		return false, nil
+	}
+	var a *authority
+	if err == nil {
+		a, err = parseAuthority(files, b.cfg.Clock())
+	}
+	if err != nil {
+		b.reloads.WithLabelValues("error").Inc()
+		b.cfg.Logger.Error("file backend refused new CA files; the previous CA stays active",
+			"dir", b.cfg.Dir, "error", err)
+		return false, fmt.Errorf("file: reloading %s: %w", b.cfg.Dir, err)
+	}
+	a.digest = digest
+	b.current.Store(a)
+	b.reloads.WithLabelValues("success").Inc()
+	b.cfg.Logger.Info("file backend activated new CA", "dir", b.cfg.Dir, "subject", a.cert.Subject.String(),
+		"not_after", a.cert.NotAfter.UTC(), "roots", len(a.roots))
+	return true, nil
+}
+
+// Sign issues a certificate with the active CA. The lifetime is cut to the CA certificate's own expiry.
+func (b *Backend) Sign(ctx context.Context, req *backends.SignRequest) (*backends.SignResponse, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("file: %w: %v", backends.ErrUnavailable, err)
+	}
+	a := b.current.Load()
+	tmpl, err := leafTemplate(req, a.cert, b.cfg.Clock(), b.cfg.Backdate)
+	if err != nil {
+		return nil, fmt.Errorf("file: %w", err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.cert, req.PublicKey, a.signer)
+	if err != nil {
+		return nil, fmt.Errorf("file: signing: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("file: parsing the certificate just signed: %w", err)
+	}
+	chain := make([]*x509.Certificate, 0, len(a.chain)+1)
+	chain = append(chain, leaf)
+	chain = append(chain, a.chain...)
+	return &backends.SignResponse{Chain: chain}, nil
+}
+
+// Roots returns the trust anchors of root-cert.pem.
+func (b *Backend) Roots(context.Context) ([]*x509.Certificate, error) {
+	return b.current.Load().roots, nil
+}
+
+// CAChain returns the signing CA's chain, signing CA first and root last.
+func (b *Backend) CAChain(context.Context) ([]*x509.Certificate, error) {
+	return b.current.Load().chain, nil
+}
+
+// CRL returns the parsed ca-crl.pem, or nil when there is none.
+func (b *Backend) CRL() *x509.RevocationList { return b.current.Load().crl }
+
+// Check reports whether the active CA can still sign: its certificate must be within its validity period.
+func (b *Backend) Check(context.Context) error {
+	a := b.current.Load()
+	if now := b.cfg.Clock(); now.After(a.cert.NotAfter) {
+		return fmt.Errorf("file: CA certificate %q expired at %s: install a new cacerts set", a.cert.Subject,
+			a.cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// SignCRL signs rl with the active CA.
+func (b *Backend) SignCRL(_ context.Context, rl *x509.RevocationList) ([]byte, error) {
+	a := b.current.Load()
+	der, err := x509.CreateRevocationList(rand.Reader, rl, a.cert, a.signer)
+	if err != nil {
+		return nil, fmt.Errorf("file: signing CRL: %w", err)
+	}
+	return der, nil
+}

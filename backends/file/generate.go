@@ -1,0 +1,158 @@
+package file
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// GenerateOptions describes a CA hierarchy to create with Generate.
+type GenerateOptions struct {
+	// Organization goes in both subjects, e.g. the trust domain. Default "meshca".
+	Organization string
+	// RootTTL and IntermediateTTL are the lifetimes; defaults 10 years and 1 year.
+	RootTTL, IntermediateTTL time.Duration
+	// Now is the issuance time; default time.Now().
+	Now time.Time
+	// Root, when set with RootKey, signs the intermediate instead of a new self-signed root.
+	Root    *x509.Certificate
+	RootKey crypto.Signer
+}
+
+// Generated is a root and an intermediate CA, with keys, as Generate made them.
+type Generated struct {
+	Root             *x509.Certificate
+	RootKey          crypto.Signer
+	Intermediate     *x509.Certificate
+	IntermediateKey  crypto.Signer
+	RootPEM, CertPEM []byte
+	KeyPEM           []byte
+}
+
+// Generate creates an ECDSA P-256 root (unless opts.Root is given) and an intermediate signed by it. It is
+// meant for development and tests; production CAs come from the organisation's PKI.
+func Generate(opts GenerateOptions) (*Generated, error) {
+	if opts.Organization == "" {
+		opts.Organization = "meshca"
+	}
+	if opts.RootTTL == 0 {
+		opts.RootTTL = 10 * 365 * 24 * time.Hour
+	}
+	if opts.IntermediateTTL == 0 {
+		opts.IntermediateTTL = 365 * 24 * time.Hour
+	}
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	now := opts.Now.Add(-time.Minute).Truncate(time.Second).UTC()
+	g := &Generated{Root: opts.Root, RootKey: opts.RootKey}
+	if g.Root == nil {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		tmpl := caTemplate(pkix.Name{Organization: []string{opts.Organization}, CommonName: opts.Organization + " root CA"},
+			now, now.Add(opts.RootTTL), 1)
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+		if err != nil {
+			return nil, fmt.Errorf("creating root: %w", err)
+		}
+		if g.Root, err = x509.ParseCertificate(der); err != nil {
+			return nil, err
+		}
+		g.RootKey = key
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	notAfter := now.Add(opts.IntermediateTTL)
+	if notAfter.After(g.Root.NotAfter) {
+		notAfter = g.Root.NotAfter
+	}
+	tmpl := caTemplate(pkix.Name{Organization: []string{opts.Organization}, CommonName: opts.Organization + " intermediate CA"},
+		now, notAfter, 0)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, g.Root, key.Public(), g.RootKey)
+	if err != nil {
+		return nil, fmt.Errorf("creating intermediate: %w", err)
+	}
+	if g.Intermediate, err = x509.ParseCertificate(der); err != nil {
+		return nil, err
+	}
+	g.IntermediateKey = key
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	g.RootPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: g.Root.Raw})
+	g.CertPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: g.Intermediate.Raw})
+	g.KeyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	return g, nil
+}
+
+// WriteDir writes g in the cacerts layout into dir, creating it. The key file is 0600. Each file is written to
+// a temporary name and renamed, so a watcher never sees a half-written file.
+func (g *Generated) WriteDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	files := []struct {
+		name string
+		data []byte
+		mode os.FileMode
+	}{
+		{CAKeyFile, g.KeyPEM, 0o600},
+		{CACertFile, g.CertPEM, 0o644},
+		{CertChainFile, bytes.Join([][]byte{g.CertPEM, g.RootPEM}, nil), 0o644},
+		{RootCertFile, g.RootPEM, 0o644},
+	}
+	for _, f := range files {
+		tmp := filepath.Join(dir, "."+f.name+".tmp")
+		if err := os.WriteFile(tmp, f.data, f.mode); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, f.name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Init creates a new dev CA in dir unless dir already holds ca-cert.pem; it reports whether it wrote one.
+func Init(dir string, opts GenerateOptions) (bool, error) {
+	if _, err := os.Stat(filepath.Join(dir, CACertFile)); err == nil {
+		return false, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return false, err
+	}
+	g, err := Generate(opts)
+	if err != nil {
+		return false, err
+	}
+	return true, g.WriteDir(dir)
+}
+
+func caTemplate(subject pkix.Name, notBefore, notAfter time.Time, maxPathLen int) *x509.Certificate {
+	serial, _ := rand.Int(rand.Reader, serialLimit)
+	return &x509.Certificate{
+		SerialNumber:          serial.SetBit(serial, 127, 1),
+		Subject:               subject,
+		NotBefore:             notBefore,
+		NotAfter:              notAfter,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLen:            maxPathLen,
+		MaxPathLenZero:        maxPathLen == 0,
+	}
+}

@@ -1,0 +1,198 @@
+package file
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// File names of Istio's cacerts layout.
+const (
+	CACertFile    = "ca-cert.pem"
+	CAKeyFile     = "ca-key.pem"
+	CertChainFile = "cert-chain.pem"
+	RootCertFile  = "root-cert.pem"
+	CRLFile       = "ca-crl.pem"
+)
+
+// ErrInvalidCA means the cacerts files do not form a usable CA.
+var ErrInvalidCA = errors.New("invalid CA files")
+
+// authority is one loaded, checked CA. It is immutable once built, so requests can keep using the one they
+// started with while a reload swaps in the next.
+type authority struct {
+	cert   *x509.Certificate   // signing CA
+	signer crypto.Signer       // its key
+	chain  []*x509.Certificate // cert first, root last
+	roots  []*x509.Certificate // every trust anchor in root-cert.pem
+	crl    *x509.RevocationList
+	digest [sha256.Size]byte // of the file contents this was built from
+}
+
+// readFiles reads the cacerts files of dir and returns their contents and a digest over all of them.
+func readFiles(dir string) (map[string][]byte, [sha256.Size]byte, error) {
+	files := map[string][]byte{}
+	h := sha256.New()
+	for _, name := range []string{CACertFile, CAKeyFile, CertChainFile, RootCertFile, CRLFile} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		switch {
+		case errors.Is(err, os.ErrNotExist) && (name == CertChainFile || name == CRLFile):
+			// optional
+		case err != nil:
+			return nil, [sha256.Size]byte{}, fmt.Errorf("%w: %v", ErrInvalidCA, err)
+		default:
+			files[name] = b
+		}
+		fmt.Fprintf(h, "%s:%d:", name, len(b))
+		h.Write(b)
+	}
+	var d [sha256.Size]byte
+	copy(d[:], h.Sum(nil))
+	return files, d, nil
+}
+
+// parseAuthority checks a set of cacerts files as a whole.
+func parseAuthority(files map[string][]byte, now time.Time) (*authority, error) {
+	certs, err := parseCerts(files[CACertFile])
+	if err != nil || len(certs) == 0 {
+		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidCA, CACertFile, orMissing(err))
+	}
+	caCert := certs[0]
+	signer, err := parseKey(files[CAKeyFile])
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidCA, CAKeyFile, err)
+	}
+	if !publicKeysEqual(signer.Public(), caCert.PublicKey) {
+		return nil, fmt.Errorf("%w: %s does not hold the key of %s", ErrInvalidCA, CAKeyFile, CACertFile)
+	}
+	if !caCert.IsCA || !caCert.BasicConstraintsValid || caCert.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return nil, fmt.Errorf("%w: %s is not a CA certificate with keyCertSign", ErrInvalidCA, CACertFile)
+	}
+	if now.After(caCert.NotAfter) || now.Before(caCert.NotBefore) {
+		return nil, fmt.Errorf("%w: %s is valid only from %s to %s", ErrInvalidCA, CACertFile,
+			caCert.NotBefore.UTC().Format(time.RFC3339), caCert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	roots, err := parseCerts(files[RootCertFile])
+	if err != nil || len(roots) == 0 {
+		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidCA, RootCertFile, orMissing(err))
+	}
+	inters, err := parseCerts(files[CertChainFile])
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidCA, CertChainFile, err)
+	}
+	chain, err := buildChain(caCert, inters, roots, now)
+	if err != nil {
+		return nil, err
+	}
+	a := &authority{cert: caCert, signer: signer, chain: chain, roots: roots}
+	if b := files[CRLFile]; len(bytes.TrimSpace(b)) > 0 {
+		block, _ := pem.Decode(b)
+		if block == nil || block.Type != "X509 CRL" {
+			return nil, fmt.Errorf("%w: %s holds no PEM \"X509 CRL\" block", ErrInvalidCA, CRLFile)
+		}
+		crl, err := x509.ParseRevocationList(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrInvalidCA, CRLFile, err)
+		}
+		if err := crl.CheckSignatureFrom(caCert); err != nil {
+			return nil, fmt.Errorf("%w: %s is not signed by %s: %v", ErrInvalidCA, CRLFile, CACertFile, err)
+		}
+		a.crl = crl
+	}
+	return a, nil
+}
+
+// buildChain orders caCert, the intermediates of cert-chain.pem and the root it verifies to, leaf-most first.
+func buildChain(caCert *x509.Certificate, inters, roots []*x509.Certificate, now time.Time) ([]*x509.Certificate, error) {
+	rootPool := x509.NewCertPool()
+	for _, r := range roots {
+		rootPool.AddCert(r)
+	}
+	interPool := x509.NewCertPool()
+	for _, c := range inters {
+		interPool.AddCert(c)
+	}
+	chains, err := caCert.Verify(x509.VerifyOptions{
+		Roots: rootPool, Intermediates: interPool, CurrentTime: now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s does not chain to %s through %s: %v", ErrInvalidCA, CACertFile, RootCertFile, CertChainFile, err)
+	}
+	chain := chains[0]
+	for _, c := range chains[1:] { // prefer the shortest chain
+		if len(c) < len(chain) {
+			chain = c
+		}
+	}
+	return chain, nil
+}
+
+func parseCerts(b []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, b = pem.Decode(b)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		certs = append(certs, c)
+	}
+	return certs, nil
+}
+
+func parseKey(b []byte) (crypto.Signer, error) {
+	for {
+		var block *pem.Block
+		block, b = pem.Decode(b)
+		if block == nil {
+			return nil, errors.New("no PEM private key found")
+		}
+		var key any
+		var err error
+		switch block.Type {
+		case "PRIVATE KEY":
+			key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+		case "RSA PRIVATE KEY":
+			key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+		case "EC PRIVATE KEY":
+			key, err = x509.ParseECPrivateKey(block.Bytes)
+		default:
+			continue // e.g. "EC PARAMETERS" written by openssl ecparam
+		}
+		if err != nil {
+			return nil, fmt.Errorf("parsing %s: %v", block.Type, err)
+		}
+		s, ok := key.(crypto.Signer)
+		if !ok {
+			return nil, fmt.Errorf("key of type %T cannot sign", key)
+		}
+		return s, nil
+	}
+}
+
+func publicKeysEqual(a, b crypto.PublicKey) bool {
+	ak, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && ak.Equal(b)
+}
+
+func orMissing(err error) error {
+	if err == nil {
+		return errors.New("no PEM certificate found")
+	}
+	return err
+}

@@ -1,0 +1,54 @@
+package ca
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/meshca/meshca/ca/authn"
+)
+
+// auditRecord collects what one request did, for one structured log line. It never holds the token, the CSR
+// or any key.
+type auditRecord struct {
+	peer, clusterID string
+	caller          *authn.Caller
+	identity        string
+	keyType         string
+	backend         string
+	serial          string
+	notAfter        time.Time
+}
+
+func (r *auditRecord) log(ctx context.Context, l *slog.Logger, err error, elapsed time.Duration) {
+	attrs := []slog.Attr{
+		slog.String("outcome", map[bool]string{true: "issued", false: "refused"}[err == nil]),
+		slog.String("reason", Reason(err)),
+		slog.String("peer", r.peer),
+		slog.Duration("duration", elapsed),
+	}
+	if r.clusterID != "" {
+		attrs = append(attrs, slog.String("cluster_id", r.clusterID))
+	}
+	if c := r.caller; c != nil {
+		attrs = append(attrs, slog.String("caller", "ns/"+c.Namespace+"/sa/"+c.ServiceAccount),
+			slog.String("authn", c.Method))
+		if c.PodName != "" {
+			attrs = append(attrs, slog.String("pod", c.PodName))
+		}
+	}
+	if r.identity != "" {
+		attrs = append(attrs, slog.String("identity", r.identity))
+	}
+	if r.keyType != "" {
+		attrs = append(attrs, slog.String("key_type", r.keyType))
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+		l.LogAttrs(ctx, slog.LevelWarn, "certificate request refused", attrs...)
+		return
+	}
+	attrs = append(attrs, slog.String("backend", r.backend), slog.String("serial", r.serial),
+		slog.Time("not_after", r.notAfter.UTC()))
+	l.LogAttrs(ctx, slog.LevelInfo, "certificate issued", attrs...)
+}

@@ -1,0 +1,360 @@
+package ca
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshca/meshca/backends"
+	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/csr"
+)
+
+// NamedBackend is a configured backend and the name it has in metrics, logs and audit records.
+type NamedBackend struct {
+	Name    string
+	Backend backends.Backend
+}
+
+// Impersonator decides whether an authenticated node agent (ztunnel) may obtain a certificate for another
+// workload's identity.
+type Impersonator interface {
+	// Authorize returns nil when caller may act for target, or an error wrapping ErrImpersonationDenied
+	// (or authn.ErrUnavailable when it could not decide).
+	Authorize(ctx context.Context, caller *authn.Caller, target csr.Identity) error
+}
+
+// Config configures an Issuer.
+type Config struct {
+	// Backends sign, in order of preference: the next one is used only when the previous is unavailable.
+	Backends []NamedBackend
+	// Authenticator proves who is calling.
+	Authenticator authn.Authenticator
+	// Impersonator, when set, lets node agents request other workloads' identities.
+	Impersonator Impersonator
+	Policy       Policy
+	// SignTimeout bounds each backend call. Default 10s.
+	SignTimeout time.Duration
+	// Clock returns the current time; default time.Now.
+	Clock func() time.Time
+	// Logger receives operational logs; Audit receives one record per request. Defaults: slog.Default().
+	Logger, Audit *slog.Logger
+	// Registerer receives the metrics; nil leaves them unregistered.
+	Registerer prometheus.Registerer
+}
+
+// Issuer is meshca's issuance core. It is safe for concurrent use.
+type Issuer struct {
+	backends []NamedBackend
+	authn    authn.Authenticator
+	imp      Impersonator
+	policy   Policy
+	timeout  time.Duration
+	clock    func() time.Time
+	log      *slog.Logger
+	audit    *slog.Logger
+	m        *metrics
+}
+
+// New returns an Issuer for cfg.
+func New(cfg Config) (*Issuer, error) {
+	var errs []error
+	if len(cfg.Backends) == 0 {
+		errs = append(errs, errors.New("ca: at least one backend is required"))
+	}
+	names := map[string]bool{}
+	for _, b := range cfg.Backends {
+		if b.Name == "" || b.Backend == nil || names[b.Name] {
+			errs = append(errs, fmt.Errorf("ca: every backend needs a unique name and an implementation (%q)", b.Name))
+		}
+		names[b.Name] = true
+	}
+	if cfg.Authenticator == nil {
+		errs = append(errs, errors.New("ca: an authenticator is required"))
+	}
+	if err := cfg.Policy.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	i := &Issuer{backends: cfg.Backends, authn: cfg.Authenticator, imp: cfg.Impersonator,
+		policy: cfg.Policy.withDefaults(), timeout: cfg.SignTimeout, clock: cfg.Clock, log: cfg.Logger, audit: cfg.Audit}
+	if i.timeout == 0 {
+		i.timeout = 10 * time.Second
+	}
+	if i.clock == nil {
+		i.clock = time.Now
+	}
+	if i.log == nil {
+		i.log = slog.Default()
+	}
+	if i.audit == nil {
+		i.audit = i.log
+	}
+	m, err := newMetrics(cfg.Registerer, i)
+	if err != nil {
+		return nil, err
+	}
+	i.m = m
+	return i, nil
+}
+
+// Request is one certificate request as received from a caller.
+type Request struct {
+	// Credentials prove who is calling.
+	Credentials authn.Request
+	// CSR is the PEM certificate request.
+	CSR []byte
+	// TTL is the requested lifetime; 0 asks for the default.
+	TTL time.Duration
+	// ImpersonatedIdentity, when set, is the SPIFFE ID a node agent asks for on behalf of a workload.
+	ImpersonatedIdentity string
+	// Peer is the caller's network address, for the audit record.
+	Peer string
+}
+
+// Result is an issued certificate.
+type Result struct {
+	// Chain is leaf first, root last.
+	Chain    []*x509.Certificate
+	Identity csr.Identity
+	Backend  string
+}
+
+// Issue takes req through authentication, CSR checks, policy and signing. Errors wrap the sentinels of this
+// package and of authn, csr and backends; ca/server maps them to gRPC status codes.
+func (i *Issuer) Issue(ctx context.Context, req *Request) (*Result, error) {
+	start := time.Now()
+	rec := auditRecord{peer: req.Peer, clusterID: req.Credentials.ClusterID}
+	res, err := i.issue(ctx, req, &rec)
+	elapsed := time.Since(start)
+	i.m.record(err, elapsed)
+	rec.log(ctx, i.audit, err, elapsed)
+	return res, err
+}
+
+func (i *Issuer) issue(ctx context.Context, req *Request, rec *auditRecord) (*Result, error) {
+	caller, err := i.authn.Authenticate(ctx, &req.Credentials)
+	if err != nil {
+		return nil, err
+	}
+	rec.caller = caller
+	target, err := i.policy.identityOf(caller)
+	if err != nil {
+		return nil, err
+	}
+	if req.ImpersonatedIdentity != "" {
+		if target, err = i.impersonate(ctx, caller, req.ImpersonatedIdentity); err != nil {
+			return nil, err
+		}
+	}
+	rec.identity = target.String()
+	parsed, err := csr.Parse(req.CSR)
+	if err != nil {
+		return nil, err
+	}
+	rec.keyType = parsed.KeyType
+	grant, err := i.policy.Authorize(target, parsed, req.TTL)
+	if err != nil {
+		return nil, err
+	}
+	if grant.Adjusted != "" {
+		i.m.ttlAdjusted.WithLabelValues(grant.Adjusted).Inc()
+		i.log.Info("requested certificate lifetime adjusted by policy", "identity", target.String(),
+			"requested", req.TTL, "granted", grant.TTL, "how", grant.Adjusted)
+	}
+	sreq := &backends.SignRequest{CSR: parsed.CSR, PublicKey: parsed.PublicKey, URIs: []*url.URL{target.URI()},
+		DNSNames: grant.DNSNames, TTL: grant.TTL}
+	if i.policy.CommonName && len(target.String()) <= 64 {
+		sreq.Subject = pkix.Name{CommonName: target.String()}
+	}
+	resp, name, err := i.Sign(ctx, sreq)
+	if err != nil {
+		return nil, err
+	}
+	leaf := resp.Leaf()
+	rec.backend, rec.serial, rec.notAfter = name, fmt.Sprintf("%x", leaf.SerialNumber), leaf.NotAfter
+	i.m.issued.WithLabelValues(name, parsed.KeyType).Inc()
+	return &Result{Chain: resp.Chain, Identity: target, Backend: name}, nil
+}
+
+func (i *Issuer) impersonate(ctx context.Context, caller *authn.Caller, want string) (csr.Identity, error) {
+	target, err := csr.ParseID(want)
+	if err != nil {
+		return csr.Identity{}, fmt.Errorf("%w: ImpersonatedIdentity: %v", ErrInvalidRequest, err)
+	}
+	if target.TrustDomain != i.policy.TrustDomain && !slices.Contains(i.policy.TrustDomainAliases, target.TrustDomain) {
+		return csr.Identity{}, fmt.Errorf("%w: %w: trust domain %q is not this mesh's", ErrPermissionDenied, ErrImpersonationDenied, target.TrustDomain)
+	}
+	target.TrustDomain = i.policy.TrustDomain
+	if i.imp == nil {
+		return csr.Identity{}, fmt.Errorf("%w: %w: impersonation (ImpersonatedIdentity) is not enabled on this CA", ErrPermissionDenied, ErrImpersonationDenied)
+	}
+	if err := i.imp.Authorize(ctx, caller, target); err != nil {
+		if errors.Is(err, ErrImpersonationDenied) && !errors.Is(err, ErrPermissionDenied) {
+			err = fmt.Errorf("%w: %w", ErrPermissionDenied, err)
+		}
+		return csr.Identity{}, err
+	}
+	return target, nil
+}
+
+// Sign sends an already authorised request to the backends in order, failing over when one is unavailable,
+// and verifies the returned chain. It also issues meshca's own serving certificate. It returns the name of
+// the backend that signed.
+func (i *Issuer) Sign(ctx context.Context, req *backends.SignRequest) (*backends.SignResponse, string, error) {
+	var errs []error
+	for n, b := range i.backends {
+		resp, err := i.signWith(ctx, b, req)
+		if err == nil {
+			return resp, b.Name, nil
+		}
+		errs = append(errs, err)
+		if !errors.Is(err, backends.ErrUnavailable) || ctx.Err() != nil {
+			break
+		}
+		if n+1 < len(i.backends) {
+			i.m.failovers.WithLabelValues(b.Name).Inc()
+			i.log.Warn("backend unavailable; trying the next one", "backend", b.Name, "next", i.backends[n+1].Name, "error", err)
+		}
+	}
+	return nil, "", errors.Join(errs...)
+}
+
+func (i *Issuer) signWith(ctx context.Context, b NamedBackend, req *backends.SignRequest) (*backends.SignResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, i.timeout)
+	defer cancel()
+	start := time.Now()
+	resp, err := b.Backend.Sign(ctx, req)
+	if err == nil {
+		err = i.verify(ctx, b, req, resp)
+	}
+	if err != nil && ctx.Err() != nil && !errors.Is(err, backends.ErrUnavailable) {
+		err = fmt.Errorf("%w: backend %s: %w", backends.ErrUnavailable, b.Name, err)
+	}
+	result := "ok"
+	if err != nil {
+		result = Reason(err)
+	}
+	i.m.signDuration.WithLabelValues(b.Name, result).Observe(time.Since(start).Seconds())
+	return resp, err
+}
+
+// verify checks a backend's answer before it leaves meshca: the leaf certifies exactly the requested key and
+// SANs, is not a CA, does not outlive its issuer, and the chain verifies to the backend's roots.
+func (i *Issuer) verify(ctx context.Context, b NamedBackend, req *backends.SignRequest, resp *backends.SignResponse) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: backend %s: %s", backends.ErrBadChain, b.Name, fmt.Sprintf(format, args...))
+	}
+	if resp == nil || len(resp.Chain) < 2 {
+		return bad("chain must hold at least the leaf and the root")
+	}
+	leaf := resp.Chain[0]
+	if !publicKeyEqual(leaf.PublicKey, req.PublicKey) {
+		return bad("leaf certifies a different public key")
+	}
+	if leaf.IsCA || !sameURIs(leaf.URIs, req.URIs) || !slices.Equal(leaf.DNSNames, req.DNSNames) ||
+		len(leaf.IPAddresses) != len(req.IPAddresses) || len(leaf.EmailAddresses) != 0 {
+		return bad("leaf SANs or CA flag differ from the request")
+	}
+	if leaf.NotAfter.After(resp.Chain[1].NotAfter) {
+		return bad("leaf outlives its issuing CA (%s)", resp.Chain[1].NotAfter.UTC().Format(time.RFC3339))
+	}
+	roots, err := b.Backend.Roots(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: backend %s: roots: %w", backends.ErrUnavailable, b.Name, err)
+	}
+	pool, inters := x509.NewCertPool(), x509.NewCertPool()
+	for _, r := range roots {
+		pool.AddCert(r)
+	}
+	for _, c := range resp.Chain[1 : len(resp.Chain)-1] {
+		inters.AddCert(c)
+	}
+	now := i.clock()
+	if now.Before(leaf.NotBefore) {
+		now = leaf.NotBefore
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inters, CurrentTime: now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return bad("leaf does not verify to the backend's roots: %v", err)
+	}
+	if !isRoot(resp.Chain[len(resp.Chain)-1], roots) {
+		return bad("chain does not end with one of the backend's roots")
+	}
+	if got := leaf.NotAfter.Sub(i.clock()); req.TTL-got > 2*time.Minute {
+		i.m.ttlAdjusted.WithLabelValues("backend_shortened").Inc()
+		i.log.Warn("backend issued a shorter lifetime than requested", "backend", b.Name,
+			"requested", req.TTL, "granted", got.Round(time.Second), "not_after", leaf.NotAfter.UTC())
+	}
+	return nil
+}
+
+// Roots returns the union of every backend's trust anchors, without duplicates, primary backend first.
+func (i *Issuer) Roots(ctx context.Context) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	var errs []error
+	for _, b := range i.backends {
+		roots, err := b.Backend.Roots(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("backend %s: %w", b.Name, err))
+			continue
+		}
+		for _, r := range roots {
+			if !isRoot(r, out) {
+				out = append(out, r)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("ca: no roots available: %w", errors.Join(errs...))
+	}
+	return out, nil
+}
+
+// Check reports whether at least one backend is ready to sign.
+func (i *Issuer) Check(ctx context.Context) error {
+	var errs []error
+	for _, b := range i.backends {
+		c, ok := b.Backend.(backends.Checker)
+		if !ok {
+			return nil
+		}
+		err := c.Check(ctx)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("backend %s: %w", b.Name, err))
+	}
+	return errors.Join(errs...)
+}
+
+// Backends returns the configured backends in order.
+func (i *Issuer) Backends() []NamedBackend { return slices.Clone(i.backends) }
+
+// TrustDomains returns the mesh's trust domain followed by its aliases.
+func (i *Issuer) TrustDomains() []string {
+	return append([]string{i.policy.TrustDomain}, i.policy.TrustDomainAliases...)
+}
+
+// TrustDomain returns the mesh's trust domain.
+func (i *Issuer) TrustDomain() string { return i.policy.TrustDomain }
+
+func publicKeyEqual(a, b any) bool {
+	k, ok := a.(interface{ Equal(x crypto.PublicKey) bool })
+	return ok && k.Equal(b)
+}
+
+func sameURIs(a, b []*url.URL) bool {
+	return slices.EqualFunc(a, b, func(x, y *url.URL) bool { return x.String() == y.String() })
+}

@@ -1,0 +1,111 @@
+package server
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	pb "istio.io/api/security/v1alpha1"
+
+	"github.com/meshca/meshca/ca"
+	"github.com/meshca/meshca/ca/authn"
+)
+
+// MaxRequestBytes bounds a CreateCertificate message; larger ones are refused by gRPC with ResourceExhausted.
+const MaxRequestBytes = 64 << 10
+
+// service implements istio.v1.auth.IstioCertificateService.
+type service struct {
+	pb.UnimplementedIstioCertificateServiceServer
+	issuer *ca.Issuer
+}
+
+// CreateCertificate authenticates the caller from its metadata and TLS peer, and issues the certificate its
+// CSR asks for if that is the caller's identity. The chain is [leaf, intermediates..., root], one PEM
+// certificate per element, as istiod answers.
+func (s *service) CreateCertificate(ctx context.Context, req *pb.IstioCertificateRequest) (*pb.IstioCertificateResponse, error) {
+	creds, p := credentialsFrom(ctx)
+	r := &ca.Request{Credentials: creds, CSR: []byte(req.GetCsr()), TTL: time.Duration(req.GetValidityDuration()) * time.Second, Peer: p}
+	if req.GetValidityDuration() > int64((100*365*24*time.Hour)/time.Second) {
+		r.TTL = 100 * 365 * 24 * time.Hour // far beyond any max; policy clamps it
+	}
+	if md := req.GetMetadata(); md != nil {
+		if v, ok := md.GetFields()["ImpersonatedIdentity"]; ok {
+			id := v.GetStringValue()
+			if id == "" {
+				return nil, status.Error(codes.InvalidArgument, "metadata ImpersonatedIdentity must be a non-empty SPIFFE ID string")
+			}
+			r.ImpersonatedIdentity = id
+		}
+	}
+	res, err := s.issuer.Issue(ctx, r)
+	if err != nil {
+		return nil, statusFor(err)
+	}
+	chain := make([]string, len(res.Chain))
+	for n, c := range res.Chain {
+		chain[n] = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+	}
+	return &pb.IstioCertificateResponse{CertChain: chain}, nil
+}
+
+// credentialsFrom reads what istio-agent and ztunnel send: "authorization: Bearer <JWT>", "clusterid", and
+// the TLS client certificate when one was presented.
+func credentialsFrom(ctx context.Context) (authn.Request, string) {
+	var r authn.Request
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		for _, v := range md.Get("authorization") {
+			if tok, ok := cutPrefixFold(v, "Bearer "); ok {
+				r.Token = strings.TrimSpace(tok)
+				break
+			}
+		}
+		if v := md.Get("clusterid"); len(v) > 0 {
+			r.ClusterID = v[0]
+		}
+	}
+	addr := ""
+	if p, ok := peer.FromContext(ctx); ok {
+		if p.Addr != nil {
+			addr = p.Addr.String()
+		}
+		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok {
+			r.PeerCertificates = ti.State.PeerCertificates
+		}
+	}
+	return r, addr
+}
+
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {
+		return s[len(prefix):], true
+	}
+	return "", false
+}
+
+// grpcServerOptions are the limits every meshca gRPC server runs with.
+func grpcServerOptions(creds credentials.TransportCredentials) []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.Creds(creds),
+		grpc.MaxRecvMsgSize(MaxRequestBytes),
+		grpc.MaxConcurrentStreams(1000),
+		grpc.ConnectionTimeout(10 * time.Second),
+	}
+}
+
+func pemChain(certs []*x509.Certificate) []byte {
+	var b []byte
+	for _, c := range certs {
+		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	return b
+}
+

@@ -1,0 +1,61 @@
+package server
+
+import (
+	"context"
+	"encoding/pem"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+func (s *Server) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		if err := s.ready(ctx); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /roots.pem", func(w http.ResponseWriter, r *http.Request) {
+		roots, err := s.issuer.Roots(r.Context())
+		if err != nil {
+			s.cfg.Logger.Error("serving /roots.pem", "error", err)
+			http.Error(w, "roots unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		w.Write(pemChain(roots))
+	})
+	crl := func(asPEM bool) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if s.cfg.CRL == nil {
+				http.Error(w, "no CRL is published by this CA's backends", http.StatusNotFound)
+				return
+			}
+			der, err := s.cfg.CRL(r.Context())
+			if err != nil {
+				s.cfg.Logger.Error("serving the CRL", "error", err)
+				http.Error(w, "CRL unavailable", http.StatusServiceUnavailable)
+				return
+			}
+			if asPEM {
+				w.Header().Set("Content-Type", "application/x-pem-file")
+				w.Write(pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}))
+				return
+			}
+			w.Header().Set("Content-Type", "application/pkix-crl")
+			w.Write(der)
+		}
+	}
+	mux.HandleFunc("GET /crl", crl(false))
+	mux.HandleFunc("GET /crl.pem", crl(true))
+	return mux
+}
