@@ -108,4 +108,3 @@ func pemChain(certs []*x509.Certificate) []byte {
 	}
 	return b
 }
-

@@ -129,4 +129,3 @@ func (s *servingCert) tlsConfig(curves []tls.CurveID) *tls.Config {
 		CurvePreferences: curves,
 	}
 }
-
