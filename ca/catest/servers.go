@@ -64,9 +64,13 @@ func RepoRoot(tb testing.TB) string {
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
+	return freePort()
+}
+
+func freePort() int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		tb.Fatalf("catest: finding a free port: %v", err)
+		panic("catest: finding a free port: " + err.Error())
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
