@@ -1,0 +1,302 @@
+package meshcatest
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/meshca/meshca/backends/file"
+	"github.com/meshca/meshca/ca"
+	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/ca/server"
+)
+
+// TrustDomain is the trust domain of a CA started by Start.
+const TrustDomain = "cluster.local"
+
+// Options tunes a CA started by Start. The zero value is meshca's default policy.
+type Options struct {
+	// MinTTL, MaxTTL and DefaultTTL override the issuance policy's lifetimes (e.g. a 5s minimum so that
+	// agents rotate within a test).
+	MinTTL, MaxTTL, DefaultTTL time.Duration
+}
+
+// CA is a running meshca.
+type CA struct {
+	// GRPCAddr ("127.0.0.1:port") serves istio.v1.auth.IstioCertificateService over TLS; HTTPAddr serves
+	// /metrics, /healthz, /readyz and /roots.pem.
+	GRPCAddr, HTTPAddr string
+	// Root is the mesh root that verifies both the serving certificate and issued certificates.
+	Root    *x509.Certificate
+	RootPEM []byte
+	// Tokens mints service-account tokens this CA trusts.
+	Tokens *authn.DevIssuer
+	// Registry holds every metric the CA registered.
+	Registry *prometheus.Registry
+
+	audit *recorder
+}
+
+// Start generates a dev CA in a temporary cacerts directory and serves it on free loopback ports until the
+// test ends. Operational logs are printed only if the test fails.
+func Start(tb testing.TB, opts Options) *CA {
+	tb.Helper()
+	dir := tb.TempDir()
+	g, err := file.Generate(file.GenerateOptions{Organization: TrustDomain})
+	if err != nil {
+		tb.Fatalf("meshcatest: generating the CA: %v", err)
+	}
+	cacerts := filepath.Join(dir, "cacerts")
+	if err := g.WriteDir(cacerts); err != nil {
+		tb.Fatalf("meshcatest: writing cacerts: %v", err)
+	}
+	tokens, err := authn.GenerateDevIssuer("")
+	if err != nil {
+		tb.Fatalf("meshcatest: dev token issuer: %v", err)
+	}
+
+	logs := &syncBuffer{}
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			tb.Logf("meshca log:\n%s", logs.String())
+		}
+	})
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	audit := newRecorder()
+	reg := prometheus.NewRegistry()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	fb, err := file.New(ctx, file.Config{Dir: cacerts, Logger: log, Registerer: reg})
+	if err != nil {
+		cancel()
+		tb.Fatalf("meshcatest: file backend: %v", err)
+	}
+	jwt, err := authn.NewJWT([]authn.Issuer{{Issuer: tokens.Issuer, Keys: tokens.Keys()}}, authn.JWTOptions{})
+	if err != nil {
+		cancel()
+		tb.Fatalf("meshcatest: JWT authenticator: %v", err)
+	}
+	chain := authn.Chain{jwt}
+	issuer, err := ca.New(ca.Config{
+		Backends:      []ca.NamedBackend{{Name: "file", Backend: fb}},
+		Authenticator: &chain,
+		Policy: ca.Policy{TrustDomain: TrustDomain, MinTTL: opts.MinTTL, MaxTTL: opts.MaxTTL,
+			DefaultTTL: opts.DefaultTTL},
+		Logger:     log,
+		Audit:      slog.New(audit),
+		Registerer: reg,
+	})
+	if err != nil {
+		cancel()
+		tb.Fatalf("meshcatest: issuer: %v", err)
+	}
+	// Renewals with a certificate this CA issued, as `meshca serve` allows by default.
+	chain = append(chain, &authn.ClientCert{Roots: issuer.Roots, TrustDomains: issuer.TrustDomains()})
+	srv, err := server.New(issuer, server.Config{DNSNames: []string{"localhost"}, IPAddresses: []string{"127.0.0.1"},
+		Logger: log, Gatherer: reg})
+	if err != nil {
+		cancel()
+		tb.Fatalf("meshcatest: server: %v", err)
+	}
+	gl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		cancel()
+		tb.Fatalf("meshcatest: gRPC listener: %v", err)
+	}
+	hl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		cancel()
+		gl.Close()
+		tb.Fatalf("meshcatest: HTTP listener: %v", err)
+	}
+	c := &CA{GRPCAddr: gl.Addr().String(), HTTPAddr: hl.Addr().String(), Root: g.Root, RootPEM: g.RootPEM,
+		Tokens: tokens, Registry: reg, audit: audit}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, gl, hl) }()
+	tb.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				tb.Errorf("meshcatest: meshca stopped with: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			tb.Errorf("meshcatest: meshca did not stop within 15s")
+		}
+		_ = fb.Close()
+	})
+	c.waitReady(tb, done)
+	return c
+}
+
+// waitReady polls /readyz until meshca answers 200 (it first issues its own serving certificate).
+func (c *CA) waitReady(tb testing.TB, done <-chan error) {
+	tb.Helper()
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case err := <-done:
+			tb.Fatalf("meshcatest: meshca exited before it was ready: %v", err)
+		default:
+		}
+		resp, err := client.Get("http://" + c.HTTPAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("meshcatest: meshca not ready after 10s (last: %v)", errors.Join(err, statusErr(resp)))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func statusErr(resp *http.Response) error {
+	if resp == nil {
+		return nil
+	}
+	return fmt.Errorf("HTTP %s", resp.Status)
+}
+
+// Token mints a token for the service account ns/sa with the default audience (istio-ca) and a 1h lifetime.
+func (c *CA) Token(tb testing.TB, ns, sa string) string {
+	tb.Helper()
+	tok, err := c.Tokens.Mint(authn.TokenClaims{Namespace: ns, ServiceAccount: sa})
+	if err != nil {
+		tb.Fatalf("meshcatest: minting a token: %v", err)
+	}
+	return tok
+}
+
+// WriteRoot writes the root certificate (PEM) to path, creating its directory.
+func (c *CA) WriteRoot(tb testing.TB, path string) {
+	tb.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(path, c.RootPEM, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// Counter returns the value of the counter name whose labels include labels (0 when no such series exists).
+// Series matching labels are summed, so a nil map gives the counter's total.
+func (c *CA) Counter(tb testing.TB, name string, labels map[string]string) float64 {
+	tb.Helper()
+	mfs, err := c.Registry.Gather()
+	if err != nil {
+		tb.Fatalf("meshcatest: gathering metrics: %v", err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if matches(m, labels) && m.GetCounter() != nil {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+func matches(m *dto.Metric, want map[string]string) bool {
+	got := map[string]string{}
+	for _, lp := range m.GetLabel() {
+		got[lp.GetName()] = lp.GetValue()
+	}
+	for k, v := range want {
+		if got[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// AuditRecord is one audit log line: its message ("certificate issued", "certificate request refused") and
+// its attributes as strings (outcome, reason, caller, identity, key_type, serial, error, ...).
+type AuditRecord struct {
+	Message string
+	Attrs   map[string]string
+}
+
+// Audit returns the audit records written so far.
+func (c *CA) Audit() []AuditRecord { return c.audit.records() }
+
+// recorder is a slog.Handler that keeps every record in memory. Groups are flattened.
+type recorder struct {
+	store *recordStore
+	attrs []slog.Attr
+}
+
+type recordStore struct {
+	mu   sync.Mutex
+	recs []AuditRecord
+}
+
+func newRecorder() *recorder { return &recorder{store: &recordStore{}} }
+
+func (r *recorder) Enabled(context.Context, slog.Level) bool { return true }
+
+func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
+	a := AuditRecord{Message: rec.Message, Attrs: map[string]string{}}
+	add := func(at slog.Attr) bool {
+		a.Attrs[at.Key] = at.Value.Resolve().String()
+		return true
+	}
+	for _, at := range r.attrs {
+		add(at)
+	}
+	rec.Attrs(add)
+	r.store.mu.Lock()
+	r.store.recs = append(r.store.recs, a)
+	r.store.mu.Unlock()
+	return nil
+}
+
+func (r *recorder) WithAttrs(as []slog.Attr) slog.Handler {
+	return &recorder{store: r.store, attrs: append(append([]slog.Attr(nil), r.attrs...), as...)}
+}
+
+func (r *recorder) WithGroup(string) slog.Handler { return r }
+
+func (r *recorder) records() []AuditRecord {
+	r.store.mu.Lock()
+	defer r.store.mu.Unlock()
+	return append([]AuditRecord(nil), r.store.recs...)
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines to write while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
