@@ -245,7 +245,6 @@ func (k *Kube) Namespace(tb testing.TB) string {
 	return name
 }
 
-
 func waitHTTP(url, token string, proc *exec.Cmd, timeout time.Duration) error {
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // readiness probe only; clients verify
