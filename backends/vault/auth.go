@@ -1,0 +1,254 @@
+package vault
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/meshca/meshca/backends"
+)
+
+// tokenState is what the backend knows about its current token. The token itself lives only in the client.
+type tokenState struct {
+	obtained  time.Time
+	ttl       time.Duration // 0: the token does not expire
+	renewable bool
+	fileData  string // the TokenFile content the token came from, to notice rotation
+}
+
+// expires returns when the token expires, or the zero time when it does not.
+func (t *tokenState) expires() time.Time {
+	if t.ttl == 0 {
+		return time.Time{}
+	}
+	return t.obtained.Add(t.ttl)
+}
+
+// refreshAt returns when the background goroutine should renew or replace the token: after two thirds of its
+// life, so that one failed attempt still leaves time for retries.
+func (t *tokenState) refreshAt(tokenFile bool) time.Time {
+	if t.ttl == 0 {
+		if tokenFile {
+			return t.obtained.Add(30 * time.Second) // look for a rotated file
+		}
+		return time.Time{}
+	}
+	return t.obtained.Add(t.ttl * 2 / 3)
+}
+
+// refreshToken makes sure the client holds a live token: at start (initial) it takes or logs in for one;
+// later it renews a renewable token and, for the login methods, logs in again when renewal is not possible.
+func (b *Backend) refreshToken(ctx context.Context, initial bool) error {
+	a := &b.cfg.Auth
+	cur := b.token.Load()
+	if a.Method == AuthToken {
+		tok, data, err := b.readToken()
+		if err != nil {
+			return err
+		}
+		if initial || cur == nil || data != cur.fileData {
+			b.client.SetToken(tok)
+			st, err := b.lookupSelf(ctx)
+			if err != nil {
+				return err
+			}
+			st.fileData = data
+			b.token.Store(st)
+			if !initial {
+				b.cfg.Logger.Info("vault token file changed; using the new token", "file", a.TokenFile, "ttl", st.ttl.String())
+			}
+			b.warnExpiry(st)
+			return nil
+		}
+		if !cur.renewable || cur.ttl == 0 {
+			return nil
+		}
+		st, err := b.renew(ctx, cur)
+		if err != nil {
+			return err
+		}
+		st.fileData = cur.fileData
+		b.token.Store(st)
+		b.warnExpiry(st)
+		return nil
+	}
+	if !initial && cur != nil && cur.renewable && cur.ttl > 0 {
+		st, err := b.renew(ctx, cur)
+		if err == nil && st.ttl >= cur.ttl/2 {
+			b.token.Store(st)
+			return nil
+		}
+		// Not renewable far enough (token max_ttl reached) or renewal refused: log in afresh.
+	}
+	return b.doLogin(ctx)
+}
+
+// warnExpiry logs when a token given by the operator cannot be kept alive.
+func (b *Backend) warnExpiry(st *tokenState) {
+	if st.ttl > 0 && !st.renewable {
+		b.cfg.Logger.Warn("vault token is not renewable and will expire: rotate tokenFile before then or use approle or kubernetes auth",
+			"expires", st.expires().UTC())
+	}
+}
+
+func (b *Backend) readToken() (token, fileData string, err error) {
+	a := &b.cfg.Auth
+	if a.TokenFile == "" {
+		return string(a.Token), "", nil
+	}
+	raw, err := b.cfg.ReadFile(a.TokenFile)
+	if err != nil {
+		return "", "", fmt.Errorf("vault: reading auth.tokenFile: %w", err)
+	}
+	tok := strings.TrimSpace(string(raw))
+	if tok == "" {
+		return "", "", fmt.Errorf("vault: auth.tokenFile %s is empty", a.TokenFile)
+	}
+	return tok, tok, nil
+}
+
+// lookupSelf asks Vault about the client's token.
+func (b *Backend) lookupSelf(ctx context.Context) (*tokenState, error) {
+	cctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	defer cancel()
+	now := b.cfg.Clock()
+	sec, err := b.client.Auth().Token().LookupSelfWithContext(cctx)
+	if err != nil {
+		return nil, b.classify(cctx, "looking up meshca's token", "auth/token/lookup-self", err)
+	}
+	if sec == nil || sec.Data == nil {
+		return nil, errors.New("vault: empty answer to auth/token/lookup-self")
+	}
+	st := &tokenState{obtained: now}
+	if n, ok := sec.Data["ttl"].(json.Number); ok {
+		secs, _ := n.Int64()
+		st.ttl = time.Duration(secs) * time.Second
+	}
+	st.renewable, _ = sec.Data["renewable"].(bool)
+	return st, nil
+}
+
+// renew extends the client's token by its previous TTL.
+func (b *Backend) renew(ctx context.Context, cur *tokenState) (*tokenState, error) {
+	cctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	defer cancel()
+	now := b.cfg.Clock()
+	sec, err := b.client.Auth().Token().RenewSelfWithContext(cctx, int(cur.ttl/time.Second))
+	if err != nil {
+		return nil, b.classify(cctx, "renewing meshca's token", "auth/token/renew-self", err)
+	}
+	if sec == nil || sec.Auth == nil {
+		return nil, errors.New("vault: empty answer to auth/token/renew-self")
+	}
+	st := &tokenState{obtained: now, ttl: time.Duration(sec.Auth.LeaseDuration) * time.Second, renewable: sec.Auth.Renewable}
+	b.cfg.Logger.Debug("vault token renewed", "ttl", st.ttl.String())
+	return st, nil
+}
+
+// doLogin logs in with the configured method and installs the new token.
+func (b *Backend) doLogin(ctx context.Context) error {
+	a := &b.cfg.Auth
+	var data map[string]any
+	switch a.Method {
+	case AuthAppRole:
+		secretID := string(a.SecretID)
+		if a.SecretIDFile != "" {
+			raw, err := b.cfg.ReadFile(a.SecretIDFile)
+			if err != nil {
+				return fmt.Errorf("vault: reading auth.secretIDFile: %w", err)
+			}
+			secretID = strings.TrimSpace(string(raw))
+		}
+		data = map[string]any{"role_id": a.RoleID, "secret_id": secretID}
+	case AuthKubernetes, AuthJWT:
+		raw, err := b.cfg.ReadFile(a.JWTFile) // re-read at every login: the kubelet rotates projected tokens
+		if err != nil {
+			return fmt.Errorf("vault: reading auth.jwtFile: %w", err)
+		}
+		data = map[string]any{"role": a.Role, "jwt": strings.TrimSpace(string(raw))}
+	default:
+		return fmt.Errorf("vault: auth method %q cannot log in", a.Method)
+	}
+	path := "auth/" + a.MountPath + "/login"
+	cctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	defer cancel()
+	now := b.cfg.Clock()
+	sec, err := b.login.Logical().WriteWithContext(cctx, path, data)
+	if err != nil {
+		err = b.classify(cctx, "logging in", path, err)
+		if errors.Is(err, backends.ErrRefused) {
+			err = fmt.Errorf("%w: check the %s credentials and the Vault role", err, a.Method)
+		}
+		return err
+	}
+	if sec == nil || sec.Auth == nil || sec.Auth.ClientToken == "" {
+		return fmt.Errorf("vault: %s answered without a token", path)
+	}
+	b.client.SetToken(sec.Auth.ClientToken)
+	st := &tokenState{obtained: now, ttl: time.Duration(sec.Auth.LeaseDuration) * time.Second, renewable: sec.Auth.Renewable}
+	b.token.Store(st)
+	b.cfg.Logger.Info("vault login succeeded", "method", a.Method, "mount", a.MountPath, "ttl", st.ttl.String(),
+		"renewable", st.renewable, "policies", sec.Auth.Policies)
+	return nil
+}
+
+// relogin logs in again unless another caller already replaced the token that failed (used). Concurrent
+// callers share one login.
+func (b *Backend) relogin(ctx context.Context, used string) error {
+	if b.client.Token() != used {
+		return nil
+	}
+	_, err, _ := b.flight.Do("login", func() (any, error) {
+		if b.client.Token() != used {
+			return nil, nil
+		}
+		return nil, b.doLogin(context.WithoutCancel(ctx))
+	})
+	return err
+}
+
+// run keeps the token alive and the CA chain fresh until ctx ends.
+func (b *Backend) run(ctx context.Context) {
+	defer close(b.done)
+	const maxBackoff = 30 * time.Second
+	backoff := time.Second
+	nextToken := b.token.Load().refreshAt(b.cfg.Auth.TokenFile != "")
+	nextChain := b.cfg.Clock().Add(b.cfg.RefreshInterval)
+	for {
+		next := nextChain
+		if !nextToken.IsZero() && nextToken.Before(next) {
+			next = nextToken
+		}
+		t := time.NewTimer(max(next.Sub(b.cfg.Clock()), 0))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		now := b.cfg.Clock()
+		if !nextToken.IsZero() && !now.Before(nextToken) {
+			if err := b.refreshToken(ctx, false); err != nil {
+				st := b.token.Load()
+				b.cfg.Logger.Error("vault token refresh failed; retrying", "method", b.cfg.Auth.Method,
+					"retry_in", backoff.String(), "token_expires", st.expires().UTC(), "error", err)
+				nextToken = now.Add(backoff)
+				backoff = min(2*backoff, maxBackoff)
+			} else {
+				backoff = time.Second
+				nextToken = b.token.Load().refreshAt(b.cfg.Auth.TokenFile != "")
+			}
+		}
+		if !now.Before(nextChain) {
+			if err := b.refreshCAChain(ctx); err != nil {
+				b.cfg.Logger.Warn("vault CA chain refresh failed; keeping the previous chain", "mount", b.cfg.Mount, "error", err)
+				nextChain = now.Add(maxBackoff)
+			} else {
+				nextChain = now.Add(b.cfg.RefreshInterval)
+			}
+		}
+	}
+}
