@@ -413,10 +413,16 @@ func (b *Backend) CRL(ctx context.Context) ([]byte, error) {
 	return nil, fmt.Errorf("stepca: step-ca's CRL (issuer %s) is not signed by its CA chain: %w", rl.Issuer, backends.ErrBadChain)
 }
 
-// Check reports whether step-ca answers /health and the provisioner credential is usable.
+// Check reports whether step-ca answers /health and the provisioner credential is usable (an X5C credential
+// with less than a minute left is not).
 func (b *Backend) Check(ctx context.Context) error {
-	if _, err := b.minter.notAfterLimit(); err != nil {
+	limit, err := b.minter.notAfterLimit()
+	if err != nil {
 		return fmt.Errorf("stepca: x5c credential: %w: %w", backends.ErrUnavailable, err)
+	}
+	if !limit.IsZero() && limit.Sub(b.cfg.Clock()) < time.Minute {
+		return fmt.Errorf("stepca: the x5c credential %s expires at %s; renew it: %w",
+			b.cfg.X5C.CertFile, limit.UTC().Format(time.RFC3339), backends.ErrUnavailable)
 	}
 	if _, err := b.trust(ctx); err != nil {
 		return err

@@ -295,6 +295,10 @@ func TestTokenReplayIsRefusedByStepCA(t *testing.T) {
 			t.Errorf("a replayed token is meshca's fault, neither unavailable nor refused: %v", err)
 		}
 		t.Logf("replay surfaced as: %v", err)
+		// docs/stepca.md warns operators that step-ca's log holds whole tokens; keep that warning true.
+		if !strings.Contains(srv.Log(), first) {
+			t.Error("step-ca's log no longer holds the token; update the warning in docs/stepca.md")
+		}
 	}
 }
 
@@ -477,5 +481,21 @@ func TestNewWhileStepCAIsDown(t *testing.T) {
 	}
 	if _, err := b.Sign(ctx, signRequest(t, ecKey(t), "spiffe://cluster.local/ns/a/sa/b", time.Hour)); err != nil {
 		t.Fatalf("Sign once step-ca is up: %v", err)
+	}
+}
+
+// TestX5CCredentialAboutToExpireMakesTheBackendUnavailable: with less than a minute of credential left,
+// step-ca would refuse every certificate, so the backend reports unavailable and the core fails over.
+func TestX5CCredentialAboutToExpireMakesTheBackendUnavailable(t *testing.T) {
+	srv := sharedServer(t)
+	cfg := x5cConfig(srv)
+	cfg.Clock = func() time.Time { return srv.X5C.NotAfter.Add(-30 * time.Second) }
+	b := newBackend(t, cfg)
+	_, err := b.Sign(context.Background(), signRequest(t, ecKey(t), "spiffe://cluster.local/ns/a/sa/b", time.Hour))
+	if !errors.Is(err, backends.ErrUnavailable) || !strings.Contains(err.Error(), "renew") {
+		t.Fatalf("Sign = %v, want ErrUnavailable telling the operator to renew the credential", err)
+	}
+	if err := b.Check(context.Background()); !errors.Is(err, backends.ErrUnavailable) {
+		t.Fatalf("Check = %v, want ErrUnavailable", err)
 	}
 }
