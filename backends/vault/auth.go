@@ -28,16 +28,16 @@ func (t *tokenState) expires() time.Time {
 }
 
 // refreshAt returns when the background goroutine should renew or replace the token: after two thirds of its
-// life, so that one failed attempt still leaves time for retries.
-func (t *tokenState) refreshAt(tokenFile bool) time.Time {
+// life, so that one failed attempt still leaves time for retries. The zero time means never.
+func (t *tokenState) refreshAt() time.Time {
 	if t.ttl == 0 {
-		if tokenFile {
-			return t.obtained.Add(30 * time.Second) // look for a rotated file
-		}
 		return time.Time{}
 	}
 	return t.obtained.Add(t.ttl * 2 / 3)
 }
+
+// tokenFilePoll is how often a token file is checked for rotation.
+const tokenFilePoll = 30 * time.Second
 
 // refreshToken makes sure the client holds a live token: at start (initial) it takes or logs in for one;
 // later it renews a renewable token and, for the login methods, logs in again when renewal is not possible.
@@ -63,7 +63,7 @@ func (b *Backend) refreshToken(ctx context.Context, initial bool) error {
 			b.warnExpiry(st)
 			return nil
 		}
-		if !cur.renewable || cur.ttl == 0 {
+		if !cur.renewable || cur.ttl == 0 || b.cfg.Clock().Before(cur.refreshAt()) {
 			return nil
 		}
 		st, err := b.renew(ctx, cur)
@@ -148,11 +148,26 @@ func (b *Backend) renew(ctx context.Context, cur *tokenState) (*tokenState, erro
 	return st, nil
 }
 
-// doLogin logs in with the configured method and installs the new token.
+// doLogin logs in with the configured method (for AuthToken: re-reads the token file) and installs the new
+// token.
 func (b *Backend) doLogin(ctx context.Context) error {
 	a := &b.cfg.Auth
 	var data map[string]any
 	switch a.Method {
+	case AuthToken:
+		tok, fileData, err := b.readToken()
+		if err != nil {
+			return err
+		}
+		b.client.SetToken(tok)
+		st, err := b.lookupSelf(ctx)
+		if err != nil {
+			return err
+		}
+		st.fileData = fileData
+		b.token.Store(st)
+		b.cfg.Logger.Info("vault token re-read from file", "file", a.TokenFile, "ttl", st.ttl.String())
+		return nil
 	case AuthAppRole:
 		secretID := string(a.SecretID)
 		if a.SecretIDFile != "" {
@@ -210,12 +225,23 @@ func (b *Backend) relogin(ctx context.Context, used string) error {
 	return err
 }
 
+// nextTokenCheck returns when the token should next be renewed, replaced or its file checked.
+func (b *Backend) nextTokenCheck() time.Time {
+	next := b.token.Load().refreshAt()
+	if b.cfg.Auth.TokenFile != "" {
+		if poll := b.cfg.Clock().Add(tokenFilePoll); next.IsZero() || poll.Before(next) {
+			next = poll
+		}
+	}
+	return next
+}
+
 // run keeps the token alive and the CA chain fresh until ctx ends.
 func (b *Backend) run(ctx context.Context) {
 	defer close(b.done)
 	const maxBackoff = 30 * time.Second
 	backoff := time.Second
-	nextToken := b.token.Load().refreshAt(b.cfg.Auth.TokenFile != "")
+	nextToken := b.nextTokenCheck()
 	nextChain := b.cfg.Clock().Add(b.cfg.RefreshInterval)
 	for {
 		next := nextChain
@@ -239,7 +265,7 @@ func (b *Backend) run(ctx context.Context) {
 				backoff = min(2*backoff, maxBackoff)
 			} else {
 				backoff = time.Second
-				nextToken = b.token.Load().refreshAt(b.cfg.Auth.TokenFile != "")
+				nextToken = b.nextTokenCheck()
 			}
 		}
 		if !now.Before(nextChain) {

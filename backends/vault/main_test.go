@@ -21,6 +21,7 @@ import (
 	"github.com/meshca/meshca/backends"
 	"github.com/meshca/meshca/backends/vault"
 	"github.com/meshca/meshca/backends/vault/vaulttest"
+	"github.com/meshca/meshca/ca/catest"
 )
 
 // One dev Vault serves the whole test binary; each test configures its own PKI mount on it. Tests that stop or
@@ -30,19 +31,14 @@ var shared struct {
 	srv  *vaulttest.Server
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if shared.srv != nil {
-		shared.srv.Stop()
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(catest.Main(m)) }
 
 // devVault returns the shared dev Vault, starting it on first use. It skips under -short.
 func devVault(t testing.TB) *vaulttest.Server {
 	t.Helper()
 	shared.once.Do(func() {
 		shared.srv = vaulttest.Launch(t, vaulttest.Options{})
+		catest.AtExit(shared.srv.Stop)
 		t.Logf("dev Vault at %s ready after %s", shared.srv.Addr, shared.srv.ReadyAfter)
 	})
 	if shared.srv == nil {

@@ -423,8 +423,9 @@ func (b *Backend) Check(ctx context.Context) error {
 	return nil
 }
 
-// write sends one request with the backend's deadline. When Vault answers 403 and meshca logs in by itself
-// (AppRole, Kubernetes, JWT), it logs in again once and retries: the token may have been revoked or lost.
+// write sends one request with the backend's deadline. When Vault answers 403 and meshca can get a new token
+// by itself (AppRole, Kubernetes, JWT login, or a rotated token file), it does so once and retries: the token
+// may have been revoked, lost or rotated.
 func (b *Backend) write(ctx context.Context, op, path string, data map[string]any) (*api.Secret, error) {
 	for attempt := 0; ; attempt++ {
 		used := b.client.Token()
@@ -436,12 +437,13 @@ func (b *Backend) write(ctx context.Context, op, path string, data map[string]an
 		}
 		err = b.classify(cctx, op, path, err)
 		cancel()
-		if attempt > 0 || !isDenied(err) || b.cfg.Auth.Method == AuthToken {
+		if attempt > 0 || !isDenied(err) || (b.cfg.Auth.Method == AuthToken && b.cfg.Auth.TokenFile == "") {
 			return nil, err
 		}
 		b.cfg.Logger.Warn("vault denied meshca's token; logging in again", "path", path)
 		if lerr := b.relogin(ctx, used); lerr != nil {
-			return nil, errors.Join(err, lerr)
+			// Only the first error's kind counts: the backend cannot sign for anyone (ErrUnavailable).
+			return nil, fmt.Errorf("%w; logging in again failed: %v", err, lerr)
 		}
 	}
 }
