@@ -43,13 +43,13 @@ type agent struct {
 	stop    func()
 }
 
-// startAgent runs Istio's pilot-agent ("proxy sidecar", no Envoy) against mc, as it runs in a pod: token and
-// mesh root under ./var/run/secrets, certificates written to ./out. The process group is killed when the test
-// ends; the agent's log is printed if the test failed.
-func startAgent(tb testing.TB, bin string, mc *meshcatest.CA, cfg agentConfig) *agent {
+// startAgent runs Istio's pilot-agent ("proxy sidecar", no Envoy) against the CA at caAddr, as it runs in a
+// pod: token and mesh root (rootPEM) under ./var/run/secrets, certificates written to ./out. The process group
+// is killed when the test ends; the agent's log is printed if the test failed.
+func startAgent(tb testing.TB, bin, caAddr string, rootPEM []byte, cfg agentConfig) *agent {
 	tb.Helper()
 	dir := tb.TempDir()
-	for _, d := range []string{"var/run/secrets/tokens", "etc/istio/proxy", "out"} {
+	for _, d := range []string{"var/run/secrets/tokens", "var/run/secrets/istio", "etc/istio/proxy", "out"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			tb.Fatal(err)
 		}
@@ -57,8 +57,10 @@ func startAgent(tb testing.TB, bin string, mc *meshcatest.CA, cfg agentConfig) *
 	if err := os.WriteFile(filepath.Join(dir, "var/run/secrets/tokens/istio-token"), []byte(cfg.Token), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	mc.WriteRoot(tb, filepath.Join(dir, "var/run/secrets/istio/root-cert.pem"))
-	proxyConfig, err := json.Marshal(map[string]any{"discoveryAddress": mc.GRPCAddr, "statusPort": catest.FreePort(tb)})
+	if err := os.WriteFile(filepath.Join(dir, "var/run/secrets/istio/root-cert.pem"), rootPEM, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	proxyConfig, err := json.Marshal(map[string]any{"discoveryAddress": caAddr, "statusPort": catest.FreePort(tb)})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -77,7 +79,7 @@ func startAgent(tb testing.TB, bin string, mc *meshcatest.CA, cfg agentConfig) *
 		"HOME=" + dir,
 		"DISABLE_ENVOY=true",
 		"OUTPUT_CERTS=./out",
-		"CA_ADDR=" + mc.GRPCAddr,
+		"CA_ADDR=" + caAddr,
 		"POD_NAMESPACE=" + cfg.Namespace,
 		"POD_NAME=" + cfg.ServiceAccount + "-0",
 		"SERVICE_ACCOUNT=" + cfg.ServiceAccount,
@@ -223,7 +225,7 @@ func TestPilotAgentObtainsAndRotates(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			mc := meshcatest.Start(t, meshcatest.Options{MinTTL: 5 * time.Second})
-			a := startAgent(t, bin, mc, agentConfig{Namespace: ns, ServiceAccount: sa, Token: mc.Token(t, ns, sa),
+			a := startAgent(t, bin, mc.GRPCAddr, mc.RootPEM, agentConfig{Namespace: ns, ServiceAccount: sa, Token: mc.Token(t, ns, sa),
 				ECDSA: tc.ecdsa, SecretTTL: secretTTL})
 
 			obs := a.watchCerts(t, wantCerts, 45*time.Second)
@@ -305,7 +307,7 @@ func TestPilotAgentWithAnotherServiceAccountsToken(t *testing.T) {
 	bin := catest.Binary(t, "pilot-agent")
 	t.Parallel()
 	mc := meshcatest.Start(t, meshcatest.Options{MinTTL: 5 * time.Second})
-	a := startAgent(t, bin, mc, agentConfig{Namespace: "default", ServiceAccount: "sleep",
+	a := startAgent(t, bin, mc.GRPCAddr, mc.RootPEM, agentConfig{Namespace: "default", ServiceAccount: "sleep",
 		Token: mc.Token(t, "default", "other"), SecretTTL: 10 * time.Second})
 
 	deadline := time.Now().Add(30 * time.Second)
