@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -72,6 +73,15 @@ type RemoteKeysConfig struct {
 	Issuer string
 	// JWKSURL, when set, is fetched directly.
 	JWKSURL string
+	// DiscoveryURL, when set, is where the discovery document is fetched instead of at the issuer:
+	// <DiscoveryURL>/.well-known/openid-configuration, e.g. the API server's URL when the issuer
+	// (https://kubernetes.default.svc...) does not resolve from where meshca runs. The document must still
+	// name Issuer, and its jwks_uri is fetched from DiscoveryURL's scheme and host (only its path is used).
+	DiscoveryURL string
+	// HTTPClient, when set, makes the fetches instead of a client built from CAFile and TokenFile, e.g.
+	// rest.HTTPClientFor(kubeConfig) to reach the API server with its CA and credentials (see
+	// NewAPIServerKeys).
+	HTTPClient *http.Client
 	// CAFile verifies the HTTPS server (e.g. the cluster CA); default the system roots.
 	CAFile string
 	// TokenFile, when set, is sent as a bearer token (re-read on every fetch).
@@ -103,6 +113,15 @@ func NewRemoteKeys(cfg RemoteKeysConfig) (*RemoteKeys, error) {
 	if cfg.Issuer == "" && cfg.JWKSURL == "" {
 		return nil, errors.New("authn: remote keys need an issuer or a JWKS URL")
 	}
+	if cfg.DiscoveryURL != "" {
+		u, err := url.Parse(cfg.DiscoveryURL)
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			return nil, fmt.Errorf("authn: discovery URL %q must be an https:// URL", cfg.DiscoveryURL)
+		}
+		if cfg.Issuer == "" {
+			return nil, errors.New("authn: a discovery URL needs the issuer the document must name")
+		}
+	}
 	if cfg.Refresh == 0 {
 		cfg.Refresh = 5 * time.Minute
 	}
@@ -114,6 +133,9 @@ func NewRemoteKeys(cfg RemoteKeysConfig) (*RemoteKeys, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.HTTPClient != nil {
+		return &RemoteKeys{cfg: cfg, client: cfg.HTTPClient, jwksURL: cfg.JWKSURL}, nil
 	}
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.CAFile != "" {
@@ -168,7 +190,11 @@ func (r *RemoteKeys) refresh(ctx context.Context, seen time.Time) error {
 			Issuer  string `json:"issuer"`
 			JWKSURI string `json:"jwks_uri"`
 		}
-		b, err := r.get(ctx, strings.TrimSuffix(r.cfg.Issuer, "/")+"/.well-known/openid-configuration")
+		base := r.cfg.Issuer
+		if r.cfg.DiscoveryURL != "" {
+			base = r.cfg.DiscoveryURL
+		}
+		b, err := r.get(ctx, strings.TrimSuffix(base, "/")+"/.well-known/openid-configuration")
 		if err != nil {
 			return err
 		}
@@ -179,6 +205,15 @@ func (r *RemoteKeys) refresh(ctx context.Context, seen time.Time) error {
 			return fmt.Errorf("%w: OIDC discovery document names issuer %q, want %q", ErrUnavailable, doc.Issuer, r.cfg.Issuer)
 		}
 		r.jwksURL = doc.JWKSURI
+		if r.cfg.DiscoveryURL != "" {
+			jwks, err := url.Parse(doc.JWKSURI)
+			if err != nil {
+				return fmt.Errorf("%w: OIDC discovery for %q: bad jwks_uri: %v", ErrUnavailable, r.cfg.Issuer, err)
+			}
+			u, _ := url.Parse(r.cfg.DiscoveryURL)
+			u.Path, u.RawPath, u.RawQuery = jwks.Path, jwks.RawPath, jwks.RawQuery
+			r.jwksURL = u.String()
+		}
 	}
 	b, err := r.get(ctx, r.jwksURL)
 	if err != nil {
@@ -195,6 +230,8 @@ func (r *RemoteKeys) refresh(ctx context.Context, seen time.Time) error {
 }
 
 func (r *RemoteKeys) get(ctx context.Context, url string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)

@@ -1,0 +1,50 @@
+package authn
+
+import (
+	"fmt"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// LoadRESTConfig returns the configuration for reaching a Kubernetes API server: from the kubeconfig file at
+// path, or, when path is empty, the pod's in-cluster service-account configuration.
+func LoadRESTConfig(path string) (*rest.Config, error) {
+	if path == "" {
+		cfg, err := rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("authn: in-cluster Kubernetes config (set a kubeconfig when running outside a pod): %w", err)
+		}
+		return cfg, nil
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		return nil, fmt.Errorf("authn: kubeconfig %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// NewAPIServerKeys returns the key set of a cluster's service-account token issuer, fetched from the API
+// server's own OIDC discovery (/.well-known/openid-configuration, then /openid/v1/jwks) with cfg's CA and
+// credentials. issuer is the cluster's --service-account-issuer; the discovery document must name it. opts
+// may set refresh intervals and a logger; its Issuer, DiscoveryURL and HTTPClient are filled in here.
+func NewAPIServerKeys(cfg *rest.Config, issuer string, opts RemoteKeysConfig) (*RemoteKeys, error) {
+	client, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("authn: HTTP client for the API server: %w", err)
+	}
+	host, err := apiServerURL(cfg)
+	if err != nil {
+		return nil, err
+	}
+	opts.Issuer, opts.DiscoveryURL, opts.HTTPClient = issuer, host, client
+	return NewRemoteKeys(opts)
+}
+
+func apiServerURL(cfg *rest.Config) (string, error) {
+	u, _, err := rest.DefaultServerUrlFor(cfg)
+	if err != nil {
+		return "", fmt.Errorf("authn: API server URL: %w", err)
+	}
+	return u.String(), nil
+}

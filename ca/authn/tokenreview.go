@@ -1,0 +1,331 @@
+package authn
+
+import (
+	"container/list"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+	authnv1 "k8s.io/api/authentication/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Keys of TokenReview status.user.extra set by the API server for pod-bound service-account tokens.
+const (
+	ExtraPodName  = "authentication.kubernetes.io/pod-name"
+	ExtraPodUID   = "authentication.kubernetes.io/pod-uid"
+	ExtraNodeName = "authentication.kubernetes.io/node-name"
+)
+
+// TokenReviewConfig configures TokenReview.
+type TokenReviewConfig struct {
+	// Client reaches the API server that validates tokens (in-cluster config or a kubeconfig; see
+	// LoadRESTConfig). Its identity needs "create" on tokenreviews.authentication.k8s.io (system:auth-delegator).
+	Client kubernetes.Interface
+	// Audiences are sent with each review; the API server must echo at least one back. Default ["istio-ca"].
+	Audiences []string
+	// ClusterID, when set, is recorded in Caller.ClusterID; otherwise the request's clusterid is.
+	ClusterID string
+	// CacheTTL bounds how long a successful review is reused; it is never reused past the token's own exp.
+	// Default 1m; negative disables caching.
+	CacheTTL time.Duration
+	// NegativeTTL is how long a refusal is remembered, so a client retrying a bad token does not turn into a
+	// TokenReview per retry. Default 5s; negative disables. Errors (API server unreachable) are never cached.
+	NegativeTTL time.Duration
+	// CacheSize bounds the number of cached tokens; the least recently used is evicted. Default 4096.
+	CacheSize int
+	// Timeout bounds one review. Default 5s.
+	Timeout time.Duration
+	// Clock returns the current time; default time.Now.
+	Clock  func() time.Time
+	Logger *slog.Logger
+}
+
+// Validate reports every problem with c at once. It has no side effects.
+func (c *TokenReviewConfig) Validate() error {
+	var errs []error
+	if c.Client == nil {
+		errs = append(errs, errors.New("authn: tokenreview: a Kubernetes client is required"))
+	}
+	if slices.Contains(c.Audiences, "") {
+		errs = append(errs, errors.New("authn: tokenreview: audiences must not be empty strings"))
+	}
+	if c.CacheSize < 0 {
+		errs = append(errs, errors.New("authn: tokenreview: cache size must not be negative"))
+	}
+	if c.Timeout < 0 {
+		errs = append(errs, errors.New("authn: tokenreview: timeout must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *TokenReviewConfig) setDefaults() {
+	if len(c.Audiences) == 0 {
+		c.Audiences = []string{"istio-ca"}
+	}
+	if c.CacheTTL == 0 {
+		c.CacheTTL = time.Minute
+	}
+	if c.NegativeTTL == 0 {
+		c.NegativeTTL = 5 * time.Second
+	}
+	if c.CacheSize == 0 {
+		c.CacheSize = 4096
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 5 * time.Second
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// TokenReview authenticates Kubernetes service-account tokens by asking the API server (TokenReview API,
+// authentication.k8s.io/v1). Unlike local JWT verification it sees revocation: a token whose service account
+// or bound pod was deleted is refused. Answers are cached per token (by SHA-256; the token itself is never
+// stored) and concurrent reviews of one token collapse into one.
+type TokenReview struct {
+	cfg    TokenReviewConfig
+	cache  *reviewCache
+	flight singleflight.Group
+
+	reviews, hits atomic.Int64
+}
+
+// NewTokenReview returns a TokenReview authenticator.
+func NewTokenReview(cfg TokenReviewConfig) (*TokenReview, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	return &TokenReview{cfg: cfg, cache: newReviewCache(cfg.CacheSize)}, nil
+}
+
+// TokenReviewStats counts a TokenReview authenticator's work.
+type TokenReviewStats struct {
+	// Reviews is the number of TokenReviews sent to the API server; CacheHits the answers served from cache.
+	Reviews, CacheHits int64
+	// Cached is the number of tokens in the cache.
+	Cached int
+}
+
+// Stats returns counters since the authenticator was created.
+func (t *TokenReview) Stats() TokenReviewStats {
+	return TokenReviewStats{Reviews: t.reviews.Load(), CacheHits: t.hits.Load(), Cached: t.cache.len()}
+}
+
+// reviewResult is a definitive answer: a caller, or a refusal.
+type reviewResult struct {
+	caller *Caller
+	err    error // wraps ErrUnauthenticated
+}
+
+// Authenticate implements Authenticator.
+func (t *TokenReview) Authenticate(ctx context.Context, req *Request) (*Caller, error) {
+	if req.Token == "" {
+		return nil, ErrNoCredential
+	}
+	if len(req.Token) > MaxTokenSize {
+		return nil, fmt.Errorf("%w: token longer than %d bytes", ErrUnauthenticated, MaxTokenSize)
+	}
+	sum := sha256.Sum256([]byte(req.Token))
+	key := string(sum[:])
+	now := t.cfg.Clock()
+	if r, ok := t.cache.get(key, now); ok {
+		t.hits.Add(1)
+		return t.answer(r, req)
+	}
+	ch := t.flight.DoChan(key, func() (any, error) {
+		// The review outlives a caller that gives up, so the callers sharing it still get an answer.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.cfg.Timeout)
+		defer cancel()
+		r, err := t.review(rctx, req.Token)
+		if err != nil {
+			return nil, err
+		}
+		t.store(key, req.Token, r)
+		return r, nil
+	})
+	select {
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: waiting for TokenReview: %w", ErrUnavailable, ctx.Err())
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return t.answer(res.Val.(*reviewResult), req)
+	}
+}
+
+// answer returns a copy of a shared result, so callers cannot modify the cached one.
+func (t *TokenReview) answer(r *reviewResult, req *Request) (*Caller, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	c := *r.caller
+	if c.ClusterID == "" {
+		c.ClusterID = req.ClusterID
+	}
+	return &c, nil
+}
+
+// store caches r: a success for at most CacheTTL and the token's remaining life, a refusal for NegativeTTL.
+func (t *TokenReview) store(key, token string, r *reviewResult) {
+	now := t.cfg.Clock()
+	ttl := t.cfg.CacheTTL
+	if r.err != nil {
+		ttl = t.cfg.NegativeTTL
+	} else if exp, ok := unverifiedExpiry(token); ok {
+		ttl = min(ttl, exp.Sub(now))
+	}
+	if ttl <= 0 {
+		return
+	}
+	t.cache.put(key, r, now.Add(ttl))
+}
+
+func (t *TokenReview) review(ctx context.Context, token string) (*reviewResult, error) {
+	t.reviews.Add(1)
+	start := time.Now()
+	tr, err := t.cfg.Client.AuthenticationV1().TokenReviews().Create(ctx, &authnv1.TokenReview{
+		Spec: authnv1.TokenReviewSpec{Token: token, Audiences: t.cfg.Audiences},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		if apierrors.IsForbidden(err) {
+			return nil, fmt.Errorf("%w: TokenReview forbidden for meshca's own identity: grant it create on tokenreviews.authentication.k8s.io (ClusterRole system:auth-delegator): %v", ErrUnavailable, err)
+		}
+		return nil, fmt.Errorf("%w: TokenReview: %v", ErrUnavailable, err)
+	}
+	t.cfg.Logger.Debug("TokenReview", "authenticated", tr.Status.Authenticated, "user", tr.Status.User.Username,
+		"elapsed", time.Since(start))
+	refuse := func(format string, args ...any) (*reviewResult, error) {
+		return &reviewResult{err: fmt.Errorf("%w: TokenReview: "+format, append([]any{ErrUnauthenticated}, args...)...)}, nil
+	}
+	st := tr.Status
+	if !st.Authenticated {
+		msg := st.Error
+		if msg == "" {
+			msg = "token not authenticated"
+		}
+		return refuse("the API server refused the token: %s", msg)
+	}
+	if !slices.ContainsFunc(st.Audiences, func(a string) bool { return slices.Contains(t.cfg.Audiences, a) }) {
+		return refuse("the API server did not confirm audience %q (got %q); mint the token with that audience", t.cfg.Audiences, st.Audiences)
+	}
+	parts := strings.Split(st.User.Username, ":")
+	if len(parts) != 4 || parts[0] != "system" || parts[1] != "serviceaccount" || parts[2] == "" || parts[3] == "" {
+		return refuse("user %q is not a service account (system:serviceaccount:<namespace>:<name>)", st.User.Username)
+	}
+	c := &Caller{Namespace: parts[2], ServiceAccount: parts[3], Method: "tokenreview", ClusterID: t.cfg.ClusterID,
+		PodName: first(st.User.Extra[ExtraPodName]), PodUID: first(st.User.Extra[ExtraPodUID]),
+		NodeName: first(st.User.Extra[ExtraNodeName])}
+	if iss, exp, ok := unverifiedClaims(token); ok {
+		c.Issuer, c.ExpiresAt = iss, exp
+	}
+	return &reviewResult{caller: c}, nil
+}
+
+func first(v authnv1.ExtraValue) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+// unverifiedClaims decodes iss and exp from a JWT without verifying it. Use it only for values that the API
+// server has already vouched for, or to shorten a cache lifetime.
+func unverifiedClaims(token string) (iss string, exp time.Time, ok bool) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return "", time.Time{}, false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return "", time.Time{}, false
+	}
+	var c struct {
+		Iss string   `json:"iss"`
+		Exp *float64 `json:"exp"`
+	}
+	if json.Unmarshal(b, &c) != nil || c.Exp == nil {
+		return c.Iss, time.Time{}, false
+	}
+	return c.Iss, time.Unix(int64(*c.Exp), 0), true
+}
+
+func unverifiedExpiry(token string) (time.Time, bool) {
+	_, exp, ok := unverifiedClaims(token)
+	return exp, ok
+}
+
+// reviewCache is a size-bounded LRU of review results keyed by token hash, each with its own deadline.
+type reviewCache struct {
+	mu    sync.Mutex
+	max   int
+	items map[string]*list.Element
+	order *list.List // front: most recently used
+}
+
+type cacheEntry struct {
+	key     string
+	r       *reviewResult
+	expires time.Time
+}
+
+func newReviewCache(size int) *reviewCache {
+	return &reviewCache{max: size, items: map[string]*list.Element{}, order: list.New()}
+}
+
+func (c *reviewCache) get(key string, now time.Time) (*reviewResult, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.items[key]
+	if !ok {
+		return nil, false
+	}
+	e := el.Value.(*cacheEntry)
+	if !now.Before(e.expires) {
+		c.order.Remove(el)
+		delete(c.items, key)
+		return nil, false
+	}
+	c.order.MoveToFront(el)
+	return e.r, true
+}
+
+func (c *reviewCache) put(key string, r *reviewResult, expires time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[key]; ok {
+		el.Value = &cacheEntry{key: key, r: r, expires: expires}
+		c.order.MoveToFront(el)
+		return
+	}
+	c.items[key] = c.order.PushFront(&cacheEntry{key: key, r: r, expires: expires})
+	for c.order.Len() > c.max {
+		old := c.order.Back()
+		c.order.Remove(old)
+		delete(c.items, old.Value.(*cacheEntry).key)
+	}
+}
+
+func (c *reviewCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.order.Len()
+}

@@ -1,0 +1,255 @@
+package authn_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+
+	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/ca/catest"
+)
+
+func newTokenReview(t *testing.T, cfg *rest.Config, c *clock, mod func(*authn.TokenReviewConfig)) *authn.TokenReview {
+	t.Helper()
+	trc := authn.TokenReviewConfig{Client: newClient(t, cfg), Clock: c.now, Logger: catest.DiscardLogger()}
+	if mod != nil {
+		mod(&trc)
+	}
+	tr, err := authn.NewTokenReview(trc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+func TestTokenReviewAcceptsBoundTokenAndCachesIt(t *testing.T) {
+	k := catest.SharedKube(t)
+	ns := k.Namespace(t)
+	w := newWorkload(t, k, ns, "httpbin", "node-"+ns)
+	cfg, reviews := counting(meshcaConfig(t, k), isTokenReview)
+	var c clock
+	tr := newTokenReview(t, cfg, &c, nil)
+	tok := mintToken(t, k.Client, w, "istio-ca")
+	ctx := context.Background()
+
+	start := time.Now()
+	caller, err := tr.Authenticate(ctx, &authn.Request{Token: tok, ClusterID: "Kubernetes"})
+	first := time.Since(start)
+	if err != nil {
+		t.Fatalf("real bound token refused: %v", err)
+	}
+	want := authn.Caller{Namespace: ns, ServiceAccount: "httpbin", PodName: w.pod, PodUID: string(w.podUID),
+		NodeName: w.node, Method: "tokenreview", Issuer: catest.KubeIssuer, ClusterID: "Kubernetes"}
+	got := *caller
+	got.ExpiresAt = time.Time{}
+	if got != want {
+		t.Fatalf("caller = %+v, want %+v", got, want)
+	}
+	if d := time.Until(caller.ExpiresAt); d < 9*time.Minute || d > 10*time.Minute {
+		t.Errorf("caller expires in %s, want the token's ~10m", d)
+	}
+
+	const repeats = 200
+	start = time.Now()
+	for range repeats {
+		if _, err := tr.Authenticate(ctx, &authn.Request{Token: tok}); err != nil {
+			t.Fatalf("repeat refused: %v", err)
+		}
+	}
+	hit := time.Since(start) / repeats
+	if n := reviews.Load(); n != 1 {
+		t.Fatalf("API server received %d TokenReviews for 1+%d identical requests, want 1 (cache)", n, repeats)
+	}
+	s := tr.Stats()
+	t.Logf("first review %s, cached answer %s; hit rate %d/%d", first, hit, s.CacheHits, s.CacheHits+s.Reviews)
+
+	// Concurrent first requests for a new token collapse into one review.
+	tok2 := mintToken(t, k.Client, w, "istio-ca")
+	var wg sync.WaitGroup
+	errs := make(chan error, 50)
+	for range 50 {
+		wg.Go(func() {
+			_, err := tr.Authenticate(ctx, &authn.Request{Token: tok2})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent request refused: %v", err)
+		}
+	}
+	if n := reviews.Load(); n != 2 {
+		t.Fatalf("API server received %d TokenReviews after 50 concurrent requests for a new token, want 2 in all", n)
+	}
+
+	// The cache never outlives the bound: past CacheTTL (1m) the API server is asked again.
+	c.advance(61 * time.Second)
+	if _, err := tr.Authenticate(ctx, &authn.Request{Token: tok}); err != nil {
+		t.Fatal(err)
+	}
+	if n := reviews.Load(); n != 3 {
+		t.Fatalf("API server received %d TokenReviews, want 3: a cached answer was served past the 1m bound", n)
+	}
+}
+
+func TestTokenReviewCacheNeverOutlivesToken(t *testing.T) {
+	k := catest.SharedKube(t)
+	ns := k.Namespace(t)
+	w := newWorkload(t, k, ns, "app", "node-"+ns)
+	cfg, reviews := counting(meshcaConfig(t, k), isTokenReview)
+	var c clock
+	tr := newTokenReview(t, cfg, &c, func(trc *authn.TokenReviewConfig) { trc.CacheTTL = time.Hour })
+	tok := mintToken(t, k.Client, w, "istio-ca") // expires in 10m
+	ctx := context.Background()
+	if _, err := tr.Authenticate(ctx, &authn.Request{Token: tok}); err != nil {
+		t.Fatal(err)
+	}
+	c.advance(9 * time.Minute)
+	if _, err := tr.Authenticate(ctx, &authn.Request{Token: tok}); err != nil {
+		t.Fatal(err)
+	}
+	if n := reviews.Load(); n != 1 {
+		t.Fatalf("%d TokenReviews, want 1: the answer should be cached within the token's life", n)
+	}
+	c.advance(61 * time.Second) // past exp on meshca's clock; the API server's clock says otherwise
+	_, _ = tr.Authenticate(ctx, &authn.Request{Token: tok})
+	if n := reviews.Load(); n != 2 {
+		t.Fatalf("%d TokenReviews, want 2: a cached answer was served after the token's exp", n)
+	}
+}
+
+func TestTokenReviewRefuses(t *testing.T) {
+	k := catest.SharedKube(t)
+	ns := k.Namespace(t)
+	node := "node-" + ns
+	ctx := context.Background()
+	cfg, reviews := counting(meshcaConfig(t, k), isTokenReview)
+	var c clock
+	tr := newTokenReview(t, cfg, &c, nil)
+
+	good := newWorkload(t, k, ns, "good", node)
+	deletedSA := newWorkload(t, k, ns, "deleted-sa", node)
+	deletedSATok := mintToken(t, k.Client, deletedSA, "istio-ca")
+	if err := k.Client.CoreV1().ServiceAccounts(ns).Delete(ctx, "deleted-sa", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deletedPod := newWorkload(t, k, ns, "deleted-pod", node)
+	deletedPodTok := mintToken(t, k.Client, deletedPod, "istio-ca")
+	if err := k.Client.CoreV1().Pods(ns).Delete(ctx, deletedPod.pod, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tests := []struct {
+		name  string
+		token string
+	}{
+		{"a token for a deleted service account", deletedSATok},
+		{"a token bound to a deleted pod", deletedPodTok},
+		{"a token minted for another audience", mintToken(t, k.Client, good, "other-audience")},
+		{"a token minted for the API server's own audience", mintToken(t, k.Client, good, catest.KubeIssuer)},
+		{"an expired token signed with the cluster's key", forgeToken(t, k, good, "istio-ca", now.Add(-20*time.Minute), now.Add(-10*time.Minute))},
+		{"a token not yet valid", forgeToken(t, k, good, "istio-ca", now.Add(10*time.Minute), now.Add(20*time.Minute))},
+		{"the static admin token (not a service account)", k.Config.BearerToken},
+		{"garbage", "not-a-token"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := reviews.Load()
+			caller, err := tr.Authenticate(ctx, &authn.Request{Token: tt.token})
+			if !errors.Is(err, authn.ErrUnauthenticated) {
+				t.Fatalf("Authenticate = %+v, %v; want ErrUnauthenticated", caller, err)
+			}
+			t.Logf("refused: %v", err)
+			// A refusal is remembered briefly (NegativeTTL) and never as a success.
+			if _, err := tr.Authenticate(ctx, &authn.Request{Token: tt.token}); !errors.Is(err, authn.ErrUnauthenticated) {
+				t.Fatalf("second attempt: %v, want ErrUnauthenticated", err)
+			}
+			if n := reviews.Load() - before; n != 1 {
+				t.Errorf("%d TokenReviews for two attempts within NegativeTTL, want 1", n)
+			}
+		})
+	}
+	// After NegativeTTL a refused token is reviewed again (and still refused).
+	c.advance(6 * time.Second)
+	before := reviews.Load()
+	if _, err := tr.Authenticate(ctx, &authn.Request{Token: deletedSATok}); !errors.Is(err, authn.ErrUnauthenticated) {
+		t.Fatalf("after NegativeTTL: %v", err)
+	}
+	if reviews.Load() != before+1 {
+		t.Fatal("a refusal was remembered past NegativeTTL")
+	}
+}
+
+func TestTokenReviewServiceAccountDeletedAfterCaching(t *testing.T) {
+	k := catest.SharedKube(t)
+	ns := k.Namespace(t)
+	w := newWorkload(t, k, ns, "short-lived", "node-"+ns)
+	var c clock
+	tr := newTokenReview(t, meshcaConfig(t, k), &c, func(trc *authn.TokenReviewConfig) { trc.CacheTTL = 30 * time.Second })
+	tok := mintToken(t, k.Client, w, "istio-ca")
+	ctx := context.Background()
+	if _, err := tr.Authenticate(ctx, &authn.Request{Token: tok}); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Client.CoreV1().ServiceAccounts(ns).Delete(ctx, w.sa, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Within the bound the cached answer stands: that is the price of caching, bounded by CacheTTL.
+	if _, err := tr.Authenticate(ctx, &authn.Request{Token: tok}); err != nil {
+		t.Fatalf("within CacheTTL: %v", err)
+	}
+	c.advance(31 * time.Second)
+	if _, err := tr.Authenticate(ctx, &authn.Request{Token: tok}); !errors.Is(err, authn.ErrUnauthenticated) {
+		t.Fatalf("past CacheTTL, a token of a deleted service account: %v, want ErrUnauthenticated", err)
+	}
+}
+
+func TestTokenReviewUnavailable(t *testing.T) {
+	k := catest.SharedKube(t)
+	ns := k.Namespace(t)
+	w := newWorkload(t, k, ns, "app", "node-"+ns)
+	tok := mintToken(t, k.Client, w, "istio-ca")
+	down := rest.CopyConfig(k.Config)
+	down.Host = "https://127.0.0.1:" + itoa(catest.FreePort(t))
+	cfg, reviews := counting(down, isTokenReview)
+	var c clock
+	tr := newTokenReview(t, cfg, &c, func(trc *authn.TokenReviewConfig) { trc.Timeout = 2 * time.Second })
+	for range 2 {
+		if _, err := tr.Authenticate(context.Background(), &authn.Request{Token: tok}); !errors.Is(err, authn.ErrUnavailable) {
+			t.Fatalf("API server down: %v, want ErrUnavailable", err)
+		}
+	}
+	if n := reviews.Load(); n != 2 {
+		t.Fatalf("%d review attempts for 2 requests, want 2: an error must not be cached", n)
+	}
+
+	// Without RBAC for TokenReview: unavailable, with a message saying which permission is missing.
+	nobody := rest.AnonymousClientConfig(k.Config)
+	tr = newTokenReview(t, nobody, &c, nil)
+	if _, err := tr.Authenticate(context.Background(), &authn.Request{Token: tok}); !errors.Is(err, authn.ErrUnavailable) {
+		t.Fatalf("anonymous client: %v, want ErrUnavailable", err)
+	} else {
+		t.Logf("anonymous: %v", err)
+	}
+}
+
+func TestTokenReviewConfigValidate(t *testing.T) {
+	cfg := authn.TokenReviewConfig{Audiences: []string{""}, CacheSize: -1, Timeout: -1}
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("Validate accepted a config without client, with an empty audience and negative sizes")
+	}
+	if _, err := authn.NewTokenReview(cfg); err == nil {
+		t.Fatal("NewTokenReview accepted an invalid config")
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
