@@ -3,6 +3,7 @@ package file
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -12,15 +13,22 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/meshca/meshca/backends"
 )
 
 // Config configures the file backend.
 type Config struct {
-	// Dir is the cacerts directory (for example the mounted istio-system/cacerts Secret).
-	Dir string `json:"dir"`
-	// ReloadInterval is how often the files are checked for changes. Default 5s.
+	// Dir is the cacerts directory (for example the mounted istio-system/cacerts Secret). Exactly one of Dir and
+	// Secret is set.
+	Dir string `json:"dir,omitempty"`
+	// Secret names the cacerts Secret as "namespace/name" (e.g. "istio-system/cacerts"), read and watched
+	// through the API server with Kube instead of a mounted directory. Its keys are the file names below.
+	Secret string `json:"secret,omitempty"`
+	// SecretSyncTimeout bounds the wait for the first read of Secret. Default 30s.
+	SecretSyncTimeout time.Duration `json:"secretSyncTimeout,omitempty"`
+	// ReloadInterval is how often the files of Dir are checked for changes. Default 5s. A Secret is watched.
 	ReloadInterval time.Duration `json:"reloadInterval,omitempty"`
 	// Backdate moves NotBefore into the past to tolerate clock skew between nodes. Default 30s.
 	Backdate time.Duration `json:"backdate,omitempty"`
@@ -31,13 +39,28 @@ type Config struct {
 	Logger *slog.Logger `json:"-"`
 	// Registerer, when set, receives the backend's reload metrics.
 	Registerer prometheus.Registerer `json:"-"`
+	// Kube reads Secret; required with it.
+	Kube kubernetes.Interface `json:"-"`
 }
 
 // Validate reports every problem with c at once. It has no side effects.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.Dir == "" {
-		errs = append(errs, errors.New("file: dir is required: the cacerts directory"))
+	switch {
+	case c.Dir == "" && c.Secret == "":
+		errs = append(errs, errors.New("file: dir or secret is required: the cacerts directory or the \"namespace/name\" of the cacerts Secret"))
+	case c.Dir != "" && c.Secret != "":
+		errs = append(errs, errors.New("file: set only one of dir and secret"))
+	case c.Secret != "":
+		if _, _, err := splitSecret(c.Secret); err != nil {
+			errs = append(errs, err)
+		}
+		if c.Kube == nil {
+			errs = append(errs, errors.New("file: secret needs a Kubernetes client"))
+		}
+	}
+	if c.SecretSyncTimeout < 0 {
+		errs = append(errs, errors.New("file: secretSyncTimeout must not be negative"))
 	}
 	if c.ReloadInterval < 0 {
 		errs = append(errs, errors.New("file: reloadInterval must not be negative"))
@@ -55,6 +78,9 @@ func (c *Config) setDefaults() {
 	if c.Backdate == 0 {
 		c.Backdate = 30 * time.Second
 	}
+	if c.SecretSyncTimeout == 0 {
+		c.SecretSyncTimeout = 30 * time.Second
+	}
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}
@@ -63,9 +89,12 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Backend signs with a CA held in files. It implements backends.Backend, CRLSigner, Checker and Chainer.
+// Backend signs with a CA held in files or in a Secret. It implements backends.Backend, CRLSigner, Checker and
+// Chainer.
 type Backend struct {
 	cfg     Config
+	origin  string                             // "dir <path>" or "secret <ns>/<name>", for logs and errors
+	read    func() (map[string][]byte, error) // the source's current cacerts files
 	current atomic.Pointer[authority]
 	reloads *prometheus.CounterVec
 	reload  sync.Mutex // serialises Reload; never held while signing
@@ -80,8 +109,8 @@ var (
 	_ backends.Chainer   = (*Backend)(nil)
 )
 
-// New loads the CA from cfg.Dir and starts watching it until Close is called or ctx ends. It fails when the
-// files do not form a usable CA.
+// New loads the CA from cfg.Dir or cfg.Secret and starts watching it until Close is called or ctx ends. It
+// fails when the files do not form a usable CA.
 func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -90,31 +119,53 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	b := &Backend{cfg: cfg, done: make(chan struct{})}
 	b.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "meshca_file_ca_reloads_total",
-		Help: "Reloads of the file backend's cacerts directory by result (success, error).",
+		Help: "Reloads of the file backend's cacerts directory or Secret by result (success, error).",
 	}, []string{"result"})
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(b.reloads); err != nil {
 			return nil, fmt.Errorf("file: registering metrics: %w", err)
 		}
 	}
-	files, digest, err := readFiles(cfg.Dir)
-	if err != nil {
-		return nil, fmt.Errorf("file: loading %s: %w", cfg.Dir, err)
-	}
-	a, err := parseAuthority(files, cfg.Clock())
-	if err != nil {
-		return nil, fmt.Errorf("file: loading %s: %w", cfg.Dir, err)
-	}
-	a.digest = digest
-	b.current.Store(a)
-	cfg.Logger.Info("file backend loaded CA", "dir", cfg.Dir, "subject", a.cert.Subject.String(),
-		"not_after", a.cert.NotAfter.UTC(), "roots", len(a.roots))
 	ctx, b.cancel = context.WithCancel(ctx)
-	go b.watch(ctx)
+	var sw *secretWatch
+	if cfg.Secret != "" {
+		var err error
+		if sw, err = startSecretWatch(ctx, cfg); err != nil {
+			b.cancel()
+			return nil, err
+		}
+		b.origin, b.read = "secret "+cfg.Secret, sw.files
+	} else {
+		b.origin, b.read = "dir "+cfg.Dir, func() (map[string][]byte, error) { return readDir(cfg.Dir) }
+	}
+	files, err := b.read()
+	var a *authority
+	if err == nil {
+		a, err = parseAuthority(files, cfg.Clock())
+	}
+	if err != nil {
+		b.cancel()
+		if sw != nil {
+			sw.wait()
+		}
+		return nil, fmt.Errorf("file: loading %s: %w", b.origin, err)
+	}
+	a.digest = digestFiles(files)
+	b.current.Store(a)
+	cfg.Logger.Info("file backend loaded CA", "source", b.origin, "subject", a.cert.Subject.String(),
+		"not_after", a.cert.NotAfter.UTC(), "roots", len(a.roots))
+	if sw != nil {
+		go func() {
+			defer close(b.done)
+			sw.run(ctx, func() { _, _ = b.Reload() })
+		}()
+	} else {
+		go b.watch(ctx)
+	}
 	return b, nil
 }
 
-// Close stops watching the files.
+// Close stops watching the files or the Secret.
 func (b *Backend) Close() error {
 	b.cancel()
 	<-b.done
@@ -135,11 +186,16 @@ func (b *Backend) watch(ctx context.Context) {
 	}
 }
 
-// Reload re-reads the files now. It reports whether a new CA was activated; on error the active CA is kept.
+// Reload re-reads the files (or the watched Secret's latest state) now. It reports whether a new CA was
+// activated; on error the active CA is kept.
 func (b *Backend) Reload() (bool, error) {
 	b.reload.Lock()
 	defer b.reload.Unlock()
-	files, digest, err := readFiles(b.cfg.Dir)
+	files, err := b.read()
+	var digest [sha256.Size]byte
+	if err == nil {
+		digest = digestFiles(files)
+	}
 	old := b.current.Load()
 	if err == nil && digest == old.digest {
 		return false, nil
@@ -151,13 +207,13 @@ func (b *Backend) Reload() (bool, error) {
 	if err != nil {
 		b.reloads.WithLabelValues("error").Inc()
 		b.cfg.Logger.Error("file backend refused new CA files; the previous CA stays active",
-			"dir", b.cfg.Dir, "error", err)
-		return false, fmt.Errorf("file: reloading %s: %w", b.cfg.Dir, err)
+			"source", b.origin, "error", err)
+		return false, fmt.Errorf("file: reloading %s: %w", b.origin, err)
 	}
 	a.digest = digest
 	b.current.Store(a)
 	b.reloads.WithLabelValues("success").Inc()
-	b.cfg.Logger.Info("file backend activated new CA", "dir", b.cfg.Dir, "subject", a.cert.Subject.String(),
+	b.cfg.Logger.Info("file backend activated new CA", "source", b.origin, "subject", a.cert.Subject.String(),
 		"not_after", a.cert.NotAfter.UTC(), "roots", len(a.roots))
 	return true, nil
 }

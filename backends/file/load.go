@@ -36,26 +36,38 @@ type authority struct {
 	digest [sha256.Size]byte // of the file contents this was built from
 }
 
-// readFiles reads the cacerts files of dir and returns their contents and a digest over all of them.
-func readFiles(dir string) (map[string][]byte, [sha256.Size]byte, error) {
+// readDir reads the cacerts files of dir. cert-chain.pem and ca-crl.pem are optional.
+func readDir(dir string) (map[string][]byte, error) {
 	files := map[string][]byte{}
-	h := sha256.New()
-	for _, name := range []string{CACertFile, CAKeyFile, CertChainFile, RootCertFile, CRLFile} {
+	for _, name := range cacertsFiles {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		switch {
 		case errors.Is(err, os.ErrNotExist) && (name == CertChainFile || name == CRLFile):
 			// optional
 		case err != nil:
-			return nil, [sha256.Size]byte{}, fmt.Errorf("%w: %v", ErrInvalidCA, err)
+			return nil, fmt.Errorf("%w: %v", ErrInvalidCA, err)
 		default:
 			files[name] = b
 		}
+	}
+	return files, nil
+}
+
+// cacertsFiles are the names of the cacerts layout, in digest order.
+var cacertsFiles = []string{CACertFile, CAKeyFile, CertChainFile, RootCertFile, CRLFile}
+
+// digestFiles returns a digest over the cacerts files in files, whatever their source, so an unchanged set is
+// recognised without parsing it again.
+func digestFiles(files map[string][]byte) [sha256.Size]byte {
+	h := sha256.New()
+	for _, name := range cacertsFiles {
+		b := files[name]
 		fmt.Fprintf(h, "%s:%d:", name, len(b))
 		h.Write(b)
 	}
 	var d [sha256.Size]byte
 	copy(d[:], h.Sum(nil))
-	return files, d, nil
+	return d
 }
 
 // parseAuthority checks a set of cacerts files as a whole.

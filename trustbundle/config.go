@@ -1,0 +1,157 @@
+package trustbundle
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/rest"
+)
+
+// ConfigMapName and ConfigMapKey are where Istio's agents look for the mesh's roots in their namespace.
+const (
+	ConfigMapName = "istio-ca-root-cert"
+	ConfigMapKey  = "root-cert.pem"
+)
+
+// ManagedByLabel marks the objects a Publisher owns, with the value "meshca".
+const ManagedByLabel = "app.kubernetes.io/managed-by"
+
+// Config configures a Publisher. The zero value of every field but Kube, Source and LeaseNamespace has a
+// default.
+type Config struct {
+	// SignerName is the ClusterTrustBundle's signer, e.g. "meshca.io/workload-ca" (the default). meshca needs
+	// the "attest" verb on signers.certificates.k8s.io with this resource name.
+	SignerName string `json:"signerName,omitempty"`
+	// BundleName is the part of the ClusterTrustBundle's name after the signer prefix. Default "roots", giving
+	// "meshca.io:workload-ca:roots".
+	BundleName string `json:"bundleName,omitempty"`
+	// DisableClusterTrustBundle publishes only the ConfigMaps (clusters older than 1.33, or without the API).
+	DisableClusterTrustBundle bool `json:"disableClusterTrustBundle,omitempty"`
+	// DisableConfigMaps publishes only the ClusterTrustBundle.
+	DisableConfigMaps bool `json:"disableConfigMaps,omitempty"`
+	// NamespaceSelector is a label selector ("istio-injection=enabled", "env in (prod,staging)") for the
+	// namespaces that get the istio-ca-root-cert ConfigMap. Empty selects every namespace.
+	NamespaceSelector string `json:"namespaceSelector,omitempty"`
+
+	// LeaseNamespace and LeaseName locate the Lease that decides which replica writes. LeaseNamespace is
+	// required (meshca's own namespace); LeaseName defaults to "meshca-trustbundle".
+	LeaseNamespace string `json:"leaseNamespace"`
+	LeaseName      string `json:"leaseName,omitempty"`
+	// Identity names this replica in the Lease; default the host name (the pod name).
+	Identity string `json:"identity,omitempty"`
+	// LeaseDuration, RenewDeadline and RetryPeriod are client-go's leader election timings; defaults 15s, 10s
+	// and 2s. A replica that stops without releasing the Lease is replaced after LeaseDuration.
+	LeaseDuration time.Duration `json:"leaseDuration,omitempty"`
+	RenewDeadline time.Duration `json:"renewDeadline,omitempty"`
+	RetryPeriod   time.Duration `json:"retryPeriod,omitempty"`
+	// PollInterval is how often the leader reads the Source for changed roots. Default 5s.
+	PollInterval time.Duration `json:"pollInterval,omitempty"`
+
+	// Kube is the client configuration (in-cluster or kubeconfig).
+	Kube *rest.Config `json:"-"`
+	// Source provides the roots; normally the *ca.Issuer.
+	Source Source `json:"-"`
+	// Logger receives publish events and errors; default slog.Default().
+	Logger *slog.Logger `json:"-"`
+	// Registerer, when set, receives the publisher's metrics.
+	Registerer prometheus.Registerer `json:"-"`
+}
+
+// Validate reports every problem with c at once. It has no side effects.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Kube == nil {
+		errs = append(errs, errors.New("trustbundle: a Kubernetes client configuration is required"))
+	}
+	if c.Source == nil {
+		errs = append(errs, errors.New("trustbundle: a roots source is required"))
+	}
+	if c.DisableClusterTrustBundle && c.DisableConfigMaps {
+		errs = append(errs, errors.New("trustbundle: both the ClusterTrustBundle and the ConfigMaps are disabled: nothing to publish"))
+	}
+	if c.SignerName != "" {
+		if err := validateSignerName(c.SignerName); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.BundleName != "" {
+		if msgs := validation.IsDNS1123Subdomain(c.BundleName); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("trustbundle: bundleName %q: %s", c.BundleName, strings.Join(msgs, "; ")))
+		}
+	}
+	if _, err := labels.Parse(c.NamespaceSelector); err != nil {
+		errs = append(errs, fmt.Errorf("trustbundle: namespaceSelector %q: %w", c.NamespaceSelector, err))
+	}
+	if c.LeaseNamespace == "" {
+		errs = append(errs, errors.New("trustbundle: leaseNamespace is required: the namespace meshca runs in"))
+	} else if msgs := validation.IsDNS1123Label(c.LeaseNamespace); len(msgs) > 0 {
+		errs = append(errs, fmt.Errorf("trustbundle: leaseNamespace %q: %s", c.LeaseNamespace, strings.Join(msgs, "; ")))
+	}
+	if c.LeaseName != "" {
+		if msgs := validation.IsDNS1123Subdomain(c.LeaseName); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("trustbundle: leaseName %q: %s", c.LeaseName, strings.Join(msgs, "; ")))
+		}
+	}
+	if c.LeaseDuration < 0 || c.RenewDeadline < 0 || c.RetryPeriod < 0 || c.PollInterval < 0 {
+		errs = append(errs, errors.New("trustbundle: durations must not be negative"))
+	}
+	d := *c
+	d.setDefaults()
+	if d.LeaseDuration <= d.RenewDeadline || d.RenewDeadline <= d.RetryPeriod {
+		errs = append(errs, fmt.Errorf("trustbundle: need leaseDuration (%s) > renewDeadline (%s) > retryPeriod (%s)",
+			d.LeaseDuration, d.RenewDeadline, d.RetryPeriod))
+	}
+	return errors.Join(errs...)
+}
+
+// validateSignerName checks the form Kubernetes requires: "<DNS subdomain>/<path>".
+func validateSignerName(s string) error {
+	domain, path, ok := strings.Cut(s, "/")
+	if !ok || path == "" || len(validation.IsDNS1123Subdomain(domain)) > 0 || strings.Contains(path, "/") {
+		return fmt.Errorf("trustbundle: signerName %q must look like \"example.com/signer-name\"", s)
+	}
+	return nil
+}
+
+func (c *Config) setDefaults() {
+	if c.SignerName == "" {
+		c.SignerName = "meshca.io/workload-ca"
+	}
+	if c.BundleName == "" {
+		c.BundleName = "roots"
+	}
+	if c.LeaseName == "" {
+		c.LeaseName = "meshca-trustbundle"
+	}
+	if c.Identity == "" {
+		c.Identity, _ = os.Hostname()
+	}
+	if c.LeaseDuration == 0 {
+		c.LeaseDuration = 15 * time.Second
+	}
+	if c.RenewDeadline == 0 {
+		c.RenewDeadline = 10 * time.Second
+	}
+	if c.RetryPeriod == 0 {
+		c.RetryPeriod = 2 * time.Second
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// ClusterTrustBundleName returns the name of the ClusterTrustBundle for signer and bundle name: the signer
+// with "/" replaced by ":", a ":", then the bundle name.
+func ClusterTrustBundleName(signerName, bundleName string) string {
+	return strings.ReplaceAll(signerName, "/", ":") + ":" + bundleName
+}
