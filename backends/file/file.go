@@ -93,7 +93,7 @@ func (c *Config) setDefaults() {
 // Chainer.
 type Backend struct {
 	cfg     Config
-	origin  string                             // "dir <path>" or "secret <ns>/<name>", for logs and errors
+	origin  string                            // "dir <path>" or "secret <ns>/<name>", for logs and errors
 	read    func() (map[string][]byte, error) // the source's current cacerts files
 	current atomic.Pointer[authority]
 	reloads *prometheus.CounterVec
