@@ -1,0 +1,469 @@
+package trustbundle_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+
+	"github.com/meshca/meshca/ca/catest"
+	"github.com/meshca/meshca/trustbundle"
+)
+
+func TestMain(m *testing.M) { os.Exit(catest.Main(m)) }
+
+// rotatingSource is a roots source whose roots the test changes, as a CA rotation would.
+type rotatingSource struct {
+	mu    sync.Mutex
+	roots []*x509.Certificate
+}
+
+func (s *rotatingSource) Roots(context.Context) ([]*x509.Certificate, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.roots, nil
+}
+
+func (s *rotatingSource) set(roots ...*x509.Certificate) {
+	s.mu.Lock()
+	s.roots = roots
+	s.mu.Unlock()
+}
+
+// writeCounter counts the mutating requests a client sends, leader election (Lease) traffic excepted.
+type writeCounter struct {
+	n  atomic.Int64
+	rt http.RoundTripper
+}
+
+func (w *writeCounter) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method != http.MethodGet && !strings.Contains(r.URL.Path, "/apis/coordination.k8s.io/") {
+		w.n.Add(1)
+	}
+	return w.rt.RoundTrip(r)
+}
+
+type fixture struct {
+	k        *catest.Kube
+	label    string // key=value that selects this test's namespaces
+	signer   string
+	leaseNS  string
+	gvr      schema.GroupVersionResource
+	dyn      dynamic.Interface
+	source   *rotatingSource
+	rootA    *x509.Certificate
+	selected []string
+}
+
+func newFixture(t *testing.T, k *catest.Kube) *fixture {
+	t.Helper()
+	id := make([]byte, 4)
+	rand.Read(id)
+	f := &fixture{k: k, label: "meshca-test=" + hex.EncodeToString(id),
+		signer: "t" + hex.EncodeToString(id) + ".meshca.io/workload-ca", source: &rotatingSource{}}
+	f.leaseNS = k.Namespace(t)
+	f.rootA = newRoot(t)
+	f.source.set(f.rootA)
+	var err error
+	if f.dyn, err = dynamic.NewForConfig(k.Config); err != nil {
+		t.Fatal(err)
+	}
+	f.gvr = schema.GroupVersionResource{Group: "certificates.k8s.io", Version: "v1", Resource: "clustertrustbundles"}
+	return f
+}
+
+// namespace creates a namespace, labelled so that this test's publisher selects it when selected is true.
+func (f *fixture) namespace(t *testing.T, selected bool) string {
+	t.Helper()
+	ns := f.k.Namespace(t)
+	if selected {
+		f.labelNamespace(t, ns)
+		f.selected = append(f.selected, ns)
+	}
+	return ns
+}
+
+func (f *fixture) labelNamespace(t *testing.T, ns string) {
+	t.Helper()
+	k, v, _ := strings.Cut(f.label, "=")
+	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, k, v)
+	if _, err := f.k.Client.CoreV1().Namespaces().Patch(context.Background(), ns, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatalf("labelling namespace %s: %v", ns, err)
+	}
+}
+
+// kubeConfig returns the client configuration the publisher runs with.
+func (f *fixture) kubeConfig(t *testing.T) *rest.Config {
+	t.Helper()
+	return rest.CopyConfig(f.k.Config)
+}
+
+type replica struct {
+	p      *trustbundle.Publisher
+	reg    *prometheus.Registry
+	writes *writeCounter
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (r *replica) stop() {
+	r.cancel()
+	<-r.done
+}
+
+func (f *fixture) start(t *testing.T, identity string, mutate ...func(*trustbundle.Config)) *replica {
+	t.Helper()
+	cfg := f.kubeConfig(t)
+	wc := &writeCounter{}
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { wc.rt = rt; return wc })
+	reg := prometheus.NewRegistry()
+	c := trustbundle.Config{
+		SignerName: f.signer, NamespaceSelector: f.label,
+		LeaseNamespace: f.leaseNS, Identity: identity,
+		LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 250 * time.Millisecond,
+		PollInterval: 200 * time.Millisecond,
+		Kube:         cfg, Source: f.source, Registerer: reg,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})).With("replica", identity),
+	}
+	for _, m := range mutate {
+		m(&c)
+	}
+	p, err := trustbundle.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &replica{p: p, reg: reg, writes: wc, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		if err := p.Run(ctx); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	t.Cleanup(r.stop)
+	return r
+}
+
+// eventually retries check until it returns nil or timeout passes, and returns how long it took.
+func eventually(t *testing.T, timeout time.Duration, what string, check func() error) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var err error
+	for time.Since(start) < timeout {
+		if err = check(); err == nil {
+			return time.Since(start)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %s: %v", what, timeout, err)
+	return 0
+}
+
+func (f *fixture) configMapHolds(ns string, want []byte) func() error {
+	return func() error {
+		cm, err := f.k.Client.CoreV1().ConfigMaps(ns).Get(context.Background(), trustbundle.ConfigMapName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if got := cm.Data[trustbundle.ConfigMapKey]; got != string(want) {
+			return fmt.Errorf("ConfigMap %s/%s holds %d bytes of other roots", ns, cm.Name, len(got))
+		}
+		if cm.Labels[trustbundle.ManagedByLabel] != "meshca" {
+			return fmt.Errorf("ConfigMap %s/%s lacks the managed-by label", ns, cm.Name)
+		}
+		return nil
+	}
+}
+
+func (f *fixture) bundleHolds(p *trustbundle.Publisher, want []byte) func() error {
+	return func() error {
+		u, err := f.dyn.Resource(f.gvr).Get(context.Background(), p.ClusterTrustBundleName(), metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		spec, _ := u.Object["spec"].(map[string]any)
+		if spec["signerName"] != f.signer {
+			return fmt.Errorf("signerName %v, want %s", spec["signerName"], f.signer)
+		}
+		if spec["trustBundle"] != string(want) {
+			return errors.New("trustBundle holds other roots")
+		}
+		return nil
+	}
+}
+
+func (f *fixture) allHold(p *trustbundle.Publisher, want []byte) func() error {
+	return func() error {
+		if err := f.bundleHolds(p, want)(); err != nil {
+			return err
+		}
+		for _, ns := range f.selected {
+			if err := f.configMapHolds(ns, want)(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+func encode(t *testing.T, roots ...*x509.Certificate) []byte {
+	t.Helper()
+	b, err := trustbundle.Encode(roots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestPublisherPublishesAndRepairs(t *testing.T) {
+	k := catest.SharedKube(t)
+	t.Parallel()
+	f := newFixture(t, k)
+	ns1, ns2 := f.namespace(t, true), f.namespace(t, true)
+	other := f.namespace(t, false)
+	r := f.start(t, "replica-0")
+	want := encode(t, f.rootA)
+
+	took := eventually(t, 20*time.Second, "first publication", f.allHold(r.p, want))
+	t.Logf("ClusterTrustBundle and %d ConfigMaps published %s after start", len(f.selected), took.Round(time.Millisecond))
+	if !strings.HasPrefix(r.p.ClusterTrustBundleName(), strings.ReplaceAll(f.signer, "/", ":")+":") {
+		t.Errorf("ClusterTrustBundle name %q lacks the signer prefix", r.p.ClusterTrustBundleName())
+	}
+
+	t.Run("a namespace the selector does not match gets no ConfigMap", func(t *testing.T) {
+		time.Sleep(time.Second) // several polls and sync rounds
+		_, err := k.Client.CoreV1().ConfigMaps(other).Get(context.Background(), trustbundle.ConfigMapName, metav1.GetOptions{})
+		if !apierrors.IsNotFound(err) {
+			t.Fatalf("ConfigMap in unselected namespace %s: err = %v, want NotFound", other, err)
+		}
+	})
+
+	t.Run("a rotation publishes both roots, then only the new one", func(t *testing.T) {
+		rootB := newRoot(t)
+		f.source.set(rootB, f.rootA)
+		took := eventually(t, 10*time.Second, "both roots published", f.allHold(r.p, encode(t, f.rootA, rootB)))
+		t.Logf("rotation published everywhere in %s", took.Round(time.Millisecond))
+		f.source.set(rootB)
+		eventually(t, 10*time.Second, "old root withdrawn", f.allHold(r.p, encode(t, rootB)))
+		want = encode(t, rootB)
+	})
+
+	t.Run("a deleted ConfigMap comes back", func(t *testing.T) {
+		if err := k.Client.CoreV1().ConfigMaps(ns1).Delete(context.Background(), trustbundle.ConfigMapName, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		took := eventually(t, 10*time.Second, "ConfigMap recreated", f.configMapHolds(ns1, want))
+		t.Logf("deleted ConfigMap recreated in %s", took.Round(time.Millisecond))
+	})
+
+	t.Run("an edited ConfigMap is reverted", func(t *testing.T) {
+		cm, err := k.Client.CoreV1().ConfigMaps(ns2).Get(context.Background(), trustbundle.ConfigMapName, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cm.Data[trustbundle.ConfigMapKey] = string(encode(t, newRoot(t)))
+		cm.Data["extra"] = "x"
+		delete(cm.Labels, trustbundle.ManagedByLabel)
+		if _, err := k.Client.CoreV1().ConfigMaps(ns2).Update(context.Background(), cm, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		took := eventually(t, 10*time.Second, "ConfigMap reverted", func() error {
+			if err := f.configMapHolds(ns2, want)(); err != nil {
+				return err
+			}
+			cm, err := k.Client.CoreV1().ConfigMaps(ns2).Get(context.Background(), trustbundle.ConfigMapName, metav1.GetOptions{})
+			if err == nil && len(cm.Data) != 1 {
+				return fmt.Errorf("ConfigMap keeps %d keys", len(cm.Data))
+			}
+			return err
+		})
+		t.Logf("edited ConfigMap reverted in %s", took.Round(time.Millisecond))
+	})
+
+	t.Run("a deleted ClusterTrustBundle comes back", func(t *testing.T) {
+		if err := f.dyn.Resource(f.gvr).Delete(context.Background(), r.p.ClusterTrustBundleName(), metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		took := eventually(t, 10*time.Second, "ClusterTrustBundle recreated", f.bundleHolds(r.p, want))
+		t.Logf("deleted ClusterTrustBundle recreated in %s", took.Round(time.Millisecond))
+	})
+
+	t.Run("an edited ClusterTrustBundle is reverted", func(t *testing.T) {
+		u, err := f.dyn.Resource(f.gvr).Get(context.Background(), r.p.ClusterTrustBundleName(), metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.Object["spec"].(map[string]any)["trustBundle"] = string(encode(t, newRoot(t)))
+		if _, err := f.dyn.Resource(f.gvr).Update(context.Background(), u, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, "ClusterTrustBundle reverted", f.bundleHolds(r.p, want))
+	})
+
+	t.Run("a new namespace gets its ConfigMap within seconds", func(t *testing.T) {
+		start := time.Now()
+		ns := f.k.Namespace(t)
+		f.labelNamespace(t, ns)
+		eventually(t, 5*time.Second, "ConfigMap in new namespace", f.configMapHolds(ns, want))
+		t.Logf("new namespace got its ConfigMap %s after creation", time.Since(start).Round(time.Millisecond))
+	})
+
+	t.Run("a namespace labelled later gets its ConfigMap", func(t *testing.T) {
+		f.labelNamespace(t, other)
+		eventually(t, 5*time.Second, "ConfigMap in newly selected namespace", f.configMapHolds(other, want))
+	})
+
+	if got := metric(t, r.reg, "meshca_trustbundle_publish_errors_total", "configmap"); got != 0 {
+		t.Errorf("configmap publish errors = %v, want 0", got)
+	}
+}
+
+// metric returns the value of the series of name whose one label has value label ("" for no label).
+func metric(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if label == "" || (len(m.GetLabel()) > 0 && m.GetLabel()[0].GetValue() == label) {
+				if m.GetCounter() != nil {
+					return m.GetCounter().GetValue()
+				}
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+func TestPublisherRefusesRootsThatAreNotCAs(t *testing.T) {
+	k := catest.SharedKube(t)
+	t.Parallel()
+	f := newFixture(t, k)
+	ns := f.namespace(t, true)
+	r := f.start(t, "replica-0")
+	want := encode(t, f.rootA)
+	eventually(t, 20*time.Second, "first publication", f.allHold(r.p, want))
+
+	f.source.set(f.rootA, newLeaf(t))
+	eventually(t, 5*time.Second, "source error counted", func() error {
+		if n := metric(t, r.reg, "meshca_trustbundle_publish_errors_total", "source"); n == 0 {
+			return errors.New("no source error counted")
+		}
+		return nil
+	})
+	writes := r.writes.n.Load()
+	time.Sleep(time.Second)
+	if err := f.allHold(r.p, want)(); err != nil {
+		t.Fatalf("a set with a non-CA certificate replaced the published bundle: %v", err)
+	}
+	if n := r.writes.n.Load(); n != writes {
+		t.Errorf("%d writes after the source turned invalid, want none", n-writes)
+	}
+	_ = ns
+}
+
+func TestOnlyTheLeaderWrites(t *testing.T) {
+	k := catest.SharedKube(t)
+	t.Parallel()
+	f := newFixture(t, k)
+	ns := f.namespace(t, true)
+	a, b := f.start(t, "replica-a"), f.start(t, "replica-b")
+	want := encode(t, f.rootA)
+	eventually(t, 20*time.Second, "first publication", f.allHold(a.p, want))
+
+	leader, follower := a, b
+	if b.p.Leader() {
+		leader, follower = b, a
+	}
+	if !leader.p.Leader() || follower.p.Leader() {
+		t.Fatalf("leaders: a=%v b=%v, want exactly one", a.p.Leader(), b.p.Leader())
+	}
+	lease, err := k.Client.CoordinationV1().Leases(f.leaseNS).Get(context.Background(), "meshca-trustbundle", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("lease holder %s", *lease.Spec.HolderIdentity)
+
+	// Cause more writes: a deletion and a rotation.
+	if err := k.Client.CoreV1().ConfigMaps(ns).Delete(context.Background(), trustbundle.ConfigMapName, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "ConfigMap recreated", f.configMapHolds(ns, want))
+	rootB := newRoot(t)
+	f.source.set(f.rootA, rootB)
+	want = encode(t, f.rootA, rootB)
+	eventually(t, 10*time.Second, "rotation published", f.allHold(a.p, want))
+	if n := follower.writes.n.Load(); n != 0 {
+		t.Fatalf("the follower sent %d writes, want 0", n)
+	}
+	if n := leader.writes.n.Load(); n < 4 { // bundle, ConfigMap, ConfigMap again, then both updated
+		t.Fatalf("the leader sent %d writes, want at least 4", n)
+	}
+	t.Logf("writes: leader %d, follower %d", leader.writes.n.Load(), follower.writes.n.Load())
+
+	// The leader stops (releasing the Lease); the follower takes over and repairs.
+	leaderWrites := leader.writes.n.Load()
+	stopped := time.Now()
+	leader.stop()
+	took := eventually(t, 10*time.Second, "follower takes over", func() error {
+		if !follower.p.Leader() {
+			return errors.New("follower does not lead")
+		}
+		return nil
+	})
+	t.Logf("follower leads %s after the leader stopped", took.Round(time.Millisecond))
+	if err := k.Client.CoreV1().ConfigMaps(ns).Delete(context.Background(), trustbundle.ConfigMapName, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "ConfigMap recreated by the new leader", f.configMapHolds(ns, want))
+	t.Logf("ConfigMap repaired %s after the old leader stopped", time.Since(stopped).Round(time.Millisecond))
+	if n := leader.writes.n.Load(); n != leaderWrites {
+		t.Errorf("the stopped leader sent %d more writes", n-leaderWrites)
+	}
+	if follower.writes.n.Load() == 0 {
+		t.Error("the new leader sent no writes")
+	}
+}
+
+// A cluster that serves ClusterTrustBundle only as v1beta1, like Kubernetes 1.33–1.36 with the beta enabled.
+func TestPublisherFallsBackToV1beta1(t *testing.T) {
+	k := catest.StartKube(t, "--runtime-config=certificates.k8s.io/v1/clustertrustbundles=false,certificates.k8s.io/v1beta1=true,certificates.k8s.io/v1beta1/clustertrustbundles=true")
+	t.Parallel()
+	if _, err := k.Client.Discovery().ServerResourcesForGroupVersion("certificates.k8s.io/v1beta1"); err != nil {
+		t.Fatalf("test cluster does not serve certificates.k8s.io/v1beta1: %v", err)
+	}
+	f := newFixture(t, k)
+	f.namespace(t, true)
+	r := f.start(t, "replica-0")
+	f.gvr.Version = "v1beta1"
+	eventually(t, 20*time.Second, "v1beta1 ClusterTrustBundle published", f.allHold(r.p, encode(t, f.rootA)))
+	f.gvr.Version = "v1"
+	if err := f.bundleHolds(r.p, nil)(); !apierrors.IsNotFound(err) {
+		t.Fatalf("v1 ClusterTrustBundle: %v, want NotFound (v1 disabled in this cluster)", err)
+	}
+}
+
