@@ -466,4 +466,3 @@ func TestPublisherFallsBackToV1beta1(t *testing.T) {
 		t.Fatalf("v1 ClusterTrustBundle: %v, want NotFound (v1 disabled in this cluster)", err)
 	}
 }
-
