@@ -1,0 +1,253 @@
+package nodeauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/meshca/meshca/ca"
+	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/csr"
+)
+
+// DefaultClusterID is istio-agent's default cluster ID (its clusterid header).
+const DefaultClusterID = "Kubernetes"
+
+const nodeIndex = "spec.nodeName"
+
+// Config configures an Authorizer.
+type Config struct {
+	// Client reads pods; its identity needs list and watch on pods in all namespaces.
+	Client kubernetes.Interface `json:"-"`
+	// TrustedAccounts are the node agents' service accounts as "<namespace>/<name>", e.g.
+	// "istio-system/ztunnel" (Istio's CA_TRUSTED_NODE_ACCOUNTS).
+	TrustedAccounts []string `json:"trustedAccounts"`
+	// ClusterID is the cluster whose pods Client sees. Callers authenticated for another cluster are refused.
+	// Default "Kubernetes".
+	ClusterID string `json:"clusterID,omitempty"`
+	// SyncTimeout bounds the initial pod list in Start. Default 60s.
+	SyncTimeout time.Duration `json:"syncTimeout,omitempty"`
+	// LookupTimeout bounds the direct lookup made when the cache does not (yet) hold a pod. Default 5s.
+	LookupTimeout time.Duration `json:"lookupTimeout,omitempty"`
+	Logger        *slog.Logger  `json:"-"`
+}
+
+// Validate reports every problem with c at once. It has no side effects.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Client == nil {
+		errs = append(errs, errors.New("nodeauth: a Kubernetes client is required"))
+	}
+	if len(c.TrustedAccounts) == 0 {
+		errs = append(errs, errors.New("nodeauth: trustedAccounts is empty: name the node agents' service accounts, e.g. istio-system/ztunnel"))
+	}
+	for _, a := range c.TrustedAccounts {
+		if _, err := parseAccount(a); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.SyncTimeout < 0 || c.LookupTimeout < 0 {
+		errs = append(errs, errors.New("nodeauth: timeouts must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+func parseAccount(s string) (account, error) {
+	ns, name, ok := strings.Cut(s, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return account{}, fmt.Errorf("nodeauth: trusted account %q must be <namespace>/<service account>", s)
+	}
+	return account{ns, name}, nil
+}
+
+type account struct{ namespace, name string }
+
+// Authorizer implements ca.Impersonator for node agents. Start it before use.
+type Authorizer struct {
+	cfg     Config
+	trusted []account
+	pods    cache.SharedIndexInformer
+	factory informers.SharedInformerFactory
+}
+
+var _ ca.Impersonator = (*Authorizer)(nil)
+
+// New returns an Authorizer. It does not talk to the API server until Start.
+func New(cfg Config) (*Authorizer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.ClusterID == "" {
+		cfg.ClusterID = DefaultClusterID
+	}
+	if cfg.SyncTimeout == 0 {
+		cfg.SyncTimeout = 60 * time.Second
+	}
+	if cfg.LookupTimeout == 0 {
+		cfg.LookupTimeout = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	a := &Authorizer{cfg: cfg}
+	for _, s := range cfg.TrustedAccounts {
+		acc, _ := parseAccount(s)
+		a.trusted = append(a.trusted, acc)
+	}
+	// Only scheduled pods, stripped to the fields decisions need: a large cluster's pods fit in little memory.
+	a.factory = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "spec.nodeName!=" }),
+		informers.WithTransform(strip))
+	a.pods = a.factory.Core().V1().Pods().Informer()
+	if err := a.pods.AddIndexers(cache.Indexers{nodeIndex: func(obj any) ([]string, error) {
+		if p, ok := obj.(*corev1.Pod); ok && p.Spec.NodeName != "" {
+			return []string{p.Spec.NodeName}, nil
+		}
+		return nil, nil
+	}}); err != nil {
+		return nil, fmt.Errorf("nodeauth: %w", err)
+	}
+	return a, nil
+}
+
+// strip keeps what Authorize reads of a pod.
+func strip(obj any) (any, error) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil
+	}
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, UID: p.UID,
+			ResourceVersion: p.ResourceVersion, DeletionTimestamp: p.DeletionTimestamp},
+		Spec:   corev1.PodSpec{NodeName: p.Spec.NodeName, ServiceAccountName: p.Spec.ServiceAccountName},
+		Status: corev1.PodStatus{Phase: p.Status.Phase},
+	}, nil
+}
+
+// Start runs the pod informer until ctx ends and waits, at most SyncTimeout, for its first full list.
+func (a *Authorizer) Start(ctx context.Context) error {
+	a.factory.Start(ctx.Done())
+	wctx, cancel := context.WithTimeout(ctx, a.cfg.SyncTimeout)
+	defer cancel()
+	start := time.Now()
+	if !cache.WaitForCacheSync(wctx.Done(), a.pods.HasSynced) {
+		return fmt.Errorf("nodeauth: pod cache not synced after %s: check that meshca may list and watch pods "+
+			"in all namespaces and that the API server is reachable", a.cfg.SyncTimeout)
+	}
+	a.cfg.Logger.Info("node agent authorizer ready", "pods", len(a.pods.GetStore().ListKeys()),
+		"trusted_accounts", a.cfg.TrustedAccounts, "elapsed", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// Ready reports whether the pod cache has synced.
+func (a *Authorizer) Ready() bool { return a.pods.HasSynced() }
+
+func deny(format string, args ...any) error {
+	return fmt.Errorf("%w: %w: "+format, append([]any{ca.ErrPermissionDenied, ca.ErrImpersonationDenied}, args...)...)
+}
+
+// Authorize implements ca.Impersonator: caller must be a trusted node agent, and a Running or Pending pod
+// with target's namespace and service account must be scheduled on the caller's node.
+func (a *Authorizer) Authorize(ctx context.Context, caller *authn.Caller, target csr.Identity) error {
+	if caller == nil {
+		return deny("no authenticated caller")
+	}
+	who := caller.Namespace + "/" + caller.ServiceAccount
+	if !slices.Contains(a.trusted, account{caller.Namespace, caller.ServiceAccount}) {
+		return deny("%s is not a trusted node agent (trusted: %s); only node agents such as ztunnel may send ImpersonatedIdentity",
+			who, strings.Join(a.cfg.TrustedAccounts, ", "))
+	}
+	if caller.ClusterID != "" && caller.ClusterID != a.cfg.ClusterID {
+		return deny("node agent %s is in cluster %q; impersonation is served for cluster %q only", who, caller.ClusterID, a.cfg.ClusterID)
+	}
+	if !a.pods.HasSynced() {
+		return fmt.Errorf("%w: nodeauth: pod cache not synced yet", authn.ErrUnavailable)
+	}
+	node, err := a.nodeOf(ctx, caller)
+	if err != nil {
+		return err
+	}
+	match := func(p *corev1.Pod) bool {
+		return p.Namespace == target.Namespace && p.Spec.ServiceAccountName == target.ServiceAccount &&
+			p.Spec.NodeName == node && (p.Status.Phase == corev1.PodRunning || p.Status.Phase == corev1.PodPending)
+	}
+	objs, err := a.pods.GetIndexer().ByIndex(nodeIndex, node)
+	if err != nil {
+		return fmt.Errorf("nodeauth: pod index: %w", err)
+	}
+	for _, o := range objs {
+		if match(o.(*corev1.Pod)) {
+			return nil
+		}
+	}
+	// A pod created a moment ago may not have reached the informer yet, and ztunnel asks for its certificate
+	// as soon as the pod lands on the node. One direct, consistent list of that namespace on that node settles
+	// it instead of guessing how long to wait; only trusted node agents get here.
+	found, err := a.lookup(ctx, target.Namespace, fields.OneTermEqualSelector("spec.nodeName", node), match)
+	if err != nil {
+		return err
+	}
+	if found != nil {
+		a.cfg.Logger.Debug("impersonation allowed by a pod not yet in the cache", "node", node, "pod", found.Namespace+"/"+found.Name)
+		return nil
+	}
+	return deny("no Running or Pending pod of service account %s/%s is scheduled on node %q, where node agent %s runs",
+		target.Namespace, target.ServiceAccount, node, who)
+}
+
+// nodeOf returns the caller's node: from its bound token, or from the pod its token is bound to.
+func (a *Authorizer) nodeOf(ctx context.Context, caller *authn.Caller) (string, error) {
+	if caller.NodeName != "" {
+		return caller.NodeName, nil
+	}
+	if caller.PodName == "" {
+		return "", deny("cannot tell which node %s/%s runs on: its token names neither a node nor a pod; "+
+			"node agents must use a projected (pod-bound) service-account token", caller.Namespace, caller.ServiceAccount)
+	}
+	belongs := func(p *corev1.Pod) bool {
+		return p.Name == caller.PodName && p.Namespace == caller.Namespace &&
+			p.Spec.ServiceAccountName == caller.ServiceAccount && (caller.PodUID == "" || string(p.UID) == caller.PodUID)
+	}
+	var pod *corev1.Pod
+	if obj, ok, _ := a.pods.GetStore().GetByKey(caller.Namespace + "/" + caller.PodName); ok && belongs(obj.(*corev1.Pod)) {
+		pod = obj.(*corev1.Pod)
+	} else {
+		var err error
+		if pod, err = a.lookup(ctx, caller.Namespace, fields.OneTermEqualSelector("metadata.name", caller.PodName), belongs); err != nil {
+			return "", err
+		}
+	}
+	if pod == nil || pod.Spec.NodeName == "" {
+		return "", deny("the pod %s/%s that node agent's token is bound to is not scheduled or no longer exists",
+			caller.Namespace, caller.PodName)
+	}
+	return pod.Spec.NodeName, nil
+}
+
+// lookup lists pods of namespace matching sel from the API server (list, not get, so meshca needs no more
+// than list and watch on pods) and returns the first for which match holds.
+func (a *Authorizer) lookup(ctx context.Context, namespace string, sel fields.Selector, match func(*corev1.Pod) bool) (*corev1.Pod, error) {
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.LookupTimeout)
+	defer cancel()
+	list, err := a.cfg.Client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{FieldSelector: sel.String()})
+	if err != nil {
+		return nil, fmt.Errorf("%w: nodeauth: listing pods in %s: %v", authn.ErrUnavailable, namespace, err)
+	}
+	for i := range list.Items {
+		if match(&list.Items[i]) {
+			return &list.Items[i], nil
+		}
+	}
+	return nil, nil
+}

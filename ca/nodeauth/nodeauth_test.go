@@ -1,0 +1,334 @@
+package nodeauth_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	authnv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/meshca/meshca/backends/file"
+	"github.com/meshca/meshca/ca"
+	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/ca/catest"
+	"github.com/meshca/meshca/ca/nodeauth"
+	"github.com/meshca/meshca/csr"
+)
+
+func TestMain(m *testing.M) { os.Exit(catest.Main(m)) }
+
+type workload struct {
+	ns, sa, pod, node string
+	podUID            types.UID
+}
+
+func newWorkload(t *testing.T, k *catest.Kube, ns, sa, node string) workload {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := k.Client.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}, metav1.CreateOptions{}); err == nil {
+		t.Cleanup(func() { _ = k.Client.CoreV1().Nodes().Delete(context.Background(), node, metav1.DeleteOptions{}) })
+	} else if !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("creating node %s: %v", node, err)
+	}
+	if _, err := k.Client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("creating service account %s/%s: %v", ns, sa, err)
+	}
+	p, err := k.Client.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: sa + "-"},
+		Spec: corev1.PodSpec{ServiceAccountName: sa, NodeName: node,
+			Containers: []corev1.Container{{Name: "app", Image: "registry.invalid/app:1"}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("creating pod of %s/%s on %s: %v", ns, sa, node, err)
+	}
+	return workload{ns: ns, sa: sa, pod: p.Name, node: node, podUID: p.UID}
+}
+
+func mintToken(t *testing.T, client kubernetes.Interface, w workload) string {
+	t.Helper()
+	exp := int64(600)
+	tr, err := client.CoreV1().ServiceAccounts(w.ns).CreateToken(context.Background(), w.sa, &authnv1.TokenRequest{
+		Spec: authnv1.TokenRequestSpec{Audiences: []string{"istio-ca"}, ExpirationSeconds: &exp,
+			BoundObjectRef: &authnv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: w.pod, UID: w.podUID}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("TokenRequest for %s/%s: %v", w.ns, w.sa, err)
+	}
+	return tr.Status.Token
+}
+
+// meshcaConfig is the client configuration meshca's Kubernetes code runs with in tests.
+func meshcaConfig(t *testing.T, k *catest.Kube) *rest.Config {
+	t.Helper()
+	return k.Config
+}
+
+// podLists counts LIST requests for pods that the API server receives from cfg's client.
+func podLists(cfg *rest.Config) (*rest.Config, *atomic.Int64) {
+	var n atomic.Int64
+	c := rest.CopyConfig(cfg)
+	c.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return rtFunc(func(r *http.Request) (*http.Response, error) {
+			if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/pods") && r.URL.Query().Get("watch") != "true" {
+				n.Add(1)
+			}
+			return rt.RoundTrip(r)
+		})
+	})
+	return c, &n
+}
+
+type rtFunc func(*http.Request) (*http.Response, error)
+
+func (f rtFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func startAuthorizer(t *testing.T, ctx context.Context, cfg *rest.Config, trusted ...string) *nodeauth.Authorizer {
+	t.Helper()
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := nodeauth.New(nodeauth.Config{Client: client, TrustedAccounts: trusted, SyncTimeout: 30 * time.Second,
+		Logger: catest.DiscardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("pod informer synced in %s", time.Since(start))
+	return a
+}
+
+// cluster is a namespace with a ztunnel on node 1, and workloads on nodes 1 and 2.
+type cluster struct {
+	k                  *catest.Kube
+	ns, node1, node2   string
+	ztunnel, web, db   workload
+	ztunnelTok, webTok string
+	reviewer           *authn.TokenReview
+}
+
+func setup(t *testing.T) *cluster {
+	k := catest.SharedKube(t)
+	ns := k.Namespace(t)
+	c := &cluster{k: k, ns: ns, node1: "n1-" + ns, node2: "n2-" + ns}
+	c.ztunnel = newWorkload(t, k, ns, "ztunnel", c.node1)
+	c.web = newWorkload(t, k, ns, "web", c.node1)
+	c.db = newWorkload(t, k, ns, "db", c.node2)
+	done := newWorkload(t, k, ns, "done", c.node1)
+	p, err := k.Client.CoreV1().Pods(ns).Get(context.Background(), done.pod, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Status.Phase = corev1.PodSucceeded
+	if _, err := k.Client.CoreV1().Pods(ns).UpdateStatus(context.Background(), p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.ztunnelTok, c.webTok = mintToken(t, k.Client, c.ztunnel), mintToken(t, k.Client, c.web)
+	client, err := kubernetes.NewForConfig(meshcaConfig(t, k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.reviewer, err = authn.NewTokenReview(authn.TokenReviewConfig{Client: client, Logger: catest.DiscardLogger()}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// caller authenticates token through the API server, as meshca does.
+func (c *cluster) caller(t *testing.T, token string) *authn.Caller {
+	t.Helper()
+	caller, err := c.reviewer.Authenticate(context.Background(), &authn.Request{Token: token, ClusterID: "Kubernetes"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return caller
+}
+
+func (c *cluster) id(sa string) csr.Identity {
+	return csr.Identity{TrustDomain: catest.TrustDomain, Namespace: c.ns, ServiceAccount: sa}
+}
+
+func TestAuthorize(t *testing.T) {
+	c := setup(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg, lists := podLists(meshcaConfig(t, c.k))
+	a := startAuthorizer(t, ctx, cfg, "istio-system/ztunnel", c.ns+"/ztunnel")
+
+	zt := c.caller(t, c.ztunnelTok)
+	if zt.NodeName != c.node1 {
+		t.Fatalf("ztunnel's bound token names node %q, want %q", zt.NodeName, c.node1)
+	}
+	ztByPod := *zt
+	ztByPod.NodeName = "" // a token without the node claim: the node comes from the caller's pod
+	ztOtherCluster := *zt
+	ztOtherCluster.ClusterID = "remote-1"
+	ztNoBinding := *zt
+	ztNoBinding.NodeName, ztNoBinding.PodName, ztNoBinding.PodUID = "", "", ""
+	ztWrongUID := ztByPod
+	ztWrongUID.PodUID = "00000000-0000-0000-0000-000000000000"
+
+	tests := []struct {
+		name   string
+		caller *authn.Caller
+		target string
+		allow  bool
+	}{
+		{"ztunnel asks for a pod on its node", zt, "web", true},
+		{"ztunnel without a node claim asks for a pod on its node (found through its pod)", &ztByPod, "web", true},
+		{"ztunnel asks for a pod on another node", zt, "db", false},
+		{"ztunnel asks for a pod that has completed", zt, "done", false},
+		{"ztunnel asks for a service account with no pod", zt, "nobody", false},
+		{"an untrusted workload asks for a pod on its own node", c.caller(t, c.webTok), "ztunnel", false},
+		{"ztunnel of another cluster", &ztOtherCluster, "web", false},
+		{"ztunnel whose token names no pod or node", &ztNoBinding, "web", false},
+		{"ztunnel whose pod UID does not match its pod", &ztWrongUID, "web", false},
+	}
+	listsBefore := lists.Load()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := a.Authorize(ctx, tt.caller, c.id(tt.target))
+			if tt.allow && err != nil {
+				t.Fatalf("Authorize: %v, want allowed", err)
+			}
+			if !tt.allow {
+				if !errors.Is(err, ca.ErrImpersonationDenied) || !errors.Is(err, ca.ErrPermissionDenied) {
+					t.Fatalf("Authorize: %v, want ErrPermissionDenied and ErrImpersonationDenied", err)
+				}
+				t.Logf("denied: %v", err)
+			}
+		})
+	}
+	// Allowed requests are answered from the informer: no LIST per request.
+	lists.Store(0)
+	for range 100 {
+		if err := a.Authorize(ctx, zt, c.id("web")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := lists.Load(); n != 0 {
+		t.Fatalf("%d pod LISTs for 100 allowed requests, want 0 (informer)", n)
+	}
+	_ = listsBefore
+}
+
+// TestAuthorizeNewPodNotYetCached freezes the informer (its context ends) so the cache cannot hold a pod
+// created afterwards: the one direct lookup must find it.
+func TestAuthorizeNewPodNotYetCached(t *testing.T) {
+	c := setup(t)
+	ctx, stopInformer := context.WithCancel(context.Background())
+	cfg, lists := podLists(meshcaConfig(t, c.k))
+	a := startAuthorizer(t, ctx, cfg, c.ns+"/ztunnel")
+	stopInformer()
+	time.Sleep(200 * time.Millisecond)
+	newWorkload(t, c.k, c.ns, "fresh", c.node1)
+	zt := c.caller(t, c.ztunnelTok)
+	before := lists.Load()
+	if err := a.Authorize(context.Background(), zt, c.id("fresh")); err != nil {
+		t.Fatalf("pod created after the cache froze: %v, want allowed through the direct lookup", err)
+	}
+	if n := lists.Load() - before; n != 1 {
+		t.Fatalf("%d pod LISTs, want exactly 1 direct lookup", n)
+	}
+	newWorkload(t, c.k, c.ns, "elsewhere", c.node2)
+	if err := a.Authorize(context.Background(), zt, c.id("elsewhere")); !errors.Is(err, ca.ErrImpersonationDenied) {
+		t.Fatalf("new pod on another node: %v, want denied", err)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	_, err := nodeauth.New(nodeauth.Config{TrustedAccounts: []string{"ztunnel", "a/b/c", "/x"}})
+	if err == nil {
+		t.Fatal("New accepted no client and malformed accounts")
+	}
+	for _, want := range []string{"client", `"ztunnel"`, `"a/b/c"`, `"/x"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %s", err, want)
+		}
+	}
+}
+
+// TestIssuerIssuesPodIdentityToZtunnel runs the whole issuance: a ztunnel token, verified by TokenReview,
+// asks for the certificate of a pod on its node and gets that pod's SPIFFE ID.
+func TestIssuerIssuesPodIdentityToZtunnel(t *testing.T) {
+	c := setup(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := startAuthorizer(t, ctx, meshcaConfig(t, c.k), c.ns+"/ztunnel")
+	g, err := file.Generate(file.GenerateOptions{Organization: catest.TrustDomain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "cacerts")
+	if err := g.WriteDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	backend, err := file.New(ctx, file.Config{Dir: dir, Logger: catest.DiscardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backend.Close()
+	iss, err := ca.New(ca.Config{Backends: []ca.NamedBackend{{Name: "file", Backend: backend}},
+		Authenticator: c.reviewer, Impersonator: a, Policy: ca.Policy{TrustDomain: catest.TrustDomain},
+		Logger: catest.DiscardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, db := c.id("web").String(), c.id("db").String()
+	res, err := iss.Issue(ctx, &ca.Request{Credentials: authn.Request{Token: c.ztunnelTok, ClusterID: "Kubernetes"},
+		CSR: csrFor(t, web), TTL: time.Hour, ImpersonatedIdentity: web})
+	if err != nil {
+		t.Fatalf("ztunnel asking for %s on its node: %v", web, err)
+	}
+	if got := res.Chain[0].URIs; len(got) != 1 || got[0].String() != web {
+		t.Fatalf("issued certificate for %v, want exactly %s", got, web)
+	}
+	_, err = iss.Issue(ctx, &ca.Request{Credentials: authn.Request{Token: c.ztunnelTok, ClusterID: "Kubernetes"},
+		CSR: csrFor(t, db), TTL: time.Hour, ImpersonatedIdentity: db})
+	if !errors.Is(err, ca.ErrPermissionDenied) || !errors.Is(err, ca.ErrImpersonationDenied) {
+		t.Fatalf("ztunnel asking for %s on another node: %v, want PermissionDenied", db, err)
+	}
+	_, err = iss.Issue(ctx, &ca.Request{Credentials: authn.Request{Token: c.webTok, ClusterID: "Kubernetes"},
+		CSR: csrFor(t, c.id("ztunnel").String()), TTL: time.Hour, ImpersonatedIdentity: c.id("ztunnel").String()})
+	if !errors.Is(err, ca.ErrImpersonationDenied) {
+		t.Fatalf("a workload impersonating ztunnel: %v, want PermissionDenied", err)
+	}
+}
+
+func csrFor(t *testing.T, spiffeID string) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(spiffeID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{URIs: []*url.URL{u}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+}
