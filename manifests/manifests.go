@@ -1,0 +1,9 @@
+package manifests
+
+import _ "embed"
+
+// RBAC is base/rbac.yaml: meshca's ServiceAccount (istio-system/meshca) and its ClusterRole, Role and
+// bindings, as applied by kubectl apply -k manifests/base.
+//
+//go:embed base/rbac.yaml
+var RBAC []byte
