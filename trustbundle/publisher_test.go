@@ -71,22 +71,30 @@ type fixture struct {
 	source   *rotatingSource
 	rootA    *x509.Certificate
 	selected []string
+	rbac     *rest.Config
 }
 
 func newFixture(t *testing.T, k *catest.Kube) *fixture {
 	t.Helper()
 	id := make([]byte, 4)
 	rand.Read(id)
+	// The shipped RBAC names one signer, one ClusterTrustBundle and one Lease, so tests that publish take
+	// turns (no t.Parallel) and remove both objects when done; namespaces are told apart by a label.
 	f := &fixture{k: k, label: "meshca-test=" + hex.EncodeToString(id),
-		signer: "t" + hex.EncodeToString(id) + ".meshca.io/workload-ca", source: &rotatingSource{}}
-	f.leaseNS = k.Namespace(t)
+		signer: "meshca.io/workload-ca", leaseNS: catest.MeshcaNamespace, source: &rotatingSource{}}
+	f.rbac = catest.MeshcaRBAC(t, k)
+	f.gvr = schema.GroupVersionResource{Group: "certificates.k8s.io", Version: "v1", Resource: "clustertrustbundles"}
+	t.Cleanup(func() { // runs after the publishers have stopped
+		ctx := context.Background()
+		_ = k.Client.CoordinationV1().Leases(f.leaseNS).Delete(ctx, "meshca-trustbundle", metav1.DeleteOptions{})
+		_ = f.dyn.Resource(f.gvr).Delete(ctx, trustbundle.ClusterTrustBundleName(f.signer, "roots"), metav1.DeleteOptions{})
+	})
 	f.rootA = newRoot(t)
 	f.source.set(f.rootA)
 	var err error
 	if f.dyn, err = dynamic.NewForConfig(k.Config); err != nil {
 		t.Fatal(err)
 	}
-	f.gvr = schema.GroupVersionResource{Group: "certificates.k8s.io", Version: "v1", Resource: "clustertrustbundles"}
 	return f
 }
 
@@ -110,10 +118,11 @@ func (f *fixture) labelNamespace(t *testing.T, ns string) {
 	}
 }
 
-// kubeConfig returns the client configuration the publisher runs with.
+// kubeConfig returns the client configuration the publisher runs with: meshca's service account with the
+// RBAC of manifests/base, so a missing rule fails the tests.
 func (f *fixture) kubeConfig(t *testing.T) *rest.Config {
 	t.Helper()
-	return rest.CopyConfig(f.k.Config)
+	return rest.CopyConfig(f.rbac)
 }
 
 type replica struct {
@@ -235,7 +244,6 @@ func encode(t *testing.T, roots ...*x509.Certificate) []byte {
 
 func TestPublisherPublishesAndRepairs(t *testing.T) {
 	k := catest.SharedKube(t)
-	t.Parallel()
 	f := newFixture(t, k)
 	ns1, ns2 := f.namespace(t, true), f.namespace(t, true)
 	other := f.namespace(t, false)
@@ -361,7 +369,6 @@ func metric(t *testing.T, reg *prometheus.Registry, name, label string) float64 
 
 func TestPublisherRefusesRootsThatAreNotCAs(t *testing.T) {
 	k := catest.SharedKube(t)
-	t.Parallel()
 	f := newFixture(t, k)
 	ns := f.namespace(t, true)
 	r := f.start(t, "replica-0")
@@ -388,7 +395,6 @@ func TestPublisherRefusesRootsThatAreNotCAs(t *testing.T) {
 
 func TestOnlyTheLeaderWrites(t *testing.T) {
 	k := catest.SharedKube(t)
-	t.Parallel()
 	f := newFixture(t, k)
 	ns := f.namespace(t, true)
 	a, b := f.start(t, "replica-a"), f.start(t, "replica-b")
@@ -452,17 +458,17 @@ func TestOnlyTheLeaderWrites(t *testing.T) {
 // A cluster that serves ClusterTrustBundle only as v1beta1, like Kubernetes 1.33–1.36 with the beta enabled.
 func TestPublisherFallsBackToV1beta1(t *testing.T) {
 	k := catest.StartKube(t, "--runtime-config=certificates.k8s.io/v1/clustertrustbundles=false,certificates.k8s.io/v1beta1=true,certificates.k8s.io/v1beta1/clustertrustbundles=true")
-	t.Parallel()
 	if _, err := k.Client.Discovery().ServerResourcesForGroupVersion("certificates.k8s.io/v1beta1"); err != nil {
 		t.Fatalf("test cluster does not serve certificates.k8s.io/v1beta1: %v", err)
 	}
 	f := newFixture(t, k)
 	f.namespace(t, true)
-	r := f.start(t, "replica-0")
 	f.gvr.Version = "v1beta1"
+	r := f.start(t, "replica-0")
 	eventually(t, 20*time.Second, "v1beta1 ClusterTrustBundle published", f.allHold(r.p, encode(t, f.rootA)))
-	f.gvr.Version = "v1"
-	if err := f.bundleHolds(r.p, nil)(); !apierrors.IsNotFound(err) {
+	v1 := f.gvr
+	v1.Version = "v1"
+	if _, err := f.dyn.Resource(v1).Get(context.Background(), r.p.ClusterTrustBundleName(), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("v1 ClusterTrustBundle: %v, want NotFound (v1 disabled in this cluster)", err)
 	}
 }

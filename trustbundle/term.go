@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"strings"
 	"sync"
@@ -33,13 +34,14 @@ const managedBy = "meshca"
 // leaderTerm publishes while this replica leads. A new one is built for every term, so nothing it caches
 // outlives the leadership it was built under.
 type leaderTerm struct {
-	p      *Publisher
-	queue  workqueue.TypedRateLimitingInterface[string]
-	ns     cache.SharedIndexInformer
-	cms    cache.SharedIndexInformer
-	ctb    cache.SharedIndexInformer // nil when not published
-	ctbGVR schema.GroupVersionResource
-	bundle atomic.Pointer[[]byte] // nil until the source has given valid roots
+	p       *Publisher
+	queue   workqueue.TypedRateLimitingInterface[string]
+	ns      cache.SharedIndexInformer
+	cms     cache.SharedIndexInformer
+	ctb     cache.SharedIndexInformer // nil when not published
+	ctbGVR  schema.GroupVersionResource
+	bundle  atomic.Pointer[[]byte] // nil until the source has given valid roots
+	lastErr string                 // the source's last error, logged once
 }
 
 func (t *leaderTerm) run(ctx context.Context) {
@@ -180,9 +182,15 @@ func (t *leaderTerm) poll(ctx context.Context) {
 			return
 		}
 		p.m.errors.WithLabelValues("source").Inc()
-		p.cfg.Logger.Error("trust bundle not updated: the roots source failed; the published bundle stays", "error", err)
+		level := slog.LevelError
+		if err.Error() == t.lastErr { // the same failure every poll: say it once, count it always
+			level = slog.LevelDebug
+		}
+		t.lastErr = err.Error()
+		p.cfg.Logger.Log(ctx, level, "trust bundle not updated: the roots source failed; the published bundle stays", "error", err)
 		return
 	}
+	t.lastErr = ""
 	if old := t.bundle.Load(); old != nil && bytes.Equal(*old, bundle) {
 		return
 	}
