@@ -89,7 +89,7 @@ type switchTransport struct {
 }
 
 func (s *switchTransport) add(t *testing.T, k *catest.Kube) {
-	rt, err := rest.TransportFor(k.Config)
+	rt, err := rest.TransportFor(meshcaConfig(t, k))
 	if err != nil {
 		t.Fatal(err)
 	}

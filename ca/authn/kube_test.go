@@ -159,8 +159,9 @@ func newClient(t *testing.T, cfg *rest.Config) kubernetes.Interface {
 	return c
 }
 
-// meshcaConfig is the client configuration meshca's Kubernetes code runs with in tests.
+// meshcaConfig is the client configuration meshca's Kubernetes code runs with in tests: k's admin
+// impersonating meshca's service account with exactly the RBAC of manifests/base.
 func meshcaConfig(t *testing.T, k *catest.Kube) *rest.Config {
 	t.Helper()
-	return k.Config
+	return catest.MeshcaRBAC(t, k)
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	authnv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
@@ -202,6 +203,7 @@ func TestTokenReviewServiceAccountDeletedAfterCaching(t *testing.T) {
 	if err := k.Client.CoreV1().ServiceAccounts(ns).Delete(ctx, w.sa, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	waitRefused(t, k, tok)
 	// Within the bound the cached answer stands: that is the price of caching, bounded by CacheTTL.
 	if _, err := tr.Authenticate(ctx, &authn.Request{Token: tok}); err != nil {
 		t.Fatalf("within CacheTTL: %v", err)
@@ -253,3 +255,26 @@ func TestTokenReviewConfigValidate(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// waitRefused waits until k's API server itself refuses tok: it caches successful token authentications
+// for 10s, and its service-account informer lags a deletion.
+func waitRefused(t *testing.T, k *catest.Kube, tok string) {
+	t.Helper()
+	start := time.Now()
+	deadline := start.Add(30 * time.Second)
+	for {
+		tr, err := k.Client.AuthenticationV1().TokenReviews().Create(context.Background(), &authnv1.TokenReview{
+			Spec: authnv1.TokenReviewSpec{Token: tok, Audiences: []string{"istio-ca"}}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !tr.Status.Authenticated {
+			t.Logf("the API server refuses the token %s after its service account was deleted", time.Since(start).Round(time.Millisecond))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the API server still accepts the token 30s after its service account was deleted")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -75,10 +75,11 @@ func mintToken(t *testing.T, client kubernetes.Interface, w workload) string {
 	return tr.Status.Token
 }
 
-// meshcaConfig is the client configuration meshca's Kubernetes code runs with in tests.
+// meshcaConfig is the client configuration meshca's Kubernetes code runs with in tests: k's admin
+// impersonating meshca's service account with exactly the RBAC of manifests/base.
 func meshcaConfig(t *testing.T, k *catest.Kube) *rest.Config {
 	t.Helper()
-	return k.Config
+	return catest.MeshcaRBAC(t, k)
 }
 
 // podLists counts LIST requests for pods that the API server receives from cfg's client.
