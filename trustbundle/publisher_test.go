@@ -472,3 +472,45 @@ func TestPublisherFallsBackToV1beta1(t *testing.T) {
 		t.Fatalf("v1 ClusterTrustBundle: %v, want NotFound (v1 disabled in this cluster)", err)
 	}
 }
+
+// A leader whose Lease is taken (a partition, a long pause) stops writing, and campaigns again.
+func TestLeaderThatLosesTheLeaseStopsWriting(t *testing.T) {
+	k := catest.SharedKube(t)
+	f := newFixture(t, k)
+	ns := f.namespace(t, true)
+	r := f.start(t, "replica-0")
+	want := encode(t, f.rootA)
+	eventually(t, 20*time.Second, "first publication", f.allHold(r.p, want))
+
+	leases := k.Client.CoordinationV1().Leases(f.leaseNS)
+	lease, err := leases.Get(context.Background(), "meshca-trustbundle", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	intruder, dur, now := "intruder", int32(8), metav1.NewMicroTime(time.Now())
+	lease.Spec.HolderIdentity, lease.Spec.LeaseDurationSeconds = &intruder, &dur
+	lease.Spec.AcquireTime, lease.Spec.RenewTime = &now, &now
+	if _, err := leases.Update(context.Background(), lease, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	took := eventually(t, 6*time.Second, "leader steps down", func() error {
+		if r.p.Leader() {
+			return errors.New("still leads")
+		}
+		return nil
+	})
+	t.Logf("stepped down %s after the Lease was taken (renewDeadline 3s)", took.Round(time.Millisecond))
+	writes := r.writes.n.Load()
+	if err := k.Client.CoreV1().ConfigMaps(ns).Delete(context.Background(), trustbundle.ConfigMapName, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if n := r.writes.n.Load(); n != writes {
+		t.Fatalf("a replica that lost the Lease sent %d writes", n-writes)
+	}
+	if _, err := k.Client.CoreV1().ConfigMaps(ns).Get(context.Background(), trustbundle.ConfigMapName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("ConfigMap while nobody of ours leads: %v, want NotFound", err)
+	}
+	took = eventually(t, 20*time.Second, "replica leads again and repairs", f.configMapHolds(ns, want))
+	t.Logf("leads again and repaired %s later (intruder's Lease: 8s)", took.Round(time.Millisecond))
+}
