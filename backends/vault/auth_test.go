@@ -63,12 +63,17 @@ func TestAuthTokenFileRotation(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "token")
 	writeFile(t, file, old+"\n")
 	cfg.Auth.Token, cfg.Auth.TokenFile = "", file
+	var logs logBuffer
+	cfg.Logger = testLogger(t, &logs)
 	b := newBackend(t, cfg)
 	signWorks(t, b, "with the first token")
 
 	writeFile(t, file, s.CreateToken(t, time.Hour, true, p.Policy))
 	s.Write(t, "auth/token/revoke", map[string]any{"token": old})
 	signWorks(t, b, "after the file was rotated and the old token revoked")
+	if !strings.Contains(logs.String(), "vault token re-read from file") {
+		t.Fatalf("the token file was not re-read:\n%s", logs.String())
+	}
 }
 
 // AppRole: login against the real server, renewal, re-login once the token's max TTL is reached, and re-login
@@ -93,6 +98,9 @@ func TestAuthAppRole(t *testing.T) {
 	// Revoke every token issued by this AppRole mount: the next Sign gets 403, logs in again and succeeds.
 	s.Write(t, "sys/leases/revoke-prefix/auth/"+mount+"/login", nil)
 	signWorks(t, b, "after Vault revoked meshca's token")
+	if !strings.Contains(logs.String(), "vault denied meshca's token; logging in again") {
+		t.Fatalf("no re-login after the revocation was logged:\n%s", logs.String())
+	}
 	if strings.Contains(logs.String(), secretID) {
 		t.Fatal("the secret ID appears in the log")
 	}
@@ -161,34 +169,36 @@ func TestAuthKubernetes(t *testing.T) {
 		"bound_service_account_namespaces": ns, "audience": "vault", "token_policies": p.Policy, "token_ttl": "60s"})
 
 	file := filepath.Join(t.TempDir(), "token")
-	projected := func() string { // what the kubelet writes into a projected volume
+	projected := func(sa string) string { // what the kubelet writes into a projected volume
 		exp := int64(600)
-		tr, err := k.Client.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "meshca", &authv1.TokenRequest{
+		tr, err := k.Client.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa, &authv1.TokenRequest{
 			Spec: authv1.TokenRequestSpec{Audiences: []string{"vault"}, ExpirationSeconds: &exp}}, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return tr.Status.Token
 	}
-	writeFile(t, file, projected())
+	writeFile(t, file, projected("meshca"))
 	cfg := config(t, s, p)
 	cfg.Auth = vault.AuthConfig{Method: vault.AuthKubernetes, MountPath: mount, Role: "meshca", JWTFile: file}
 	b := newBackend(t, cfg)
 	signWorks(t, b, "after Kubernetes login")
 
 	// The kubelet rotates the file; the next login reads the new token.
-	writeFile(t, file, projected())
+	writeFile(t, file, projected("meshca"))
 	s.Write(t, "sys/leases/revoke-prefix/auth/"+mount+"/login", nil)
 	signWorks(t, b, "after a re-login with the rotated token")
 
-	if err := k.Client.CoreV1().ServiceAccounts(ns).Delete(ctx, "meshca", metav1.DeleteOptions{}); err != nil {
+	// A valid token of another service account, which the Vault role does not bind: the next login is refused.
+	if _, err := k.Client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "intruder"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	writeFile(t, file, projected("intruder"))
 	s.Write(t, "sys/leases/revoke-prefix/auth/"+mount+"/login", nil)
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := b.Sign(cctx, request(t, "ecdsa", testID, time.Hour)); !errors.Is(err, backends.ErrUnavailable) {
-		t.Fatalf("Sign after the service account was deleted: %v, want ErrUnavailable", err)
+		t.Fatalf("Sign with another service account's token in the file: %v, want ErrUnavailable", err)
 	}
 }
 
