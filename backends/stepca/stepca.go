@@ -158,15 +158,16 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		cfg.Logger.Warn("step-ca is unreachable; the backend reports unavailable until it answers",
 			"url", cfg.URL, "error", err)
 	}
-	cfg.Logger.Info("stepca backend ready", "url", cfg.URL, "provisioner", m.name, "type", m.kind)
+	cfg.Logger.Info("stepca backend configured", "url", cfg.URL, "provisioner", m.name, "type", m.kind)
 	return b, nil
 }
 
 // Sign issues a certificate through step-ca's /1.0/sign. The token names exactly req's SANs and carries
 // the CSR's fingerprint, so step-ca can certify nothing else; the template on step-ca's side must copy the
 // token's SANs and leave the subject empty (docs/stepca.md). With an X5C provisioner, step-ca refuses
-// certificates that outlive meshca's credential, so the TTL is capped at the credential's NotAfter (the
-// leaf shows the shortening) and a credential with less than a minute left makes the backend unavailable.
+// certificates that outlive meshca's credential (or start before it), so the TTL is capped at the credential's
+// NotAfter (the leaf shows the shortening, and a warning is logged) and a credential with less than a minute
+// left makes the backend unavailable.
 func (b *Backend) Sign(ctx context.Context, req *backends.SignRequest) (*backends.SignResponse, error) {
 	sans, err := checkRequest(req)
 	if err != nil {
@@ -177,19 +178,22 @@ func (b *Backend) Sign(ctx context.Context, req *backends.SignRequest) (*backend
 	}
 	now := b.cfg.Clock().UTC().Truncate(time.Second)
 	notBefore := now.Add(-b.cfg.Backdate)
-	notAfter := notBefore.Add(req.TTL)
-	limit, err := b.minter.notAfterLimit()
+	credFrom, credUntil, err := b.minter.window()
 	if err != nil {
 		return nil, fmt.Errorf("stepca: x5c credential: %w: %w", backends.ErrUnavailable, err)
 	}
-	if !limit.IsZero() && notAfter.After(limit) {
-		if limit.Sub(now) < time.Minute {
+	if notBefore.Before(credFrom) { // a freshly rotated credential: backdate less
+		notBefore = credFrom.UTC()
+	}
+	notAfter := notBefore.Add(req.TTL)
+	if !credUntil.IsZero() && notAfter.After(credUntil) {
+		if credUntil.Sub(now) < time.Minute {
 			return nil, fmt.Errorf("stepca: the x5c credential %s expires at %s, too soon to sign with; renew it: %w",
-				b.cfg.X5C.CertFile, limit.UTC().Format(time.RFC3339), backends.ErrUnavailable)
+				b.cfg.X5C.CertFile, credUntil.UTC().Format(time.RFC3339), backends.ErrUnavailable)
 		}
 		b.cfg.Logger.Warn("stepca: TTL capped at the x5c credential's expiry; renew the credential",
-			"requested", req.TTL, "notAfter", limit.UTC().Format(time.RFC3339))
-		notAfter = limit.UTC().Truncate(time.Second)
+			"requested", req.TTL, "notAfter", credUntil.UTC().Format(time.RFC3339))
+		notAfter = credUntil.UTC()
 	}
 
 	tok, err := b.minter.mint(now, b.minter.audience(b.base, "sign"), sans[0], sans, csrFingerprint(req.CSR.Raw))
@@ -416,7 +420,7 @@ func (b *Backend) CRL(ctx context.Context) ([]byte, error) {
 // Check reports whether step-ca answers /health and the provisioner credential is usable (an X5C credential
 // with less than a minute left is not).
 func (b *Backend) Check(ctx context.Context) error {
-	limit, err := b.minter.notAfterLimit()
+	_, limit, err := b.minter.window()
 	if err != nil {
 		return fmt.Errorf("stepca: x5c credential: %w: %w", backends.ErrUnavailable, err)
 	}
@@ -638,7 +642,7 @@ func (b *Backend) roundTrip(ctx context.Context, client *http.Client, op, method
 	resp, err := client.Do(hreq)
 	if err != nil {
 		// url.Error holds the URL only (no token: tokens travel in the body).
-		return nil, fmt.Errorf("stepca: %s: step-ca at %s did not answer: %w: %w", op, b.cfg.URL, backends.ErrUnavailable, err)
+		return nil, fmt.Errorf("stepca: %s: step-ca at %s did not answer (is it running and reachable?): %w: %w", op, b.cfg.URL, backends.ErrUnavailable, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))

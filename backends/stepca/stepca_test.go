@@ -222,6 +222,22 @@ func TestSignX5CCapsTTLAtCredentialExpiry(t *testing.T) {
 	}
 }
 
+// TestSignX5CNeverStartsBeforeTheCredential: backdating NotBefore to before the credential's own NotBefore
+// (just after a rotation) would be refused by step-ca; the backend backdates less instead.
+func TestSignX5CNeverStartsBeforeTheCredential(t *testing.T) {
+	srv := sharedServer(t)
+	cfg := x5cConfig(srv)
+	cfg.Backdate = 10 * time.Minute // the harness's credential started a minute before step-ca
+	b := newBackend(t, cfg)
+	resp, err := b.Sign(context.Background(), signRequest(t, ecKey(t), "spiffe://cluster.local/ns/a/sa/b", time.Hour))
+	if err != nil {
+		t.Fatalf("Sign: %v", err)
+	}
+	if got := resp.Leaf().NotBefore; !got.Equal(srv.X5C.NotBefore) {
+		t.Errorf("NotBefore = %s, want the credential's NotBefore %s", got, srv.X5C.NotBefore)
+	}
+}
+
 func TestSignErrors(t *testing.T) {
 	srv := sharedServer(t)
 	b := newBackend(t, jwkConfig(srv))

@@ -109,17 +109,18 @@ func (m *minter) mint(now time.Time, aud, sub string, sans []string, fingerprint
 	return tok, nil
 }
 
-// notAfterLimit returns the latest NotAfter step-ca accepts for tokens from this provisioner: an X5C
-// provisioner refuses certificates that outlive the credential that signed the token.
-func (m *minter) notAfterLimit() (time.Time, error) {
+// window returns the validity window step-ca allows for certificates from this provisioner: an X5C
+// provisioner refuses certificates that start before or end after the credential that signed the token. For a
+// JWK provisioner both times are zero (no limit).
+func (m *minter) window() (notBefore, notAfter time.Time, err error) {
 	if m.kind != "X5C" {
-		return time.Time{}, nil
+		return time.Time{}, time.Time{}, nil
 	}
 	c, err := m.cred.get()
 	if err != nil {
-		return time.Time{}, err
+		return time.Time{}, time.Time{}, err
 	}
-	return c.chain[0].NotAfter, nil
+	return c.chain[0].NotBefore, c.chain[0].NotAfter, nil
 }
 
 // loadJWK reads a JWK provisioner's private key: a JWE (compact or JSON serialization, as step writes it)

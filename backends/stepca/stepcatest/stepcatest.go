@@ -100,8 +100,8 @@ type X5CProvisioner struct {
 	Name string
 	// CertFile and KeyFile are meshca's credential: a leaf certificate issued by the provisioner's root.
 	CertFile, KeyFile string
-	// NotAfter is the credential's expiry; step-ca refuses certificates that outlive it.
-	NotAfter time.Time
+	// NotBefore and NotAfter are the credential's validity; step-ca refuses certificates outside it.
+	NotBefore, NotAfter time.Time
 }
 
 // Start launches a step-ca for one test and stops it in tb.Cleanup. Under -short the test is skipped.
@@ -311,7 +311,8 @@ func (s *Server) writeCA(opts Options) error {
 	s.RootsFile = p("root.crt")
 	s.JWK = JWKProvisioner{Name: "meshca-jwk", KeyFile: p("jwk.jwe"), PlainKeyFile: p("jwk.json"),
 		PasswordFile: p("jwk.pass"), Key: jwk}
-	s.X5C = X5CProvisioner{Name: "meshca-x5c", CertFile: p("x5c.crt"), KeyFile: p("x5c.key"), NotAfter: cred.NotAfter}
+	s.X5C = X5CProvisioner{Name: "meshca-x5c", CertFile: p("x5c.crt"), KeyFile: p("x5c.key"),
+		NotBefore: cred.NotBefore, NotAfter: cred.NotAfter}
 	interKeyDER, err := x509.MarshalPKCS8PrivateKey(interKey)
 	if err != nil {
 		return err
