@@ -195,6 +195,7 @@ func (a *agent) watchCerts(tb testing.TB, n int, timeout time.Duration) []observ
 // lifetime, go-spiffe verification, and meshca's own metrics and audit records for each one.
 func TestPilotAgentObtainsAndRotates(t *testing.T) {
 	bin := catest.Binary(t, "pilot-agent")
+	t.Parallel()
 	const (
 		ns, sa    = "default", "sleep"
 		secretTTL = 10 * time.Second

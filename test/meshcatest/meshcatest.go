@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,14 +16,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/meshca/meshca/backends/file"
 	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/ca/authn"
-	"github.com/meshca/meshca/ca/server"
+	"github.com/meshca/meshca/ca/catest"
 )
 
 // TrustDomain is the trust domain of a CA started by Start.
-const TrustDomain = "cluster.local"
+const TrustDomain = catest.TrustDomain
 
 // Options tunes a CA started by Start. The zero value is meshca's default policy.
 type Options struct {
@@ -50,128 +47,53 @@ type CA struct {
 	audit *recorder
 }
 
-// Start generates a dev CA in a temporary cacerts directory and serves it on free loopback ports until the
-// test ends. Operational logs are printed only if the test fails.
+// Start generates a dev CA in a temporary cacerts directory and serves it with catest.StartMeshca (the file
+// backend, dev token issuer and client-certificate renewal) on free loopback ports until the test ends. Logs
+// are kept in memory, audit records for Audit and everything printed only if the test fails.
 func Start(tb testing.TB, opts Options) *CA {
 	tb.Helper()
-	dir := tb.TempDir()
-	g, err := file.Generate(file.GenerateOptions{Organization: TrustDomain})
-	if err != nil {
-		tb.Fatalf("meshcatest: generating the CA: %v", err)
-	}
-	cacerts := filepath.Join(dir, "cacerts")
-	if err := g.WriteDir(cacerts); err != nil {
-		tb.Fatalf("meshcatest: writing cacerts: %v", err)
-	}
-	tokens, err := authn.GenerateDevIssuer("")
-	if err != nil {
-		tb.Fatalf("meshcatest: dev token issuer: %v", err)
-	}
-
 	logs := &syncBuffer{}
-	tb.Cleanup(func() {
+	tb.Cleanup(func() { // registered first, so it runs after meshca has stopped
 		if tb.Failed() {
 			tb.Logf("meshca log:\n%s", logs.String())
 		}
 	})
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	audit := newRecorder()
+	log := slog.New(slog.NewMultiHandler(audit, slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	reg := prometheus.NewRegistry()
-
-	ctx, cancel := context.WithCancel(context.Background())
-	fb, err := file.New(ctx, file.Config{Dir: cacerts, Logger: log, Registerer: reg})
-	if err != nil {
-		cancel()
-		tb.Fatalf("meshcatest: file backend: %v", err)
-	}
-	jwt, err := authn.NewJWT([]authn.Issuer{{Issuer: tokens.Issuer, Keys: tokens.Keys()}}, authn.JWTOptions{})
-	if err != nil {
-		cancel()
-		tb.Fatalf("meshcatest: JWT authenticator: %v", err)
-	}
-	chain := authn.Chain{jwt}
-	issuer, err := ca.New(ca.Config{
-		Backends:      []ca.NamedBackend{{Name: "file", Backend: fb}},
-		Authenticator: &chain,
-		Policy: ca.Policy{TrustDomain: TrustDomain, MinTTL: opts.MinTTL, MaxTTL: opts.MaxTTL,
+	dir, g := catest.FileCA(tb)
+	m := catest.StartMeshca(tb, catest.MeshcaOptions{
+		Backends: []ca.NamedBackend{{Name: "file", Backend: catest.FileBackend(tb, dir, reg)}},
+		Policy: &ca.Policy{TrustDomain: catest.TrustDomain, MinTTL: opts.MinTTL, MaxTTL: opts.MaxTTL,
 			DefaultTTL: opts.DefaultTTL},
-		Logger:     log,
-		Audit:      slog.New(audit),
-		Registerer: reg,
+		Registry: reg,
+		Logger:   log,
 	})
-	if err != nil {
-		cancel()
-		tb.Fatalf("meshcatest: issuer: %v", err)
-	}
-	// Renewals with a certificate this CA issued, as `meshca serve` allows by default.
-	chain = append(chain, &authn.ClientCert{Roots: issuer.Roots, TrustDomains: issuer.TrustDomains()})
-	srv, err := server.New(issuer, server.Config{DNSNames: []string{"localhost"}, IPAddresses: []string{"127.0.0.1"},
-		Logger: log, Gatherer: reg})
-	if err != nil {
-		cancel()
-		tb.Fatalf("meshcatest: server: %v", err)
-	}
-	gl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		cancel()
-		tb.Fatalf("meshcatest: gRPC listener: %v", err)
-	}
-	hl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		cancel()
-		gl.Close()
-		tb.Fatalf("meshcatest: HTTP listener: %v", err)
-	}
-	c := &CA{GRPCAddr: gl.Addr().String(), HTTPAddr: hl.Addr().String(), Root: g.Root, RootPEM: g.RootPEM,
-		Tokens: tokens, Registry: reg, audit: audit}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, gl, hl) }()
-	tb.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				tb.Errorf("meshcatest: meshca stopped with: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			tb.Errorf("meshcatest: meshca did not stop within 15s")
-		}
-		_ = fb.Close()
-	})
-	c.waitReady(tb, done)
+	c := &CA{GRPCAddr: m.GRPCAddr, HTTPAddr: m.HTTPAddr, Root: g.Root, RootPEM: g.RootPEM, Tokens: m.Tokens,
+		Registry: reg, audit: audit}
+	c.waitReady(tb)
 	return c
 }
 
 // waitReady polls /readyz until meshca answers 200 (it first issues its own serving certificate).
-func (c *CA) waitReady(tb testing.TB, done <-chan error) {
+func (c *CA) waitReady(tb testing.TB) {
 	tb.Helper()
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		select {
-		case err := <-done:
-			tb.Fatalf("meshcatest: meshca exited before it was ready: %v", err)
-		default:
-		}
 		resp, err := client.Get("http://" + c.HTTPAddr + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return
 			}
+			err = fmt.Errorf("HTTP %s", resp.Status)
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("meshcatest: meshca not ready after 10s (last: %v)", errors.Join(err, statusErr(resp)))
+			tb.Fatalf("meshcatest: meshca not ready after 10s: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func statusErr(resp *http.Response) error {
-	if resp == nil {
-		return nil
-	}
-	return fmt.Errorf("HTTP %s", resp.Status)
 }
 
 // Token mints a token for the service account ns/sa with the default audience (istio-ca) and a 1h lifetime.
@@ -237,8 +159,16 @@ type AuditRecord struct {
 	Attrs   map[string]string
 }
 
-// Audit returns the audit records written so far.
-func (c *CA) Audit() []AuditRecord { return c.audit.records() }
+// Audit returns the audit records written so far: the log records that carry an outcome.
+func (c *CA) Audit() []AuditRecord {
+	var out []AuditRecord
+	for _, r := range c.audit.records() {
+		if _, ok := r.Attrs["outcome"]; ok {
+			out = append(out, r)
+		}
+	}
+	return out
+}
 
 // recorder is a slog.Handler that keeps every record in memory. Groups are flattened.
 type recorder struct {
