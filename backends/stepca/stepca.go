@@ -542,8 +542,21 @@ func (b *Backend) bootstrap(ctx context.Context) (*x509.Certificate, error) {
 	return certs[0], nil
 }
 
+// errServerTrust marks a TLS handshake that failed because step-ca's certificate does not verify.
+type errServerTrust struct{ err error }
+
+func (e *errServerTrust) Error() string { return e.err.Error() }
+func (e *errServerTrust) Unwrap() error { return e.err }
+
 // verifyServer authenticates step-ca's TLS certificate against the current roots and the URL's host.
 func (b *Backend) verifyServer(cs tls.ConnectionState) error {
+	if err := b.verifyServerChain(cs); err != nil {
+		return &errServerTrust{err}
+	}
+	return nil
+}
+
+func (b *Backend) verifyServerChain(cs tls.ConnectionState) error {
 	var pool *x509.CertPool
 	if st := b.state.Load(); st != nil {
 		pool = st.pool
@@ -640,6 +653,12 @@ func (b *Backend) roundTrip(ctx context.Context, client *http.Client, op, method
 	}
 	hreq.Header.Set("User-Agent", "meshca")
 	resp, err := client.Do(hreq)
+	var trustErr *errServerTrust
+	if errors.As(err, &trustErr) {
+		// Not reachable in any useful sense, so the core may fail over; but this is configuration, not an outage.
+		return nil, fmt.Errorf("stepca: %s: the server at %s is not the pinned step-ca (its TLS certificate does not verify against rootFingerprint/rootsFile: %v): %w: %w",
+			op, b.cfg.URL, trustErr.err, backends.ErrUnavailable, backends.ErrBadChain)
+	}
 	if err != nil {
 		// url.Error holds the URL only (no token: tokens travel in the body).
 		return nil, fmt.Errorf("stepca: %s: step-ca at %s did not answer (is it running and reachable?): %w: %w", op, b.cfg.URL, backends.ErrUnavailable, err)

@@ -379,6 +379,18 @@ func TestNewRefusesWrongFingerprint(t *testing.T) {
 	}
 }
 
+func TestServerNotMatchingThePinnedRootsIsNotTrusted(t *testing.T) {
+	srv := sharedServer(t)
+	other := stepcatest.Start(t, stepcatest.Options{}) // another CA: its roots file pins the wrong step-ca
+	cfg := x5cConfig(srv)
+	cfg.RootsFile = other.RootsFile
+	b := newBackend(t, cfg)
+	_, err := b.Sign(context.Background(), signRequest(t, ecKey(t), "spiffe://cluster.local/ns/a/sa/b", time.Hour))
+	if !errors.Is(err, backends.ErrBadChain) || !errors.Is(err, backends.ErrUnavailable) {
+		t.Fatalf("Sign = %v, want ErrBadChain and ErrUnavailable (the core fails over, the operator fixes pinning)", err)
+	}
+}
+
 func TestJWKKeyForms(t *testing.T) {
 	srv := sharedServer(t)
 	tests := []struct {

@@ -1,8 +1,3 @@
-// Package stepcatest runs a real smallstep step-ca on loopback for tests. It writes the whole CA itself, with
-// no interactive `step ca init`: a root and an intermediate, a JWK provisioner whose private key is an
-// encrypted JWE, an X5C provisioner trusting a separate registration-authority root, an empty-subject
-// template that copies the token's SANs, disableSmallstepExtensions, TTL claims 1m/1h/24h, an authority-level
-// URI name policy for the trust domain, a bbolt database and a CRL regenerated on every revocation.
 package stepcatest
 
 import (
