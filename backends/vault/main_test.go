@@ -12,6 +12,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"sync"
@@ -124,7 +125,13 @@ func newKey(t testing.TB, kind string) crypto.Signer {
 // newCSR returns a parsed CSR for key asking for uris, with the subject istio-agent sends.
 func newCSR(t testing.TB, key crypto.Signer, uris ...string) *x509.CertificateRequest {
 	t.Helper()
-	tmpl := &x509.CertificateRequest{Subject: pkix.Name{Organization: []string{"cluster.local"}}}
+	return newCSRWith(t, key, uris, nil, nil)
+}
+
+// newCSRWith returns a parsed CSR for key asking for the given SANs.
+func newCSRWith(t testing.TB, key crypto.Signer, uris, dns []string, ips []net.IP) *x509.CertificateRequest {
+	t.Helper()
+	tmpl := &x509.CertificateRequest{Subject: pkix.Name{Organization: []string{"cluster.local"}}, DNSNames: dns, IPAddresses: ips}
 	for _, s := range uris {
 		u, err := url.Parse(s)
 		if err != nil {

@@ -260,6 +260,9 @@ func TestSignRefusals(t *testing.T) {
 			if errors.Is(err, backends.ErrUnavailable) {
 				t.Fatalf("Sign: %v is also ErrUnavailable", err)
 			}
+			if sent := strings.Contains(err.Error(), "HTTP 4"); sent != strings.HasSuffix(tt.name, "by Vault") {
+				t.Fatalf("Sign: %v; Vault answered: %v, want %v", err, sent, !sent)
+			}
 		})
 	}
 

@@ -236,11 +236,19 @@ func (b *Backend) signData(req *backends.SignRequest) map[string]any {
 		d["key_usage"] = []string{"DigitalSignature", "KeyEncipherment"}
 		return d
 	}
-	d["common_name"] = req.Subject.CommonName
 	d["exclude_cn_from_sans"] = true
-	d["uri_sans"] = uriStrings(req.URIs)
-	d["alt_names"] = slices.Clone(req.DNSNames)
-	d["ip_sans"] = ipStrings(req.IPAddresses)
+	if req.Subject.CommonName != "" {
+		d["common_name"] = req.Subject.CommonName
+	}
+	if len(req.URIs) > 0 {
+		d["uri_sans"] = uriStrings(req.URIs) // a comma-string-slice field: a JSON array is taken as is
+	}
+	if len(req.DNSNames) > 0 {
+		d["alt_names"] = strings.Join(req.DNSNames, ",") // a plain string field: commas were refused above
+	}
+	if len(req.IPAddresses) > 0 {
+		d["ip_sans"] = ipStrings(req.IPAddresses)
+	}
 	return d
 }
 

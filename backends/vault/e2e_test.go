@@ -1,0 +1,186 @@
+package vault_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	pb "istio.io/api/security/v1alpha1"
+
+	"github.com/meshca/meshca/backends"
+	"github.com/meshca/meshca/backends/vault"
+	"github.com/meshca/meshca/backends/vault/vaulttest"
+	"github.com/meshca/meshca/ca"
+	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/ca/catest"
+	"github.com/meshca/meshca/ca/server"
+)
+
+// newIssuer returns meshca's issuance core over b, trusting dev service-account tokens.
+func newIssuer(tb testing.TB, b backends.Backend) (*ca.Issuer, *authn.DevIssuer) {
+	tb.Helper()
+	dev, err := authn.GenerateDevIssuer("")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	jwt, err := authn.NewJWT([]authn.Issuer{{Issuer: dev.Issuer, Keys: dev.Keys()}}, authn.JWTOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	iss, err := ca.New(ca.Config{Backends: []ca.NamedBackend{{Name: "vault", Backend: b}}, Authenticator: jwt,
+		Policy: ca.Policy{TrustDomain: catest.TrustDomain}, Logger: catest.DiscardLogger()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return iss, dev
+}
+
+// servingFiles issues meshca's serving certificate through b (with a CSR, which Vault needs) and writes it.
+func servingFiles(t *testing.T, b *vault.Backend) (certFile, keyFile string) {
+	t.Helper()
+	key := newKey(t, "ecdsa")
+	id := "spiffe://cluster.local/ns/istio-system/sa/meshca"
+	c := newCSRWith(t, key, []string{id}, []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
+	u, _ := url.Parse(id)
+	resp, err := b.Sign(ctxTimeout(t, 10*time.Second), &backends.SignRequest{CSR: c, PublicKey: c.PublicKey, URIs: []*url.URL{u},
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, TTL: time.Hour})
+	if err != nil {
+		t.Fatalf("issuing the serving certificate through Vault: %v", err)
+	}
+	var chain []byte
+	for _, cert := range resp.Chain[:len(resp.Chain)-1] {
+		chain = append(chain, pemBlock("CERTIFICATE", cert.Raw)...)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	writeFile(t, certFile, string(chain))
+	writeFile(t, keyFile, string(pemBlock("PRIVATE KEY", der)))
+	return certFile, keyFile
+}
+
+// The whole request path against a real Vault: istio-agent's gRPC call with a service-account JWT, meshca's
+// authentication, CSR checks and policy, the Vault backend, and back; then a revocation in Vault appears in
+// the CRL meshca publishes, and a stopped Vault is codes.Unavailable, fast.
+func TestEndToEndGRPCWithVault(t *testing.T) {
+	s := vaulttest.Start(t, vaulttest.Options{}) // its own server: this test stops it
+	p := s.PKI(t, vaulttest.PKIOptions{Role: map[string]any{"allow_localhost": true, "allow_ip_sans": true}})
+	cfg := config(t, s, p)
+	cfg.Timeout = time.Second
+	b := newBackend(t, cfg)
+	issuer, dev := newIssuer(t, b)
+	certFile, keyFile := servingFiles(t, b)
+	srv, err := server.New(issuer, server.Config{TLSCertFile: certFile, TLSKeyFile: keyFile, CRL: b.CRL,
+		Logger: testLogger(t, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, gl, hl) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	roots := x509.NewCertPool()
+	roots.AddCert(p.Root)
+	conn, err := grpc.NewClient(gl.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(
+		&tls.Config{RootCAs: roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	tok, err := dev.Mint(authn.TokenClaims{Namespace: "default", ServiceAccount: "bookinfo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	csrPEM, _ := catest.WorkloadCSR(t, testID)
+	call := func() (*pb.IstioCertificateResponse, error) {
+		cctx, ccancel := context.WithTimeout(metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+tok), 10*time.Second)
+		defer ccancel()
+		return pb.NewIstioCertificateServiceClient(conn).CreateCertificate(cctx,
+			&pb.IstioCertificateRequest{Csr: string(csrPEM), ValidityDuration: 3600})
+	}
+	resp, err := call()
+	if err != nil {
+		t.Fatalf("CreateCertificate: %v", err)
+	}
+	var chain []*x509.Certificate
+	for _, s := range resp.CertChain {
+		blk, _ := pem.Decode([]byte(s))
+		if blk == nil {
+			t.Fatalf("cert_chain entry is not PEM: %q", s)
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chain = append(chain, c)
+	}
+	if len(chain) != 3 || !chain[1].Equal(p.Intermediate) {
+		t.Fatalf("cert_chain has %d certificates, want leaf, Vault's intermediate, root", len(chain))
+	}
+	verifyChain(t, chain, p.Root)
+	if got := chain[0].URIs; len(got) != 1 || got[0].String() != testID {
+		t.Fatalf("leaf URI SANs %v, want %s", got, testID)
+	}
+
+	// Revoke in Vault; meshca's /crl serves Vault's CRL with the serial.
+	if err := b.Revoke(t.Context(), &backends.RevokeRequest{Certificate: chain[0]}); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	hr, err := http.Get("http://" + hl.Addr().String() + "/crl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := io.ReadAll(hr.Body)
+	hr.Body.Close()
+	rl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		t.Fatalf("meshca /crl: HTTP %d, %v", hr.StatusCode, err)
+	}
+	found := false
+	for _, e := range rl.RevokedCertificateEntries {
+		found = found || e.SerialNumber.Cmp(chain[0].SerialNumber) == 0
+	}
+	if !found || rl.CheckSignatureFrom(p.Intermediate) != nil {
+		t.Fatalf("meshca's /crl does not list the revoked serial %x (or is not Vault's)", chain[0].SerialNumber)
+	}
+
+	// Vault goes away: the agent gets Unavailable (which it retries), within the backend deadline.
+	s.Kill()
+	start := time.Now()
+	_, err = call()
+	took := time.Since(start)
+	if status.Code(err) != codes.Unavailable || took > cfg.Timeout+time.Second {
+		t.Fatalf("CreateCertificate with Vault stopped: %v after %s, want Unavailable within %s", err, took, cfg.Timeout+time.Second)
+	}
+	if errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "127.0.0.1:") {
+		t.Fatalf("status leaks the inner error: %v", err)
+	}
+	t.Logf("CreateCertificate with Vault stopped: %s after %s", status.Code(err), took)
+}
