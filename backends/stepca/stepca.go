@@ -53,6 +53,9 @@ type Backend struct {
 	// refreshing is set while a background roots refresh runs, so at most one runs at a time.
 	refreshing atomic.Bool
 
+	// lastCapWarning is the Unix time of the last "TTL capped" warning, so it is logged once a minute.
+	lastCapWarning atomic.Int64
+
 	// tokenHook, set only by tests, may replace each minted token before it is sent.
 	tokenHook func(string) string
 }
@@ -191,8 +194,10 @@ func (b *Backend) Sign(ctx context.Context, req *backends.SignRequest) (*backend
 			return nil, fmt.Errorf("stepca: the x5c credential %s expires at %s, too soon to sign with; renew it: %w",
 				b.cfg.X5C.CertFile, credUntil.UTC().Format(time.RFC3339), backends.ErrUnavailable)
 		}
-		b.cfg.Logger.Warn("stepca: TTL capped at the x5c credential's expiry; renew the credential",
-			"requested", req.TTL, "notAfter", credUntil.UTC().Format(time.RFC3339))
+		if last := b.lastCapWarning.Load(); now.Unix()-last >= 60 && b.lastCapWarning.CompareAndSwap(last, now.Unix()) {
+			b.cfg.Logger.Warn("stepca: TTL capped at the x5c credential's expiry; renew the credential (logged once a minute)",
+				"requested", req.TTL, "notAfter", credUntil.UTC().Format(time.RFC3339))
+		}
 		notAfter = credUntil.UTC()
 	}
 
