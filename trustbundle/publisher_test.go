@@ -370,7 +370,7 @@ func metric(t *testing.T, reg *prometheus.Registry, name, label string) float64 
 func TestPublisherRefusesRootsThatAreNotCAs(t *testing.T) {
 	k := catest.SharedKube(t)
 	f := newFixture(t, k)
-	ns := f.namespace(t, true)
+	f.namespace(t, true)
 	r := f.start(t, "replica-0")
 	want := encode(t, f.rootA)
 	eventually(t, 20*time.Second, "first publication", f.allHold(r.p, want))
@@ -390,7 +390,6 @@ func TestPublisherRefusesRootsThatAreNotCAs(t *testing.T) {
 	if n := r.writes.n.Load(); n != writes {
 		t.Errorf("%d writes after the source turned invalid, want none", n-writes)
 	}
-	_ = ns
 }
 
 func TestOnlyTheLeaderWrites(t *testing.T) {

@@ -247,6 +247,7 @@ func TestSecretSource(t *testing.T) {
 		eventually(t, 10*time.Second, "recreated CA active", func() error { return chainsTo(sign(t, b), g3.Root) })
 	})
 
+	b.Close() // no more log writes
 	for _, g := range []*file.Generated{g1, g2} {
 		if bytes.Contains(logs.Bytes(), g.KeyPEM) || bytes.Contains(logs.Bytes(), []byte("PRIVATE KEY")) {
 			t.Fatal("the logs hold private key material")
