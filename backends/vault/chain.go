@@ -83,3 +83,47 @@ func isAnchor(c *x509.Certificate, anchors []*x509.Certificate) bool {
 	}
 	return false
 }
+
+// caState is the mount's issuing chain (issuer first, anchor last), verified when fetched, with what the
+// signing fast path needs.
+type caState struct {
+	chain []*x509.Certificate
+	// issuerAsRoot verifies a leaf against chain[0] alone.
+	issuerAsRoot *x509.CertPool
+	// fast is false when a certificate above the issuer carries name constraints, which only a full
+	// verification applies to the leaf.
+	fast bool
+}
+
+func newCAState(chain []*x509.Certificate) *caState {
+	st := &caState{chain: chain, issuerAsRoot: x509.NewCertPool(), fast: true}
+	st.issuerAsRoot.AddCert(chain[0])
+	for _, c := range chain[1:] {
+		if c.PermittedDNSDomainsCritical || len(c.PermittedDNSDomains)+len(c.ExcludedDNSDomains)+len(c.PermittedIPRanges)+
+			len(c.ExcludedIPRanges)+len(c.PermittedEmailAddresses)+len(c.ExcludedEmailAddresses)+len(c.PermittedURIDomains)+
+			len(c.ExcludedURIDomains) > 0 {
+			st.fast = false
+		}
+	}
+	return st
+}
+
+// fastChain returns leaf followed by the known chain when leaf was issued by its first certificate and the
+// whole chain is valid at now. The issuer's own path to the anchor was verified by buildChain when fetched, so
+// one signature check (and x509's checks of the leaf against its issuer: validity, EKU, the issuer's name
+// constraints) completes the verification.
+func (st *caState) fastChain(leaf *x509.Certificate, now time.Time) ([]*x509.Certificate, bool) {
+	if st == nil || !st.fast || !bytes.Equal(leaf.RawIssuer, st.chain[0].RawSubject) {
+		return nil, false
+	}
+	for _, c := range st.chain {
+		if now.Before(c.NotBefore) || now.After(c.NotAfter) {
+			return nil, false
+		}
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: st.issuerAsRoot, CurrentTime: now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return nil, false
+	}
+	return append([]*x509.Certificate{leaf}, st.chain...), true
+}

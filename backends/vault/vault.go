@@ -32,7 +32,7 @@ type Backend struct {
 	client  *api.Client // carries meshca's current token
 	login   *api.Client // never carries a token: used for the login endpoints
 	anchors []*x509.Certificate
-	caChain atomic.Pointer[[]*x509.Certificate]
+	ca      atomic.Pointer[caState]
 	token   atomic.Pointer[tokenState]
 	flight  singleflight.Group
 
@@ -79,7 +79,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if err := b.refreshCAChain(ctx); err != nil {
 		return nil, err
 	}
-	chain := *b.caChain.Load()
+	chain := b.ca.Load().chain
 	cfg.Logger.Info("vault backend ready", "address", cfg.Address, "mount", cfg.Mount, "mode", cfg.Mode,
 		"role", cfg.Role, "auth", cfg.Auth.Method, "issuer", chain[0].Subject.String(),
 		"issuer_not_after", chain[0].NotAfter.UTC(), "roots", len(b.anchors))
@@ -252,23 +252,34 @@ func (b *Backend) signData(req *backends.SignRequest) map[string]any {
 	return d
 }
 
-// parseSigned reads Vault's sign response, checks the leaf against req and builds the chain.
+// parseSigned reads Vault's sign response, checks the leaf against req and builds the chain. When the leaf
+// was signed by the mount's known issuer, whose chain to the anchors was verified when it was fetched, only the
+// leaf is verified (against that issuer) and Vault's ca_chain is not even parsed: signature checks dominate the
+// backend's own cost. Otherwise the chain is rebuilt from everything Vault returned.
 func (b *Backend) parseSigned(sec *api.Secret, req *backends.SignRequest, now time.Time) (*backends.SignResponse, error) {
 	if sec == nil || sec.Data == nil {
 		return nil, fmt.Errorf("vault: %w: empty response to %s", backends.ErrBadChain, b.signPath)
 	}
-	leaf, candidates, err := parseIssued(sec.Data)
+	leaf, rest, err := parseLeaf(sec.Data)
 	if err != nil {
 		return nil, err
 	}
 	if err := checkLeaf(leaf, req); err != nil {
 		return nil, err
 	}
-	candidates = append(candidates, *b.caChain.Load()...)
 	at := now
 	if at.Before(leaf.NotBefore) { // clocks disagree; the chain must still verify
 		at = leaf.NotBefore
 	}
+	ca := b.ca.Load()
+	if chain, ok := ca.fastChain(leaf, at); ok {
+		return &backends.SignResponse{Chain: chain}, nil
+	}
+	candidates, err := parseChainFields(sec.Data)
+	if err != nil {
+		return nil, err
+	}
+	candidates = append(append(rest, candidates...), ca.chain...)
 	chain, err := buildChain(leaf, candidates, b.anchors, at)
 	if err != nil {
 		return nil, fmt.Errorf("vault: certificate from %s: %w", b.signPath, err)
@@ -279,6 +290,19 @@ func (b *Backend) parseSigned(sec *api.Secret, req *backends.SignRequest, now ti
 // parseIssued reads the certificate, issuing_ca and ca_chain fields of a sign or issuer response: the first
 // block of certificate is the leaf (or the issuer), everything else is a chain candidate.
 func parseIssued(data map[string]any) (*x509.Certificate, []*x509.Certificate, error) {
+	first, rest, err := parseLeaf(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	more, err := parseChainFields(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	return first, append(rest, more...), nil
+}
+
+// parseLeaf reads the certificate field: the leaf first, then any further blocks (format pem_bundle).
+func parseLeaf(data map[string]any) (*x509.Certificate, []*x509.Certificate, error) {
 	certPEM, _ := data["certificate"].(string)
 	if certPEM == "" {
 		return nil, nil, fmt.Errorf("vault: %w: the response has no certificate", backends.ErrBadChain)
@@ -287,7 +311,11 @@ func parseIssued(data map[string]any) (*x509.Certificate, []*x509.Certificate, e
 	if err != nil {
 		return nil, nil, fmt.Errorf("vault: %w: certificate: %v", backends.ErrBadChain, err)
 	}
-	candidates := certs[1:]
+	return certs[0], certs[1:], nil
+}
+
+// parseChainFields reads the issuing_ca and ca_chain fields, in whatever order and multiplicity Vault sent.
+func parseChainFields(data map[string]any) ([]*x509.Certificate, error) {
 	var extra []string
 	if s, ok := data["issuing_ca"].(string); ok && s != "" {
 		extra = append(extra, s)
@@ -302,14 +330,15 @@ func parseIssued(data map[string]any) (*x509.Certificate, []*x509.Certificate, e
 	case []string:
 		extra = append(extra, v...)
 	}
+	var out []*x509.Certificate
 	for i, s := range extra {
 		cs, err := parseCerts([]byte(s))
 		if err != nil {
-			return nil, nil, fmt.Errorf("vault: %w: ca_chain entry %d: %v", backends.ErrBadChain, i, err)
+			return nil, fmt.Errorf("vault: %w: ca_chain entry %d: %v", backends.ErrBadChain, i, err)
 		}
-		candidates = append(candidates, cs...)
+		out = append(out, cs...)
 	}
-	return certs[0], candidates, nil
+	return out, nil
 }
 
 // checkLeaf enforces the backend contract: the leaf certifies exactly req's key and SANs, is not a CA, and
@@ -349,7 +378,7 @@ func (b *Backend) Roots(context.Context) ([]*x509.Certificate, error) {
 
 // CAChain returns the mount's issuing CA chain, issuer first and root last, as last fetched.
 func (b *Backend) CAChain(context.Context) ([]*x509.Certificate, error) {
-	return slices.Clone(*b.caChain.Load()), nil
+	return slices.Clone(b.ca.Load().chain), nil
 }
 
 // Revoke revokes a certificate issued by the mount. It sends the certificate when req has it, which also works
@@ -407,7 +436,7 @@ func (b *Backend) CRL(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vault: the CRL at %s does not parse: %w", path, err)
 	}
-	if err := rl.CheckSignatureFrom((*b.caChain.Load())[0]); err != nil {
+	if err := rl.CheckSignatureFrom(b.ca.Load().chain[0]); err != nil {
 		return nil, fmt.Errorf("vault: the CRL at %s is not signed by the issuing CA: %w", path, err)
 	}
 	return der, nil
@@ -514,7 +543,7 @@ func (b *Backend) refreshCAChain(ctx context.Context) error {
 			return fmt.Errorf("vault: issuer %s does not chain to the configured roots: %w", path, err)
 		}
 	}
-	b.caChain.Store(&chain)
+	b.ca.Store(newCAState(chain))
 	return nil
 }
 
