@@ -54,7 +54,8 @@ type Config struct {
 	// PollInterval is how often the leader reads the Source for changed roots. Default 5s.
 	PollInterval time.Duration `json:"pollInterval,omitempty"`
 
-	// Kube is the client configuration (in-cluster or kubeconfig).
+	// Kube is the client configuration (in-cluster or kubeconfig). When it sets no rate limit, the publisher
+	// uses 50 requests per second (burst 100) instead of client-go's 5.
 	Kube *rest.Config `json:"-"`
 	// Source provides the roots; normally the *ca.Issuer.
 	Source Source `json:"-"`

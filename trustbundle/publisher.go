@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 )
@@ -33,11 +34,17 @@ func New(cfg Config) (*Publisher, error) {
 	}
 	cfg.setDefaults()
 	p := &Publisher{cfg: cfg}
+	kc := rest.CopyConfig(cfg.Kube)
+	if kc.QPS == 0 && kc.RateLimiter == nil {
+		// client-go's default of 5 writes per second would take minutes to roll a new root out to a
+		// thousand namespaces; 50 matches what cluster controllers commonly use.
+		kc.QPS, kc.Burst = 50, 100
+	}
 	var err error
-	if p.kube, err = kubernetes.NewForConfig(cfg.Kube); err != nil {
+	if p.kube, err = kubernetes.NewForConfig(kc); err != nil {
 		return nil, fmt.Errorf("trustbundle: Kubernetes client: %w", err)
 	}
-	if p.dyn, err = dynamic.NewForConfig(cfg.Kube); err != nil {
+	if p.dyn, err = dynamic.NewForConfig(kc); err != nil {
 		return nil, fmt.Errorf("trustbundle: Kubernetes client: %w", err)
 	}
 	p.sel, _ = labels.Parse(cfg.NamespaceSelector) // checked by Validate
@@ -158,7 +165,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		roots: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "meshca_trustbundle_roots",
-			Help: "Number of roots in the trust bundle this replica last published (0 until it leads).",
+			Help: "Number of roots in the trust bundle this replica publishes while it leads (0 until it first leads).",
 		}),
 	}
 	for _, t := range []string{"source", "clustertrustbundle", "configmap"} {

@@ -344,6 +344,34 @@ func TestPublisherPublishesAndRepairs(t *testing.T) {
 	}
 }
 
+// metricWith returns the value of the series of name with exactly the label values values, given in the order
+// of their label names (Prometheus sorts them).
+func metricWith(t *testing.T, reg *prometheus.Registry, name string, values ...string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) != len(values) {
+				continue
+			}
+			for i, l := range m.GetLabel() {
+				if l.GetValue() != values[i] {
+					continue next
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
 // metric returns the value of the series of name whose one label has value label ("" for no label).
 func metric(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
 	t.Helper()
@@ -512,4 +540,37 @@ func TestLeaderThatLosesTheLeaseStopsWriting(t *testing.T) {
 	}
 	took = eventually(t, 20*time.Second, "replica leads again and repairs", f.configMapHolds(ns, want))
 	t.Logf("leads again and repaired %s later (intruder's Lease: 8s)", took.Round(time.Millisecond))
+}
+
+// How long a new root takes to reach many namespaces with the publisher's default client rate limit.
+func TestRotationReachesManyNamespaces(t *testing.T) {
+	k := catest.SharedKube(t)
+	f := newFixture(t, k)
+	const n = 200
+	start := time.Now()
+	for range n {
+		f.namespace(t, true)
+	}
+	t.Logf("created %d namespaces in %s", n, time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	r := f.start(t, "replica-0", func(c *trustbundle.Config) { c.Kube.QPS, c.Kube.Burst = 0, 0 })
+	took := eventually(t, 60*time.Second, "first publication", f.allHold(r.p, encode(t, f.rootA)))
+	t.Logf("%d ConfigMaps and the bundle created %s after start (default 50 QPS)", n, took.Round(time.Millisecond))
+	rootB := newRoot(t)
+	f.source.set(f.rootA, rootB)
+	start = time.Now()
+	eventually(t, 60*time.Second, "rotation written", func() error { // the metric, to time it without reading 200 objects
+		// labels sorted by name: operation, target
+		if got := metricWith(t, r.reg, "meshca_trustbundle_writes_total", "update", "configmap"); got < n {
+			return fmt.Errorf("%v ConfigMaps updated", got)
+		}
+		return nil
+	})
+	t.Logf("rotation written to %d namespaces in %s", n, time.Since(start).Round(time.Millisecond))
+	if err := f.allHold(r.p, encode(t, f.rootA, rootB))(); err != nil {
+		t.Fatal(err)
+	}
+	if got := metric(t, r.reg, "meshca_trustbundle_publish_errors_total", "configmap"); got != 0 {
+		t.Errorf("configmap publish errors = %v, want 0", got)
+	}
 }
