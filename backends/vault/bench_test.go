@@ -26,8 +26,9 @@ const benchParallelism = 8
 //   - issuer: ca.Issuer.Issue, meshca's whole request path without gRPC (JWT authentication, CSR parsing and
 //     policy, the backend, the core's own chain verification, metrics and audit).
 //
-// Each mode reports certs/s and latency percentiles; backend and issuer also report their time per
-// certificate as a multiple of direct's (x_direct), so run all three together:
+// serial runs one request at a time (latency); parallel runs benchParallelism×GOMAXPROCS at once
+// (throughput). Each reports certs/s and latency percentiles; backend and issuer also report their time per
+// certificate as a multiple of direct's in the same run (x_direct), so run all three together:
 //
 //	go test -run '^$' -bench BenchmarkVaultSign -benchtime 3s ./backends/vault/
 func BenchmarkVaultSign(b *testing.B) {
@@ -79,45 +80,53 @@ func BenchmarkVaultSign(b *testing.B) {
 			return err
 		}},
 	}
-	nsPerOp := map[string]float64{}
-	for _, m := range modes {
-		b.Run(m.name, func(b *testing.B) {
-			var next atomic.Int64
-			var mu sync.Mutex
-			var lat []time.Duration
-			b.SetParallelism(benchParallelism)
-			b.ResetTimer()
-			start := time.Now()
-			b.RunParallel(func(pb *testing.PB) {
-				var mine []time.Duration
-				for pb.Next() {
-					in := &inputs[next.Add(1)%n]
-					t0 := time.Now()
-					if err := m.sign(b.Context(), in); err != nil {
-						b.Errorf("%s: %v", m.name, err)
-						return
+	for _, conc := range []string{"serial", "parallel"} {
+		nsPerOp := map[string]float64{}
+		for _, m := range modes {
+			b.Run(conc+"/"+m.name, func(b *testing.B) {
+				var next atomic.Int64
+				var mu sync.Mutex
+				var lat []time.Duration
+				body := func(more func() bool) {
+					var mine []time.Duration
+					for more() {
+						in := &inputs[next.Add(1)%n]
+						t0 := time.Now()
+						if err := m.sign(b.Context(), in); err != nil {
+							b.Errorf("%s: %v", m.name, err)
+							return
+						}
+						mine = append(mine, time.Since(t0))
 					}
-					mine = append(mine, time.Since(t0))
+					mu.Lock()
+					lat = append(lat, mine...)
+					mu.Unlock()
 				}
-				mu.Lock()
-				lat = append(lat, mine...)
-				mu.Unlock()
+				b.ResetTimer()
+				start := time.Now()
+				if conc == "serial" {
+					i := 0
+					body(func() bool { i++; return i <= b.N })
+				} else {
+					b.SetParallelism(benchParallelism)
+					b.RunParallel(func(pb *testing.PB) { body(pb.Next) })
+				}
+				elapsed := time.Since(start)
+				b.StopTimer()
+				if len(lat) == 0 {
+					return
+				}
+				slices.Sort(lat)
+				pct := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Microseconds()) / 1000 }
+				b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "certs/s")
+				b.ReportMetric(pct(0.50), "p50-ms")
+				b.ReportMetric(pct(0.99), "p99-ms")
+				per := float64(elapsed.Nanoseconds()) / float64(len(lat))
+				nsPerOp[m.name] = per
+				if d, ok := nsPerOp["direct"]; ok && m.name != "direct" {
+					b.ReportMetric(per/d, "x_direct")
+				}
 			})
-			elapsed := time.Since(start)
-			b.StopTimer()
-			if len(lat) == 0 {
-				return
-			}
-			slices.Sort(lat)
-			pct := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Microseconds()) / 1000 }
-			b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "certs/s")
-			b.ReportMetric(pct(0.50), "p50-ms")
-			b.ReportMetric(pct(0.99), "p99-ms")
-			per := float64(elapsed.Nanoseconds()) / float64(len(lat))
-			nsPerOp[m.name] = per
-			if d, ok := nsPerOp["direct"]; ok && m.name != "direct" {
-				b.ReportMetric(per/d, "x_direct")
-			}
-		})
+		}
 	}
 }

@@ -509,6 +509,11 @@ func (b *Backend) classify(ctx context.Context, op, path string, err error) erro
 	if ctx.Err() != nil {
 		return fmt.Errorf("vault: %s (%s): %w: no answer within %s: %w", op, path, backends.ErrUnavailable, b.cfg.Timeout, err)
 	}
+	var tlsErr *tls.CertificateVerificationError
+	if errors.As(err, &tlsErr) {
+		return fmt.Errorf("vault: %s (%s): %w: Vault's TLS certificate is not trusted: check tls.caFile or tls.caPEM and tls.serverName: %w",
+			op, path, backends.ErrUnavailable, err)
+	}
 	var ne net.Error
 	var oe *net.OpError
 	if errors.As(err, &ne) || errors.As(err, &oe) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
