@@ -10,4 +10,9 @@
 // A new set of files is checked as a whole (key matches certificate, certificate is a CA, chain verifies to a
 // root, not expired) before it replaces the active one; a broken set is refused and the old CA stays active.
 // Mounted Kubernetes Secrets change by an atomic symlink swap, which the content-hash poll sees like any edit.
+//
+// With Config.Secret the backend reads the same keys from the Secret itself (e.g. istio-system/cacerts)
+// through an informer restricted to that one object (a metadata.name field selector, so RBAC can grant get,
+// list and watch on that name only). A change takes effect as soon as the watch event arrives instead of after
+// the kubelet's volume sync; a broken update or a deleted Secret is refused in the same way.
 package file
