@@ -230,4 +230,3 @@ func signJWT(t testing.TB, key *ecdsa.PrivateKey, iss, sub, aud string) string {
 	sv.FillBytes(sig[32:])
 	return signing + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
-

@@ -37,6 +37,7 @@ func TestMain(m *testing.M) { os.Exit(catest.Main(m)) }
 // devVault returns the shared dev Vault, starting it on first use. It skips under -short.
 func devVault(t testing.TB) *vaulttest.Server {
 	t.Helper()
+	catest.Binary(t, "vault") // skips under -short, in every test (a skip inside once.Do would stick)
 	shared.once.Do(func() {
 		shared.srv = vaulttest.Launch(t, vaulttest.Options{})
 		catest.AtExit(shared.srv.Stop)
