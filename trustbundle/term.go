@@ -31,6 +31,12 @@ const ctbKey = ":clustertrustbundle"
 
 const managedBy = "meshca"
 
+// ctbState is the ClusterTrustBundle API version in use and the informer on the bundle.
+type ctbState struct {
+	gvr schema.GroupVersionResource
+	inf cache.SharedIndexInformer
+}
+
 // leaderTerm publishes while this replica leads. A new one is built for every term, so nothing it caches
 // outlives the leadership it was built under.
 type leaderTerm struct {
@@ -38,10 +44,9 @@ type leaderTerm struct {
 	queue   workqueue.TypedRateLimitingInterface[string]
 	ns      cache.SharedIndexInformer
 	cms     cache.SharedIndexInformer
-	ctb     cache.SharedIndexInformer // nil when not published
-	ctbGVR  schema.GroupVersionResource
-	bundle  atomic.Pointer[[]byte] // nil until the source has given valid roots
-	lastErr string                 // the source's last error, logged once
+	ctb     atomic.Pointer[ctbState] // nil until the API is discovered and the bundle's informer has synced
+	bundle  atomic.Pointer[[]byte]   // nil until the source has given valid roots
+	lastErr string                   // the source's last error, logged once
 }
 
 func (t *leaderTerm) run(ctx context.Context) {
@@ -49,22 +54,10 @@ func (t *leaderTerm) run(ctx context.Context) {
 	t.queue = workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedMaxOfRateLimiter(
 		workqueue.NewTypedItemExponentialFailureRateLimiter[string](100*time.Millisecond, 30*time.Second)))
 	defer t.queue.ShutDown()
+	var informers sync.WaitGroup
+	defer informers.Wait()
+	start := func(inf cache.SharedIndexInformer) { informers.Go(func() { inf.RunWithContext(ctx) }) }
 	var synced []cache.InformerSynced
-	if !p.cfg.DisableClusterTrustBundle {
-		gvr, err := t.discover(ctx)
-		if err != nil {
-			p.m.errors.WithLabelValues("clustertrustbundle").Inc()
-			p.cfg.Logger.Error("not publishing a ClusterTrustBundle", "error", err)
-		} else {
-			t.ctbGVR = gvr
-			name := p.ClusterTrustBundleName()
-			t.ctb = dynamicinformer.NewFilteredDynamicInformer(p.dyn, gvr, "", 0, cache.Indexers{}, func(o *metav1.ListOptions) {
-				o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
-			}).Informer()
-			t.handle(t.ctb, func(any) string { return ctbKey })
-			synced = append(synced, t.ctb.HasSynced)
-		}
-	}
 	if !p.cfg.DisableConfigMaps {
 		nsClient, cmClient := p.kube.CoreV1().Namespaces(), p.kube.CoreV1().ConfigMaps("")
 		sel := p.sel.String()
@@ -92,14 +85,9 @@ func (t *leaderTerm) run(ctx context.Context) {
 		t.handle(t.ns, func(obj any) string { return obj.(metav1.Object).GetName() })
 		t.handle(t.cms, func(obj any) string { return obj.(metav1.Object).GetNamespace() })
 		synced = append(synced, t.ns.HasSynced, t.cms.HasSynced)
+		start(t.ns)
+		start(t.cms)
 	}
-	var informers sync.WaitGroup
-	for _, inf := range []cache.SharedIndexInformer{t.ctb, t.ns, t.cms} {
-		if inf != nil {
-			informers.Go(func() { inf.RunWithContext(ctx) })
-		}
-	}
-	defer informers.Wait()
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		return
 	}
@@ -114,7 +102,12 @@ func (t *leaderTerm) run(ctx context.Context) {
 	go func() { <-ctx.Done(); t.queue.ShutDown() }()
 	tick := time.NewTicker(p.cfg.PollInterval)
 	defer tick.Stop()
+	ctbPending, nextDiscovery := !p.cfg.DisableClusterTrustBundle, time.Time{}
 	for {
+		if ctbPending && !time.Now().Before(nextDiscovery) {
+			ctbPending = !t.startClusterTrustBundle(ctx, start)
+			nextDiscovery = time.Now().Add(time.Minute)
+		}
 		t.poll(ctx)
 		select {
 		case <-ctx.Done():
@@ -122,6 +115,32 @@ func (t *leaderTerm) run(ctx context.Context) {
 		case <-tick.C:
 		}
 	}
+}
+
+// startClusterTrustBundle discovers the ClusterTrustBundle API and starts the bundle's informer. It reports
+// false when the API is not served or discovery failed, to be tried again later in the term.
+func (t *leaderTerm) startClusterTrustBundle(ctx context.Context, start func(cache.SharedIndexInformer)) bool {
+	p := t.p
+	gvr, err := t.discover(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			p.m.errors.WithLabelValues("clustertrustbundle").Inc()
+			p.cfg.Logger.Error("not publishing a ClusterTrustBundle; trying again in a minute", "error", err)
+		}
+		return false
+	}
+	name := p.ClusterTrustBundleName()
+	inf := dynamicinformer.NewFilteredDynamicInformer(p.dyn, gvr, "", 0, cache.Indexers{}, func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+	}).Informer()
+	t.handle(inf, func(any) string { return ctbKey })
+	start(inf)
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		return true // the term is over
+	}
+	t.ctb.Store(&ctbState{gvr: gvr, inf: inf})
+	t.queue.Add(ctbKey)
+	return true
 }
 
 // handle queues key(obj) on every event of inf. Tombstones of deleted objects carry the last known object.
@@ -198,7 +217,7 @@ func (t *leaderTerm) poll(ctx context.Context) {
 	fps := fingerprints(bundle)
 	p.m.roots.Set(float64(len(fps)))
 	p.cfg.Logger.Info("trust bundle to publish", "roots", len(fps), "sha256_prefixes", fps)
-	if t.ctb != nil {
+	if t.ctb.Load() != nil {
 		t.queue.Add(ctbKey)
 	}
 	if t.ns != nil {
@@ -226,7 +245,12 @@ func (t *leaderTerm) processNext(ctx context.Context) bool {
 	target := "configmap"
 	if key == ctbKey {
 		target = "clustertrustbundle"
-		err = t.syncClusterTrustBundle(ctx, *bundle)
+		ctb := t.ctb.Load()
+		if ctb == nil {
+			t.queue.Forget(key) // an informer event before the informer synced; queued again once it has
+			return true
+		}
+		err = t.syncClusterTrustBundle(ctx, ctb, *bundle)
 	} else {
 		err = t.syncConfigMap(ctx, key, *bundle)
 	}
@@ -292,25 +316,25 @@ func (t *leaderTerm) syncConfigMap(ctx context.Context, ns string, bundle []byte
 	return nil
 }
 
-func (t *leaderTerm) syncClusterTrustBundle(ctx context.Context, bundle []byte) error {
+func (t *leaderTerm) syncClusterTrustBundle(ctx context.Context, ctb *ctbState, bundle []byte) error {
 	name := t.p.ClusterTrustBundleName()
-	client := t.p.dyn.Resource(t.ctbGVR)
-	obj, ok, err := t.ctb.GetStore().GetByKey(name)
+	client := t.p.dyn.Resource(ctb.gvr)
+	obj, ok, err := ctb.inf.GetStore().GetByKey(name)
 	if err != nil {
 		return err
 	}
 	if !ok {
 		u := &unstructured.Unstructured{Object: map[string]any{
-			"apiVersion": t.ctbGVR.GroupVersion().String(),
+			"apiVersion": ctb.gvr.GroupVersion().String(),
 			"kind":       "ClusterTrustBundle",
 			"metadata":   map[string]any{"name": name, "labels": map[string]any{ManagedByLabel: managedBy}},
 			"spec":       map[string]any{"signerName": t.p.cfg.SignerName, "trustBundle": string(bundle)},
 		}}
 		if _, err := client.Create(ctx, u, metav1.CreateOptions{FieldManager: managedBy}); err != nil {
-			return fmt.Errorf("creating ClusterTrustBundle %s (%s): %w%s", name, t.ctbGVR.Version, err, attestHint(err, t.p.cfg.SignerName))
+			return fmt.Errorf("creating ClusterTrustBundle %s (%s): %w%s", name, ctb.gvr.Version, err, attestHint(err, t.p.cfg.SignerName))
 		}
 		t.p.m.writes.WithLabelValues("clustertrustbundle", "create").Inc()
-		t.p.cfg.Logger.Info("ClusterTrustBundle created", "name", name, "version", t.ctbGVR.Version)
+		t.p.cfg.Logger.Info("ClusterTrustBundle created", "name", name, "version", ctb.gvr.Version)
 		return nil
 	}
 	u := obj.(*unstructured.Unstructured)
@@ -329,10 +353,10 @@ func (t *leaderTerm) syncClusterTrustBundle(ctx context.Context, bundle []byte) 
 	l[ManagedByLabel] = managedBy
 	u.SetLabels(l)
 	if _, err := client.Update(ctx, u, metav1.UpdateOptions{FieldManager: managedBy}); err != nil {
-		return fmt.Errorf("updating ClusterTrustBundle %s (%s): %w%s", name, t.ctbGVR.Version, err, attestHint(err, t.p.cfg.SignerName))
+		return fmt.Errorf("updating ClusterTrustBundle %s (%s): %w%s", name, ctb.gvr.Version, err, attestHint(err, t.p.cfg.SignerName))
 	}
 	t.p.m.writes.WithLabelValues("clustertrustbundle", "update").Inc()
-	t.p.cfg.Logger.Info("ClusterTrustBundle updated", "name", name, "version", t.ctbGVR.Version)
+	t.p.cfg.Logger.Info("ClusterTrustBundle updated", "name", name, "version", ctb.gvr.Version)
 	return nil
 }
 
