@@ -312,7 +312,7 @@ func (t *leaderTerm) syncConfigMap(ctx context.Context, ns string, bundle []byte
 		return fmt.Errorf("updating ConfigMap %s/%s: %w", ns, ConfigMapName, err)
 	}
 	t.p.m.writes.WithLabelValues("configmap", "update").Inc()
-	t.p.cfg.Logger.Info("trust bundle ConfigMap updated", "namespace", ns)
+	t.p.cfg.Logger.Debug("trust bundle ConfigMap updated", "namespace", ns) // one per namespace: Debug
 	return nil
 }
 
