@@ -227,7 +227,11 @@ func (b *Backend) relogin(ctx context.Context, used string) error {
 
 // nextTokenCheck returns when the token should next be renewed, replaced or its file checked.
 func (b *Backend) nextTokenCheck() time.Time {
-	next := b.token.Load().refreshAt()
+	st := b.token.Load()
+	next := st.refreshAt()
+	if b.cfg.Auth.Method == AuthToken && !st.renewable {
+		next = time.Time{} // nothing to do but wait for a new token file
+	}
 	if b.cfg.Auth.TokenFile != "" {
 		if poll := b.cfg.Clock().Add(tokenFilePoll); next.IsZero() || poll.Before(next) {
 			next = poll

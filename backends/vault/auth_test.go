@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -229,4 +230,38 @@ func signJWT(t testing.TB, key *ecdsa.PrivateKey, iss, sub, aud string) string {
 	r.FillBytes(sig[:32])
 	sv.FillBytes(sig[32:])
 	return signing + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// A non-renewable token is used until it expires, with a warning; the background goroutine must then idle, not
+// spin, and Sign reports the expiry as ErrUnavailable.
+func TestAuthNonRenewableToken(t *testing.T) {
+	s := devVault(t)
+	p := s.PKI(t, vaulttest.PKIOptions{})
+	cfg := config(t, s, p)
+	var logs logBuffer
+	cfg.Logger = testLogger(t, &logs)
+	cfg.Auth.Token = vault.Secret(s.CreateToken(t, 2*time.Second, false, p.Policy))
+	b := newBackend(t, cfg)
+	signWorks(t, b, "with a fresh non-renewable token")
+	if !strings.Contains(logs.String(), "vault token is not renewable and will expire") {
+		t.Fatalf("no expiry warning logged:\n%s", logs.String())
+	}
+	time.Sleep(2500 * time.Millisecond)
+	before := cpuTime(t)
+	time.Sleep(time.Second)
+	if used := cpuTime(t) - before; used > 300*time.Millisecond {
+		t.Fatalf("the test process used %s of CPU in 1s while idle: the token goroutine spins", used)
+	}
+	if _, err := b.Sign(ctxTimeout(t, 10*time.Second), request(t, "ecdsa", testID, time.Hour)); !errors.Is(err, backends.ErrUnavailable) {
+		t.Fatalf("Sign with an expired token: %v, want ErrUnavailable", err)
+	}
+}
+
+func cpuTime(t *testing.T) time.Duration {
+	t.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
