@@ -210,8 +210,14 @@ func (b *Backend) doLogin(ctx context.Context) error {
 	return nil
 }
 
-// relogin logs in again unless another caller already replaced the token that failed (used). Concurrent
-// callers share one login.
+// errTokenValid means Vault denied a request although meshca's token is valid: a policy problem that a new
+// login would not fix.
+var errTokenValid = errors.New("meshca's Vault token is valid")
+
+// relogin gets a new token after Vault denied the one that was used, unless another caller already replaced it.
+// It first asks Vault about the current token: when the token is fine, the denial comes from a policy and
+// relogin returns errTokenValid instead of logging in (a misconfigured policy must not cause a login per
+// request). Concurrent callers share one attempt.
 func (b *Backend) relogin(ctx context.Context, used string) error {
 	if b.client.Token() != used {
 		return nil
@@ -220,7 +226,12 @@ func (b *Backend) relogin(ctx context.Context, used string) error {
 		if b.client.Token() != used {
 			return nil, nil
 		}
-		return nil, b.doLogin(context.WithoutCancel(ctx))
+		ctx := context.WithoutCancel(ctx)
+		if _, err := b.lookupSelf(ctx); err == nil {
+			return nil, errTokenValid
+		}
+		b.cfg.Logger.Warn("vault denied meshca's token; logging in again", "method", b.cfg.Auth.Method)
+		return nil, b.doLogin(ctx)
 	})
 	return err
 }

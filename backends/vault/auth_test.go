@@ -265,3 +265,25 @@ func cpuTime(t *testing.T) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// A policy that does not allow signing is not fixed by logging in again: one login in total, and the error
+// says the token is valid but its policies are not.
+func TestAuthPolicyDenialDoesNotReLogin(t *testing.T) {
+	s := devVault(t)
+	p := s.PKI(t, vaulttest.PKIOptions{})
+	mount, roleID, secretID := s.AppRole(t, time.Hour, "default")
+	cfg := config(t, s, p)
+	var logs logBuffer
+	cfg.Logger = testLogger(t, &logs)
+	cfg.Auth = vault.AuthConfig{Method: vault.AuthAppRole, MountPath: mount, RoleID: roleID, SecretID: vault.Secret(secretID)}
+	b := newBackend(t, cfg)
+	for range 3 {
+		_, err := b.Sign(ctxTimeout(t, 10*time.Second), request(t, "ecdsa", testID, time.Hour))
+		if !errors.Is(err, backends.ErrUnavailable) || !strings.Contains(err.Error(), "its policies do not allow") {
+			t.Fatalf("Sign without the signing policy: %v, want ErrUnavailable naming the policy", err)
+		}
+	}
+	if n := strings.Count(logs.String(), `"msg":"vault login succeeded"`); n != 1 {
+		t.Fatalf("%d logins, want 1: a policy denial must not trigger logins", n)
+	}
+}

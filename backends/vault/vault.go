@@ -477,8 +477,9 @@ func (b *Backend) write(ctx context.Context, op, path string, data map[string]an
 		if attempt > 0 || !isDenied(err) || (b.cfg.Auth.Method == AuthToken && b.cfg.Auth.TokenFile == "") {
 			return nil, err
 		}
-		b.cfg.Logger.Warn("vault denied meshca's token; logging in again", "path", path)
-		if lerr := b.relogin(ctx, used); lerr != nil {
+		if lerr := b.relogin(ctx, used); errors.Is(lerr, errTokenValid) {
+			return nil, fmt.Errorf("%w (the token is valid: its policies do not allow %s)", err, path)
+		} else if lerr != nil {
 			// Only the first error's kind counts: the backend cannot sign for anyone (ErrUnavailable).
 			return nil, fmt.Errorf("%w; logging in again failed: %v", err, lerr)
 		}
