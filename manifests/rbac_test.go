@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
 )
@@ -272,4 +273,55 @@ func selfSignedCA(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+// The multicluster component lets meshca watch istiod-style remote secrets (selected by label, which RBAC
+// cannot express) in istio-system, and nothing more. It runs in a cluster of its own so the shared cluster
+// keeps the base RBAC.
+func TestMulticlusterComponentRBAC(t *testing.T) {
+	k := catest.StartKube(t)
+	cfg := catest.MeshcaRBAC(t, k)
+	ctx := context.Background()
+	var extra []*unstructured.Unstructured
+	for _, o := range build(t, "overlays/multicluster") {
+		if o.GetName() == "meshca-remote-secrets" {
+			extra = append(extra, o)
+		}
+	}
+	if len(extra) != 2 {
+		t.Fatalf("found %d meshca-remote-secrets objects in overlays/multicluster, want a Role and a RoleBinding", len(extra))
+	}
+	if err := catest.Apply(ctx, k.Config, extra, catest.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	meshca, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote := metav1.ListOptions{LabelSelector: "istio/multiCluster=true"}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := meshca.CoreV1().Secrets(catest.MeshcaNamespace).List(ctx, remote)
+		if err == nil {
+			break
+		}
+		if !apierrors.IsForbidden(err) || time.Now().After(deadline) {
+			t.Fatalf("listing remote secrets as meshca: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := watchOnce(meshca.CoreV1().Secrets(catest.MeshcaNamespace).Watch(ctx, remote)); err != nil {
+		t.Errorf("watching remote secrets as meshca: %v", err)
+	}
+	ns := k.Namespace(t)
+	if _, err := meshca.CoreV1().Secrets(ns).List(ctx, remote); !apierrors.IsForbidden(err) {
+		t.Errorf("listing Secrets in another namespace as meshca: got %v, want Forbidden", err)
+	}
+	if _, err := meshca.CoreV1().Secrets("").List(ctx, remote); !apierrors.IsForbidden(err) {
+		t.Errorf("listing Secrets in all namespaces as meshca: got %v, want Forbidden", err)
+	}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "x", Labels: map[string]string{"istio/multiCluster": "true"}}}
+	if _, err := meshca.CoreV1().Secrets(catest.MeshcaNamespace).Create(ctx, s, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("creating a Secret in istio-system as meshca: got %v, want Forbidden", err)
+	}
 }
