@@ -84,6 +84,10 @@ func TestRBACLeastPrivilege(t *testing.T) {
 				Spec: authenticationv1.TokenReviewSpec{Token: "x", Audiences: []string{"istio-ca"}}}, metav1.CreateOptions{})
 			return err
 		}},
+		{"read the service-account issuer's keys (authn.issuers jwksURL)", func() error {
+			_, err := meshca.Discovery().RESTClient().Get().AbsPath("/openid/v1/jwks").DoRaw(ctx)
+			return err
+		}},
 		{"list pods in all namespaces", func() error {
 			_, err := meshca.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
 			return err
