@@ -83,7 +83,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	cfg.Logger.Info("vault backend ready", "address", cfg.Address, "mount", cfg.Mount, "mode", cfg.Mode,
 		"role", cfg.Role, "auth", cfg.Auth.Method, "issuer", chain[0].Subject.String(),
 		"issuer_not_after", chain[0].NotAfter.UTC(), "roots", len(b.anchors))
-	ctx, b.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	ctx, b.cancel = context.WithCancel(ctx)
 	go b.run(ctx)
 	return b, nil
 }
