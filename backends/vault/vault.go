@@ -176,7 +176,7 @@ func (b *Backend) Sign(ctx context.Context, req *backends.SignRequest) (*backend
 	}
 	leaf := resp.Leaf()
 	if want := start.Add(req.TTL); leaf.NotAfter.Before(want.Add(-2 * time.Second)) {
-		b.cfg.Logger.Warn("vault issued a shorter lifetime than requested: raise the role's max_ttl or lower meshca's maximum TTL",
+		b.cfg.Logger.Warn("vault issued a shorter lifetime than requested: raise the role's max_ttl (or renew the issuer if it expires sooner) or lower meshca's maximum TTL",
 			"mount", b.cfg.Mount, "role", b.cfg.Role, "requested_ttl", req.TTL.String(),
 			"granted_ttl", leaf.NotAfter.Sub(start).Round(time.Second).String(), "not_after", leaf.NotAfter.UTC(),
 			"serial", serialHex(leaf.SerialNumber))
