@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 	authnv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -48,9 +49,43 @@ type TokenReviewConfig struct {
 	CacheSize int
 	// Timeout bounds one review. Default 5s.
 	Timeout time.Duration
+	// Metrics, when set, counts reviews and cache hits; share one between the clusters of a MultiCluster.
+	Metrics *TokenReviewMetrics
 	// Clock returns the current time; default time.Now.
 	Clock  func() time.Time
 	Logger *slog.Logger
+}
+
+// TokenReviewMetrics are the Prometheus metrics of TokenReview authenticators, labelled by cluster ID
+// ("" for a TokenReview without one).
+type TokenReviewMetrics struct {
+	reviews  *prometheus.CounterVec
+	cache    *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// NewTokenReviewMetrics registers the metrics on reg (nil: unregistered):
+// meshca_tokenreview_requests_total{cluster,result="authenticated|refused|error"},
+// meshca_tokenreview_cache_requests_total{cluster,result="hit|miss"} and
+// meshca_tokenreview_duration_seconds{cluster}.
+func NewTokenReviewMetrics(reg prometheus.Registerer) (*TokenReviewMetrics, error) {
+	m := &TokenReviewMetrics{
+		reviews: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshca_tokenreview_requests_total",
+			Help: "TokenReviews sent to the API server, by outcome."}, []string{"cluster", "result"}),
+		cache: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshca_tokenreview_cache_requests_total",
+			Help: "Token authentications answered from the TokenReview cache (hit) or not (miss)."}, []string{"cluster", "result"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "meshca_tokenreview_duration_seconds",
+			Help:    "Round trip of one TokenReview.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}, []string{"cluster"}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.reviews, m.cache, m.duration} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("authn: registering TokenReview metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
 }
 
 // Validate reports every problem with c at once. It has no side effects.
@@ -148,13 +183,27 @@ func (t *TokenReview) Authenticate(ctx context.Context, req *Request) (*Caller, 
 	now := t.cfg.Clock()
 	if r, ok := t.cache.get(key, now); ok {
 		t.hits.Add(1)
+		t.count(t.cfg.Metrics.cacheVec(), "hit")
 		return t.answer(r, req)
 	}
+	t.count(t.cfg.Metrics.cacheVec(), "miss")
 	ch := t.flight.DoChan(key, func() (any, error) {
 		// The review outlives a caller that gives up, so the callers sharing it still get an answer.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.cfg.Timeout)
 		defer cancel()
+		start := time.Now()
 		r, err := t.review(rctx, req.Token)
+		if m := t.cfg.Metrics; m != nil {
+			m.duration.WithLabelValues(t.cfg.ClusterID).Observe(time.Since(start).Seconds())
+		}
+		switch {
+		case err != nil:
+			t.count(t.cfg.Metrics.reviewVec(), "error")
+		case r.err != nil:
+			t.count(t.cfg.Metrics.reviewVec(), "refused")
+		default:
+			t.count(t.cfg.Metrics.reviewVec(), "authenticated")
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -169,6 +218,26 @@ func (t *TokenReview) Authenticate(ctx context.Context, req *Request) (*Caller, 
 			return nil, res.Err
 		}
 		return t.answer(res.Val.(*reviewResult), req)
+	}
+}
+
+func (m *TokenReviewMetrics) cacheVec() *prometheus.CounterVec {
+	if m == nil {
+		return nil
+	}
+	return m.cache
+}
+
+func (m *TokenReviewMetrics) reviewVec() *prometheus.CounterVec {
+	if m == nil {
+		return nil
+	}
+	return m.reviews
+}
+
+func (t *TokenReview) count(v *prometheus.CounterVec, result string) {
+	if v != nil {
+		v.WithLabelValues(t.cfg.ClusterID, result).Inc()
 	}
 }
 

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	authnv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -36,7 +39,12 @@ func TestTokenReviewAcceptsBoundTokenAndCachesIt(t *testing.T) {
 	w := newWorkload(t, k, ns, "httpbin", "node-"+ns)
 	cfg, reviews := counting(meshcaConfig(t, k), isTokenReview)
 	var c clock
-	tr := newTokenReview(t, cfg, &c, nil)
+	reg := prometheus.NewRegistry()
+	metrics, err := authn.NewTokenReviewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := newTokenReview(t, cfg, &c, func(trc *authn.TokenReviewConfig) { trc.Metrics = metrics })
 	tok := mintToken(t, k.Client, w, "istio-ca")
 	ctx := context.Background()
 
@@ -70,6 +78,17 @@ func TestTokenReviewAcceptsBoundTokenAndCachesIt(t *testing.T) {
 	}
 	s := tr.Stats()
 	t.Logf("first review %s, cached answer %s; hit rate %d/%d", first, hit, s.CacheHits, s.CacheHits+s.Reviews)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP meshca_tokenreview_cache_requests_total Token authentications answered from the TokenReview cache (hit) or not (miss).
+# TYPE meshca_tokenreview_cache_requests_total counter
+meshca_tokenreview_cache_requests_total{cluster="",result="hit"} 200
+meshca_tokenreview_cache_requests_total{cluster="",result="miss"} 1
+# HELP meshca_tokenreview_requests_total TokenReviews sent to the API server, by outcome.
+# TYPE meshca_tokenreview_requests_total counter
+meshca_tokenreview_requests_total{cluster="",result="authenticated"} 1
+`), "meshca_tokenreview_cache_requests_total", "meshca_tokenreview_requests_total"); err != nil {
+		t.Error(err)
+	}
 
 	// Review latency over distinct tokens (each a cache miss).
 	var lat []time.Duration
