@@ -1,6 +1,8 @@
-// Package authn authenticates callers of meshca's CSR endpoint: Kubernetes service-account JWTs verified
-// against the issuer's JWKS, client certificates issued by meshca itself (renewals), and, in later
-// authenticators, TokenReview and node-agent (ztunnel) impersonation.
+// Package authn authenticates callers of meshca's CSR endpoint: Kubernetes service-account tokens, verified
+// locally against the issuer's JWKS (JWT, RemoteKeys, NewAPIServerKeys) or by the API server (TokenReview,
+// cached), routed to the caller's cluster (MultiCluster, istiod-style remote secrets); and client
+// certificates issued by meshca itself (renewals). Node-agent (ztunnel) impersonation is decided after
+// authentication, by package ca/nodeauth.
 //
 // An Authenticator proves who is calling; it never looks at the CSR. The issuance core then allows only
 // that caller's identity in the certificate.
