@@ -263,3 +263,47 @@ func ptrOr(p *int32) int32 {
 	}
 	return *p
 }
+
+// Secrets meshca may read, by kustomization: the base reads cacerts through the API; the file overlay
+// mounts it instead and drops the rule; nothing else reads Secrets except the multicluster component.
+func TestSecretAccess(t *testing.T) {
+	want := map[string][]string{
+		"base":                  {"cacerts"},
+		"overlays/file":         nil,
+		"overlays/vault":        {"cacerts"},
+		"overlays/stepca":       {"cacerts"},
+		"overlays/multicluster": {"cacerts", "*"},
+	}
+	for _, dir := range kustomizations(t) {
+		t.Run(dir, func(t *testing.T) {
+			var got []string
+			for _, o := range build(t, dir) {
+				var rules []rbacv1.PolicyRule
+				switch o.GetKind() {
+				case "Role":
+					rules = typed[rbacv1.Role](t, o).Rules
+				case "ClusterRole":
+					rules = typed[rbacv1.ClusterRole](t, o).Rules
+				}
+				for _, r := range rules {
+					if !slices.Contains(r.Resources, "secrets") && !slices.Contains(r.Resources, "*") {
+						continue
+					}
+					if o.GetKind() == "ClusterRole" {
+						t.Errorf("ClusterRole %s grants Secrets cluster-wide", o.GetName())
+					}
+					if len(r.ResourceNames) == 0 {
+						got = append(got, "*")
+					}
+					got = append(got, r.ResourceNames...)
+				}
+			}
+			slices.Sort(got)
+			w := slices.Clone(want[dir])
+			slices.Sort(w)
+			if !slices.Equal(got, w) {
+				t.Errorf("Secrets readable: %q, want %q", got, w)
+			}
+		})
+	}
+}
