@@ -2,7 +2,9 @@ package manifests_test
 
 import (
 	"encoding/json"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -305,5 +307,32 @@ func TestSecretAccess(t *testing.T) {
 				t.Errorf("Secrets readable: %q, want %q", got, w)
 			}
 		})
+	}
+}
+
+// The without-prometheus-operator component leaves nothing of the Prometheus Operator's API in the build, and
+// everything else in place.
+func TestWithoutPrometheusOperator(t *testing.T) {
+	dir := t.TempDir()
+	abs, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(dir, abs) // kustomize wants relative paths
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := "resources:\n  - " + filepath.Join(rel, "overlays/file") + "\ncomponents:\n  - " + filepath.Join(rel, "components/without-prometheus-operator") + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	with, without := build(t, "overlays/file"), build(t, dir)
+	for _, o := range without {
+		if strings.HasPrefix(o.GetAPIVersion(), "monitoring.coreos.com/") {
+			t.Errorf("%s %s still in the build", o.GetKind(), o.GetName())
+		}
+	}
+	if len(without) != len(with)-2 {
+		t.Errorf("%d objects, want %d (all but the ServiceMonitor and the PrometheusRule)", len(without), len(with)-2)
 	}
 }
