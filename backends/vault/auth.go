@@ -251,11 +251,32 @@ func (b *Backend) nextTokenCheck() time.Time {
 	return next
 }
 
-// run keeps the token alive and the CA chain fresh until ctx ends.
+// run connects (when New could not) and then keeps the token alive and the CA chain fresh until ctx ends.
 func (b *Backend) run(ctx context.Context) {
 	defer close(b.done)
 	const maxBackoff = 30 * time.Second
 	backoff := time.Second
+	wait := func(d time.Duration) bool {
+		t := time.NewTimer(max(d, 0))
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		}
+	}
+	for b.ca.Load() == nil {
+		if !wait(backoff) {
+			return
+		}
+		if err := b.connect(ctx); err != nil {
+			b.initErr.Store(&err)
+			b.cfg.Logger.Warn("vault still unreachable", "address", b.cfg.Address, "retry_in", backoff.String(), "error", err)
+			backoff = min(2*backoff, maxBackoff)
+		}
+	}
+	backoff = time.Second
 	nextToken := b.nextTokenCheck()
 	nextChain := b.cfg.Clock().Add(b.cfg.RefreshInterval)
 	for {
@@ -263,12 +284,8 @@ func (b *Backend) run(ctx context.Context) {
 		if !nextToken.IsZero() && nextToken.Before(next) {
 			next = nextToken
 		}
-		t := time.NewTimer(max(next.Sub(b.cfg.Clock()), 0))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !wait(next.Sub(b.cfg.Clock())) {
 			return
-		case <-t.C:
 		}
 		now := b.cfg.Clock()
 		if !nextToken.IsZero() && !now.Before(nextToken) {
@@ -284,7 +301,7 @@ func (b *Backend) run(ctx context.Context) {
 			}
 		}
 		if !now.Before(nextChain) {
-			if err := b.refreshCAChain(ctx); err != nil {
+			if err := b.refreshCAChain(ctx, b.ca.Load().anchors); err != nil {
 				b.cfg.Logger.Warn("vault CA chain refresh failed; keeping the previous chain", "mount", b.cfg.Mount, "error", err)
 				nextChain = now.Add(maxBackoff)
 			} else {

@@ -87,7 +87,8 @@ func isAnchor(c *x509.Certificate, anchors []*x509.Certificate) bool {
 // caState is the mount's issuing chain (issuer first, anchor last), verified when fetched, with what the
 // signing fast path needs.
 type caState struct {
-	chain []*x509.Certificate
+	chain   []*x509.Certificate
+	anchors []*x509.Certificate
 	// issuerAsRoot verifies a leaf against chain[0] alone.
 	issuerAsRoot *x509.CertPool
 	// fast is false when a certificate above the issuer carries name constraints, which only a full
@@ -95,8 +96,8 @@ type caState struct {
 	fast bool
 }
 
-func newCAState(chain []*x509.Certificate) *caState {
-	st := &caState{chain: chain, issuerAsRoot: x509.NewCertPool(), fast: true}
+func newCAState(chain, anchors []*x509.Certificate) *caState {
+	st := &caState{chain: chain, anchors: anchors, issuerAsRoot: x509.NewCertPool(), fast: true}
 	st.issuerAsRoot.AddCert(chain[0])
 	for _, c := range chain[1:] {
 		if c.PermittedDNSDomainsCritical || len(c.PermittedDNSDomains)+len(c.ExcludedDNSDomains)+len(c.PermittedIPRanges)+

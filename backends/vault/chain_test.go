@@ -191,7 +191,7 @@ func FuzzParseIssued(f *testing.F) {
 // The signing fast path accepts only a leaf of the known, currently valid issuer, and returns the known chain.
 func TestFastChain(t *testing.T) {
 	p := newTestPKI(t)
-	st := newCAState([]*x509.Certificate{p.inter, p.root})
+	st := newCAState([]*x509.Certificate{p.inter, p.root}, []*x509.Certificate{p.root})
 	chain, ok := st.fastChain(p.leaf, time.Now())
 	if !ok || len(chain) != 3 || !chain[0].Equal(p.leaf) || !chain[2].Equal(p.root) {
 		t.Fatalf("fastChain = %v, %v; want leaf, intermediate, root", subjects(chain), ok)
@@ -202,7 +202,7 @@ func TestFastChain(t *testing.T) {
 	if _, ok := st.fastChain(p.leaf, time.Now().Add(48*time.Hour)); ok {
 		t.Fatal("fastChain accepted a chain past its expiry")
 	}
-	if _, ok := newCAState([]*x509.Certificate{p.otherRoot}).fastChain(p.leaf, time.Now()); ok {
+	if _, ok := newCAState([]*x509.Certificate{p.otherRoot}, []*x509.Certificate{p.otherRoot}).fastChain(p.leaf, time.Now()); ok {
 		t.Fatal("fastChain accepted a leaf of another issuer")
 	}
 }

@@ -69,6 +69,10 @@ type Config struct {
 	Timeout time.Duration `json:"timeout,omitempty"`
 	// RefreshInterval is how often the mount's CA chain is refetched. Default 10m.
 	RefreshInterval time.Duration `json:"refreshInterval,omitempty"`
+	// StartUnavailable lets New succeed while Vault is unreachable: the backend then fails every call with
+	// backends.ErrUnavailable (so meshca can start and fail over to its other backends) and connects in the
+	// background. Configuration errors, refused credentials and a chain that does not verify still fail New.
+	StartUnavailable bool `json:"startUnavailable,omitempty"`
 
 	// TLS configures the connection to Vault.
 	TLS TLSConfig `json:"tls,omitempty"`

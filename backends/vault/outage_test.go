@@ -91,3 +91,54 @@ func TestOutageAndRecovery(t *testing.T) {
 		}
 	})
 }
+
+// With startUnavailable, meshca can start while Vault is down: the backend answers ErrUnavailable (so the core
+// fails over) and connects by itself when Vault comes up. Without it, New fails fast.
+func TestStartWhileVaultIsDown(t *testing.T) {
+	s := vaulttest.Start(t, vaulttest.Options{Persistent: true})
+	p := s.PKI(t, vaulttest.PKIOptions{})
+	cfg := config(t, s, p)
+	cfg.Timeout = time.Second
+	s.Kill()
+
+	start := time.Now()
+	if _, err := vault.New(t.Context(), cfg); !errors.Is(err, backends.ErrUnavailable) || time.Since(start) > cfg.Timeout {
+		t.Fatalf("New with Vault down: %v after %s, want ErrUnavailable at once", err, time.Since(start))
+	}
+
+	for _, pinned := range []bool{false, true} {
+		t.Run(map[bool]string{false: "roots from PEM", true: "roots pinned by fingerprint"}[pinned], func(t *testing.T) {
+			c := cfg
+			c.StartUnavailable = true
+			if pinned {
+				c.RootsPEM, c.RootFingerprints = "", []string{vault.Fingerprint(p.Root)}
+			}
+			b := newBackend(t, c)
+			failsFast(t, b, c.Timeout, "Vault has not been reached since start")
+			roots, err := b.Roots(t.Context())
+			if pinned != (err != nil) {
+				t.Fatalf("Roots before contact: %v, %v; want the PEM roots at once, pinned roots only after contact", roots, err)
+			}
+			if pinned && !errors.Is(err, backends.ErrUnavailable) {
+				t.Fatalf("Roots before contact: %v, want ErrUnavailable", err)
+			}
+			s.Restart(t)
+			t.Cleanup(s.Kill)
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				_, err := b.Sign(ctxTimeout(t, 10*time.Second), request(t, "ecdsa", testID, time.Hour))
+				if err == nil {
+					break
+				}
+				if !errors.Is(err, backends.ErrUnavailable) || time.Now().After(deadline) {
+					t.Fatalf("Sign after Vault came up: %v", err)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			if roots, err := b.Roots(t.Context()); err != nil || len(roots) != 1 || !roots[0].Equal(p.Root) {
+				t.Fatalf("Roots after contact: %v, %v", roots, err)
+			}
+			s.Kill()
+		})
+	}
+}

@@ -28,11 +28,15 @@ import (
 // Backend signs with a Vault PKI mount. It implements backends.Backend, Revoker, CRLSource, Checker and Chainer.
 // It is safe for concurrent use and holds no lock across a call to Vault.
 type Backend struct {
-	cfg     Config
-	client  *api.Client // carries meshca's current token
-	login   *api.Client // never carries a token: used for the login endpoints
+	cfg    Config
+	client *api.Client // carries meshca's current token
+	login  *api.Client // never carries a token: used for the login endpoints
+	// anchors holds the trust anchors known without Vault (rootsFile, rootsPEM); nil when they are pinned
+	// by fingerprint and fetched from the mount.
 	anchors []*x509.Certificate
+	// ca is the verified issuing chain and the anchors; nil until the first successful contact with Vault.
 	ca      atomic.Pointer[caState]
+	initErr atomic.Pointer[error] // why ca is still nil
 	token   atomic.Pointer[tokenState]
 	flight  singleflight.Group
 
@@ -50,8 +54,11 @@ var (
 )
 
 // New connects to Vault, logs in, loads the trust anchors and the mount's CA chain, and starts the background
-// goroutine that keeps the token alive and the chain fresh until Close is called or ctx ends. Vault must be
-// reachable: New fails with an error wrapping backends.ErrUnavailable otherwise.
+// goroutine that keeps the token alive and the chain fresh until Close is called or ctx ends.
+//
+// When Vault cannot be reached (an error wrapping backends.ErrUnavailable), New fails, unless
+// Config.StartUnavailable is set: then it returns a Backend whose calls fail with ErrUnavailable while the
+// background goroutine keeps trying, so that meshca can start and fail over to its other backends.
 func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -70,22 +77,56 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		cfg.Logger.Error("vault: TLS verification of Vault's certificate is OFF (tls.insecureSkipVerify): anyone on the path can impersonate Vault and read meshca's token",
 			"address", cfg.Address)
 	}
-	if err := b.refreshToken(ctx, true); err != nil {
+	if b.anchors, err = b.configuredAnchors(); err != nil {
 		return nil, err
 	}
-	if b.anchors, err = b.loadAnchors(ctx); err != nil {
-		return nil, err
+	if err := b.connect(ctx); err != nil {
+		if !cfg.StartUnavailable || !errors.Is(err, backends.ErrUnavailable) || isDenied(err) {
+			return nil, err
+		}
+		b.initErr.Store(&err)
+		cfg.Logger.Error("vault unreachable at start; retrying in the background (startUnavailable)",
+			"address", cfg.Address, "mount", cfg.Mount, "error", err)
 	}
-	if err := b.refreshCAChain(ctx); err != nil {
-		return nil, err
-	}
-	chain := b.ca.Load().chain
-	cfg.Logger.Info("vault backend ready", "address", cfg.Address, "mount", cfg.Mount, "mode", cfg.Mode,
-		"role", cfg.Role, "auth", cfg.Auth.Method, "issuer", chain[0].Subject.String(),
-		"issuer_not_after", chain[0].NotAfter.UTC(), "roots", len(b.anchors))
 	ctx, b.cancel = context.WithCancel(ctx)
 	go b.run(ctx)
 	return b, nil
+}
+
+// connect does everything that needs Vault before the first signature: login, the pinned anchors, the
+// issuer's chain. On success the backend is ready.
+func (b *Backend) connect(ctx context.Context) error {
+	if err := b.refreshToken(ctx, true); err != nil {
+		return err
+	}
+	anchors := b.anchors
+	if anchors == nil {
+		var err error
+		if anchors, err = b.pinnedAnchors(ctx); err != nil {
+			return err
+		}
+	}
+	if err := b.refreshCAChain(ctx, anchors); err != nil {
+		return err
+	}
+	st := b.ca.Load()
+	b.cfg.Logger.Info("vault backend ready", "address", b.cfg.Address, "mount", b.cfg.Mount, "mode", b.cfg.Mode,
+		"role", b.cfg.Role, "auth", b.cfg.Auth.Method, "issuer", st.chain[0].Subject.String(),
+		"issuer_not_after", st.chain[0].NotAfter.UTC(), "roots", len(st.anchors))
+	return nil
+}
+
+// state returns the verified CA state, or an error wrapping backends.ErrUnavailable while Vault has not been
+// reached yet.
+func (b *Backend) state() (*caState, error) {
+	if st := b.ca.Load(); st != nil {
+		return st, nil
+	}
+	var why error = errors.New("not connected yet")
+	if p := b.initErr.Load(); p != nil {
+		why = *p
+	}
+	return nil, fmt.Errorf("vault: %w: no contact with Vault since start: %v", backends.ErrUnavailable, why)
 }
 
 // Close stops the background goroutine. It does not revoke meshca's token.
@@ -165,12 +206,16 @@ func (b *Backend) Sign(ctx context.Context, req *backends.SignRequest) (*backend
 	if err := b.checkRequest(req); err != nil {
 		return nil, err
 	}
+	st, err := b.state()
+	if err != nil {
+		return nil, err
+	}
 	start := b.cfg.Clock()
 	sec, err := b.write(ctx, "signing", b.signPath, b.signData(req))
 	if err != nil {
 		return nil, err
 	}
-	resp, err := b.parseSigned(sec, req, start)
+	resp, err := b.parseSigned(sec, req, st, start)
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +301,7 @@ func (b *Backend) signData(req *backends.SignRequest) map[string]any {
 // was signed by the mount's known issuer, whose chain to the anchors was verified when it was fetched, only the
 // leaf is verified (against that issuer) and Vault's ca_chain is not even parsed: signature checks dominate the
 // backend's own cost. Otherwise the chain is rebuilt from everything Vault returned.
-func (b *Backend) parseSigned(sec *api.Secret, req *backends.SignRequest, now time.Time) (*backends.SignResponse, error) {
+func (b *Backend) parseSigned(sec *api.Secret, req *backends.SignRequest, ca *caState, now time.Time) (*backends.SignResponse, error) {
 	if sec == nil || sec.Data == nil {
 		return nil, fmt.Errorf("vault: %w: empty response to %s", backends.ErrBadChain, b.signPath)
 	}
@@ -271,7 +316,6 @@ func (b *Backend) parseSigned(sec *api.Secret, req *backends.SignRequest, now ti
 	if at.Before(leaf.NotBefore) { // clocks disagree; the chain must still verify
 		at = leaf.NotBefore
 	}
-	ca := b.ca.Load()
 	if chain, ok := ca.fastChain(leaf, at); ok {
 		return &backends.SignResponse{Chain: chain}, nil
 	}
@@ -280,7 +324,7 @@ func (b *Backend) parseSigned(sec *api.Secret, req *backends.SignRequest, now ti
 		return nil, err
 	}
 	candidates = append(append(rest, candidates...), ca.chain...)
-	chain, err := buildChain(leaf, candidates, b.anchors, at)
+	chain, err := buildChain(leaf, candidates, ca.anchors, at)
 	if err != nil {
 		return nil, fmt.Errorf("vault: certificate from %s: %w", b.signPath, err)
 	}
@@ -371,19 +415,34 @@ func checkLeaf(leaf *x509.Certificate, req *backends.SignRequest) error {
 	return nil
 }
 
-// Roots returns the configured trust anchors. It makes no call to Vault.
+// Roots returns the trust anchors. It makes no call to Vault. Anchors pinned by fingerprint are known only once
+// Vault has been reached; before that Roots fails with backends.ErrUnavailable.
 func (b *Backend) Roots(context.Context) ([]*x509.Certificate, error) {
-	return slices.Clone(b.anchors), nil
+	if b.anchors != nil {
+		return slices.Clone(b.anchors), nil
+	}
+	st, err := b.state()
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(st.anchors), nil
 }
 
 // CAChain returns the mount's issuing CA chain, issuer first and root last, as last fetched.
 func (b *Backend) CAChain(context.Context) ([]*x509.Certificate, error) {
-	return slices.Clone(b.ca.Load().chain), nil
+	st, err := b.state()
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(st.chain), nil
 }
 
 // Revoke revokes a certificate issued by the mount. It sends the certificate when req has it, which also works
 // for no_store roles (Vault cannot find their certificates by serial), and the serial otherwise.
 func (b *Backend) Revoke(ctx context.Context, req *backends.RevokeRequest) error {
+	if _, err := b.state(); err != nil {
+		return err
+	}
 	data := map[string]any{}
 	switch {
 	case req == nil:
@@ -415,6 +474,10 @@ func serialOf(req *backends.RevokeRequest) string {
 // CRL returns the issuer's current DER CRL (/v1/<mount>/crl, or the issuer's own with IssuerRef), after checking
 // that it parses and is signed by the issuing CA.
 func (b *Backend) CRL(ctx context.Context) ([]byte, error) {
+	st, err := b.state()
+	if err != nil {
+		return nil, err
+	}
 	path := "/v1/" + b.cfg.Mount + "/crl"
 	if b.cfg.IssuerRef != "" {
 		path = "/v1/" + b.cfg.Mount + "/issuer/" + b.cfg.IssuerRef + "/crl/der"
@@ -436,7 +499,7 @@ func (b *Backend) CRL(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vault: the CRL at %s does not parse: %w", path, err)
 	}
-	if err := rl.CheckSignatureFrom(b.ca.Load().chain[0]); err != nil {
+	if err := rl.CheckSignatureFrom(st.chain[0]); err != nil {
 		return nil, fmt.Errorf("vault: the CRL at %s is not signed by the issuing CA: %w", path, err)
 	}
 	return der, nil
@@ -445,6 +508,9 @@ func (b *Backend) CRL(ctx context.Context) ([]byte, error) {
 // Check reports whether Vault can sign now: it must be reachable, initialised and unsealed, and meshca's token
 // must be valid.
 func (b *Backend) Check(ctx context.Context) error {
+	if _, err := b.state(); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
 	h, err := b.client.Sys().HealthWithContext(ctx)
@@ -523,8 +589,9 @@ func (b *Backend) classify(ctx context.Context, op, path string, err error) erro
 	return fmt.Errorf("vault: %s (%s): %w", op, path, err)
 }
 
-// refreshCAChain fetches the issuer's certificate and chain and orders them up to a trust anchor.
-func (b *Backend) refreshCAChain(ctx context.Context) error {
+// refreshCAChain fetches the issuer's certificate and chain, orders them up to one of anchors, and installs
+// the result.
+func (b *Backend) refreshCAChain(ctx context.Context, anchors []*x509.Certificate) error {
 	ref := b.cfg.IssuerRef
 	if ref == "" {
 		ref = "default"
@@ -544,26 +611,27 @@ func (b *Backend) refreshCAChain(ctx context.Context) error {
 		return fmt.Errorf("vault: issuer %s: %w", path, err)
 	}
 	chain := []*x509.Certificate{issuer}
-	if !isAnchor(issuer, b.anchors) {
-		if chain, err = buildChain(issuer, candidates, b.anchors, b.cfg.Clock()); err != nil {
+	if !isAnchor(issuer, anchors) {
+		if chain, err = buildChain(issuer, candidates, anchors, b.cfg.Clock()); err != nil {
 			return fmt.Errorf("vault: issuer %s does not chain to the configured roots: %w", path, err)
 		}
 	}
-	b.ca.Store(newCAState(chain))
+	b.ca.Store(newCAState(chain, anchors))
 	return nil
 }
 
-// loadAnchors reads the trust anchors from the configuration, or finds the pinned ones among the mount's
-// issuers.
-func (b *Backend) loadAnchors(ctx context.Context) ([]*x509.Certificate, error) {
+func (b *Backend) pins() [][32]byte {
 	pins := make([][32]byte, 0, len(b.cfg.RootFingerprints))
 	for _, s := range b.cfg.RootFingerprints {
 		fp, _ := parseFingerprint(s) // validated
 		pins = append(pins, fp)
 	}
-	pinned := func(c *x509.Certificate) bool {
-		return slices.Contains(pins, fingerprintBytes(c))
-	}
+	return pins
+}
+
+// configuredAnchors reads the trust anchors from rootsFile or rootsPEM, checked against the pins if any. It
+// returns nil when the anchors are to be found by fingerprint among the mount's issuers.
+func (b *Backend) configuredAnchors() ([]*x509.Certificate, error) {
 	var raw []byte
 	switch {
 	case b.cfg.RootsFile != "":
@@ -573,19 +641,25 @@ func (b *Backend) loadAnchors(ctx context.Context) ([]*x509.Certificate, error) 
 		}
 	case b.cfg.RootsPEM != "":
 		raw = []byte(b.cfg.RootsPEM)
+	default:
+		return nil, nil
 	}
-	if raw != nil {
-		anchors, err := parseCerts(raw)
-		if err != nil {
-			return nil, fmt.Errorf("vault: trust anchors: %w", err)
-		}
-		for _, a := range anchors {
-			if len(pins) > 0 && !pinned(a) {
-				return nil, fmt.Errorf("vault: trust anchor %q (sha256 %s) matches no rootFingerprints entry", a.Subject, Fingerprint(a))
-			}
-		}
-		return anchors, nil
+	anchors, err := parseCerts(raw)
+	if err != nil {
+		return nil, fmt.Errorf("vault: trust anchors: %w", err)
 	}
+	pins := b.pins()
+	for _, a := range anchors {
+		if len(pins) > 0 && !slices.Contains(pins, fingerprintBytes(a)) {
+			return nil, fmt.Errorf("vault: trust anchor %q (sha256 %s) matches no rootFingerprints entry", a.Subject, Fingerprint(a))
+		}
+	}
+	return anchors, nil
+}
+
+// pinnedAnchors finds the certificates pinned by rootFingerprints among the mount's issuers and their chains.
+func (b *Backend) pinnedAnchors(ctx context.Context) ([]*x509.Certificate, error) {
+	pins := b.pins()
 	found, err := b.issuerCerts(ctx)
 	if err != nil {
 		return nil, err
