@@ -68,12 +68,6 @@ type Config struct {
 // Validate reports every problem with c at once. It has no side effects.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.Kube == nil {
-		errs = append(errs, errors.New("trustbundle: a Kubernetes client configuration is required"))
-	}
-	if c.Source == nil {
-		errs = append(errs, errors.New("trustbundle: a roots source is required"))
-	}
 	if c.DisableClusterTrustBundle && c.DisableConfigMaps {
 		errs = append(errs, errors.New("trustbundle: both the ClusterTrustBundle and the ConfigMaps are disabled: nothing to publish"))
 	}

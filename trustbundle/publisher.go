@@ -2,6 +2,7 @@ package trustbundle
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,9 @@ type Publisher struct {
 
 // New returns a Publisher for cfg. It does not contact the API server.
 func New(cfg Config) (*Publisher, error) {
+	if cfg.Kube == nil || cfg.Source == nil {
+		return nil, errors.New("trustbundle: a Kubernetes client configuration and a roots source are required")
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -55,9 +55,6 @@ func (c *Config) Validate() error {
 		if _, _, err := splitSecret(c.Secret); err != nil {
 			errs = append(errs, err)
 		}
-		if c.Kube == nil {
-			errs = append(errs, errors.New("file: secret needs a Kubernetes client"))
-		}
 	}
 	if c.SecretSyncTimeout < 0 {
 		errs = append(errs, errors.New("file: secretSyncTimeout must not be negative"))
@@ -114,6 +111,9 @@ var (
 func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Secret != "" && cfg.Kube == nil {
+		return nil, errors.New("file: secret needs a Kubernetes client")
 	}
 	cfg.setDefaults()
 	b := &Backend{cfg: cfg, done: make(chan struct{})}

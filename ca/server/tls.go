@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -54,7 +55,18 @@ func (s *servingCert) refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	req := &backends.SignRequest{PublicKey: key.Public(), URIs: []*url.URL{s.identity.URI()}, DNSNames: s.dnsNames,
+	// Remote backends (Vault, step-ca) sign CSRs only, so the request carries one made with the new key.
+	uris := []*url.URL{s.identity.URI()}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{URIs: uris, DNSNames: s.dnsNames,
+		IPAddresses: s.ips}, key)
+	if err != nil {
+		return fmt.Errorf("serving certificate CSR: %w", err)
+	}
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return fmt.Errorf("serving certificate CSR: %w", err)
+	}
+	req := &backends.SignRequest{CSR: csr, PublicKey: key.Public(), URIs: uris, DNSNames: s.dnsNames,
 		IPAddresses: s.ips, TTL: s.ttl}
 	resp, name, err := s.issuer.Sign(ctx, req)
 	if err != nil {

@@ -6,15 +6,22 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/meshca/meshca/backends"
 	"github.com/meshca/meshca/backends/file"
+	"github.com/meshca/meshca/backends/stepca"
+	"github.com/meshca/meshca/backends/vault"
 	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/ca/nodeauth"
 	"github.com/meshca/meshca/ca/server"
+	"github.com/meshca/meshca/trustbundle"
 )
 
 // Config is meshca's configuration file (YAML or JSON). Each package owns its part; this composes them.
@@ -29,6 +36,40 @@ type Config struct {
 	Backends []BackendConfig `json:"backends"`
 	// SignTimeout bounds each backend call. Default 10s.
 	SignTimeout time.Duration `json:"signTimeout,omitempty"`
+	// Kubernetes connects meshca to its cluster: TokenReview, remote clusters, ztunnel impersonation.
+	Kubernetes *KubernetesConfig `json:"kubernetes,omitempty"`
+	// TrustBundle publishes the roots as a ClusterTrustBundle and istio-ca-root-cert ConfigMaps.
+	TrustBundle *trustbundle.Config `json:"trustBundle,omitempty"`
+}
+
+// KubernetesConfig is meshca's cluster connection and the authentication that uses it.
+type KubernetesConfig struct {
+	// Kubeconfig is a kubeconfig file; empty means the in-cluster configuration.
+	Kubeconfig string `json:"kubeconfig,omitempty"`
+	// ClusterID is this cluster's ID as istio-agent sends it (clusterid header). Default "Kubernetes".
+	ClusterID string `json:"clusterID,omitempty"`
+	// TokenReview, when set, authenticates service-account tokens with the API server's TokenReview.
+	TokenReview *TokenReviewConfig `json:"tokenReview,omitempty"`
+	// RemoteSecretsNamespace, when set, watches istiod-style remote secrets (label istio/multiCluster=true)
+	// there and reviews tokens of other clusters with their API servers. Needs tokenReview.
+	RemoteSecretsNamespace string `json:"remoteSecretsNamespace,omitempty"`
+	// TrustedNodeAccounts are the "namespace/serviceaccount" node agents (ztunnel) that may request
+	// certificates for pods on their own node (Istio's CA_TRUSTED_NODE_ACCOUNTS).
+	TrustedNodeAccounts []string `json:"trustedNodeAccounts,omitempty"`
+}
+
+// TokenReviewConfig tunes TokenReview authentication.
+type TokenReviewConfig struct {
+	// Audiences a token must be bound to. Default ["istio-ca"].
+	Audiences []string `json:"audiences,omitempty"`
+	// CacheTTL bounds how long a successful review is reused (never past the token's expiry). Default 1m.
+	CacheTTL time.Duration `json:"cacheTTL,omitempty"`
+	// NegativeTTL is how long a refusal is remembered. Default 5s; -1ns disables.
+	NegativeTTL time.Duration `json:"negativeTTL,omitempty"`
+	// CacheSize bounds the cache. Default 4096.
+	CacheSize int `json:"cacheSize,omitempty"`
+	// Timeout bounds one review. Default 5s.
+	Timeout time.Duration `json:"timeout,omitempty"`
 }
 
 // AuthnConfig configures authentication.
@@ -56,8 +97,10 @@ type IssuerConfig struct {
 
 // BackendConfig is one signing backend; exactly one of its kinds is set.
 type BackendConfig struct {
-	Name string       `json:"name"`
-	File *file.Config `json:"file,omitempty"`
+	Name   string         `json:"name"`
+	File   *file.Config   `json:"file,omitempty"`
+	Vault  *vault.Config  `json:"vault,omitempty"`
+	StepCA *stepca.Config `json:"stepca,omitempty"`
 }
 
 // Validate reports every problem with c at once.
@@ -96,11 +139,51 @@ func (c *Config) Validate() error {
 				errs = append(errs, fmt.Errorf("backends[%d]: %w", n, err))
 			}
 		}
+		if b.Vault != nil {
+			kinds++
+			if err := b.Vault.Validate(); err != nil {
+				errs = append(errs, fmt.Errorf("backends[%d]: %w", n, err))
+			}
+		}
+		if b.StepCA != nil {
+			kinds++
+			if err := b.StepCA.Validate(); err != nil {
+				errs = append(errs, fmt.Errorf("backends[%d]: %w", n, err))
+			}
+		}
 		if kinds != 1 {
 			errs = append(errs, fmt.Errorf("backends[%d] (%s): set exactly one of file, vault, stepca", n, b.Name))
 		}
 	}
+	if k := c.Kubernetes; k != nil {
+		if k.RemoteSecretsNamespace != "" && k.TokenReview == nil {
+			errs = append(errs, errors.New("kubernetes: remoteSecretsNamespace needs tokenReview"))
+		}
+		for _, a := range k.TrustedNodeAccounts {
+			if ns, sa, ok := strings.Cut(a, "/"); !ok || ns == "" || sa == "" {
+				errs = append(errs, fmt.Errorf("kubernetes.trustedNodeAccounts: %q is not namespace/serviceaccount", a))
+			}
+		}
+	}
+	if c.TrustBundle != nil {
+		if err := c.TrustBundle.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// needsKube reports whether any configured part talks to the API server.
+func (c *Config) needsKube() bool {
+	if c.Kubernetes != nil || c.TrustBundle != nil {
+		return true
+	}
+	for _, b := range c.Backends {
+		if b.File != nil && b.File.Secret != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // LoadConfig reads and validates a configuration file.
@@ -123,6 +206,7 @@ func LoadConfig(path string) (*Config, error) {
 type app struct {
 	issuer  *ca.Issuer
 	server  *server.Server
+	run     []func(context.Context) error // background loops that end with the server
 	closers []func() error
 }
 
@@ -133,20 +217,137 @@ func (a *app) Close() {
 }
 
 // build wires the packages. extraAuthn, when set, is tried before the configured issuers (dev mode).
-func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.Registry, extraAuthn ...authn.Authenticator) (*app, error) {
-	a := &app{}
+func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.Registry, extraAuthn ...authn.Authenticator) (a *app, err error) {
+	a = &app{}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	var restCfg *rest.Config
+	var client kubernetes.Interface
+	if cfg.needsKube() {
+		kubeconfig := ""
+		if cfg.Kubernetes != nil {
+			kubeconfig = cfg.Kubernetes.Kubeconfig
+		}
+		if restCfg, err = authn.LoadRESTConfig(kubeconfig); err != nil {
+			return nil, err
+		}
+		if client, err = kubernetes.NewForConfig(restCfg); err != nil {
+			return nil, fmt.Errorf("kubernetes client: %w", err)
+		}
+	}
+
+	named, crl, err := a.backends(ctx, cfg, log, reg, client)
+	if err != nil {
+		return nil, err
+	}
+
+	// Authenticators, in order: dev issuer, token issuers (JWKS), TokenReview, then client certificates.
+	// A refusal is final (authn.Chain), so configure one way of checking each token issuer.
+	chain := authn.Chain(extraAuthn)
+	if len(cfg.Authn.Issuers) > 0 {
+		j, err := jwtAuthenticator(cfg.Authn, log)
+		if err != nil {
+			return nil, err
+		}
+		chain = append(chain, j)
+	}
+	var imp ca.Impersonator
+	if k := cfg.Kubernetes; k != nil {
+		clusterID := k.ClusterID
+		if clusterID == "" {
+			clusterID = "Kubernetes"
+		}
+		if tr := k.TokenReview; tr != nil {
+			m, err := authn.NewTokenReviewMetrics(reg)
+			if err != nil {
+				return nil, err
+			}
+			rc := authn.TokenReviewConfig{Client: client, Audiences: tr.Audiences, ClusterID: clusterID,
+				CacheTTL: tr.CacheTTL, NegativeTTL: tr.NegativeTTL, CacheSize: tr.CacheSize, Timeout: tr.Timeout,
+				Metrics: m, Logger: log.With("component", "tokenreview")}
+			review, err := authn.NewTokenReview(rc)
+			if err != nil {
+				return nil, err
+			}
+			var ka authn.Authenticator = review
+			if k.RemoteSecretsNamespace != "" {
+				rc.Client, rc.ClusterID, rc.Logger = nil, "", nil
+				mc, err := authn.NewMultiCluster(authn.MultiClusterConfig{Client: client, Namespace: k.RemoteSecretsNamespace,
+					LocalClusterID: clusterID, Local: review, Review: rc, Logger: log.With("component", "multicluster")})
+				if err != nil {
+					return nil, err
+				}
+				if err := mc.Start(ctx); err != nil {
+					return nil, err
+				}
+				ka = mc
+			}
+			chain = append(chain, ka)
+		}
+		if len(k.TrustedNodeAccounts) > 0 {
+			na, err := nodeauth.New(nodeauth.Config{Client: client, TrustedAccounts: k.TrustedNodeAccounts, ClusterID: clusterID,
+				Logger: log.With("component", "nodeauth")})
+			if err != nil {
+				return nil, err
+			}
+			if err := na.Start(ctx); err != nil {
+				return nil, err
+			}
+			imp = na
+		}
+	}
+	issuer, err := ca.New(ca.Config{Backends: named, Authenticator: &chain, Impersonator: imp, Policy: cfg.Issuance,
+		SignTimeout: cfg.SignTimeout, Logger: log, Audit: log.With("log", "audit"), Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
+	// Client certificates are checked against the issuer's roots, so this authenticator comes after the
+	// issuer; nothing authenticates before the server starts, so appending here is safe.
+	if cfg.Authn.ClientCert == nil || *cfg.Authn.ClientCert {
+		chain = append(chain, &authn.ClientCert{Roots: issuer.Roots, TrustDomains: issuer.TrustDomains()})
+	}
+	if len(chain) == 0 {
+		return nil, errors.New("authn: nothing can authenticate callers: configure authn.issuers, kubernetes.tokenReview or allow clientCert")
+	}
+	if tb := cfg.TrustBundle; tb != nil {
+		tc := *tb
+		tc.Kube, tc.Source, tc.Logger, tc.Registerer = restCfg, issuer, log.With("component", "trustbundle"), reg
+		pub, err := trustbundle.New(tc)
+		if err != nil {
+			return nil, err
+		}
+		a.run = append(a.run, pub.Run)
+	}
+	scfg := cfg.Server
+	scfg.Logger, scfg.Gatherer, scfg.CRL = log, reg, crl
+	srv, err := server.New(issuer, scfg)
+	if err != nil {
+		return nil, err
+	}
+	a.issuer, a.server = issuer, srv
+	return a, nil
+}
+
+// backends starts the configured backends in order and picks the CRL to publish: the first backend's own.
+func (a *app) backends(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.Registry, client kubernetes.Interface) ([]ca.NamedBackend, func(context.Context) ([]byte, error), error) {
 	var named []ca.NamedBackend
 	var crl func(context.Context) ([]byte, error)
 	for _, bc := range cfg.Backends {
+		blog := log.With("backend", bc.Name)
 		var b backends.Backend
 		switch {
 		case bc.File != nil:
 			fc := *bc.File
-			fc.Logger, fc.Registerer = log.With("backend", bc.Name), reg
+			fc.Logger, fc.Registerer = blog, reg
+			if fc.Secret != "" {
+				fc.Kube = client
+			}
 			fb, err := file.New(ctx, fc)
 			if err != nil {
-				a.Close()
-				return nil, err
+				return nil, nil, fmt.Errorf("backend %s: %w", bc.Name, err)
 			}
 			a.closers = append(a.closers, fb.Close)
 			b = fb
@@ -155,56 +356,53 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 					if l := fb.CRL(); l != nil {
 						return l.Raw, nil
 					}
-					return nil, errors.New("no ca-crl.pem in the cacerts directory")
+					return nil, errors.New("no ca-crl.pem in the cacerts")
 				}
 			}
+		case bc.Vault != nil:
+			vc := *bc.Vault
+			vc.Logger = blog
+			vb, err := vault.New(ctx, vc)
+			if err != nil {
+				return nil, nil, fmt.Errorf("backend %s: %w", bc.Name, err)
+			}
+			a.closers = append(a.closers, vb.Close)
+			b = vb
+		case bc.StepCA != nil:
+			sc := *bc.StepCA
+			sc.Logger = blog
+			sb, err := stepca.New(ctx, sc)
+			if err != nil {
+				return nil, nil, fmt.Errorf("backend %s: %w", bc.Name, err)
+			}
+			if c, ok := any(sb).(interface{ Close() error }); ok {
+				a.closers = append(a.closers, c.Close)
+			}
+			b = sb
 		}
 		if src, ok := b.(backends.CRLSource); ok && crl == nil {
 			crl = src.CRL
 		}
 		named = append(named, ca.NamedBackend{Name: bc.Name, Backend: b})
 	}
-	chain := authn.Chain(extraAuthn)
-	if len(cfg.Authn.Issuers) > 0 {
-		var issuers []authn.Issuer
-		for _, ic := range cfg.Authn.Issuers {
-			var keys authn.KeySet
-			var err error
-			if ic.JWKSFile != "" {
-				keys, err = authn.LoadJWKS(ic.JWKSFile)
-			} else {
-				keys, err = authn.NewRemoteKeys(authn.RemoteKeysConfig{Issuer: ic.Issuer, JWKSURL: ic.JWKSURL,
-					CAFile: ic.CAFile, TokenFile: ic.TokenFile, Logger: log})
-			}
-			if err != nil {
-				a.Close()
-				return nil, err
-			}
-			issuers = append(issuers, authn.Issuer{Issuer: ic.Issuer, Audiences: ic.Audiences, Keys: keys, ClusterID: ic.ClusterID})
+	return named, crl, nil
+}
+
+func jwtAuthenticator(c AuthnConfig, log *slog.Logger) (*authn.JWT, error) {
+	var issuers []authn.Issuer
+	for _, ic := range c.Issuers {
+		var keys authn.KeySet
+		var err error
+		if ic.JWKSFile != "" {
+			keys, err = authn.LoadJWKS(ic.JWKSFile)
+		} else {
+			keys, err = authn.NewRemoteKeys(authn.RemoteKeysConfig{Issuer: ic.Issuer, JWKSURL: ic.JWKSURL,
+				CAFile: ic.CAFile, TokenFile: ic.TokenFile, Logger: log})
 		}
-		j, err := authn.NewJWT(issuers, authn.JWTOptions{Leeway: cfg.Authn.Leeway})
 		if err != nil {
-			a.Close()
 			return nil, err
 		}
-		chain = append(chain, j)
+		issuers = append(issuers, authn.Issuer{Issuer: ic.Issuer, Audiences: ic.Audiences, Keys: keys, ClusterID: ic.ClusterID})
 	}
-	issuer, err := ca.New(ca.Config{Backends: named, Authenticator: &chain, Policy: cfg.Issuance,
-		SignTimeout: cfg.SignTimeout, Logger: log, Audit: log.With("log", "audit"), Registerer: reg})
-	if err != nil {
-		a.Close()
-		return nil, err
-	}
-	if cfg.Authn.ClientCert == nil || *cfg.Authn.ClientCert {
-		chain = append(chain, &authn.ClientCert{Roots: issuer.Roots, TrustDomains: issuer.TrustDomains()})
-	}
-	scfg := cfg.Server
-	scfg.Logger, scfg.Gatherer, scfg.CRL = log, reg, crl
-	srv, err := server.New(issuer, scfg)
-	if err != nil {
-		a.Close()
-		return nil, err
-	}
-	a.issuer, a.server = issuer, srv
-	return a, nil
+	return authn.NewJWT(issuers, authn.JWTOptions{Leeway: c.Leeway})
 }

@@ -68,7 +68,24 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer a.Close()
-	return a.server.ListenAndServe(ctx)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, len(a.run))
+	for _, loop := range a.run {
+		go func() {
+			if err := loop(ctx); err != nil && ctx.Err() == nil {
+				errc <- err
+				cancel() // a background loop that cannot run (e.g. leader election misconfigured) stops meshca
+			}
+		}()
+	}
+	err = a.server.ListenAndServe(ctx)
+	select {
+	case lerr := <-errc:
+		return lerr
+	default:
+		return err
+	}
 }
 
 // devConfig is the embedded default: the dev CA in dir/cacerts, the dev token issuer, loopback only.
