@@ -14,7 +14,7 @@ build() {
   local staging="v0.${K8S_VERSION#v1.}" minor
   minor=$(echo "$K8S_VERSION" | cut -d. -f2)
   cd "$work/kube"
-  local kmod; kmod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | jq -r .GoMod)
+  local kmod; kmod=$(gofield "k8s.io/kubernetes@$K8S_VERSION" GoMod)
   {
     echo "module local/kubebuild"; echo
     echo "go $(awk '/^go /{print $2; exit}' "$kmod")"; echo

@@ -17,7 +17,7 @@ build() {
   log "building vault $VAULT_VERSION (first time only, 8-10 min)"
   local work="$MESHCA_CACHE/.vault-src-$VAULT_VERSION"
   rm -rf "$work"; mkdir -p "$work"; cd "$work"
-  sdkdir() { go mod download -json "github.com/hashicorp/vault/sdk@$1" | jq -r .Dir; }
+  sdkdir() { gofield "github.com/hashicorp/vault/sdk@$1" Dir; }
   local base restore
   base=$(sdkdir $SDK_BASE); restore=$(sdkdir $SDK_RESTORE)
   [ -d "$base" ] && [ -d "$restore" ] || { log "vault sdk download failed"; exit 1; }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -37,5 +38,30 @@ func TestShippedConfigs(t *testing.T) {
 				t.Errorf("server.dnsNames %v lack meshca.istio-system.svc, the host of global.caAddress", c.Server.DNSNames)
 			}
 		})
+	}
+}
+
+// The configuration example in README.md decodes strictly and validates, so the reference cannot drift.
+func TestReadmeConfigExample(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	start := strings.Index(s, "```yaml\nissuance:")
+	if start < 0 {
+		t.Fatal("README.md has no ```yaml block starting with issuance:")
+	}
+	s = s[start+len("```yaml\n"):]
+	example := s[:strings.Index(s, "```")]
+	var c Config
+	if err := decodeStrict([]byte(example), &c); err != nil {
+		t.Fatalf("README example: %v", err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("README example: %v", err)
+	}
+	if len(c.Backends) != 2 || c.Backends[0].Vault == nil || c.Backends[1].File == nil || c.Kubernetes == nil || c.TrustBundle == nil {
+		t.Fatalf("README example decoded to %+v", c)
 	}
 }
