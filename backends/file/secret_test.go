@@ -290,7 +290,8 @@ func TestConfigValidate(t *testing.T) {
 		{name: "neither is refused", cfg: file.Config{}},
 		{name: "both are refused", cfg: file.Config{Dir: "/etc/cacerts", Secret: "istio-system/cacerts", Kube: kube}},
 		{name: "a Secret without a namespace is refused", cfg: file.Config{Secret: "cacerts", Kube: kube}},
-		{name: "a Secret without a client is refused", cfg: file.Config{Secret: "istio-system/cacerts"}},
+		// The client is wiring, not configuration: a config file can name a Secret; New needs the client.
+		{name: "a Secret without a client is valid configuration", cfg: file.Config{Secret: "istio-system/cacerts"}, ok: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -298,5 +299,9 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("Validate() = %v, want ok=%v", err, tt.ok)
 			}
 		})
+	}
+	if b, err := file.New(context.Background(), file.Config{Secret: "istio-system/cacerts"}); err == nil {
+		b.Close()
+		t.Fatal("New with a Secret and no Kubernetes client succeeded")
 	}
 }
