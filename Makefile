@@ -26,7 +26,8 @@ testbins:
 ## test: every test, integration included (real Vault, step-ca, kube-apiserver + etcd, pilot-agent).
 test: lint testbins
 	$(GO) test -count=1 -timeout 30m ./...
-	$(foreach m,$(NESTED),cd $(dir $(m)) && $(GO) test -count=1 -timeout 20m ./... && cd $(CURDIR);)
+	@for m in $(NESTED); do d=$$(dirname $$m); echo "== $$d (own go.mod)"; \
+	  (cd $$d && $(GO) vet ./... && $(GO) test -count=1 -timeout 20m ./...) || exit 1; done
 
 ## test-short: unit tests only (tests needing a real server skip).
 test-short:

@@ -42,6 +42,11 @@ func (f *faulty) Sign(ctx context.Context, req *backends.SignRequest) (*backends
 
 func newIssuer(t *testing.T, reg *prometheus.Registry, bs ...ca.NamedBackend) (*ca.Issuer, *authn.DevIssuer) {
 	t.Helper()
+	return newIssuerTB(t, reg, bs...)
+}
+
+func newIssuerTB(t testing.TB, reg *prometheus.Registry, bs ...ca.NamedBackend) (*ca.Issuer, *authn.DevIssuer) {
+	t.Helper()
 	dev, err := authn.GenerateDevIssuer("")
 	if err != nil {
 		t.Fatal(err)
@@ -59,6 +64,11 @@ func newIssuer(t *testing.T, reg *prometheus.Registry, bs ...ca.NamedBackend) (*
 }
 
 func request(t *testing.T, dev *authn.DevIssuer) *ca.Request {
+	t.Helper()
+	return requestTB(t, dev)
+}
+
+func requestTB(t testing.TB, dev *authn.DevIssuer) *ca.Request {
 	t.Helper()
 	tok, err := dev.Mint(authn.TokenClaims{Namespace: "default", ServiceAccount: "sleep"})
 	if err != nil {
