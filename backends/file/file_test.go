@@ -2,9 +2,11 @@ package file_test
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -246,4 +248,35 @@ func mustURL(t *testing.T, s string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// TestSignsWithEachCAKeyType: RSA and ECDSA intermediates both sign, and RSA leaves get keyEncipherment.
+func TestSignsWithEachCAKeyType(t *testing.T) {
+	for name, key := range map[string]func() crypto.Signer{
+		"ECDSA P-256 CA": func() crypto.Signer { return catest.ECKey(t) },
+		"RSA-3072 CA":    func() crypto.Signer { return catest.RSAKey(t, 3072) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			g := generateWith(t, file.GenerateOptions{IntermediateKey: key()})
+			b := catest.FileBackend(t, writeDir(t, g), nil)
+			for _, leafKey := range []crypto.Signer{catest.ECKey(t), catest.RSAKey(t, 2048)} {
+				resp, err := b.Sign(context.Background(), &backends.SignRequest{PublicKey: leafKey.Public(),
+					URIs: []*url.URL{mustURL(t, "spiffe://cluster.local/ns/a/sa/b")}, TTL: time.Hour})
+				if err != nil {
+					t.Fatal(err)
+				}
+				leaf := resp.Leaf()
+				if err := leaf.CheckSignatureFrom(g.Intermediate); err != nil {
+					t.Fatalf("leaf not signed by the intermediate: %v", err)
+				}
+				_, isRSA := leafKey.(*rsa.PrivateKey)
+				if got := leaf.KeyUsage&x509.KeyUsageKeyEncipherment != 0; got != isRSA {
+					t.Errorf("keyEncipherment = %v for an RSA leaf key = %v", got, isRSA)
+				}
+				if len(resp.Chain) != 3 || !resp.Chain[2].Equal(g.Root) {
+					t.Errorf("chain of %d, want leaf, intermediate, root", len(resp.Chain))
+				}
+			}
+		})
+	}
 }

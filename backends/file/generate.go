@@ -27,6 +27,9 @@ type GenerateOptions struct {
 	// Root, when set with RootKey, signs the intermediate instead of a new self-signed root.
 	Root    *x509.Certificate
 	RootKey crypto.Signer
+	// IntermediateKey, when set, is the intermediate's key (e.g. RSA, as many enterprise PKIs use); default a
+	// new ECDSA P-256 key.
+	IntermediateKey crypto.Signer
 }
 
 // Generated is a root and an intermediate CA, with keys, as Generate made them.
@@ -72,9 +75,13 @@ func Generate(opts GenerateOptions) (*Generated, error) {
 		}
 		g.RootKey = key
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
+	var key crypto.Signer = opts.IntermediateKey
+	if key == nil {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		key = k
 	}
 	notAfter := now.Add(opts.IntermediateTTL)
 	if notAfter.After(g.Root.NotAfter) {

@@ -76,6 +76,8 @@ type MeshcaOptions struct {
 	Registry *prometheus.Registry
 	// Logger defaults to discarding logs.
 	Logger *slog.Logger
+	// ServingTTL is the lifetime of meshca's serving certificate; default the server's (24h).
+	ServingTTL time.Duration
 }
 
 // StartMeshca starts meshca in-process with the dev token issuer and client-certificate authentication,
@@ -111,7 +113,7 @@ func StartMeshca(tb testing.TB, o MeshcaOptions) *Meshca {
 	}
 	chain = append(chain, &authn.ClientCert{Roots: issuer.Roots, TrustDomains: issuer.TrustDomains()})
 	srv, err := server.New(issuer, server.Config{DNSNames: []string{"localhost"}, IPAddresses: []string{"127.0.0.1"},
-		Logger: o.Logger, Gatherer: o.Registry})
+		Logger: o.Logger, Gatherer: o.Registry, ServingTTL: o.ServingTTL})
 	if err != nil {
 		tb.Fatal(err)
 	}

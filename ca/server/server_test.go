@@ -316,3 +316,30 @@ func parseChain(t *testing.T, pems []string) []*x509.Certificate {
 	}
 	return out
 }
+
+// TestServingCertificateRotates: meshca renews its own serving certificate at two thirds of its life, through
+// its backend, and every one verifies to the mesh root for the address agents dial.
+func TestServingCertificateRotates(t *testing.T) {
+	m := catest.StartMeshca(t, catest.MeshcaOptions{ServingTTL: 3 * time.Second})
+	serials := map[string]bool{}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(serials) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("saw %d serving certificates in 10s with a 3s lifetime, want 3", len(serials))
+		}
+		conn, err := tls.Dial("tcp", m.GRPCAddr, &tls.Config{RootCAs: m.Roots, ServerName: "127.0.0.1", NextProtos: []string{"h2"}})
+		if err != nil {
+			t.Fatalf("TLS to meshca: %v", err)
+		}
+		leaf := conn.ConnectionState().PeerCertificates[0]
+		conn.Close()
+		if time.Until(leaf.NotAfter) <= 0 {
+			t.Fatalf("served an expired certificate (not after %s)", leaf.NotAfter)
+		}
+		if len(leaf.URIs) != 1 || leaf.URIs[0].String() != "spiffe://cluster.local/ns/istio-system/sa/meshca" {
+			t.Fatalf("serving certificate identity %v", leaf.URIs)
+		}
+		serials[leaf.SerialNumber.String()] = true
+		time.Sleep(200 * time.Millisecond)
+	}
+}

@@ -35,6 +35,7 @@ type servingCert struct {
 	log      *slog.Logger
 
 	cur     atomic.Pointer[tls.Certificate]
+	issued  atomic.Int64 // Unix nanoseconds when cur was obtained
 	fileMod time.Time
 }
 
@@ -76,6 +77,7 @@ func (s *servingCert) refresh(ctx context.Context) error {
 	for _, cert := range resp.Chain[:len(resp.Chain)-1] { // the peer has the root
 		c.Certificate = append(c.Certificate, cert.Raw)
 	}
+	s.issued.Store(time.Now().UnixNano())
 	s.cur.Store(c)
 	s.log.Info("serving certificate issued", "backend", name, "dns_names", s.dnsNames, "ips", s.ips,
 		"not_after", c.Leaf.NotAfter.UTC())
@@ -109,8 +111,10 @@ func (s *servingCert) next() time.Duration {
 	if c == nil || c.Leaf == nil {
 		return 5 * time.Second
 	}
-	life := c.Leaf.NotAfter.Sub(c.Leaf.NotBefore)
-	return time.Until(c.Leaf.NotBefore.Add(life * 2 / 3))
+	// Two thirds of the life it had when issued; NotBefore may be backdated for clock skew, so it is not used.
+	issued := time.Unix(0, s.issued.Load())
+	life := c.Leaf.NotAfter.Sub(issued)
+	return time.Until(issued.Add(life * 2 / 3))
 }
 
 // run refreshes the certificate until ctx ends, retrying failures every few seconds.
