@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/meshca/meshca/backends"
 )
 
 // File names of Istio's cacerts layout.
@@ -72,12 +74,12 @@ func digestFiles(files map[string][]byte) [sha256.Size]byte {
 
 // parseAuthority checks a set of cacerts files as a whole.
 func parseAuthority(files map[string][]byte, now time.Time) (*authority, error) {
-	certs, err := parseCerts(files[CACertFile])
-	if err != nil || len(certs) == 0 {
-		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidCA, CACertFile, orMissing(err))
+	certs, err := backends.ParseCertificates(files[CACertFile])
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidCA, CACertFile, err)
 	}
 	caCert := certs[0]
-	signer, err := parseKey(files[CAKeyFile])
+	signer, err := backends.ParsePrivateKey(files[CAKeyFile])
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidCA, CAKeyFile, err)
 	}
@@ -91,11 +93,14 @@ func parseAuthority(files map[string][]byte, now time.Time) (*authority, error) 
 		return nil, fmt.Errorf("%w: %s is valid only from %s to %s", ErrInvalidCA, CACertFile,
 			caCert.NotBefore.UTC().Format(time.RFC3339), caCert.NotAfter.UTC().Format(time.RFC3339))
 	}
-	roots, err := parseCerts(files[RootCertFile])
-	if err != nil || len(roots) == 0 {
-		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidCA, RootCertFile, orMissing(err))
+	roots, err := backends.ParseCertificates(files[RootCertFile])
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidCA, RootCertFile, err)
 	}
-	inters, err := parseCerts(files[CertChainFile])
+	var inters []*x509.Certificate
+	if len(bytes.TrimSpace(files[CertChainFile])) > 0 { // optional
+		inters, err = backends.ParseCertificates(files[CertChainFile])
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidCA, CertChainFile, err)
 	}
@@ -147,64 +152,7 @@ func buildChain(caCert *x509.Certificate, inters, roots []*x509.Certificate, now
 	return chain, nil
 }
 
-func parseCerts(b []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	for {
-		var block *pem.Block
-		block, b = pem.Decode(b)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		certs = append(certs, c)
-	}
-	return certs, nil
-}
-
-func parseKey(b []byte) (crypto.Signer, error) {
-	for {
-		var block *pem.Block
-		block, b = pem.Decode(b)
-		if block == nil {
-			return nil, errors.New("no PEM private key found")
-		}
-		var key any
-		var err error
-		switch block.Type {
-		case "PRIVATE KEY":
-			key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-		case "RSA PRIVATE KEY":
-			key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-		case "EC PRIVATE KEY":
-			key, err = x509.ParseECPrivateKey(block.Bytes)
-		default:
-			continue // e.g. "EC PARAMETERS" written by openssl ecparam
-		}
-		if err != nil {
-			return nil, fmt.Errorf("parsing %s: %v", block.Type, err)
-		}
-		s, ok := key.(crypto.Signer)
-		if !ok {
-			return nil, fmt.Errorf("key of type %T cannot sign", key)
-		}
-		return s, nil
-	}
-}
-
 func publicKeysEqual(a, b crypto.PublicKey) bool {
 	ak, ok := a.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && ak.Equal(b)
-}
-
-func orMissing(err error) error {
-	if err == nil {
-		return errors.New("no PEM certificate found")
-	}
-	return err
 }

@@ -125,7 +125,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		if err != nil {
 			return nil, fmt.Errorf("stepca: reading rootsFile: %w", err)
 		}
-		roots, err := parseCertsPEM(data)
+		roots, err := backends.ParseCertificates(data)
 		if err != nil {
 			return nil, fmt.Errorf("stepca: rootsFile %s: %w", cfg.RootsFile, err)
 		}
@@ -271,7 +271,7 @@ func checkRequest(req *backends.SignRequest) ([]string, error) {
 func (b *Backend) verifyIssued(ctx context.Context, pems []string, req *backends.SignRequest) ([]*x509.Certificate, error) {
 	var certs []*x509.Certificate
 	for _, p := range pems {
-		cs, err := parseCertsPEM([]byte(p))
+		cs, err := backends.ParseCertificates([]byte(p))
 		if err != nil {
 			return nil, fmt.Errorf("stepca: sign response: %w: %v", backends.ErrBadChain, err)
 		}
@@ -488,14 +488,14 @@ func (b *Backend) refreshRoots(ctx context.Context) (*trustState, error) {
 	}
 	st := &trustState{pool: x509.NewCertPool(), fetched: b.cfg.Clock()}
 	for _, p := range roots.Certificates {
-		cs, err := parseCertsPEM([]byte(p))
+		cs, err := backends.ParseCertificates([]byte(p))
 		if err != nil {
 			return nil, fmt.Errorf("stepca: /roots: %w: %v", backends.ErrBadChain, err)
 		}
 		st.roots = append(st.roots, cs...)
 	}
 	for _, p := range inters.Certificates {
-		cs, err := parseCertsPEM([]byte(p))
+		cs, err := backends.ParseCertificates([]byte(p))
 		if err != nil {
 			return nil, fmt.Errorf("stepca: /intermediates: %w: %v", backends.ErrBadChain, err)
 		}
@@ -536,7 +536,7 @@ func (b *Backend) bootstrap(ctx context.Context) (*x509.Certificate, error) {
 		}
 		return nil, err
 	}
-	certs, err := parseCertsPEM([]byte(resp.Root))
+	certs, err := backends.ParseCertificates([]byte(resp.Root))
 	if err != nil {
 		return nil, fmt.Errorf("stepca: /root/%s: %w: %v", fp, backends.ErrBadChain, err)
 	}

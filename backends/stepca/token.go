@@ -13,18 +13,17 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/meshca/meshca/backends"
 )
 
 // tokenClaims is the payload of a step-ca one-time token (OTT): the registered claims plus the SANs the
@@ -283,7 +282,7 @@ func loadCredential(cfg *X5CConfig) (*credential, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stepca: reading x5c.certFile: %w", err)
 	}
-	chain, err := parseCertsPEM(certPEM)
+	chain, err := backends.ParseCertificates(certPEM)
 	if err != nil {
 		return nil, fmt.Errorf("stepca: x5c.certFile %s: %w", cfg.CertFile, err)
 	}
@@ -291,7 +290,7 @@ func loadCredential(cfg *X5CConfig) (*credential, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stepca: reading x5c.keyFile: %w", err)
 	}
-	key, err := parseKeyPEM(keyPEM)
+	key, err := backends.ParsePrivateKey(keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("stepca: x5c.keyFile %s: %w", cfg.KeyFile, err)
 	}
@@ -318,65 +317,6 @@ func loadCredential(cfg *X5CConfig) (*credential, error) {
 		x5c[i] = base64.StdEncoding.EncodeToString(c.Raw)
 	}
 	return &credential{chain: chain, key: key, alg: jose.SignatureAlgorithm(alg), x5c: x5c, certStamp: cs, keyStamp: ks}, nil
-}
-
-func parseCertsPEM(data []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	for {
-		var block *pem.Block
-		block, data = pem.Decode(data)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		certs = append(certs, c)
-	}
-	if len(certs) == 0 {
-		return nil, errors.New("no PEM CERTIFICATE block found")
-	}
-	return certs, nil
-}
-
-func parseKeyPEM(data []byte) (crypto.Signer, error) {
-	for {
-		var block *pem.Block
-		block, data = pem.Decode(data)
-		if block == nil {
-			return nil, errors.New("no PEM private key found")
-		}
-		if !strings.HasSuffix(block.Type, "PRIVATE KEY") {
-			continue
-		}
-		if strings.Contains(block.Type, "ENCRYPTED") {
-			return nil, errors.New("the key is encrypted; give meshca an unencrypted key file (a mounted Secret)")
-		}
-		var (
-			k   any
-			err error
-		)
-		switch block.Type {
-		case "EC PRIVATE KEY":
-			k, err = x509.ParseECPrivateKey(block.Bytes)
-		case "RSA PRIVATE KEY":
-			k, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-		default:
-			k, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-		}
-		if err != nil {
-			return nil, err
-		}
-		s, ok := k.(crypto.Signer)
-		if !ok {
-			return nil, fmt.Errorf("%T is not a signing key", k)
-		}
-		return s, nil
-	}
 }
 
 func publicKeysEqual(a, b crypto.PublicKey) bool {

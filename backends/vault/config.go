@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +13,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/meshca/meshca/backends"
 )
 
 // Signing modes.
@@ -203,7 +204,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.RootsPEM != "" {
-		if _, err := parseCerts([]byte(c.RootsPEM)); err != nil {
+		if _, err := backends.ParseCertificates([]byte(c.RootsPEM)); err != nil {
 			add("rootsPEM: %v", err)
 		}
 	}
@@ -211,7 +212,7 @@ func (c *Config) Validate() error {
 		add("tls: set only one of caFile and caPEM")
 	}
 	if c.TLS.CAPEM != "" {
-		if _, err := parseCerts([]byte(c.TLS.CAPEM)); err != nil {
+		if _, err := backends.ParseCertificates([]byte(c.TLS.CAPEM)); err != nil {
 			add("tls.caPEM: %v", err)
 		}
 	}
@@ -329,29 +330,4 @@ func parseFingerprint(s string) ([sha256.Size]byte, error) {
 func Fingerprint(cert *x509.Certificate) string {
 	sum := sha256.Sum256(cert.Raw)
 	return hex.EncodeToString(sum[:])
-}
-
-// parseCerts reads every CERTIFICATE block of a PEM bundle. Other block types and a bundle without
-// certificates are errors.
-func parseCerts(b []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	for rest := bytes.TrimSpace(b); len(rest) > 0; rest = bytes.TrimSpace(rest) {
-		var blk *pem.Block
-		blk, rest = pem.Decode(rest)
-		if blk == nil {
-			return nil, errors.New("trailing data that is not PEM")
-		}
-		if blk.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("unexpected PEM block %q", blk.Type)
-		}
-		cert, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("certificate %d: %w", len(certs)+1, err)
-		}
-		certs = append(certs, cert)
-	}
-	if len(certs) == 0 {
-		return nil, errors.New("no certificate found")
-	}
-	return certs, nil
 }

@@ -164,7 +164,7 @@ func newClient(cfg *Config) (*api.Client, error) {
 		}
 	}
 	if len(caPEM) > 0 {
-		certs, err := parseCerts(caPEM)
+		certs, err := backends.ParseCertificates(caPEM)
 		if err != nil {
 			return nil, fmt.Errorf("vault: TLS CA bundle: %w", err)
 		}
@@ -351,7 +351,7 @@ func parseLeaf(data map[string]any) (*x509.Certificate, []*x509.Certificate, err
 	if certPEM == "" {
 		return nil, nil, fmt.Errorf("vault: %w: the response has no certificate", backends.ErrBadChain)
 	}
-	certs, err := parseCerts([]byte(certPEM))
+	certs, err := backends.ParseCertificates([]byte(certPEM))
 	if err != nil {
 		return nil, nil, fmt.Errorf("vault: %w: certificate: %v", backends.ErrBadChain, err)
 	}
@@ -376,7 +376,7 @@ func parseChainFields(data map[string]any) ([]*x509.Certificate, error) {
 	}
 	var out []*x509.Certificate
 	for i, s := range extra {
-		cs, err := parseCerts([]byte(s))
+		cs, err := backends.ParseCertificates([]byte(s))
 		if err != nil {
 			return nil, fmt.Errorf("vault: %w: ca_chain entry %d: %v", backends.ErrBadChain, i, err)
 		}
@@ -644,7 +644,7 @@ func (b *Backend) configuredAnchors() ([]*x509.Certificate, error) {
 	default:
 		return nil, nil
 	}
-	anchors, err := parseCerts(raw)
+	anchors, err := backends.ParseCertificates(raw)
 	if err != nil {
 		return nil, fmt.Errorf("vault: trust anchors: %w", err)
 	}
