@@ -22,7 +22,7 @@ type auditRecord struct {
 
 func (r *auditRecord) log(ctx context.Context, l *slog.Logger, err error, elapsed time.Duration) {
 	attrs := []slog.Attr{
-		slog.String("outcome", map[bool]string{true: "issued", false: "refused"}[err == nil]),
+		slog.String("outcome", result(Reason(err))),
 		slog.String("reason", Reason(err)),
 		slog.String("peer", r.peer),
 		slog.Duration("duration", elapsed),
@@ -45,7 +45,7 @@ func (r *auditRecord) log(ctx context.Context, l *slog.Logger, err error, elapse
 	}
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))
-		l.LogAttrs(ctx, slog.LevelWarn, "certificate request refused", attrs...)
+		l.LogAttrs(ctx, slog.LevelWarn, "certificate request not served", attrs...)
 		return
 	}
 	attrs = append(attrs, slog.String("backend", r.backend), slog.String("serial", r.serial),

@@ -68,26 +68,33 @@ func (m *metrics) record(err error, elapsed time.Duration) {
 	m.csrCount.Inc()
 	m.requestDuration.Observe(elapsed.Seconds())
 	reason := Reason(err)
-	result := "issued"
 	switch reason {
 	case "ok":
 		m.success.Inc()
 	case "unauthenticated":
 		m.authnFailure.Inc()
-		result = "rejected"
 	case "invalid_csr", "key_policy":
 		m.parseErr.Inc()
-		result = "rejected"
 	case "identity_mismatch", "forbidden_san", "ca_requested", "impersonation_denied":
 		m.idErr.Inc()
-		result = "rejected"
 	case "invalid_request":
-		result = "rejected"
 	default:
 		m.signErr.Inc()
-		result = "failed"
 	}
-	m.requests.WithLabelValues(result, reason).Inc()
+	m.requests.WithLabelValues(result(reason), reason).Inc()
+}
+
+// result classifies a request by its Reason: "issued"; "rejected" when the caller is at fault (bad credential,
+// CSR or request; a retry will not help); "failed" when meshca or a backend is (a retry may help).
+func result(reason string) string {
+	switch reason {
+	case "ok":
+		return "issued"
+	case "unauthenticated", "invalid_csr", "key_policy", "identity_mismatch", "forbidden_san", "ca_requested",
+		"impersonation_denied", "invalid_request":
+		return "rejected"
+	}
+	return "failed"
 }
 
 var (
@@ -139,7 +146,7 @@ func (c *expiryCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		minChain := time.Time{}
 		for _, cert := range chain {
-			if cert.CheckSignatureFrom(cert) == nil && isRoot(cert, roots) {
+			if isRoot(cert, roots) {
 				continue
 			}
 			emit("intermediate", cert)

@@ -338,7 +338,7 @@ func TestPilotAgentWithAnotherServiceAccountsToken(t *testing.T) {
 		switch r.Attrs["outcome"] {
 		case "issued":
 			t.Errorf("audit shows an issuance: %v", r.Attrs)
-		case "refused":
+		case "rejected":
 			refused++
 			if r.Attrs["reason"] != "identity_mismatch" || r.Attrs["caller"] != "ns/default/sa/other" {
 				t.Errorf("refusal audit record = %v, want reason identity_mismatch for caller ns/default/sa/other", r.Attrs)

@@ -152,7 +152,7 @@ func matches(m *dto.Metric, want map[string]string) bool {
 	return true
 }
 
-// AuditRecord is one audit log line: its message ("certificate issued", "certificate request refused") and
+// AuditRecord is one audit log line: its message ("certificate issued", "certificate request not served") and
 // its attributes as strings (outcome, reason, caller, identity, key_type, serial, error, ...).
 type AuditRecord struct {
 	Message string
