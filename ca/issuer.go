@@ -63,6 +63,7 @@ type Issuer struct {
 	log      *slog.Logger
 	audit    *slog.Logger
 	m        *metrics
+	chains   chainCache
 }
 
 // New returns an Issuer for cfg.
@@ -274,23 +275,15 @@ func (i *Issuer) verify(ctx context.Context, b NamedBackend, req *backends.SignR
 	if err != nil {
 		return fmt.Errorf("%w: backend %s: roots: %w", backends.ErrUnavailable, b.Name, err)
 	}
-	pool, inters := x509.NewCertPool(), x509.NewCertPool()
-	for _, r := range roots {
-		pool.AddCert(r)
-	}
-	for _, c := range resp.Chain[1 : len(resp.Chain)-1] {
-		inters.AddCert(c)
+	if !isRoot(resp.Chain[len(resp.Chain)-1], roots) {
+		return bad("chain does not end with one of the backend's roots")
 	}
 	now := i.clock()
 	if now.Before(leaf.NotBefore) {
 		now = leaf.NotBefore
 	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inters, CurrentTime: now,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+	if err := i.chains.verify(resp.Chain, roots, now); err != nil {
 		return bad("leaf does not verify to the backend's roots: %v", err)
-	}
-	if !isRoot(resp.Chain[len(resp.Chain)-1], roots) {
-		return bad("chain does not end with one of the backend's roots")
 	}
 	if got := leaf.NotAfter.Sub(i.clock()); req.TTL-got > 2*time.Minute {
 		i.m.ttlAdjusted.WithLabelValues("backend_shortened").Inc()

@@ -166,23 +166,40 @@ func TestTamperedAnswersAreRefused(t *testing.T) {
 			}
 			r.Chain = o.Chain
 		}},
+		{"a leaf from another CA with the right CA chain", func(r *backends.SignResponse, t *testing.T) {
+			o, err := other.Sign(context.Background(), &backends.SignRequest{PublicKey: r.Leaf().PublicKey, URIs: r.Leaf().URIs, TTL: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Chain[0] = o.Chain[0]
+		}},
 		{"a chain without its root", func(r *backends.SignResponse, t *testing.T) { r.Chain = r.Chain[:1] }},
 		{"a chain in the wrong order", func(r *backends.SignResponse, t *testing.T) {
 			r.Chain = []*x509.Certificate{r.Chain[0], r.Chain[2], r.Chain[1]}
 		}},
 	}
+	// Each case runs on a fresh issuer (full chain verification) and on one whose verified-chain cache is warm
+	// (only the leaf's link is checked).
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := &faulty{Backend: catest.FileBackend(t, dir, nil), tamper: tt.tamper, t: t}
-			i, dev := newIssuer(t, prometheus.NewRegistry(), ca.NamedBackend{Name: "file", Backend: f})
-			res, err := i.Issue(context.Background(), request(t, dev))
-			if !errors.Is(err, backends.ErrBadChain) || res != nil {
-				t.Fatalf("Issue: %v, %v; want ErrBadChain and nothing issued", res, err)
-			}
-			if ca.Reason(err) != "bad_chain" {
-				t.Errorf("Reason = %q", ca.Reason(err))
-			}
-		})
+		for _, warm := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/warm=%v", tt.name, warm), func(t *testing.T) {
+				f := &faulty{Backend: catest.FileBackend(t, dir, nil), t: t}
+				i, dev := newIssuer(t, prometheus.NewRegistry(), ca.NamedBackend{Name: "file", Backend: f})
+				if warm {
+					if _, err := i.Issue(context.Background(), request(t, dev)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				f.tamper = tt.tamper
+				res, err := i.Issue(context.Background(), request(t, dev))
+				if !errors.Is(err, backends.ErrBadChain) || res != nil {
+					t.Fatalf("Issue: %v, %v; want ErrBadChain and nothing issued", res, err)
+				}
+				if ca.Reason(err) != "bad_chain" {
+					t.Errorf("Reason = %q", ca.Reason(err))
+				}
+			})
+		}
 	}
 }
 
