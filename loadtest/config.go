@@ -1,0 +1,171 @@
+package loadtest
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"time"
+
+	"github.com/meshca/meshca/ca/authn"
+)
+
+// KeyType is the kind of key each simulated agent generates.
+type KeyType string
+
+// Key types: istio-agent uses RSA-2048 by default and ECDSA P-256 with ECC_SIGNATURE_ALGORITHM=ECDSA.
+const (
+	KeyECDSAP256 KeyType = "ecdsa-p256"
+	KeyRSA2048   KeyType = "rsa2048"
+)
+
+// Limits that keep a run bounded.
+const (
+	MaxDuration   = time.Hour
+	MaxRate       = 100_000
+	MaxIdentities = 100_000
+	// MaxPrepared bounds the requests prepared before the timer (each holds a CSR).
+	MaxPrepared = 2_000_000
+)
+
+// Config describes one load-test run. Zero fields take the defaults listed; Validate reports every problem.
+type Config struct {
+	// Addr is meshca's gRPC address, host:port.
+	Addr string
+	// ServerName is checked against meshca's serving certificate; default the host of Addr, as istio-agent
+	// does with CA_ADDR.
+	ServerName string
+	// Roots verifies meshca's serving certificate and the issued chains.
+	Roots *x509.CertPool
+	// Tokens mints one service-account JWT per identity; meshca must trust its key (`meshca serve --dev`).
+	Tokens *authn.DevIssuer
+	// Audience of the tokens; default "istio-ca".
+	Audience string
+	// TrustDomain of the requested SPIFFE IDs; default "cluster.local".
+	TrustDomain string
+	// ClusterID is sent in the clusterid header; default "Kubernetes" (istio-agent's default).
+	ClusterID string
+	// Namespaces × ServiceAccounts distinct identities, named <NamespacePrefix>-<n> and sa-<m>; default 10 × 10.
+	Namespaces, ServiceAccounts int
+	// NamespacePrefix defaults to "loadtest".
+	NamespacePrefix string
+
+	// Rate is the offered load in requests per second.
+	Rate float64
+	// Duration is how long requests are scheduled; at most MaxDuration.
+	Duration time.Duration
+	// Concurrency bounds the requests in flight; default 64. A request due while it is reached is dropped.
+	Concurrency int
+	// Connections is the number of gRPC connections requests are spread over; default 1.
+	Connections int
+	// Timeout bounds each request; default 10s.
+	Timeout time.Duration
+	// ValidityDuration is the requested certificate lifetime; default 24h (istio-agent's SECRET_TTL).
+	ValidityDuration time.Duration
+
+	// Key is the key type; default KeyECDSAP256.
+	Key KeyType
+	// GenerateKeysInline generates each request's key and CSR when it is sent instead of before the timer,
+	// so key generation competes with sending (and may limit the rate).
+	GenerateKeysInline bool
+
+	// ForeignFraction of the requests (0..1) ask in their CSR for an identity other than their token's: meshca
+	// must refuse them with PermissionDenied.
+	ForeignFraction float64
+}
+
+// withDefaults returns c with the zero fields defaulted.
+func (c Config) withDefaults() Config {
+	if c.ServerName == "" {
+		if host, _, err := net.SplitHostPort(c.Addr); err == nil {
+			c.ServerName = host
+		}
+	}
+	if c.Audience == "" {
+		c.Audience = "istio-ca"
+	}
+	if c.TrustDomain == "" {
+		c.TrustDomain = "cluster.local"
+	}
+	if c.ClusterID == "" {
+		c.ClusterID = "Kubernetes"
+	}
+	if c.Namespaces == 0 {
+		c.Namespaces = 10
+	}
+	if c.ServiceAccounts == 0 {
+		c.ServiceAccounts = 10
+	}
+	if c.NamespacePrefix == "" {
+		c.NamespacePrefix = "loadtest"
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 64
+	}
+	if c.Connections == 0 {
+		c.Connections = 1
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 10 * time.Second
+	}
+	if c.ValidityDuration == 0 {
+		c.ValidityDuration = 24 * time.Hour
+	}
+	if c.Key == "" {
+		c.Key = KeyECDSAP256
+	}
+	return c
+}
+
+// requests is the number of requests a run schedules: one at each multiple of 1/Rate in [0, Duration).
+func (c Config) requests() int {
+	return int(math.Ceil(c.Rate*c.Duration.Seconds() - 1e-9))
+}
+
+// Validate reports every problem with c (after defaults) at once. It has no side effects.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("addr %q: want host:port", c.Addr))
+	}
+	if c.Roots == nil {
+		errs = append(errs, errors.New("roots: required (the mesh root that signs meshca's serving certificate)"))
+	}
+	if c.Tokens == nil {
+		errs = append(errs, errors.New("tokens: required (meshca's dev token issuer)"))
+	}
+	if c.Namespaces < 0 || c.ServiceAccounts < 0 || c.Namespaces*c.ServiceAccounts > MaxIdentities {
+		errs = append(errs, fmt.Errorf("namespaces × service accounts must be 1..%d", MaxIdentities))
+	}
+	if !(c.Rate > 0 && c.Rate <= MaxRate) {
+		errs = append(errs, fmt.Errorf("rate %v: must be in (0, %d] requests/s", c.Rate, MaxRate))
+	}
+	if c.Duration <= 0 || c.Duration > MaxDuration {
+		errs = append(errs, fmt.Errorf("duration %v: must be in (0, %v]", c.Duration, MaxDuration))
+	}
+	if c.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("concurrency %d: must be at least 1", c.Concurrency))
+	}
+	if c.Connections < 1 || c.Connections > 1000 {
+		errs = append(errs, fmt.Errorf("connections %d: must be 1..1000", c.Connections))
+	}
+	if c.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("timeout %v: must be positive", c.Timeout))
+	}
+	if c.ValidityDuration < time.Second {
+		errs = append(errs, fmt.Errorf("validity duration %v: must be at least 1s", c.ValidityDuration))
+	}
+	if c.Key != KeyECDSAP256 && c.Key != KeyRSA2048 {
+		errs = append(errs, fmt.Errorf("key %q: want %s or %s", c.Key, KeyECDSAP256, KeyRSA2048))
+	}
+	if !(c.ForeignFraction >= 0 && c.ForeignFraction <= 1) {
+		errs = append(errs, fmt.Errorf("foreign fraction %v: must be in [0, 1]", c.ForeignFraction))
+	}
+	if len(errs) == 0 && !c.GenerateKeysInline && c.requests() > MaxPrepared {
+		errs = append(errs, fmt.Errorf("rate × duration = %d requests: more than %d to prepare; lower them or generate keys inline",
+			c.requests(), MaxPrepared))
+	}
+	return errors.Join(errs...)
+}

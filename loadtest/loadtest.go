@@ -1,0 +1,332 @@
+package loadtest
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/url"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	pb "istio.io/api/security/v1alpha1"
+
+	"github.com/meshca/meshca/ca/authn"
+)
+
+// identity is one simulated workload: its SPIFFE ID and service-account token.
+type identity struct {
+	id    *url.URL
+	token string
+}
+
+// prepared is one request's CSR and the public key it must be issued for.
+type prepared struct {
+	csr []byte
+	pub crypto.PublicKey
+}
+
+// outcome is what happened to one sent request.
+type outcome struct {
+	latency time.Duration
+	code    codes.Code
+	msg     string // error message, or why the response is invalid
+	invalid bool
+}
+
+// runner holds one run's state; outcomes[i] is written only by request i's goroutine.
+type runner struct {
+	cfg      Config
+	ids      []identity
+	prepared []prepared
+	outcomes []outcome
+	clients  []pb.IstioCertificateServiceClient
+}
+
+// Run sends cfg.Rate requests per second for cfg.Duration and reports what happened. Tokens, keys and
+// connections are prepared before the timer starts. If ctx ends early, Run stops scheduling, waits for the
+// requests in flight and returns the partial result with Interrupted set. Errors are for runs that could not
+// start (bad config, meshca unreachable, TLS verification failed); failed requests are counted in the Result.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	return run(ctx, cfg, nil)
+}
+
+// run is Run with an optional client replacing the gRPC connections (tests of the scheduler).
+func run(ctx context.Context, cfg Config, client pb.IstioCertificateServiceClient) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("loadtest: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	r := &runner{cfg: cfg}
+	prepStart := time.Now()
+	if err := r.mintTokens(); err != nil {
+		return nil, err
+	}
+	n := cfg.requests()
+	r.outcomes = make([]outcome, n)
+	if !cfg.GenerateKeysInline {
+		if err := r.prepareAll(ctx, n); err != nil {
+			return nil, err
+		}
+	}
+	if client != nil {
+		r.clients = []pb.IstioCertificateServiceClient{client}
+	} else {
+		conns, err := dial(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for _, c := range conns {
+			r.clients = append(r.clients, pb.NewIstioCertificateServiceClient(c))
+		}
+	}
+	prepare := time.Since(prepStart)
+
+	sent, dropped, elapsed, interrupted := r.schedule(ctx, n)
+	res := summarize(cfg, r.outcomes, sent, dropped, elapsed)
+	res.Scheduled = len(sent) + dropped
+	res.Prepare = prepare
+	res.Interrupted = interrupted
+	res.Identities = len(r.ids)
+	return res, nil
+}
+
+// mintTokens creates the identities and one token each, valid for the whole run.
+func (r *runner) mintTokens() error {
+	c := r.cfg
+	ttl := c.Duration + c.Timeout + 10*time.Minute
+	for ns := range c.Namespaces {
+		for sa := range c.ServiceAccounts {
+			nsName, saName := fmt.Sprintf("%s-%d", c.NamespacePrefix, ns), fmt.Sprintf("sa-%d", sa)
+			tok, err := c.Tokens.Mint(authn.TokenClaims{Namespace: nsName, ServiceAccount: saName,
+				Audiences: []string{c.Audience}, TTL: ttl})
+			if err != nil {
+				return fmt.Errorf("loadtest: minting a token: %w", err)
+			}
+			r.ids = append(r.ids, identity{id: spiffeID(c.TrustDomain, nsName, saName), token: tok})
+		}
+	}
+	return nil
+}
+
+func spiffeID(td, ns, sa string) *url.URL {
+	return &url.URL{Scheme: "spiffe", Host: td, Path: "/ns/" + ns + "/sa/" + sa}
+}
+
+// owner is the identity whose token request i carries; identities take turns.
+func (r *runner) owner(i int) identity { return r.ids[i%len(r.ids)] }
+
+// foreign reports whether request i asks for an identity other than its token's: ForeignFraction of the
+// requests, spread evenly.
+func (r *runner) foreign(i int) bool {
+	f := r.cfg.ForeignFraction
+	return int(float64(i+1)*f) > int(float64(i)*f)
+}
+
+// asked is the SPIFFE ID request i's CSR asks for: its owner's, or for a foreign request the next identity's
+// (another workload's), or a made-up one when there is only one identity.
+func (r *runner) asked(i int) *url.URL {
+	own := r.owner(i)
+	if !r.foreign(i) {
+		return own.id
+	}
+	if len(r.ids) > 1 {
+		return r.ids[(i+1)%len(r.ids)].id
+	}
+	u := *own.id
+	u.Path += "-foreign"
+	return &u
+}
+
+// prepareAll makes every request's key and CSR on all CPUs before the timer.
+func (r *runner) prepareAll(ctx context.Context, n int) error {
+	r.prepared = make([]prepared, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make([]error, runtime.GOMAXPROCS(0))
+	for w := range errs {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				p, err := newCSR(r.cfg.Key, r.asked(i))
+				if err != nil {
+					errs[w] = err
+					return
+				}
+				r.prepared[i] = p
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("loadtest: preparing CSRs: %w", err)
+	}
+	return ctx.Err()
+}
+
+var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
+
+// newCSR returns a CSR shaped like istio-agent's (pkiutil.GenCSR): subject O="", and one URI SAN in a
+// critical subjectAltName extension (critical because the subject is empty, RFC 5280 §4.2.1.6).
+func newCSR(kt KeyType, id *url.URL) (prepared, error) {
+	var key crypto.Signer
+	var err error
+	switch kt {
+	case KeyRSA2048:
+		key, err = rsa.GenerateKey(rand.Reader, 2048)
+	default:
+		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	}
+	if err != nil {
+		return prepared{}, err
+	}
+	san, err := asn1.Marshal([]asn1.RawValue{{Tag: 6, Class: asn1.ClassContextSpecific, Bytes: []byte(id.String())}})
+	if err != nil {
+		return prepared{}, err
+	}
+	tmpl := &x509.CertificateRequest{Subject: pkix.Name{Organization: []string{""}},
+		ExtraExtensions: []pkix.Extension{{Id: oidSubjectAltName, Critical: true, Value: san}}}
+	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
+	if err != nil {
+		return prepared{}, err
+	}
+	return prepared{csr: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), pub: key.Public()}, nil
+}
+
+// dial opens cfg.Connections connections verifying meshca's serving certificate against cfg.Roots, and proves
+// each with a health check so that a wrong root or address fails here, before the timer.
+func dial(ctx context.Context, cfg Config) ([]*grpc.ClientConn, error) {
+	tc := &tls.Config{RootCAs: cfg.Roots, ServerName: cfg.ServerName, MinVersion: tls.VersionTLS12}
+	var conns []*grpc.ClientConn
+	closeAll := func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}
+	for range cfg.Connections {
+		c, err := grpc.NewClient(cfg.Addr, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("loadtest: %w", err)
+		}
+		conns = append(conns, c)
+		hctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+		_, err = healthpb.NewHealthClient(c).Check(hctx, &healthpb.HealthCheckRequest{})
+		cancel()
+		if err != nil && status.Code(err) != codes.Unimplemented {
+			closeAll()
+			return nil, fmt.Errorf("loadtest: connecting to %s: %w", cfg.Addr, err)
+		}
+	}
+	return conns, nil
+}
+
+// schedule sends request i at start + i/Rate on a ticker, whatever the responses do, unless Concurrency
+// requests are in flight, in which case request i is dropped. It returns the indexes sent, the number dropped,
+// the time from start until the later of Duration and the last response, and whether ctx ended the run early.
+func (r *runner) schedule(ctx context.Context, n int) (sent []int, dropped int, elapsed time.Duration, interrupted bool) {
+	c := r.cfg
+	base := context.WithoutCancel(ctx) // requests in flight finish (within Timeout) even when ctx ends
+	slots := make(chan struct{}, c.Concurrency)
+	var wg sync.WaitGroup
+	tick := time.Duration(float64(time.Second) / c.Rate)
+	tick = max(tick, time.Millisecond) // faster rates send several requests per tick
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+
+	start := time.Now()
+	next := 0
+	for next < n {
+		due := min(int(time.Since(start).Seconds()*c.Rate)+1, n)
+		for ; next < due; next++ {
+			select {
+			case slots <- struct{}{}:
+				sent = append(sent, next)
+				i := next
+				wg.Go(func() {
+					defer func() { <-slots }()
+					r.outcomes[i] = r.send(base, i)
+				})
+			default:
+				dropped++
+			}
+		}
+		if next >= n {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			interrupted = true
+		case <-ticker.C:
+		}
+		if interrupted {
+			break
+		}
+	}
+	if !interrupted {
+		select { // the last request is due at Duration - 1/Rate; the run lasts Duration
+		case <-ctx.Done():
+		case <-time.After(time.Until(start.Add(c.Duration))):
+		}
+	}
+	wg.Wait()
+	return sent, dropped, time.Since(start), interrupted
+}
+
+// send makes request i and checks the response.
+func (r *runner) send(base context.Context, i int) outcome {
+	c := r.cfg
+	var p prepared
+	if r.prepared != nil {
+		p = r.prepared[i]
+	} else {
+		var err error
+		if p, err = newCSR(c.Key, r.asked(i)); err != nil {
+			return outcome{code: codes.Internal, msg: "loadtest: generating the CSR: " + err.Error()}
+		}
+	}
+	ctx, cancel := context.WithTimeout(base, c.Timeout)
+	defer cancel()
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+r.owner(i).token, "clusterid", c.ClusterID)
+	req := &pb.IstioCertificateRequest{Csr: string(p.csr), ValidityDuration: int64(c.ValidityDuration / time.Second)}
+	start := time.Now()
+	resp, err := r.clients[i%len(r.clients)].CreateCertificate(ctx, req)
+	o := outcome{latency: time.Since(start), code: status.Code(err)}
+	if err != nil {
+		o.msg = status.Convert(err).Message()
+		return o
+	}
+	if r.foreign(i) {
+		o.invalid, o.msg = true, "meshca issued a certificate for an identity other than the caller's"
+		return o
+	}
+	if err := check(resp.GetCertChain(), r.asked(i).String(), p.pub, c.Roots); err != nil {
+		o.invalid, o.msg = true, err.Error()
+	}
+	return o
+}
