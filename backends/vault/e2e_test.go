@@ -2,28 +2,21 @@ package vault_test
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	pb "istio.io/api/security/v1alpha1"
 
 	"github.com/meshca/meshca/backends"
-	"github.com/meshca/meshca/backends/vault"
 	"github.com/meshca/meshca/backends/vault/vaulttest"
 	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/ca/authn"
@@ -50,34 +43,7 @@ func newIssuer(tb testing.TB, b backends.Backend) (*ca.Issuer, *authn.DevIssuer)
 	return iss, dev
 }
 
-// servingFiles issues meshca's serving certificate through b (with a CSR, which Vault needs) and writes it.
-func servingFiles(t *testing.T, b *vault.Backend) (certFile, keyFile string) {
-	t.Helper()
-	key := newKey(t, "ecdsa")
-	id := "spiffe://cluster.local/ns/istio-system/sa/meshca"
-	c := newCSRWith(t, key, []string{id}, []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
-	u, _ := url.Parse(id)
-	resp, err := b.Sign(ctxTimeout(t, 10*time.Second), &backends.SignRequest{CSR: c, PublicKey: c.PublicKey, URIs: []*url.URL{u},
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, TTL: time.Hour})
-	if err != nil {
-		t.Fatalf("issuing the serving certificate through Vault: %v", err)
-	}
-	var chain []byte
-	for _, cert := range resp.Chain[:len(resp.Chain)-1] {
-		chain = append(chain, pemBlock("CERTIFICATE", cert.Raw)...)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	writeFile(t, certFile, string(chain))
-	writeFile(t, keyFile, string(pemBlock("PRIVATE KEY", der)))
-	return certFile, keyFile
-}
-
-// The whole request path against a real Vault: istio-agent's gRPC call with a service-account JWT, meshca's
+// The whole request path against a real Vault, including meshca's serving certificate: istio-agent's gRPC call with a service-account JWT, meshca's
 // authentication, CSR checks and policy, the Vault backend, and back; then a revocation in Vault appears in
 // the CRL meshca publishes, and a stopped Vault is codes.Unavailable, fast.
 func TestEndToEndGRPCWithVault(t *testing.T) {
@@ -86,38 +52,11 @@ func TestEndToEndGRPCWithVault(t *testing.T) {
 	cfg := config(t, s, p)
 	cfg.Timeout = time.Second
 	b := newBackend(t, cfg)
-	issuer, dev := newIssuer(t, b)
-	certFile, keyFile := servingFiles(t, b)
-	srv, err := server.New(issuer, server.Config{TLSCertFile: certFile, TLSKeyFile: keyFile, CRL: b.CRL,
-		Logger: testLogger(t, nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, gl, hl) }()
-	t.Cleanup(func() { cancel(); <-done })
-
-	roots := x509.NewCertPool()
-	roots.AddCert(p.Root)
-	conn, err := grpc.NewClient(gl.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(
-		&tls.Config{RootCAs: roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	tok, err := dev.Mint(authn.TokenClaims{Namespace: "default", ServiceAccount: "bookinfo"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// meshca issues its own serving certificate through Vault too (a CSR with localhost and 127.0.0.1).
+	m := catest.StartMeshca(t, catest.MeshcaOptions{Backends: []ca.NamedBackend{{Name: "vault", Backend: b}},
+		Server: server.Config{CRL: b.CRL}, Logger: testLogger(t, nil)})
+	conn := m.Dial(t)
+	tok := m.Token(t, "default", "bookinfo")
 	csrPEM, _ := catest.WorkloadCSR(t, testID)
 	call := func() (*pb.IstioCertificateResponse, error) {
 		cctx, ccancel := context.WithTimeout(metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+tok), 10*time.Second)
@@ -153,7 +92,7 @@ func TestEndToEndGRPCWithVault(t *testing.T) {
 	if err := b.Revoke(t.Context(), &backends.RevokeRequest{Certificate: chain[0]}); err != nil {
 		t.Fatalf("Revoke: %v", err)
 	}
-	hr, err := http.Get("http://" + hl.Addr().String() + "/crl")
+	hr, err := http.Get("http://" + m.HTTPAddr + "/crl")
 	if err != nil {
 		t.Fatal(err)
 	}

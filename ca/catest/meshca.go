@@ -78,6 +78,9 @@ type MeshcaOptions struct {
 	Logger *slog.Logger
 	// ServingTTL is the lifetime of meshca's serving certificate; default the server's (24h).
 	ServingTTL time.Duration
+	// Server is the base server configuration (e.g. its CRL source); addresses, names, logger and metrics
+	// are set by StartMeshca.
+	Server server.Config
 }
 
 // StartMeshca starts meshca in-process with the dev token issuer and client-certificate authentication,
@@ -112,8 +115,10 @@ func StartMeshca(tb testing.TB, o MeshcaOptions) *Meshca {
 		tb.Fatal(err)
 	}
 	chain = append(chain, &authn.ClientCert{Roots: issuer.Roots, TrustDomains: issuer.TrustDomains()})
-	srv, err := server.New(issuer, server.Config{DNSNames: []string{"localhost"}, IPAddresses: []string{"127.0.0.1"},
-		Logger: o.Logger, Gatherer: o.Registry, ServingTTL: o.ServingTTL})
+	scfg := o.Server
+	scfg.DNSNames, scfg.IPAddresses = []string{"localhost"}, []string{"127.0.0.1"}
+	scfg.Logger, scfg.Gatherer, scfg.ServingTTL = o.Logger, o.Registry, o.ServingTTL
+	srv, err := server.New(issuer, scfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
