@@ -62,17 +62,17 @@ func TestRotationFromTheCacertsSecretReachesEveryTarget(t *testing.T) {
 			return nil
 		}
 	}
-	eventually(t, 20*time.Second, "the Secret's root published", check(g1.Root))
+	catest.Eventually(t, 20*time.Second, "the Secret's root published", check(g1.Root))
 
 	// Step 1 of a root rotation: a new root and intermediate, both roots trusted.
 	g2 := generateCA(t)
 	both := append(append([]byte{}, g1.RootPEM...), g2.RootPEM...)
 	updateSecret(t, secrets, cacertsData(g2, both))
-	took := eventually(t, 15*time.Second, "both roots published", check(g1.Root, g2.Root))
+	took := catest.Eventually(t, 15*time.Second, "both roots published", check(g1.Root, g2.Root))
 	t.Logf("Secret update to every target (both roots) in %s", took.Round(time.Millisecond))
 	// Step 2: the old root is withdrawn.
 	updateSecret(t, secrets, cacertsData(g2, g2.RootPEM))
-	eventually(t, 15*time.Second, "old root withdrawn", check(g2.Root))
+	catest.Eventually(t, 15*time.Second, "old root withdrawn", check(g2.Root))
 }
 
 func generateCA(t *testing.T) *file.Generated {

@@ -171,21 +171,6 @@ func (f *fixture) start(t *testing.T, identity string, mutate ...func(*trustbund
 	return r
 }
 
-// eventually retries check until it returns nil or timeout passes, and returns how long it took.
-func eventually(t *testing.T, timeout time.Duration, what string, check func() error) time.Duration {
-	t.Helper()
-	start := time.Now()
-	var err error
-	for time.Since(start) < timeout {
-		if err = check(); err == nil {
-			return time.Since(start)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within %s: %v", what, timeout, err)
-	return 0
-}
-
 func (f *fixture) configMapHolds(ns string, want []byte) func() error {
 	return func() error {
 		cm, err := f.k.Client.CoreV1().ConfigMaps(ns).Get(context.Background(), trustbundle.ConfigMapName, metav1.GetOptions{})
@@ -250,7 +235,7 @@ func TestPublisherPublishesAndRepairs(t *testing.T) {
 	r := f.start(t, "replica-0")
 	want := encode(t, f.rootA)
 
-	took := eventually(t, 20*time.Second, "first publication", f.allHold(r.p, want))
+	took := catest.Eventually(t, 20*time.Second, "first publication", f.allHold(r.p, want))
 	t.Logf("ClusterTrustBundle and %d ConfigMaps published %s after start", len(f.selected), took.Round(time.Millisecond))
 	if !strings.HasPrefix(r.p.ClusterTrustBundleName(), strings.ReplaceAll(f.signer, "/", ":")+":") {
 		t.Errorf("ClusterTrustBundle name %q lacks the signer prefix", r.p.ClusterTrustBundleName())
@@ -267,10 +252,10 @@ func TestPublisherPublishesAndRepairs(t *testing.T) {
 	t.Run("a rotation publishes both roots, then only the new one", func(t *testing.T) {
 		rootB := newRoot(t)
 		f.source.set(rootB, f.rootA)
-		took := eventually(t, 10*time.Second, "both roots published", f.allHold(r.p, encode(t, f.rootA, rootB)))
+		took := catest.Eventually(t, 10*time.Second, "both roots published", f.allHold(r.p, encode(t, f.rootA, rootB)))
 		t.Logf("rotation published everywhere in %s", took.Round(time.Millisecond))
 		f.source.set(rootB)
-		eventually(t, 10*time.Second, "old root withdrawn", f.allHold(r.p, encode(t, rootB)))
+		catest.Eventually(t, 10*time.Second, "old root withdrawn", f.allHold(r.p, encode(t, rootB)))
 		want = encode(t, rootB)
 	})
 
@@ -278,7 +263,7 @@ func TestPublisherPublishesAndRepairs(t *testing.T) {
 		if err := k.Client.CoreV1().ConfigMaps(ns1).Delete(context.Background(), trustbundle.ConfigMapName, metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		took := eventually(t, 10*time.Second, "ConfigMap recreated", f.configMapHolds(ns1, want))
+		took := catest.Eventually(t, 10*time.Second, "ConfigMap recreated", f.configMapHolds(ns1, want))
 		t.Logf("deleted ConfigMap recreated in %s", took.Round(time.Millisecond))
 	})
 
@@ -293,7 +278,7 @@ func TestPublisherPublishesAndRepairs(t *testing.T) {
 		if _, err := k.Client.CoreV1().ConfigMaps(ns2).Update(context.Background(), cm, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		took := eventually(t, 10*time.Second, "ConfigMap reverted", func() error {
+		took := catest.Eventually(t, 10*time.Second, "ConfigMap reverted", func() error {
 			if err := f.configMapHolds(ns2, want)(); err != nil {
 				return err
 			}
@@ -310,7 +295,7 @@ func TestPublisherPublishesAndRepairs(t *testing.T) {
 		if err := f.dyn.Resource(f.gvr).Delete(context.Background(), r.p.ClusterTrustBundleName(), metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		took := eventually(t, 10*time.Second, "ClusterTrustBundle recreated", f.bundleHolds(r.p, want))
+		took := catest.Eventually(t, 10*time.Second, "ClusterTrustBundle recreated", f.bundleHolds(r.p, want))
 		t.Logf("deleted ClusterTrustBundle recreated in %s", took.Round(time.Millisecond))
 	})
 
@@ -323,20 +308,20 @@ func TestPublisherPublishesAndRepairs(t *testing.T) {
 		if _, err := f.dyn.Resource(f.gvr).Update(context.Background(), u, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 10*time.Second, "ClusterTrustBundle reverted", f.bundleHolds(r.p, want))
+		catest.Eventually(t, 10*time.Second, "ClusterTrustBundle reverted", f.bundleHolds(r.p, want))
 	})
 
 	t.Run("a new namespace gets its ConfigMap within seconds", func(t *testing.T) {
 		start := time.Now()
 		ns := f.k.Namespace(t)
 		f.labelNamespace(t, ns)
-		eventually(t, 5*time.Second, "ConfigMap in new namespace", f.configMapHolds(ns, want))
+		catest.Eventually(t, 5*time.Second, "ConfigMap in new namespace", f.configMapHolds(ns, want))
 		t.Logf("new namespace got its ConfigMap %s after creation", time.Since(start).Round(time.Millisecond))
 	})
 
 	t.Run("a namespace labelled later gets its ConfigMap", func(t *testing.T) {
 		f.labelNamespace(t, other)
-		eventually(t, 5*time.Second, "ConfigMap in newly selected namespace", f.configMapHolds(other, want))
+		catest.Eventually(t, 5*time.Second, "ConfigMap in newly selected namespace", f.configMapHolds(other, want))
 	})
 
 	if got := metric(t, r.reg, "meshca_trustbundle_publish_errors_total", "configmap"); got != 0 {
@@ -401,10 +386,10 @@ func TestPublisherRefusesRootsThatAreNotCAs(t *testing.T) {
 	f.namespace(t, true)
 	r := f.start(t, "replica-0")
 	want := encode(t, f.rootA)
-	eventually(t, 20*time.Second, "first publication", f.allHold(r.p, want))
+	catest.Eventually(t, 20*time.Second, "first publication", f.allHold(r.p, want))
 
 	f.source.set(f.rootA, newLeaf(t))
-	eventually(t, 5*time.Second, "source error counted", func() error {
+	catest.Eventually(t, 5*time.Second, "source error counted", func() error {
 		if n := metric(t, r.reg, "meshca_trustbundle_publish_errors_total", "source"); n == 0 {
 			return errors.New("no source error counted")
 		}
@@ -426,7 +411,7 @@ func TestOnlyTheLeaderWrites(t *testing.T) {
 	ns := f.namespace(t, true)
 	a, b := f.start(t, "replica-a"), f.start(t, "replica-b")
 	want := encode(t, f.rootA)
-	eventually(t, 20*time.Second, "first publication", f.allHold(a.p, want))
+	catest.Eventually(t, 20*time.Second, "first publication", f.allHold(a.p, want))
 
 	leader, follower := a, b
 	if b.p.Leader() {
@@ -445,11 +430,11 @@ func TestOnlyTheLeaderWrites(t *testing.T) {
 	if err := k.Client.CoreV1().ConfigMaps(ns).Delete(context.Background(), trustbundle.ConfigMapName, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "ConfigMap recreated", f.configMapHolds(ns, want))
+	catest.Eventually(t, 10*time.Second, "ConfigMap recreated", f.configMapHolds(ns, want))
 	rootB := newRoot(t)
 	f.source.set(f.rootA, rootB)
 	want = encode(t, f.rootA, rootB)
-	eventually(t, 10*time.Second, "rotation published", f.allHold(a.p, want))
+	catest.Eventually(t, 10*time.Second, "rotation published", f.allHold(a.p, want))
 	if n := follower.writes.n.Load(); n != 0 {
 		t.Fatalf("the follower sent %d writes, want 0", n)
 	}
@@ -462,7 +447,7 @@ func TestOnlyTheLeaderWrites(t *testing.T) {
 	leaderWrites := leader.writes.n.Load()
 	stopped := time.Now()
 	leader.stop()
-	took := eventually(t, 10*time.Second, "follower takes over", func() error {
+	took := catest.Eventually(t, 10*time.Second, "follower takes over", func() error {
 		if !follower.p.Leader() {
 			return errors.New("follower does not lead")
 		}
@@ -472,7 +457,7 @@ func TestOnlyTheLeaderWrites(t *testing.T) {
 	if err := k.Client.CoreV1().ConfigMaps(ns).Delete(context.Background(), trustbundle.ConfigMapName, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "ConfigMap recreated by the new leader", f.configMapHolds(ns, want))
+	catest.Eventually(t, 10*time.Second, "ConfigMap recreated by the new leader", f.configMapHolds(ns, want))
 	t.Logf("ConfigMap repaired %s after the old leader stopped", time.Since(stopped).Round(time.Millisecond))
 	if n := leader.writes.n.Load(); n != leaderWrites {
 		t.Errorf("the stopped leader sent %d more writes", n-leaderWrites)
@@ -492,7 +477,7 @@ func TestPublisherFallsBackToV1beta1(t *testing.T) {
 	f.namespace(t, true)
 	f.gvr.Version = "v1beta1"
 	r := f.start(t, "replica-0")
-	eventually(t, 20*time.Second, "v1beta1 ClusterTrustBundle published", f.allHold(r.p, encode(t, f.rootA)))
+	catest.Eventually(t, 20*time.Second, "v1beta1 ClusterTrustBundle published", f.allHold(r.p, encode(t, f.rootA)))
 	v1 := f.gvr
 	v1.Version = "v1"
 	if _, err := f.dyn.Resource(v1).Get(context.Background(), r.p.ClusterTrustBundleName(), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
@@ -507,7 +492,7 @@ func TestLeaderThatLosesTheLeaseStopsWriting(t *testing.T) {
 	ns := f.namespace(t, true)
 	r := f.start(t, "replica-0")
 	want := encode(t, f.rootA)
-	eventually(t, 20*time.Second, "first publication", f.allHold(r.p, want))
+	catest.Eventually(t, 20*time.Second, "first publication", f.allHold(r.p, want))
 
 	leases := k.Client.CoordinationV1().Leases(f.leaseNS)
 	lease, err := leases.Get(context.Background(), "meshca-trustbundle", metav1.GetOptions{})
@@ -520,7 +505,7 @@ func TestLeaderThatLosesTheLeaseStopsWriting(t *testing.T) {
 	if _, err := leases.Update(context.Background(), lease, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	took := eventually(t, 6*time.Second, "leader steps down", func() error {
+	took := catest.Eventually(t, 6*time.Second, "leader steps down", func() error {
 		if r.p.Leader() {
 			return errors.New("still leads")
 		}
@@ -538,7 +523,7 @@ func TestLeaderThatLosesTheLeaseStopsWriting(t *testing.T) {
 	if _, err := k.Client.CoreV1().ConfigMaps(ns).Get(context.Background(), trustbundle.ConfigMapName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("ConfigMap while nobody of ours leads: %v, want NotFound", err)
 	}
-	took = eventually(t, 20*time.Second, "replica leads again and repairs", f.configMapHolds(ns, want))
+	took = catest.Eventually(t, 20*time.Second, "replica leads again and repairs", f.configMapHolds(ns, want))
 	t.Logf("leads again and repaired %s later (intruder's Lease: 8s)", took.Round(time.Millisecond))
 }
 
@@ -554,12 +539,12 @@ func TestRotationReachesManyNamespaces(t *testing.T) {
 	t.Logf("created %d namespaces in %s", n, time.Since(start).Round(time.Millisecond))
 	start = time.Now()
 	r := f.start(t, "replica-0", func(c *trustbundle.Config) { c.Kube.QPS, c.Kube.Burst = 0, 0 })
-	took := eventually(t, 60*time.Second, "first publication", f.allHold(r.p, encode(t, f.rootA)))
+	took := catest.Eventually(t, 60*time.Second, "first publication", f.allHold(r.p, encode(t, f.rootA)))
 	t.Logf("%d ConfigMaps and the bundle created %s after start (default 50 QPS)", n, took.Round(time.Millisecond))
 	rootB := newRoot(t)
 	f.source.set(f.rootA, rootB)
 	start = time.Now()
-	eventually(t, 60*time.Second, "rotation written", func() error { // the metric, to time it without reading 200 objects
+	catest.Eventually(t, 60*time.Second, "rotation written", func() error { // the metric, to time it without reading 200 objects
 		// labels sorted by name: operation, target
 		if got := metricWith(t, r.reg, "meshca_trustbundle_writes_total", "update", "configmap"); got < n {
 			return fmt.Errorf("%v ConfigMaps updated", got)

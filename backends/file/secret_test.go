@@ -66,20 +66,6 @@ func chainsTo(chain []*x509.Certificate, root *x509.Certificate) error {
 	return err
 }
 
-func eventually(t *testing.T, timeout time.Duration, what string, check func() error) time.Duration {
-	t.Helper()
-	start := time.Now()
-	var err error
-	for time.Since(start) < timeout {
-		if err = check(); err == nil {
-			return time.Since(start)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within %s: %v", what, timeout, err)
-	return 0
-}
-
 // secretClient returns the client the backend reads the Secret with: meshca's service account with the RBAC
 // of manifests/base, which may read istio-system/cacerts and no other Secret.
 func secretClient(t *testing.T, k *catest.Kube) kubernetes.Interface {
@@ -181,7 +167,7 @@ func TestSecretSource(t *testing.T) {
 		if _, err := secrets.Update(context.Background(), sec, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 10*time.Second, "new CA active", func() error { return chainsTo(sign(t, b), g2.Root) })
+		catest.Eventually(t, 10*time.Second, "new CA active", func() error { return chainsTo(sign(t, b), g2.Root) })
 		t.Logf("new CA active %s after the Secret update was sent", time.Since(start).Round(100*time.Microsecond))
 		if n := reloads("success"); n != 1 {
 			t.Errorf("successful reloads = %v, want 1", n)
@@ -210,7 +196,7 @@ func TestSecretSource(t *testing.T) {
 			if _, err := secrets.Update(context.Background(), sec, metav1.UpdateOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, 10*time.Second, "refusal counted", func() error {
+			catest.Eventually(t, 10*time.Second, "refusal counted", func() error {
 				if n := reloads("error"); n != float64(i+1) {
 					return fmt.Errorf("failed reloads = %v, want %d", n, i+1)
 				}
@@ -227,7 +213,7 @@ func TestSecretSource(t *testing.T) {
 		if err := secrets.Delete(context.Background(), cacerts, metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 10*time.Second, "refusal counted", func() error {
+		catest.Eventually(t, 10*time.Second, "refusal counted", func() error {
 			if n := reloads("error"); n != before+1 {
 				return fmt.Errorf("failed reloads = %v, want %v", n, before+1)
 			}
@@ -244,7 +230,7 @@ func TestSecretSource(t *testing.T) {
 			Data: cacertsData(g3)}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 10*time.Second, "recreated CA active", func() error { return chainsTo(sign(t, b), g3.Root) })
+		catest.Eventually(t, 10*time.Second, "recreated CA active", func() error { return chainsTo(sign(t, b), g3.Root) })
 	})
 
 	b.Close() // no more log writes
@@ -266,7 +252,7 @@ func TestDirSourceStillReloads(t *testing.T) {
 	if err := g2.WriteDir(dir); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "new CA from the directory", func() error { return chainsTo(sign(t, b), g2.Root) })
+	catest.Eventually(t, 5*time.Second, "new CA from the directory", func() error { return chainsTo(sign(t, b), g2.Root) })
 	if err := os.WriteFile(dir+"/"+file.CAKeyFile, g1.KeyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}

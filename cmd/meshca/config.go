@@ -375,9 +375,6 @@ func (a *app) backends(ctx context.Context, cfg *Config, log *slog.Logger, reg *
 			if err != nil {
 				return nil, nil, fmt.Errorf("backend %s: %w", bc.Name, err)
 			}
-			if c, ok := any(sb).(interface{ Close() error }); ok {
-				a.closers = append(a.closers, c.Close)
-			}
 			b = sb
 		}
 		if src, ok := b.(backends.CRLSource); ok && crl == nil {
