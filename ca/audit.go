@@ -20,10 +20,10 @@ type auditRecord struct {
 	notAfter        time.Time
 }
 
-func (r *auditRecord) log(ctx context.Context, l *slog.Logger, err error, elapsed time.Duration) {
+func (r *auditRecord) log(ctx context.Context, l *slog.Logger, c Class, err error, elapsed time.Duration) {
 	attrs := []slog.Attr{
-		slog.String("outcome", result(Reason(err))),
-		slog.String("reason", Reason(err)),
+		slog.String("outcome", c.Outcome),
+		slog.String("reason", c.Reason),
 		slog.String("peer", r.peer),
 		slog.Duration("duration", elapsed),
 	}

@@ -139,8 +139,9 @@ func (i *Issuer) Issue(ctx context.Context, req *Request) (*Result, error) {
 	rec := auditRecord{peer: req.Peer, clusterID: req.Credentials.ClusterID}
 	res, err := i.issue(ctx, req, &rec)
 	elapsed := time.Since(start)
-	i.m.record(err, elapsed)
-	rec.log(ctx, i.audit, err, elapsed)
+	class := Classify(err)
+	i.m.record(class, elapsed)
+	rec.log(ctx, i.audit, class, err, elapsed)
 	return res, err
 }
 

@@ -51,6 +51,9 @@ func newMetrics(reg prometheus.Registerer, i *Issuer) (*metrics, error) {
 		signErr: prometheus.NewCounter(prometheus.CounterOpts{Name: "citadel_server_csr_sign_err_count",
 			Help: "The number of errors occurred when signing the CSR (istiod-compatible)."}),
 	}
+	for _, c := range Classes() {
+		m.requests.WithLabelValues(c.Outcome, c.Reason) // present at zero from the start
+	}
 	if reg == nil {
 		return m, nil
 	}
@@ -63,38 +66,23 @@ func newMetrics(reg prometheus.Registerer, i *Issuer) (*metrics, error) {
 	return m, nil
 }
 
-// record counts one finished request.
-func (m *metrics) record(err error, elapsed time.Duration) {
+// record counts one finished request by its Class.
+func (m *metrics) record(c Class, elapsed time.Duration) {
 	m.csrCount.Inc()
 	m.requestDuration.Observe(elapsed.Seconds())
-	reason := Reason(err)
-	switch reason {
-	case "ok":
+	switch c.citadel {
+	case citadelSuccess:
 		m.success.Inc()
-	case "unauthenticated":
+	case citadelAuthnFailure:
 		m.authnFailure.Inc()
-	case "invalid_csr", "key_policy":
+	case citadelParseErr:
 		m.parseErr.Inc()
-	case "identity_mismatch", "forbidden_san", "ca_requested", "impersonation_denied":
+	case citadelIDErr:
 		m.idErr.Inc()
-	case "invalid_request":
-	default:
+	case citadelSignErr:
 		m.signErr.Inc()
 	}
-	m.requests.WithLabelValues(result(reason), reason).Inc()
-}
-
-// result classifies a request by its Reason: "issued"; "rejected" when the caller is at fault (bad credential,
-// CSR or request; a retry will not help); "failed" when meshca or a backend is (a retry may help).
-func result(reason string) string {
-	switch reason {
-	case "ok":
-		return "issued"
-	case "unauthenticated", "invalid_csr", "key_policy", "identity_mismatch", "forbidden_san", "ca_requested",
-		"impersonation_denied", "invalid_request":
-		return "rejected"
-	}
-	return "failed"
+	m.requests.WithLabelValues(c.Outcome, c.Reason).Inc()
 }
 
 var (
