@@ -180,7 +180,7 @@ func (i *Issuer) issue(ctx context.Context, req *Request, rec *auditRecord) (*Re
 	if i.policy.CommonName && len(target.String()) <= 64 {
 		sreq.Subject = pkix.Name{CommonName: target.String()}
 	}
-	resp, name, err := i.Sign(ctx, sreq)
+	resp, name, err := i.sign(ctx, sreq)
 	if err != nil {
 		return nil, err
 	}
@@ -211,10 +211,9 @@ func (i *Issuer) impersonate(ctx context.Context, caller *authn.Caller, want str
 	return target, nil
 }
 
-// Sign sends an already authorised request to the backends in order, failing over when one is unavailable,
-// and verifies the returned chain. It also issues meshca's own serving certificate. It returns the name of
-// the backend that signed.
-func (i *Issuer) Sign(ctx context.Context, req *backends.SignRequest) (*backends.SignResponse, string, error) {
+// sign sends an already authorised request to the backends in order, failing over when one is unavailable,
+// and verifies the returned chain. It returns the name of the backend that signed.
+func (i *Issuer) sign(ctx context.Context, req *backends.SignRequest) (*backends.SignResponse, string, error) {
 	var errs []error
 	for n, b := range i.backends {
 		resp, err := i.signWith(ctx, b, req)

@@ -22,10 +22,16 @@ import (
 // MaxRequestBytes bounds a CreateCertificate message; larger ones are refused by gRPC with ResourceExhausted.
 const MaxRequestBytes = 64 << 10
 
+// workloadIssuer is all the gRPC facade may do with the issuance core: issue to an authenticated caller.
+// meshca's own serving certificate (ca.Issuer.IssueServing) is deliberately out of its reach.
+type workloadIssuer interface {
+	Issue(ctx context.Context, req *ca.Request) (*ca.Result, error)
+}
+
 // service implements istio.v1.auth.IstioCertificateService.
 type service struct {
 	pb.UnimplementedIstioCertificateServiceServer
-	issuer *ca.Issuer
+	issuer workloadIssuer
 }
 
 // CreateCertificate authenticates the caller from its metadata and TLS peer, and issues the certificate its

@@ -16,7 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/meshca/meshca/backends"
 	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/csr"
 )
@@ -56,10 +55,8 @@ func (s *servingCert) refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// Remote backends (Vault, step-ca) sign CSRs only, so the request carries one made with the new key.
-	uris := []*url.URL{s.identity.URI()}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{URIs: uris, DNSNames: s.dnsNames,
-		IPAddresses: s.ips}, key)
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{URIs: []*url.URL{s.identity.URI()},
+		DNSNames: s.dnsNames, IPAddresses: s.ips}, key)
 	if err != nil {
 		return fmt.Errorf("serving certificate CSR: %w", err)
 	}
@@ -67,13 +64,13 @@ func (s *servingCert) refresh(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("serving certificate CSR: %w", err)
 	}
-	req := &backends.SignRequest{CSR: csr, PublicKey: key.Public(), URIs: uris, DNSNames: s.dnsNames,
-		IPAddresses: s.ips, TTL: s.ttl}
-	resp, name, err := s.issuer.Sign(ctx, req)
+	resp, err := s.issuer.IssueServing(ctx, &ca.ServingRequest{Namespace: s.identity.Namespace,
+		ServiceAccount: s.identity.ServiceAccount, CSR: csr, DNSNames: s.dnsNames, IPAddresses: s.ips, TTL: s.ttl})
 	if err != nil {
 		return fmt.Errorf("issuing the serving certificate: %w", err)
 	}
-	c := &tls.Certificate{PrivateKey: key, Leaf: resp.Leaf()}
+	name := resp.Backend
+	c := &tls.Certificate{PrivateKey: key, Leaf: resp.Chain[0]}
 	for _, cert := range resp.Chain[:len(resp.Chain)-1] { // the peer has the root
 		c.Certificate = append(c.Certificate, cert.Raw)
 	}
