@@ -50,6 +50,10 @@ type Config struct {
 	Logger, Audit *slog.Logger
 	// Registerer receives the metrics; nil leaves them unregistered.
 	Registerer prometheus.Registerer
+	// ExtraRoots, when set, returns trust anchors that workloads should trust beside the backends' roots
+	// (a federated mesh's root, the next root of a rotation). They join the trust bundle in every response;
+	// they do not authenticate anything at meshca.
+	ExtraRoots func(context.Context) ([]*x509.Certificate, error)
 }
 
 // Issuer is meshca's issuance core. It is safe for concurrent use.
@@ -64,6 +68,9 @@ type Issuer struct {
 	audit    *slog.Logger
 	m        *metrics
 	chains   chainCache
+	bundle   trustBundle
+
+	extraRoots func(context.Context) ([]*x509.Certificate, error)
 }
 
 // New returns an Issuer for cfg.
@@ -89,7 +96,8 @@ func New(cfg Config) (*Issuer, error) {
 		return nil, err
 	}
 	i := &Issuer{backends: cfg.Backends, authn: cfg.Authenticator, imp: cfg.Impersonator,
-		policy: cfg.Policy.withDefaults(), timeout: cfg.SignTimeout, clock: cfg.Clock, log: cfg.Logger, audit: cfg.Audit}
+		policy: cfg.Policy.withDefaults(), timeout: cfg.SignTimeout, clock: cfg.Clock, log: cfg.Logger, audit: cfg.Audit,
+		bundle: trustBundle{last: map[string][]*x509.Certificate{}}, extraRoots: cfg.ExtraRoots}
 	if i.timeout == 0 {
 		i.timeout = 10 * time.Second
 	}
@@ -127,9 +135,11 @@ type Request struct {
 // Result is an issued certificate.
 type Result struct {
 	// Chain is leaf first, root last.
-	Chain    []*x509.Certificate
-	Identity csr.Identity
-	Backend  string
+	Chain []*x509.Certificate
+	// TrustBundle is the workload trust bundle at the time of issuance (see Issuer.TrustBundle), PEM.
+	TrustBundle []byte
+	Identity    csr.Identity
+	Backend     string
 }
 
 // Issue takes req through authentication, CSR checks, policy and signing. Errors wrap the sentinels of this
@@ -184,10 +194,14 @@ func (i *Issuer) issue(ctx context.Context, req *Request, rec *auditRecord) (*Re
 	if err != nil {
 		return nil, err
 	}
+	bundle, err := i.TrustBundle(ctx)
+	if err != nil {
+		return nil, err
+	}
 	leaf := resp.Leaf()
 	rec.backend, rec.serial, rec.notAfter = name, fmt.Sprintf("%x", leaf.SerialNumber), leaf.NotAfter
 	i.m.issued.WithLabelValues(name, parsed.KeyType).Inc()
-	return &Result{Chain: resp.Chain, Identity: target, Backend: name}, nil
+	return &Result{Chain: resp.Chain, TrustBundle: bundle, Identity: target, Backend: name}, nil
 }
 
 func (i *Issuer) impersonate(ctx context.Context, caller *authn.Caller, want string) (csr.Identity, error) {

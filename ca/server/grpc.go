@@ -56,10 +56,13 @@ func (s *service) CreateCertificate(ctx context.Context, req *pb.IstioCertificat
 	if err != nil {
 		return nil, statusFor(err)
 	}
-	chain := make([]string, len(res.Chain))
-	for n, c := range res.Chain {
-		chain[n] = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+	// One certificate per element, and the whole trust bundle as the last one: istio-agent and ztunnel take
+	// the mesh's trust anchors only from there (as from istiod, which sends its bundle unflattened).
+	chain := make([]string, 0, len(res.Chain))
+	for _, c := range res.Chain[:len(res.Chain)-1] {
+		chain = append(chain, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})))
 	}
+	chain = append(chain, string(res.TrustBundle))
 	return &pb.IstioCertificateResponse{CertChain: chain}, nil
 }
 
