@@ -78,6 +78,8 @@ type MeshcaOptions struct {
 	Logger *slog.Logger
 	// ServingTTL is the lifetime of meshca's serving certificate; default the server's (24h).
 	ServingTTL time.Duration
+	// ExtraRoots join the trust bundle of every response (ca.Config.ExtraRoots).
+	ExtraRoots []*x509.Certificate
 	// Server is the base server configuration (e.g. its CRL source); addresses, names, logger and metrics
 	// are set by StartMeshca.
 	Server server.Config
@@ -109,8 +111,12 @@ func StartMeshca(tb testing.TB, o MeshcaOptions) *Meshca {
 		tb.Fatal(err)
 	}
 	chain := authn.Chain{jwt}
-	issuer, err := ca.New(ca.Config{Backends: o.Backends, Authenticator: &chain, Impersonator: o.Impersonator,
-		Policy: *o.Policy, Logger: o.Logger, Audit: o.Logger, Registerer: o.Registry})
+	cfg := ca.Config{Backends: o.Backends, Authenticator: &chain, Impersonator: o.Impersonator,
+		Policy: *o.Policy, Logger: o.Logger, Audit: o.Logger, Registerer: o.Registry}
+	if o.ExtraRoots != nil {
+		cfg.ExtraRoots = func(context.Context) ([]*x509.Certificate, error) { return o.ExtraRoots, nil }
+	}
+	issuer, err := ca.New(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -349,3 +349,34 @@ func TestPilotAgentWithAnotherServiceAccountsToken(t *testing.T) {
 		t.Error("no refusal audit record")
 	}
 }
+
+// TestPilotAgentTrustsEveryRootOfTheBundle: during a root overlap (a rotation, a federated root) meshca sends
+// both roots as the last element of its response, and the real pilot-agent writes both to root-cert.pem, the
+// trust anchors Envoy is given. istio-agent learns trust from nowhere else.
+func TestPilotAgentTrustsEveryRootOfTheBundle(t *testing.T) {
+	bin := catest.Binary(t, "pilot-agent")
+	t.Parallel()
+	_, next := catest.FileCA(t)
+	mc := meshcatest.Start(t, meshcatest.Options{ExtraRoots: []*x509.Certificate{next.Root}})
+	a := startAgent(t, bin, mc.GRPCAddr, mc.RootPEM, agentConfig{Namespace: "default", ServiceAccount: "sleep",
+		Token: mc.Token(t, "default", "sleep"), SecretTTL: time.Hour})
+	a.watchCerts(t, 1, 30*time.Second)
+	var roots []*x509.Certificate
+	catest.Eventually(t, 10*time.Second, "root-cert.pem with both roots", func() error {
+		b, err := os.ReadFile(a.out("root-cert.pem"))
+		if err != nil {
+			return err
+		}
+		if roots, err = parsePEMCerts(b); err != nil {
+			return err
+		}
+		if len(roots) != 2 {
+			return fmt.Errorf("root-cert.pem holds %d certificates", len(roots))
+		}
+		return nil
+	})
+	a.stop()
+	if !roots[0].Equal(mc.Root) || !roots[1].Equal(next.Root) {
+		t.Errorf("root-cert.pem = [%s, %s], want the mesh root then the extra root", roots[0].Subject, roots[1].Subject)
+	}
+}

@@ -284,3 +284,25 @@ func TestCitadelClientRefusals(t *testing.T) {
 		t.Errorf("meshca_certificates_issued_total = %v, want 0", got)
 	}
 }
+
+// TestCitadelClientReceivesTheWholeTrustBundle: with a second root in the bundle (a rotation's next root),
+// Istio's client gets both in the last element of the chain (what istio-agent writes as root-cert.pem), and
+// every other element stays exactly one certificate.
+func TestCitadelClientReceivesTheWholeTrustBundle(t *testing.T) {
+	next := meshcatest.Start(t, meshcatest.Options{}) // only its root is used: a second, unrelated root
+	mc := meshcatest.Start(t, meshcatest.Options{ExtraRoots: []*x509.Certificate{next.Root}})
+	csrPEM, _ := genCSR(t, wantID, true)
+	chain, err := newClient(t, mc, clientConfig{token: mc.Token(t, ns, sa)}).CSRSign(csrPEM, 3600)
+	if err != nil {
+		t.Fatalf("CSRSign: %v", err)
+	}
+	for n, p := range chain[:len(chain)-1] {
+		if c, _, err := pkiutil.ParsePemEncodedCertificateChain([]byte(p)); err != nil || len(c) != 1 {
+			t.Errorf("chain[%d] is not exactly one certificate: %d, %v", n, len(c), err)
+		}
+	}
+	roots, _, err := pkiutil.ParsePemEncodedCertificateChain([]byte(chain[len(chain)-1]))
+	if err != nil || len(roots) != 2 || !roots[0].Equal(mc.Root) || !roots[1].Equal(next.Root) {
+		t.Fatalf("last element holds %d certificates (%v); want the mesh root and the next root", len(roots), err)
+	}
+}

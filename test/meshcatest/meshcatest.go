@@ -29,6 +29,8 @@ type Options struct {
 	// MinTTL, MaxTTL and DefaultTTL override the issuance policy's lifetimes (e.g. a 5s minimum so that
 	// agents rotate within a test).
 	MinTTL, MaxTTL, DefaultTTL time.Duration
+	// ExtraRoots join the trust bundle sent to workloads (e.g. the next root of a rotation).
+	ExtraRoots []*x509.Certificate
 }
 
 // CA is a running meshca.
@@ -66,8 +68,9 @@ func Start(tb testing.TB, opts Options) *CA {
 		Backends: []ca.NamedBackend{{Name: "file", Backend: catest.FileBackend(tb, dir, reg)}},
 		Policy: &ca.Policy{TrustDomain: catest.TrustDomain, MinTTL: opts.MinTTL, MaxTTL: opts.MaxTTL,
 			DefaultTTL: opts.DefaultTTL},
-		Registry: reg,
-		Logger:   log,
+		Registry:   reg,
+		Logger:     log,
+		ExtraRoots: opts.ExtraRoots,
 	})
 	c := &CA{GRPCAddr: m.GRPCAddr, HTTPAddr: m.HTTPAddr, Root: g.Root, RootPEM: g.RootPEM, Tokens: m.Tokens,
 		Registry: reg, audit: audit}
