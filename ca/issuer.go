@@ -128,6 +128,12 @@ type Request struct {
 	TTL time.Duration
 	// ImpersonatedIdentity, when set, is the SPIFFE ID a node agent asks for on behalf of a workload.
 	ImpersonatedIdentity string
+	// Metadata holds the request's other metadata keys (e.g. CertSigner). meshca honours what it can and
+	// refuses the rest: nothing a caller asks for is silently ignored.
+	Metadata map[string]string
+	// DecodeErr is a problem the facade found while decoding the request (e.g. a metadata value that is not a
+	// string). The request is refused with it, counted and audited like every other refusal.
+	DecodeErr error
 	// Peer is the caller's network address, for the audit record.
 	Peer string
 }
@@ -158,6 +164,10 @@ func (i *Issuer) Issue(ctx context.Context, req *Request) (*Result, error) {
 func (i *Issuer) issue(ctx context.Context, req *Request, rec *auditRecord) (*Result, error) {
 	caller, err := i.authn.Authenticate(ctx, &req.Credentials)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkMetadata(req); err != nil {
+		rec.caller = caller
 		return nil, err
 	}
 	rec.caller = caller
@@ -202,6 +212,22 @@ func (i *Issuer) issue(ctx context.Context, req *Request, rec *auditRecord) (*Re
 	rec.backend, rec.serial, rec.notAfter = name, fmt.Sprintf("%x", leaf.SerialNumber), leaf.NotAfter
 	i.m.issued.WithLabelValues(name, parsed.KeyType).Inc()
 	return &Result{Chain: resp.Chain, TrustBundle: bundle, Identity: target, Backend: name}, nil
+}
+
+// checkMetadata refuses what the request's metadata asks for and meshca does not do.
+func checkMetadata(req *Request) error {
+	if req.DecodeErr != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidRequest, req.DecodeErr)
+	}
+	for k, v := range req.Metadata {
+		if k == "CertSigner" {
+			return fmt.Errorf("%w: metadata CertSigner %.64q: this CA does not route requests by signer; "+
+				"unset ISTIO_META_CERT_SIGNER on the workload", ErrInvalidRequest, v)
+		}
+		return fmt.Errorf("%w: metadata key %.64q is not supported; meshca understands ImpersonatedIdentity "+
+			"and CertSigner", ErrInvalidRequest, k)
+	}
+	return nil
 }
 
 func (i *Issuer) impersonate(ctx context.Context, caller *authn.Caller, want string) (csr.Identity, error) {

@@ -4,15 +4,16 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
-	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
 	pb "istio.io/api/security/v1alpha1"
 
 	"github.com/meshca/meshca/ca"
@@ -43,13 +44,20 @@ func (s *service) CreateCertificate(ctx context.Context, req *pb.IstioCertificat
 	if req.GetValidityDuration() > int64((100*365*24*time.Hour)/time.Second) {
 		r.TTL = 100 * 365 * 24 * time.Hour // far beyond any max; policy clamps it
 	}
-	if md := req.GetMetadata(); md != nil {
-		if v, ok := md.GetFields()["ImpersonatedIdentity"]; ok {
-			id := v.GetStringValue()
-			if id == "" {
-				return nil, status.Error(codes.InvalidArgument, "metadata ImpersonatedIdentity must be a non-empty SPIFFE ID string")
+	for k, v := range req.GetMetadata().GetFields() {
+		str, isString := v.GetKind().(*structpb.Value_StringValue)
+		switch {
+		case !isString:
+			r.DecodeErr = fmt.Errorf("metadata %.64q must be a string", k)
+		case k == "ImpersonatedIdentity" && str.StringValue == "":
+			r.DecodeErr = errors.New("metadata ImpersonatedIdentity must be a non-empty SPIFFE ID string")
+		case k == "ImpersonatedIdentity":
+			r.ImpersonatedIdentity = str.StringValue
+		default:
+			if r.Metadata == nil {
+				r.Metadata = map[string]string{}
 			}
-			r.ImpersonatedIdentity = id
+			r.Metadata[k] = str.StringValue
 		}
 	}
 	res, err := s.issuer.Issue(ctx, r)

@@ -101,6 +101,13 @@ func TestRefusals(t *testing.T) {
 	}()
 	critExt := pkix.Extension{Id: asn1.ObjectIdentifier{1, 2, 3, 4, 5}, Critical: true, Value: []byte{5, 0}}
 	impersonate, _ := structpb.NewStruct(map[string]any{"ImpersonatedIdentity": "spiffe://cluster.local/ns/default/sa/admin"})
+	md := func(kv map[string]any) *pb.IstioCertificateRequest {
+		s, err := structpb.NewStruct(kv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &pb.IstioCertificateRequest{Csr: string(good), Metadata: s}
+	}
 
 	tests := []struct {
 		name     string
@@ -136,6 +143,14 @@ func TestRefusals(t *testing.T) {
 		{"a CSR bigger than the CSR limit is invalid", goodTok, &pb.IstioCertificateRequest{Csr: string(good) + strings.Repeat(" ", 40<<10)}, codes.InvalidArgument, "invalid_csr", "limit"},
 		{"a request bigger than the message limit is refused by gRPC", goodTok, &pb.IstioCertificateRequest{Csr: strings.Repeat("A", 100<<10)}, codes.ResourceExhausted, "", ""},
 		{"a negative validity is invalid", goodTok, &pb.IstioCertificateRequest{Csr: string(good), ValidityDuration: -5}, codes.InvalidArgument, "invalid_request", "negative"},
+		{"an empty ImpersonatedIdentity is invalid", goodTok, md(map[string]any{"ImpersonatedIdentity": ""}),
+			codes.InvalidArgument, "invalid_request", "ImpersonatedIdentity"},
+		{"a non-string ImpersonatedIdentity is invalid", goodTok, md(map[string]any{"ImpersonatedIdentity": 7.0}),
+			codes.InvalidArgument, "invalid_request", "ImpersonatedIdentity"},
+		{"a CertSigner no rule routes is refused, not ignored", goodTok, md(map[string]any{"CertSigner": "finance"}),
+			codes.InvalidArgument, "invalid_request", "CertSigner"},
+		{"unknown metadata is refused, not ignored", goodTok, md(map[string]any{"GrantAdmin": "yes"}),
+			codes.InvalidArgument, "invalid_request", "metadata"},
 		{"impersonation is denied when not enabled", goodTok, &pb.IstioCertificateRequest{Csr: string(good), Metadata: impersonate}, codes.PermissionDenied, "impersonation_denied", "not enabled"},
 	}
 	for _, tt := range tests {
