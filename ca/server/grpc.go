@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -108,13 +109,22 @@ func cutPrefixFold(s, prefix string) (string, bool) {
 	return "", false
 }
 
-// grpcServerOptions are the limits every meshca gRPC server runs with.
+// MaxHeaderBytes bounds a request's metadata (gRPC) and headers (HTTP): a bearer token is at most
+// authn.MaxTokenSize (16 KiB), so 32 KiB leaves room for the rest and refuses floods of headers.
+const MaxHeaderBytes = 32 << 10
+
+// grpcServerOptions are the limits every meshca gRPC server runs with: message and header sizes, streams per
+// connection, a handshake deadline, idle connections closed after five minutes, and clients that ping more
+// often than every 30 seconds sent away (istio-agent's CA client does not ping at all).
 func grpcServerOptions(creds credentials.TransportCredentials) []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.Creds(creds),
 		grpc.MaxRecvMsgSize(MaxRequestBytes),
+		grpc.MaxHeaderListSize(MaxHeaderBytes),
 		grpc.MaxConcurrentStreams(1000),
 		grpc.ConnectionTimeout(10 * time.Second),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 30 * time.Second}),
 	}
 }
 

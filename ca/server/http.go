@@ -19,7 +19,9 @@ func (s *Server) httpHandler() http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
 		if err := s.ready(ctx); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			// The detail (backend addresses, paths) goes to the log only: /readyz answers anyone.
+			s.cfg.Logger.Warn("not ready", "error", err)
+			http.Error(w, "not ready; see meshca's log", http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ok\n"))

@@ -122,7 +122,9 @@ func New(issuer *ca.Issuer, cfg Config) (*Server, error) {
 	s.grpc = grpc.NewServer(grpcServerOptions(credentials.NewTLS(s.cert.tlsConfig(curves)))...)
 	pb.RegisterIstioCertificateServiceServer(s.grpc, &service{issuer: issuer})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
-	s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
+	s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: MaxHeaderBytes,
+		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
 	return s, nil
 }
 

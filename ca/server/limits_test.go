@@ -1,0 +1,70 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	pb "istio.io/api/security/v1alpha1"
+
+	"github.com/meshca/meshca/backends"
+	"github.com/meshca/meshca/ca"
+	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/ca/catest"
+)
+
+// TestOversizedMetadataIsRefused: a request whose headers exceed the limit never reaches authentication.
+func TestOversizedMetadataIsRefused(t *testing.T) {
+	m := catest.StartMeshca(t, catest.MeshcaOptions{})
+	conn := m.Dial(t)
+	good, _ := catest.WorkloadCSR(t, sleepID)
+	tok := mint(t, m.Tokens, authn.TokenClaims{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok, "x-junk", strings.Repeat("a", 40<<10))
+	resp, err := pb.NewIstioCertificateServiceClient(conn).CreateCertificate(ctx,
+		&pb.IstioCertificateRequest{Csr: string(good)})
+	if err == nil || resp != nil {
+		t.Fatalf("a request with 40 KiB of headers was served (%v)", err)
+	}
+	if c := status.Code(err); c == codes.OK || c == codes.Unauthenticated {
+		t.Errorf("code = %v, want the transport's refusal", c)
+	}
+	// The same request with normal headers is served: the refusal was the size.
+	if _, err := call(t, conn, tok, &pb.IstioCertificateRequest{Csr: string(good)}); err != nil {
+		t.Fatalf("a normal request after the refused one: %v", err)
+	}
+}
+
+// notReady is a real file backend whose readiness check fails with a detail that must stay in the log.
+type notReady struct{ backends.Backend }
+
+func (notReady) Check(context.Context) error {
+	return errors.New("dial tcp 10.1.2.3:8200: vault.internal.example: connection refused")
+}
+
+// TestReadyzKeepsDetailInTheLog: /readyz answers anyone, so it says "not ready" without backend addresses.
+func TestReadyzKeepsDetailInTheLog(t *testing.T) {
+	dir, _ := catest.FileCA(t)
+	m := catest.StartMeshca(t, catest.MeshcaOptions{Backends: []ca.NamedBackend{
+		{Name: "file", Backend: notReady{catest.FileBackend(t, dir, nil)}}}})
+	resp, err := http.Get("http://" + m.HTTPAddr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503", resp.StatusCode)
+	}
+	if strings.Contains(string(body), "10.1.2.3") || strings.Contains(string(body), "vault.internal") {
+		t.Errorf("/readyz shows the backend's address to anyone: %q", body)
+	}
+}
