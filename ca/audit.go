@@ -3,6 +3,7 @@ package ca
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/meshca/meshca/ca/authn"
@@ -28,7 +29,7 @@ func (r *auditRecord) log(ctx context.Context, l *slog.Logger, c Class, err erro
 		slog.Duration("duration", elapsed),
 	}
 	if r.clusterID != "" {
-		attrs = append(attrs, slog.String("cluster_id", r.clusterID))
+		attrs = append(attrs, slog.String("cluster_id", Bounded(r.clusterID)))
 	}
 	if c := r.caller; c != nil {
 		attrs = append(attrs, slog.String("caller", "ns/"+c.Namespace+"/sa/"+c.ServiceAccount),
@@ -51,4 +52,23 @@ func (r *auditRecord) log(ctx context.Context, l *slog.Logger, c Class, err erro
 	attrs = append(attrs, slog.String("backend", r.backend), slog.String("serial", r.serial),
 		slog.Time("not_after", r.notAfter.UTC()))
 	l.LogAttrs(ctx, slog.LevelInfo, "certificate issued", attrs...)
+}
+
+// maxLoggedLen bounds a caller-supplied string in logs, audit records and messages.
+const maxLoggedLen = 64
+
+// Bounded makes a caller-supplied string safe to log: at most 64 bytes (longer strings are cut and marked
+// with "..."), control and non-ASCII characters escaped as by %q. Callers choose what they send; they do not
+// choose how much of meshca's log it fills.
+func Bounded(s string) string {
+	cut := len(s) > maxLoggedLen
+	if cut {
+		s = s[:maxLoggedLen]
+	}
+	q := strconv.QuoteToASCII(s)
+	q = q[1 : len(q)-1]
+	if cut {
+		q += "..."
+	}
+	return q
 }

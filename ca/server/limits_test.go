@@ -1,11 +1,14 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -68,3 +71,37 @@ func TestReadyzKeepsDetailInTheLog(t *testing.T) {
 		t.Errorf("/readyz shows the backend's address to anyone: %q", body)
 	}
 }
+
+// TestCallerStringsAreBoundedInTheAudit: a caller-chosen clusterid does not fill meshca's log.
+func TestCallerStringsAreBoundedInTheAudit(t *testing.T) {
+	var logs syncBuffer
+	m := catest.StartMeshca(t, catest.MeshcaOptions{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	good, _ := catest.WorkloadCSR(t, sleepID)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	junk := strings.Repeat("Z", 20000)
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer not-a-token", "clusterid", junk)
+	if _, err := pb.NewIstioCertificateServiceClient(m.Dial(t)).CreateCertificate(ctx,
+		&pb.IstioCertificateRequest{Csr: string(good)}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("code %v, want Unauthenticated", status.Code(err))
+	}
+	out := logs.String()
+	if !strings.Contains(out, "certificate request not served") {
+		t.Fatalf("no audit record: %s", out)
+	}
+	if strings.Contains(out, strings.Repeat("Z", 100)) || len(out) > 4000 {
+		t.Errorf("audit record carries the caller's clusterid unbounded (%d bytes of log)", len(out))
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
