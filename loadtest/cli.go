@@ -82,6 +82,9 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "meshca-loadtest: dev token key: %v (start meshca with 'meshca serve --dev %s')\n", err, *devDir)
 		return ExitError
 	}
+	if !*asJSON && isTerminal(stderr) {
+		c.Progress = stderr
+	}
 	res, err := Run(ctx, c)
 	if err != nil {
 		fmt.Fprintf(stderr, "meshca-loadtest: %v\n", err)
@@ -122,4 +125,14 @@ func loadRoots(path string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("roots: no certificate in %s", path)
 	}
 	return pool, nil
+}
+
+// isTerminal reports whether w is a character device (a terminal): progress lines go there, not to pipes.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

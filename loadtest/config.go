@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"time"
@@ -63,6 +64,9 @@ type Config struct {
 	Timeout time.Duration
 	// ValidityDuration is the requested certificate lifetime; default 24h (istio-agent's SECRET_TTL).
 	ValidityDuration time.Duration
+
+	// Progress, when set, receives a progress line once a second (a terminal: lines overwrite each other).
+	Progress io.Writer
 
 	// Key is the key type; default KeyECDSAP256.
 	Key KeyType

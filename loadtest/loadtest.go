@@ -58,6 +58,7 @@ type runner struct {
 	prepared []prepared
 	outcomes []outcome
 	clients  []pb.IstioCertificateServiceClient
+	live     live
 }
 
 // Run sends cfg.Rate requests per second for cfg.Duration and reports what happened. Tokens, keys and
@@ -260,6 +261,11 @@ func (r *runner) schedule(ctx context.Context, n int) (sent []int, dropped int, 
 	defer ticker.Stop()
 
 	start := time.Now()
+	if c.Progress != nil {
+		stop, reported := make(chan struct{}), make(chan struct{})
+		go func() { r.live.report(c.Progress, start, stop); close(reported) }()
+		defer func() { close(stop); <-reported }()
+	}
 	next := 0
 	for next < n {
 		due := min(int(time.Since(start).Seconds()*c.Rate)+1, n)
@@ -268,9 +274,11 @@ func (r *runner) schedule(ctx context.Context, n int) (sent []int, dropped int, 
 			case slots <- struct{}{}:
 				sent = append(sent, next)
 				i := next
+				r.live.start()
 				wg.Go(func() {
 					defer func() { <-slots }()
 					r.outcomes[i] = r.send(base, i)
+					r.live.done(r.outcomes[i])
 				})
 			default:
 				dropped++

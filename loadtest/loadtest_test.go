@@ -336,3 +336,89 @@ func TestCommand(t *testing.T) {
 		})
 	}
 }
+
+func TestResultReportsWhatReallyHappened(t *testing.T) {
+	cfg := Config{Duration: 10 * time.Second, Rate: 10}
+	t.Run("an interrupted run's send rate is over the time it ran", func(t *testing.T) {
+		outcomes := make([]outcome, 20)
+		sent := make([]int, 20)
+		for i := range sent {
+			sent[i] = i
+		}
+		res := summarize(cfg, outcomes, sent, 0, 2*time.Second)
+		if res.SentRate != 10 || res.Throughput != 10 {
+			t.Errorf("sent %.1f req/s, ok %.1f certs/s; want 10 and 10 over the 2s the run lasted",
+				res.SentRate, res.Throughput)
+		}
+	})
+	t.Run("a run where every request failed shows no latency figures", func(t *testing.T) {
+		outcomes := []outcome{{code: codes.Unavailable, msg: "down"}, {code: codes.Unavailable, msg: "down"}}
+		res := summarize(cfg, outcomes, []int{0, 1}, 0, 10*time.Second)
+		var b strings.Builder
+		if err := res.WriteTable(&b); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), "no successful requests") || strings.Contains(b.String(), "p50 0.00ms") {
+			t.Errorf("table:\n%s", b.String())
+		}
+	})
+}
+
+func TestProgress(t *testing.T) {
+	t.Run("the live counters and the p99 bucket follow the outcomes", func(t *testing.T) {
+		var l live
+		for range 99 {
+			l.start()
+			l.done(outcome{latency: time.Millisecond})
+		}
+		l.start()
+		l.done(outcome{latency: time.Second})
+		l.start()
+		l.done(outcome{code: codes.Unavailable})
+		l.start() // still in flight
+		line := l.line(2 * time.Second)
+		for _, want := range []string{"sent 102 (51.0/s)", "in flight 1", "ok 100", "errors 1"} {
+			if !strings.Contains(line, want) {
+				t.Errorf("line %q lacks %q", line, want)
+			}
+		}
+		if p, _ := l.p99(); p < time.Millisecond || p > 1300*time.Microsecond {
+			t.Errorf("p99 bucket bound %v, want just above 1ms (99 of 100 answers took 1ms)", p)
+		}
+	})
+	t.Run("a run with a progress writer reports at least once and ends the line", func(t *testing.T) {
+		dev, err := authn.GenerateDevIssuer("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out syncBuffer
+		c := Config{Addr: "127.0.0.1:1", Roots: x509.NewCertPool(), Tokens: dev, Namespaces: 1, ServiceAccounts: 1,
+			Rate: 20, Duration: 1500 * time.Millisecond, Progress: &out}
+		if _, err := run(context.Background(), c, &slowClient{}); err != nil {
+			t.Fatal(err)
+		}
+		s := out.String()
+		if !strings.HasPrefix(s, "\r") || !strings.HasSuffix(s, "\n") || !strings.Contains(s, "sent 30") {
+			t.Errorf("progress output %q", s)
+		}
+	})
+	t.Run("pipes get no progress", func(t *testing.T) {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		defer w.Close()
+		if isTerminal(w) || isTerminal(&strings.Builder{}) {
+			t.Error("a pipe or buffer was taken for a terminal")
+		}
+	})
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

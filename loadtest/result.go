@@ -41,7 +41,8 @@ type Result struct {
 	// Samples holds the first message seen for each error code and for "invalid_response".
 	Samples map[string]string `json:"samples,omitempty"`
 
-	// Throughput is OK responses per second of Elapsed; SentRate is requests sent per second of Duration.
+	// Throughput is OK responses per second of Elapsed; SentRate is requests sent per second of the time
+	// requests were scheduled (Duration, or less when the run was interrupted).
 	Throughput float64 `json:"throughput"`
 	SentRate   float64 `json:"sent_rate"`
 	// Latency is over the requests meshca answered with a certificate chain (OK and Invalid).
@@ -107,7 +108,10 @@ func summarize(cfg Config, outcomes []outcome, sent []int, dropped int, elapsed 
 	if elapsed > 0 {
 		res.Throughput = float64(res.OK) / elapsed.Seconds()
 	}
-	res.SentRate = float64(res.Sent) / cfg.Duration.Seconds()
+	window := min(cfg.Duration, elapsed) // an interrupted run scheduled for less than Duration
+	if window > 0 {
+		res.SentRate = float64(res.Sent) / window.Seconds()
+	}
 	return res
 }
 
@@ -151,6 +155,10 @@ func (r *Result) WriteTable(w io.Writer) error {
 	}
 	l := r.Latency
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/1e6) }
-	p("latency\tp50 %s  p90 %s  p99 %s  max %s", ms(l.P50), ms(l.P90), ms(l.P99), ms(l.Max))
+	if r.OK+r.Invalid == 0 {
+		p("latency\tno successful requests")
+	} else {
+		p("latency\tp50 %s  p90 %s  p99 %s  max %s", ms(l.P50), ms(l.P90), ms(l.P99), ms(l.Max))
+	}
 	return tw.Flush()
 }
