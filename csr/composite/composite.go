@@ -70,7 +70,7 @@ func (p *algParams) ecdsaDigest(mp []byte) []byte {
 type PublicKey struct {
 	alg    *algParams
 	raw    []byte // SerializePublicKey: ML-DSA public key || uncompressed ECDSA point
-	verify func(msg, ctx, sig []byte) bool
+	verify verifyFunc
 	ec     *ecdsa.PublicKey
 }
 
@@ -135,7 +135,7 @@ func Verify(pub *PublicKey, msg, sig []byte, opts *Options) error {
 type PrivateKey struct {
 	pub   *PublicKey
 	seed  [SeedSize]byte
-	sign  func(msg, ctx []byte) ([]byte, error)
+	sign  signFunc
 	ec    *ecdsa.PrivateKey
 	ecDER []byte // ECPrivateKey without publicKey, as the draft's Section 5 serializes it
 }
@@ -159,15 +159,12 @@ func GenerateKey(alg Algorithm, rand io.Reader) (*PrivateKey, error) {
 }
 
 func newPrivateKey(p *algParams, seed *[SeedSize]byte, ec *ecdsa.PrivateKey) (*PrivateKey, error) {
-	mpub, sign := p.mldsa.newKey(seed)
+	mpub, sign, verify := p.mldsa.newKey(seed)
 	point, err := ec.PublicKey.Bytes()
 	if err != nil {
 		return nil, fmt.Errorf("%w: ECDSA public key: %v", ErrMalformed, err)
 	}
-	pub, err := NewPublicKey(Algorithm{p}, append(mpub, point...))
-	if err != nil {
-		return nil, err
-	}
+	pub := &PublicKey{alg: p, raw: append(mpub, point...), verify: verify, ec: &ec.PublicKey}
 	ecDER, err := marshalECPrivateKey(p, ec)
 	if err != nil {
 		return nil, err

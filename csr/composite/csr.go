@@ -65,7 +65,7 @@ func ParseCertificateRequest(der []byte) (*x509.CertificateRequest, error) {
 	if err := parseAttributes(attrs, req); err != nil {
 		return nil, err
 	}
-	if err := verifySigned(pub, s.alg, s.tbs, s.sig); err != nil {
+	if err := s.verify(pub); err != nil {
 		return nil, fmt.Errorf("CSR self-signature: %w", err)
 	}
 	return req, nil

@@ -2,7 +2,8 @@ package composite
 
 import "errors"
 
-// Every error this package returns wraps exactly one of these sentinels; match them with errors.Is.
+// Every error from a parser or verifier of this package wraps one of these sentinels; match them with
+// errors.Is. Signing and key generation can also fail with the error of the random source.
 var (
 	// ErrMalformed means an encoding (key, signature, SubjectPublicKeyInfo, PKCS #8, CSR or certificate) is
 	// not well-formed DER or does not have the shape the draft or RFC requires.

@@ -30,12 +30,17 @@ type mldsaParams struct {
 	oid           asn1.ObjectIdentifier // RFC 9881
 	publicKeySize int
 	signatureSize int
-	// newKey derives a key pair from a seed (ML-DSA.KeyGen_internal): the encoded public key and a function
-	// that signs (hedged, FIPS 204 Algorithm 2) a message under a context.
-	newKey func(seed *[SeedSize]byte) (pub []byte, sign func(msg, ctx []byte) ([]byte, error))
+	// newKey derives a key pair from a seed (ML-DSA.KeyGen_internal): the encoded public key, a function that
+	// signs (hedged, FIPS 204 Algorithm 2) a message under a context, and the public key's verifier.
+	newKey func(seed *[SeedSize]byte) (pub []byte, sign signFunc, verify verifyFunc)
 	// newPublic decodes a public key of exactly publicKeySize bytes into a verifier (FIPS 204 Algorithm 3).
-	newPublic func(pub []byte) (verify func(msg, ctx, sig []byte) bool, err error)
+	newPublic func(pub []byte) (verifyFunc, error)
 }
+
+type (
+	signFunc   func(msg, ctx []byte) ([]byte, error)
+	verifyFunc func(msg, ctx, sig []byte) bool
+)
 
 var (
 	params44 = &mldsaParams{"ML-DSA-44", asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 3, 17},
@@ -46,15 +51,17 @@ var (
 		mldsa87.PublicKeySize, mldsa87.SignatureSize, newKey87, newPublic87}
 )
 
-func newKey44(seed *[SeedSize]byte) ([]byte, func(msg, ctx []byte) ([]byte, error)) {
+func newKey44(seed *[SeedSize]byte) ([]byte, signFunc, verifyFunc) {
 	pk, sk := mldsa44.NewKeyFromSeed(seed)
-	return pk.Bytes(), func(msg, ctx []byte) ([]byte, error) {
+	sign := func(msg, ctx []byte) ([]byte, error) {
 		sig := make([]byte, mldsa44.SignatureSize)
 		return sig, mldsa44.SignTo(sk, msg, ctx, true, sig)
 	}
+	verify := func(msg, ctx, sig []byte) bool { return mldsa44.Verify(pk, msg, ctx, sig) }
+	return pk.Bytes(), sign, verify
 }
 
-func newPublic44(b []byte) (func(msg, ctx, sig []byte) bool, error) {
+func newPublic44(b []byte) (verifyFunc, error) {
 	var pk mldsa44.PublicKey
 	if err := pk.UnmarshalBinary(b); err != nil {
 		return nil, err
@@ -62,15 +69,17 @@ func newPublic44(b []byte) (func(msg, ctx, sig []byte) bool, error) {
 	return func(msg, ctx, sig []byte) bool { return mldsa44.Verify(&pk, msg, ctx, sig) }, nil
 }
 
-func newKey65(seed *[SeedSize]byte) ([]byte, func(msg, ctx []byte) ([]byte, error)) {
+func newKey65(seed *[SeedSize]byte) ([]byte, signFunc, verifyFunc) {
 	pk, sk := mldsa65.NewKeyFromSeed(seed)
-	return pk.Bytes(), func(msg, ctx []byte) ([]byte, error) {
+	sign := func(msg, ctx []byte) ([]byte, error) {
 		sig := make([]byte, mldsa65.SignatureSize)
 		return sig, mldsa65.SignTo(sk, msg, ctx, true, sig)
 	}
+	verify := func(msg, ctx, sig []byte) bool { return mldsa65.Verify(pk, msg, ctx, sig) }
+	return pk.Bytes(), sign, verify
 }
 
-func newPublic65(b []byte) (func(msg, ctx, sig []byte) bool, error) {
+func newPublic65(b []byte) (verifyFunc, error) {
 	var pk mldsa65.PublicKey
 	if err := pk.UnmarshalBinary(b); err != nil {
 		return nil, err
@@ -78,15 +87,17 @@ func newPublic65(b []byte) (func(msg, ctx, sig []byte) bool, error) {
 	return func(msg, ctx, sig []byte) bool { return mldsa65.Verify(&pk, msg, ctx, sig) }, nil
 }
 
-func newKey87(seed *[SeedSize]byte) ([]byte, func(msg, ctx []byte) ([]byte, error)) {
+func newKey87(seed *[SeedSize]byte) ([]byte, signFunc, verifyFunc) {
 	pk, sk := mldsa87.NewKeyFromSeed(seed)
-	return pk.Bytes(), func(msg, ctx []byte) ([]byte, error) {
+	sign := func(msg, ctx []byte) ([]byte, error) {
 		sig := make([]byte, mldsa87.SignatureSize)
 		return sig, mldsa87.SignTo(sk, msg, ctx, true, sig)
 	}
+	verify := func(msg, ctx, sig []byte) bool { return mldsa87.Verify(pk, msg, ctx, sig) }
+	return pk.Bytes(), sign, verify
 }
 
-func newPublic87(b []byte) (func(msg, ctx, sig []byte) bool, error) {
+func newPublic87(b []byte) (verifyFunc, error) {
 	var pk mldsa87.PublicKey
 	if err := pk.UnmarshalBinary(b); err != nil {
 		return nil, err
@@ -137,7 +148,7 @@ func mldsaByOID(oid asn1.ObjectIdentifier) (MLDSAParameters, bool) {
 type MLDSAPublicKey struct {
 	params *mldsaParams
 	raw    []byte
-	verify func(msg, ctx, sig []byte) bool
+	verify verifyFunc
 }
 
 // NewMLDSAPublicKey decodes an ML-DSA public key (FIPS 204 pkEncode) of the given parameter set.
@@ -186,7 +197,7 @@ func VerifyMLDSA(pub *MLDSAPublicKey, msg, sig []byte, opts *Options) error {
 type MLDSAPrivateKey struct {
 	seed [SeedSize]byte
 	pub  *MLDSAPublicKey
-	sign func(msg, ctx []byte) ([]byte, error)
+	sign signFunc
 }
 
 // GenerateMLDSAKey generates a key pair, reading its 32-byte seed from rand (crypto/rand.Reader if nil).
@@ -218,11 +229,7 @@ func NewMLDSAPrivateKey(p MLDSAParameters, seed []byte) (*MLDSAPrivateKey, error
 	}
 	k := &MLDSAPrivateKey{}
 	copy(k.seed[:], seed)
-	pub, sign := p.p.newKey(&k.seed)
-	verify, err := p.p.newPublic(pub)
-	if err != nil {
-		return nil, fmt.Errorf("%w: derived %s public key: %v", ErrMalformed, p.p.name, err)
-	}
+	pub, sign, verify := p.p.newKey(&k.seed)
 	k.pub = &MLDSAPublicKey{params: p.p, raw: pub, verify: verify}
 	k.sign = sign
 	return k, nil

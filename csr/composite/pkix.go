@@ -54,23 +54,23 @@ func parseECPrivateKey(p *algParams, der []byte) (*ecdsa.PrivateKey, error) {
 	return k, nil
 }
 
-// readAlgorithmIdentifier reads an AlgorithmIdentifier whose parameters are absent, as both the draft
-// (Section 6.3) and RFC 9881 require, and returns its OID and its DER encoding.
-func readAlgorithmIdentifier(s *cryptobyte.String) (asn1.ObjectIdentifier, []byte, error) {
-	var raw, ai cryptobyte.String
-	var oid asn1.ObjectIdentifier
-	if !s.ReadASN1Element(&raw, cbasn1.SEQUENCE) {
-		return nil, nil, fmt.Errorf("%w: missing AlgorithmIdentifier", ErrMalformed)
+// readAlgorithmIdentifier reads an AlgorithmIdentifier and returns its OID, whether it has parameters, and
+// its DER encoding. The draft (Section 6.3) and RFC 9881 require absent parameters for their OIDs: callers
+// refuse parameters once they know the OID is one of those (an unknown OID is ErrUnsupported either way).
+func readAlgorithmIdentifier(s *cryptobyte.String) (oid asn1.ObjectIdentifier, params bool, raw []byte, err error) {
+	var el, ai cryptobyte.String
+	if !s.ReadASN1Element(&el, cbasn1.SEQUENCE) {
+		return nil, false, nil, fmt.Errorf("%w: missing AlgorithmIdentifier", ErrMalformed)
 	}
-	ai = raw
+	ai = el
 	if !ai.ReadASN1(&ai, cbasn1.SEQUENCE) || !ai.ReadASN1ObjectIdentifier(&oid) {
-		return nil, nil, fmt.Errorf("%w: malformed AlgorithmIdentifier", ErrMalformed)
+		return nil, false, nil, fmt.Errorf("%w: malformed AlgorithmIdentifier", ErrMalformed)
 	}
-	if !ai.Empty() {
-		return nil, nil, fmt.Errorf("%w: AlgorithmIdentifier %s has parameters; they must be absent",
-			ErrMalformed, oid)
-	}
-	return oid, raw, nil
+	return oid, !ai.Empty(), el, nil
+}
+
+func errParams(oid asn1.ObjectIdentifier) error {
+	return fmt.Errorf("%w: AlgorithmIdentifier %s has parameters; they must be absent", ErrMalformed, oid)
 }
 
 func addAlgorithmIdentifier(b *cryptobyte.Builder, oid asn1.ObjectIdentifier) {
@@ -94,20 +94,24 @@ func ParsePKIXPublicKey(der []byte) (crypto.PublicKey, error) {
 	if !in.ReadASN1(&spki, cbasn1.SEQUENCE) || !in.Empty() {
 		return nil, fmt.Errorf("%w: SubjectPublicKeyInfo is not one DER SEQUENCE", ErrMalformed)
 	}
-	oid, _, err := readAlgorithmIdentifier(&spki)
+	oid, hasParams, _, err := readAlgorithmIdentifier(&spki)
 	if err != nil {
 		return nil, err
 	}
 	if !spki.ReadASN1BitString(&bits) || !spki.Empty() || bits.BitLength%8 != 0 {
 		return nil, fmt.Errorf("%w: SubjectPublicKeyInfo key is not a whole-byte BIT STRING", ErrMalformed)
 	}
-	if alg, ok := algorithmByOID(oid); ok {
+	alg, isComposite := algorithmByOID(oid)
+	params, isMLDSA := mldsaByOID(oid)
+	switch {
+	case !isComposite && !isMLDSA:
+		return nil, fmt.Errorf("%w: public key algorithm %s", ErrUnsupported, oid)
+	case hasParams:
+		return nil, errParams(oid)
+	case isComposite:
 		return NewPublicKey(alg, bits.Bytes)
 	}
-	if params, ok := mldsaByOID(oid); ok {
-		return NewMLDSAPublicKey(params, bits.Bytes)
-	}
-	return nil, fmt.Errorf("%w: public key algorithm %s", ErrUnsupported, oid)
+	return NewMLDSAPublicKey(params, bits.Bytes)
 }
 
 // MarshalPKIXPublicKey encodes a *PublicKey or an *MLDSAPublicKey as a DER SubjectPublicKeyInfo with absent
@@ -143,7 +147,7 @@ func ParsePKCS8PrivateKey(der []byte) (crypto.Signer, error) {
 		(version != 0 && version != 1) {
 		return nil, fmt.Errorf("%w: not a DER OneAsymmetricKey of version 0 or 1", ErrMalformed)
 	}
-	oid, _, err := readAlgorithmIdentifier(&seq)
+	oid, hasParams, _, err := readAlgorithmIdentifier(&seq)
 	if err != nil {
 		return nil, err
 	}
@@ -170,6 +174,11 @@ func ParsePKCS8PrivateKey(der []byte) (crypto.Signer, error) {
 	}
 	var key crypto.Signer
 	var pub []byte
+	if _, known := algorithmByOID(oid); hasParams && known {
+		return nil, errParams(oid)
+	} else if _, known := mldsaByOID(oid); hasParams && known {
+		return nil, errParams(oid)
+	}
 	if alg, ok := algorithmByOID(oid); ok {
 		k, err := NewPrivateKey(alg, priv)
 		if err != nil {

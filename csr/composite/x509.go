@@ -22,6 +22,7 @@ const MaxSignedSize = 64 << 10
 type signed struct {
 	tbs     []byte // the DER to-be-signed element, tag and length included
 	alg     asn1.ObjectIdentifier
+	params  bool // the signatureAlgorithm has parameters
 	algDER  []byte
 	sig     []byte
 	tbsBody cryptobyte.String // the content of tbs
@@ -37,14 +38,14 @@ func parseSigned(der []byte, what string) (*signed, error) {
 	if !in.ReadASN1(&outer, cbasn1.SEQUENCE) || !in.Empty() || !outer.ReadASN1Element(&tbs, cbasn1.SEQUENCE) {
 		return nil, fmt.Errorf("%w: %s is not a DER SEQUENCE holding a to-be-signed SEQUENCE", ErrMalformed, what)
 	}
-	oid, algDER, err := readAlgorithmIdentifier(&outer)
+	oid, params, algDER, err := readAlgorithmIdentifier(&outer)
 	if err != nil {
 		return nil, fmt.Errorf("%s signatureAlgorithm: %w", what, err)
 	}
 	if !outer.ReadASN1BitString(&bits) || bits.BitLength%8 != 0 || !outer.Empty() {
 		return nil, fmt.Errorf("%w: %s signature is not a whole-byte BIT STRING at the end", ErrMalformed, what)
 	}
-	s := &signed{tbs: tbs, alg: oid, algDER: algDER, sig: bits.Bytes}
+	s := &signed{tbs: tbs, alg: oid, params: params, algDER: algDER, sig: bits.Bytes}
 	body := tbs
 	if !body.ReadASN1(&s.tbsBody, cbasn1.SEQUENCE) {
 		return nil, fmt.Errorf("%w: %s to-be-signed part", ErrMalformed, what)
@@ -52,23 +53,29 @@ func parseSigned(der []byte, what string) (*signed, error) {
 	return s, nil
 }
 
-// verifySigned checks sig over msg under the signature algorithm oid with pub, a *PublicKey or an
-// *MLDSAPublicKey (pure ML-DSA, RFC 9881, empty context). The algorithm must be the key's.
-func verifySigned(pub crypto.PublicKey, oid asn1.ObjectIdentifier, msg, sig []byte) error {
+// verify checks the signature of s with pub, a *PublicKey or an *MLDSAPublicKey (pure ML-DSA, RFC 9881,
+// empty context). The signature algorithm must be the key's, with absent parameters.
+func (s *signed) verify(pub crypto.PublicKey) error {
+	var keyOID asn1.ObjectIdentifier
+	var name string
 	switch k := pub.(type) {
 	case *PublicKey:
-		if !oid.Equal(k.alg.oid) {
-			return fmt.Errorf("%w: signature algorithm %s is not the %s key's", ErrInvalidSignature, oid, k.alg.name)
-		}
-		return Verify(k, msg, sig, nil)
+		keyOID, name = k.alg.oid, k.alg.name
 	case *MLDSAPublicKey:
-		if !oid.Equal(k.params.oid) {
-			return fmt.Errorf("%w: signature algorithm %s is not the %s key's", ErrInvalidSignature, oid,
-				k.params.name)
-		}
-		return VerifyMLDSA(k, msg, sig, nil)
+		keyOID, name = k.params.oid, k.params.name
+	default:
+		return fmt.Errorf("%w: issuer key type %T; use crypto/x509 for classical keys", ErrUnsupported, pub)
 	}
-	return fmt.Errorf("%w: issuer key type %T; use crypto/x509 for classical keys", ErrUnsupported, pub)
+	if !s.alg.Equal(keyOID) {
+		return fmt.Errorf("%w: signature algorithm %s is not the %s key's", ErrInvalidSignature, s.alg, name)
+	}
+	if s.params {
+		return errParams(s.alg)
+	}
+	if k, ok := pub.(*PublicKey); ok {
+		return Verify(k, s.tbs, s.sig, nil)
+	}
+	return VerifyMLDSA(pub.(*MLDSAPublicKey), s.tbs, s.sig, nil)
 }
 
 // VerifyCertificateSignature checks the signature of a DER certificate made by issuer, a composite
@@ -90,7 +97,7 @@ func VerifyCertificateSignature(certDER []byte, issuer crypto.PublicKey) error {
 	if string(inner) != string(s.algDER) {
 		return fmt.Errorf("%w: tbsCertificate signature field differs from signatureAlgorithm", ErrMalformed)
 	}
-	return verifySigned(issuer, s.alg, s.tbs, s.sig)
+	return s.verify(issuer)
 }
 
 // placeholderSigner returns a throwaway Ed25519 key for crypto/x509 to sign with (see CreateCertificate).
@@ -118,8 +125,8 @@ func subjectKeyID(raw []byte) []byte {
 // and the SubjectPublicKeyInfo when pub is composite), drops the placeholder signature and signs the new
 // TBSCertificate with priv. That is sound because no other field is derived from those two: the subject key
 // identifier of a composite CA is computed here from the real key before crypto/x509 runs (the authority key
-// identifier comes from parent.SubjectKeyId, as usual), and the result is verified before it is returned. parent's key, if known (PublicKey or
-// RawSubjectPublicKeyInfo), must be priv's.
+// identifier comes from parent.SubjectKeyId, as usual), and the result is verified before it is returned.
+// parent's key, if known (PublicKey or RawSubjectPublicKeyInfo), must be priv's.
 func CreateCertificate(rand io.Reader, template, parent *x509.Certificate, pub crypto.PublicKey,
 	priv *PrivateKey) ([]byte, error) {
 	if template == nil || parent == nil || priv == nil {
