@@ -39,8 +39,14 @@ func signerContext(opts crypto.SignerOpts) (string, error) {
 		return "", fmt.Errorf("%w: the message must not be pre-hashed (got %v); pass the message itself",
 			ErrUnsupported, opts.HashFunc())
 	}
-	o, _ := opts.(*Options)
-	ctx := o.context()
+	var ctx string
+	switch o := opts.(type) {
+	case *Options:
+		ctx = o.context()
+	case crypto.Hash:
+	default:
+		return "", fmt.Errorf("%w: signer options of type %T; pass nil or an *Options", ErrUnsupported, opts)
+	}
 	if len(ctx) > maxContextSize {
 		return "", fmt.Errorf("%w: %d bytes", ErrContextTooLong, len(ctx))
 	}
@@ -131,7 +137,8 @@ func Verify(pub *PublicKey, msg, sig []byte, opts *Options) error {
 }
 
 // PrivateKey is a composite ML-DSA + ECDSA private key. It implements crypto.Signer: Sign takes the message
-// itself (the composite pre-hashes it) and an optional *Options with the context.
+// itself (the composite pre-hashes it) and an optional *Options with the context. It is safe for concurrent
+// use.
 type PrivateKey struct {
 	pub   *PublicKey
 	seed  [SeedSize]byte

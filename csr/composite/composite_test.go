@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"errors"
 	"strings"
 	"testing"
@@ -110,6 +111,7 @@ func TestSignRefusesBadOptions(t *testing.T) {
 	}{
 		{"a composite key refuses a pre-hashed message", key, crypto.SHA256, composite.ErrUnsupported},
 		{"a composite key refuses a 256-byte context", key, long, composite.ErrContextTooLong},
+		{"a composite key refuses options of another type", key, &rsa.PSSOptions{}, composite.ErrUnsupported},
 		{"an ML-DSA key refuses a pre-hashed message", mkey, crypto.SHA512, composite.ErrUnsupported},
 		{"an ML-DSA key refuses a 256-byte context", mkey, long, composite.ErrContextTooLong},
 	}

@@ -52,7 +52,11 @@ func FuzzParsePKIXPublicKey(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, der []byte) {
+		in := bytes.Clone(der)
 		pub, err := composite.ParsePKIXPublicKey(der)
+		if !bytes.Equal(in, der) {
+			t.Fatal("the parser modified its input")
+		}
 		if err != nil {
 			assertSentinel(t, err)
 			return
@@ -69,8 +73,14 @@ func FuzzParsePKCS8PrivateKey(f *testing.F) {
 	for _, v := range byID {
 		f.Add(v.SKPKCS8)
 	}
+	v := byID[fuzzTcID]
+	f.Add(oneAsymmetricKey(1, []int(composite.MLDSA65ECDSAP256SHA512().OID()), v.SK, v.PK))
 	f.Fuzz(func(t *testing.T, der []byte) {
+		in := bytes.Clone(der)
 		key, err := composite.ParsePKCS8PrivateKey(der)
+		if !bytes.Equal(in, der) {
+			t.Fatal("the parser modified its input")
+		}
 		if err != nil {
 			assertSentinel(t, err)
 			return
@@ -147,7 +157,11 @@ func FuzzVerifyCertificateSignature(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, der []byte) {
+		in := bytes.Clone(der)
 		err := composite.VerifyCertificateSignature(der, pub)
+		if !bytes.Equal(in, der) {
+			t.Fatal("the verifier modified its input")
+		}
 		if err != nil {
 			assertSentinel(t, err)
 			return

@@ -1,6 +1,7 @@
 package composite
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"encoding/asn1"
@@ -162,7 +163,8 @@ func ParsePKCS8PrivateKey(der []byte) (crypto.Signer, error) {
 		if version != 1 || !seq.ReadASN1Element(&raw, cbasn1.Tag(1).ContextSpecific()) {
 			return nil, fmt.Errorf("%w: OneAsymmetricKey publicKey needs version 1", ErrMalformed)
 		}
-		// Re-tag the [1] IMPLICIT BIT STRING as a universal one to read it.
+		// Re-tag a copy of the [1] IMPLICIT BIT STRING as a universal one to read it.
+		raw = bytes.Clone(raw)
 		raw[0] = byte(cbasn1.BIT_STRING)
 		if !raw.ReadASN1BitString(&pubBits) || pubBits.BitLength%8 != 0 {
 			return nil, fmt.Errorf("%w: malformed OneAsymmetricKey publicKey", ErrMalformed)
@@ -172,27 +174,27 @@ func ParsePKCS8PrivateKey(der []byte) (crypto.Signer, error) {
 	if !seq.Empty() {
 		return nil, fmt.Errorf("%w: trailing data in OneAsymmetricKey", ErrMalformed)
 	}
+	alg, isComposite := algorithmByOID(oid)
+	params, isMLDSA := mldsaByOID(oid)
 	var key crypto.Signer
 	var pub []byte
-	if _, known := algorithmByOID(oid); hasParams && known {
+	switch {
+	case !isComposite && !isMLDSA:
+		return nil, fmt.Errorf("%w: private key algorithm %s", ErrUnsupported, oid)
+	case hasParams:
 		return nil, errParams(oid)
-	} else if _, known := mldsaByOID(oid); hasParams && known {
-		return nil, errParams(oid)
-	}
-	if alg, ok := algorithmByOID(oid); ok {
+	case isComposite:
 		k, err := NewPrivateKey(alg, priv)
 		if err != nil {
 			return nil, err
 		}
 		key, pub = k, k.pub.raw
-	} else if params, ok := mldsaByOID(oid); ok {
+	default:
 		k, err := parseMLDSAPrivateKey(params, priv)
 		if err != nil {
 			return nil, err
 		}
 		key, pub = k, k.pub.raw
-	} else {
-		return nil, fmt.Errorf("%w: private key algorithm %s", ErrUnsupported, oid)
 	}
 	if hasPub && string(pubBits.Bytes) != string(pub) {
 		return nil, fmt.Errorf("%w: OneAsymmetricKey publicKey does not match the private key", ErrMalformed)

@@ -141,8 +141,9 @@ func TestCreateCertificateRefusesAParentOfAnotherKey(t *testing.T) {
 	}
 }
 
-// withOuterAlgorithm re-encodes a certificate with another outer signatureAlgorithm.
-func withOuterAlgorithm(t *testing.T, der []byte, oid []int) []byte {
+// withOuterAlgorithm re-encodes a certificate or CSR with another outer signatureAlgorithm, appending params
+// (if not nil) inside its AlgorithmIdentifier.
+func withOuterAlgorithm(t *testing.T, der []byte, oid []int, params []byte) []byte {
 	t.Helper()
 	in := cryptobyte.String(der)
 	var outer, tbs, alg, sig cryptobyte.String
@@ -153,7 +154,10 @@ func withOuterAlgorithm(t *testing.T, der []byte, oid []int) []byte {
 	var b cryptobyte.Builder
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddBytes(tbs)
-		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oid) })
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddASN1ObjectIdentifier(oid)
+			b.AddBytes(params)
+		})
 		b.AddBytes(sig)
 	})
 	return b.BytesOrPanic()
@@ -172,7 +176,7 @@ func TestVerifyCertificateSignatureRefusals(t *testing.T) {
 		issuer  crypto.PublicKey
 		wantErr error
 	}{
-		{"an outer algorithm other than the inner one", withOuterAlgorithm(t, ca.der, []int{1, 3, 6, 1, 5, 5, 7, 6, 40}),
+		{"an outer algorithm other than the inner one", withOuterAlgorithm(t, ca.der, []int{1, 3, 6, 1, 5, 5, 7, 6, 40}, nil),
 			ca.key.PublicKey(), composite.ErrMalformed},
 		{"a classical issuer key", ca.der, &ecKey.PublicKey, composite.ErrUnsupported},
 		{"an ML-DSA issuer for a composite signature", ca.der, mkey.PublicKey(), composite.ErrInvalidSignature},
