@@ -154,10 +154,10 @@ func CreateCertificate(rand io.Reader, template, parent *x509.Certificate, pub c
 		}
 	}
 	par := *parent
-	par.PublicKey = nil // checked above; crypto/x509 would compare it with the placeholder
 	if selfSigned {
 		par = tmpl
 	}
+	par.PublicKey = nil // checked above; crypto/x509 would compare it with the placeholder
 	der, err := x509.CreateCertificate(rand, &tmpl, &par, x509Pub, placeholder)
 	if err != nil {
 		return nil, fmt.Errorf("composite: building the certificate: %w", err)

@@ -38,6 +38,7 @@ func newCA(tb testing.TB) *testCA {
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		PublicKey:             key.PublicKey(),
 	}
 	der, err := composite.CreateCertificate(rand.Reader, tmpl, tmpl, key.PublicKey(), key)
 	if err != nil {
@@ -104,6 +105,11 @@ func TestCompositeCAIssuesLeaves(t *testing.T) {
 			if err := composite.VerifyCertificateSignature(der, ca.key.PublicKey()); err != nil {
 				t.Fatalf("leaf signature: %v", err)
 			}
+			o, ok := parseOuter(der)
+			if !ok {
+				t.Fatal("leaf does not split into tbsCertificate and signature")
+			}
+			crossCheck(t, "id-MLDSA65-ECDSA-P256-SHA512", ca.key.PublicKey().Bytes(), o.tbs, nil, o.sig)
 			leaf, err := x509.ParseCertificate(der)
 			if err != nil {
 				t.Fatal(err)
