@@ -7,7 +7,7 @@ FUZZTIME ?= 20s
 # Nested Go modules with heavy dependencies (istio.io/istio), kept out of meshca's go.mod.
 NESTED   := $(wildcard test/*/go.mod)
 
-.PHONY: all build run test test-short testbins lint bench fuzz clean
+.PHONY: all build run test test-short testbins lint bench fuzz mutate clean
 
 all: build
 
@@ -49,6 +49,15 @@ fuzz:
 	    echo "== $$p $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$p || exit 1; \
 	  done; \
 	done
+
+## mutate: mutation testing (gremlins) of the security-relevant packages, in short test mode; not part of
+## make test. Prints efficacy (killed / (killed + lived)) and mutant coverage per package.
+MUTATE_PKGS ?= csr ca ca/authn backends backends/file
+mutate:
+	@g=$$(bash scripts/get-gremlins.sh); for p in $(MUTATE_PKGS); do echo "== $$p"; \
+	  (cd $$p && GOFLAGS=-short $$g unleash --workers 1 --timeout-coefficient 5 . 2>&1 | \
+	    grep -E '^(Killed|Lived|Not covered|Timed out|Not viable|Mutator|Test efficacy|Mutant coverage)|LIVED') \
+	    || exit 1; done
 
 clean:
 	rm -rf bin $(DEV_DIR)
