@@ -42,6 +42,8 @@ type Config struct {
 	// Impersonator, when set, lets node agents request other workloads' identities.
 	Impersonator Impersonator
 	Policy       Policy
+	// Limits protect meshca from floods; the zero value is the defaults.
+	Limits Limits
 	// SignTimeout bounds each backend call. Default 10s.
 	SignTimeout time.Duration
 	// Clock returns the current time; default time.Now.
@@ -69,6 +71,7 @@ type Issuer struct {
 	m        *metrics
 	chains   chainCache
 	bundle   trustBundle
+	limits   *limiter
 
 	extraRoots func(context.Context) ([]*x509.Certificate, error)
 }
@@ -92,6 +95,9 @@ func New(cfg Config) (*Issuer, error) {
 	if err := cfg.Policy.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := cfg.Limits.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -104,6 +110,7 @@ func New(cfg Config) (*Issuer, error) {
 	if i.clock == nil {
 		i.clock = time.Now
 	}
+	i.limits = newLimiter(cfg.Limits, i.clock)
 	if i.log == nil {
 		i.log = slog.Default()
 	}
@@ -162,15 +169,18 @@ func (i *Issuer) Issue(ctx context.Context, req *Request) (*Result, error) {
 }
 
 func (i *Issuer) issue(ctx context.Context, req *Request, rec *auditRecord) (*Result, error) {
+	if err := i.limits.acquire(); err != nil {
+		return nil, err
+	}
+	defer i.limits.release()
 	caller, err := i.authn.Authenticate(ctx, &req.Credentials)
 	if err != nil {
 		return nil, err
 	}
+	rec.caller = caller
 	if err := checkMetadata(req); err != nil {
-		rec.caller = caller
 		return nil, err
 	}
-	rec.caller = caller
 	target, err := i.policy.identityOf(caller)
 	if err != nil {
 		return nil, err
@@ -181,6 +191,9 @@ func (i *Issuer) issue(ctx context.Context, req *Request, rec *auditRecord) (*Re
 		}
 	}
 	rec.identity = target.String()
+	if err := i.limits.allow(callerKey(caller, target, req.ImpersonatedIdentity != "")); err != nil {
+		return nil, err
+	}
 	parsed, err := csr.Parse(req.CSR)
 	if err != nil {
 		return nil, err

@@ -172,6 +172,7 @@ func TestHotReloadUnderLoad(t *testing.T) {
 			}
 			reg := prometheus.NewRegistry()
 			m := catest.StartMeshca(t, catest.MeshcaOptions{Registry: reg,
+				Limits:   ca.Limits{PerCallerRate: -1}, // a load test of reloads: a few callers, many requests
 				Backends: []ca.NamedBackend{{Name: "file", Backend: catest.FileBackend(t, dir, reg)}}})
 			conn := m.Dial(t)
 			client := pb.NewIstioCertificateServiceClient(conn)
