@@ -21,8 +21,6 @@ var (
 	ErrForbiddenSAN = errors.New("CSR asks for a SAN that is not allowed")
 	// ErrCARequested means the CSR asks for a CA certificate.
 	ErrCARequested = errors.New("CSR asks for a CA certificate")
-	// ErrImpersonationDenied means a caller asked for another workload's identity and may not.
-	ErrImpersonationDenied = errors.New("impersonation denied")
 )
 
 // Reason returns a short, stable label for why a request failed, for metrics and audit records.
@@ -44,7 +42,7 @@ func Reason(err error) string {
 		return "forbidden_san"
 	case errors.Is(err, ErrCARequested):
 		return "ca_requested"
-	case errors.Is(err, ErrImpersonationDenied):
+	case errors.Is(err, authn.ErrImpersonationDenied):
 		return "impersonation_denied"
 	case errors.Is(err, ErrInvalidRequest):
 		return "invalid_request"

@@ -16,6 +16,7 @@ import (
 	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/catest"
 	"github.com/meshca/meshca/csr"
+	"github.com/meshca/meshca/internal/devtoken"
 )
 
 // faulty wraps a real file backend and misbehaves on demand: it is a fault injector, since no honest backend
@@ -40,18 +41,18 @@ func (f *faulty) Sign(ctx context.Context, req *backends.SignRequest) (*backends
 	return resp, err
 }
 
-func newIssuer(t *testing.T, reg *prometheus.Registry, bs ...ca.NamedBackend) (*ca.Issuer, *authn.DevIssuer) {
+func newIssuer(t *testing.T, reg *prometheus.Registry, bs ...ca.NamedBackend) (*ca.Issuer, *devtoken.Minter) {
 	t.Helper()
 	return newIssuerTB(t, reg, bs...)
 }
 
-func newIssuerTB(t testing.TB, reg *prometheus.Registry, bs ...ca.NamedBackend) (*ca.Issuer, *authn.DevIssuer) {
+func newIssuerTB(t testing.TB, reg *prometheus.Registry, bs ...ca.NamedBackend) (*ca.Issuer, *devtoken.Minter) {
 	t.Helper()
-	dev, err := authn.GenerateDevIssuer("")
+	dev, err := devtoken.Generate("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err := authn.NewJWT([]authn.Issuer{{Issuer: dev.Issuer, Keys: dev.Keys()}}, authn.JWTOptions{})
+	j, err := authn.NewJWT([]authn.TokenIssuer{{Issuer: dev.Issuer, Keys: dev.Keys()}}, authn.JWTOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,14 +64,14 @@ func newIssuerTB(t testing.TB, reg *prometheus.Registry, bs ...ca.NamedBackend) 
 	return i, dev
 }
 
-func request(t *testing.T, dev *authn.DevIssuer) *ca.Request {
+func request(t *testing.T, dev *devtoken.Minter) *ca.Request {
 	t.Helper()
 	return requestTB(t, dev)
 }
 
-func requestTB(t testing.TB, dev *authn.DevIssuer) *ca.Request {
+func requestTB(t testing.TB, dev *devtoken.Minter) *ca.Request {
 	t.Helper()
-	tok, err := dev.Mint(authn.TokenClaims{Namespace: "default", ServiceAccount: "sleep"})
+	tok, err := dev.Mint(devtoken.Claims{Namespace: "default", ServiceAccount: "sleep"})
 	if err != nil {
 		t.Fatal(err)
 	}

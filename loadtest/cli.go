@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/internal/devtoken"
 )
 
 // Exit codes of Command.
@@ -20,9 +21,6 @@ const (
 	ExitUsage  = 2 // bad flags or configuration
 	ExitFailed = 3 // with --fail-on-error: some request failed or got an invalid response
 )
-
-// devKeyFile is where `meshca init` and `meshca serve --dev DIR` keep the dev token issuer key in DIR.
-const devKeyFile = "token-issuer-key.pem"
 
 // Command is the meshca-loadtest command line: it parses args, loads the dev token key and the root, runs,
 // prints the result on stdout and returns the exit code.
@@ -37,13 +35,13 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:15012", "meshca gRPC address `host:port`")
 	fs.StringVar(&c.ServerName, "server-name", "", "name to verify meshca's serving certificate against (default the host of --addr)")
 	root := fs.String("root", ".dev/cacerts/root-cert.pem", "PEM `file` of the mesh root(s) that verify meshca's serving certificate and the issued chains")
-	devDir := fs.String("dev-dir", ".dev", "dev `dir` of 'meshca serve --dev DIR' (its "+devKeyFile+" signs the service-account tokens)")
+	devDir := fs.String("dev-dir", ".dev", "dev `dir` of 'meshca serve --dev DIR' (its "+devtoken.KeyFile+" signs the service-account tokens)")
 	fs.IntVar(&c.Namespaces, "namespaces", 10, "number of namespaces")
 	fs.IntVar(&c.ServiceAccounts, "service-accounts", 10, "service accounts per namespace (identities = namespaces × service accounts)")
 	fs.StringVar(&c.NamespacePrefix, "namespace-prefix", "loadtest", "namespaces are named `prefix`-0, prefix-1, ...")
 	fs.StringVar(&c.TrustDomain, "trust-domain", "cluster.local", "trust domain of the requested SPIFFE IDs")
-	fs.StringVar(&c.ClusterID, "cluster-id", "Kubernetes", "clusterid header")
-	fs.StringVar(&c.Audience, "audience", "istio-ca", "token audience")
+	fs.StringVar(&c.ClusterID, "cluster-id", authn.DefaultClusterID, "clusterid header")
+	fs.StringVar(&c.Audience, "audience", authn.DefaultAudience, "token audience")
 	fs.Float64Var(&c.Rate, "rate", 100, "offered load, requests per second (open loop)")
 	fs.DurationVar(&c.Duration, "duration", 10e9, "how long to send requests (at most 1h)")
 	fs.IntVar(&c.Concurrency, "concurrency", 64, "most requests in flight; a request due beyond it is dropped and counted")
@@ -77,8 +75,8 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "meshca-loadtest: %v\n", err)
 		return ExitError
 	}
-	keyFile := filepath.Join(*devDir, devKeyFile)
-	if c.Tokens, err = authn.LoadDevIssuer("", keyFile); err != nil {
+	keyFile := filepath.Join(*devDir, devtoken.KeyFile)
+	if c.Tokens, err = devtoken.Load("", keyFile); err != nil {
 		fmt.Fprintf(stderr, "meshca-loadtest: dev token key: %v (start meshca with 'meshca serve --dev %s')\n", err, *devDir)
 		return ExitError
 	}
@@ -107,7 +105,7 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // the problems with the flags.
 func withFiles(c Config) Config {
 	c.Roots = x509.NewCertPool()
-	c.Tokens = &authn.DevIssuer{}
+	c.Tokens = &devtoken.Minter{}
 	return c
 }
 

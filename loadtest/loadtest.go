@@ -28,7 +28,7 @@ import (
 	"google.golang.org/grpc/status"
 	pb "istio.io/api/security/v1alpha1"
 
-	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/internal/devtoken"
 )
 
 // identity is one simulated workload: its SPIFFE ID and service-account token.
@@ -120,7 +120,7 @@ func (r *runner) mintTokens() error {
 	for ns := range c.Namespaces {
 		for sa := range c.ServiceAccounts {
 			nsName, saName := fmt.Sprintf("%s-%d", c.NamespacePrefix, ns), fmt.Sprintf("sa-%d", sa)
-			tok, err := c.Tokens.Mint(authn.TokenClaims{Namespace: nsName, ServiceAccount: saName,
+			tok, err := c.Tokens.Mint(devtoken.Claims{Namespace: nsName, ServiceAccount: saName,
 				Audiences: []string{c.Audience}, TTL: ttl})
 			if err != nil {
 				return fmt.Errorf("loadtest: minting a token: %w", err)

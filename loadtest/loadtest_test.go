@@ -19,8 +19,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	pb "istio.io/api/security/v1alpha1"
 
-	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/catest"
+	"github.com/meshca/meshca/internal/devtoken"
 )
 
 // config returns a run against m at rate for d with small defaults.
@@ -142,7 +142,7 @@ func (s *slowClient) CreateCertificate(ctx context.Context, _ *pb.IstioCertifica
 }
 
 func TestOpenLoopDropsRequestsBeyondTheInFlightLimit(t *testing.T) {
-	dev, err := authn.GenerateDevIssuer("")
+	dev, err := devtoken.Generate("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestOpenLoopDropsRequestsBeyondTheInFlightLimit(t *testing.T) {
 }
 
 func TestRunStopsWhenTheContextEnds(t *testing.T) {
-	dev, err := authn.GenerateDevIssuer("")
+	dev, err := devtoken.Generate("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +252,7 @@ func TestCheck(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	dev, err := authn.GenerateDevIssuer("")
+	dev, err := devtoken.Generate("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +290,7 @@ func TestValidate(t *testing.T) {
 func TestCommand(t *testing.T) {
 	m := catest.StartMeshca(t, catest.MeshcaOptions{})
 	dir := t.TempDir()
-	if err := m.Tokens.WriteKey(filepath.Join(dir, devKeyFile)); err != nil {
+	if err := m.Tokens.WriteKey(filepath.Join(dir, devtoken.KeyFile)); err != nil {
 		t.Fatal(err)
 	}
 	roots, err := m.Issuer.Roots(context.Background())

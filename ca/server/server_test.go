@@ -31,6 +31,7 @@ import (
 
 	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/catest"
+	"github.com/meshca/meshca/internal/devtoken"
 )
 
 const sleepID = "spiffe://cluster.local/ns/default/sa/sleep"
@@ -40,12 +41,12 @@ func call(t *testing.T, conn *grpc.ClientConn, token string, req *pb.IstioCertif
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if token != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token, "clusterid", "Kubernetes")
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token, "clusterid", authn.DefaultClusterID)
 	}
 	return pb.NewIstioCertificateServiceClient(conn).CreateCertificate(ctx, req)
 }
 
-func mint(t *testing.T, d *authn.DevIssuer, c authn.TokenClaims) string {
+func mint(t *testing.T, d *devtoken.Minter, c devtoken.Claims) string {
 	t.Helper()
 	if c.Namespace == "" {
 		c.Namespace, c.ServiceAccount = "default", "sleep"
@@ -60,7 +61,7 @@ func mint(t *testing.T, d *authn.DevIssuer, c authn.TokenClaims) string {
 // unsignedToken is a token with "alg":"none" and the right claims.
 func unsignedToken(issuer string) string {
 	h := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`))
-	c, _ := json.Marshal(map[string]any{"iss": issuer, "sub": "system:serviceaccount:default:sleep", "aud": []string{"istio-ca"},
+	c, _ := json.Marshal(map[string]any{"iss": issuer, "sub": "system:serviceaccount:default:sleep", "aud": []string{authn.DefaultAudience},
 		"exp": time.Now().Add(time.Hour).Unix()})
 	return h + "." + base64.RawURLEncoding.EncodeToString(c) + "."
 }
@@ -72,7 +73,7 @@ func hmacToken(t *testing.T, issuer string) string {
 		t.Fatal(err)
 	}
 	tok, err := jwt.Signed(s).Claims(jwt.Claims{Issuer: issuer, Subject: "system:serviceaccount:default:sleep",
-		Audience: jwt.Audience{"istio-ca"}, Expiry: jwt.NewNumericDate(time.Now().Add(time.Hour))}).Serialize()
+		Audience: jwt.Audience{authn.DefaultAudience}, Expiry: jwt.NewNumericDate(time.Now().Add(time.Hour))}).Serialize()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,12 +84,12 @@ func TestRefusals(t *testing.T) {
 	m := catest.StartMeshca(t, catest.MeshcaOptions{})
 	conn := m.Dial(t)
 	good, _ := catest.WorkloadCSR(t, sleepID)
-	goodTok := mint(t, m.Tokens, authn.TokenClaims{})
-	otherIssuer, err := authn.GenerateDevIssuer("https://other.example/issuer")
+	goodTok := mint(t, m.Tokens, devtoken.Claims{})
+	otherIssuer, err := devtoken.Generate("https://other.example/issuer")
 	if err != nil {
 		t.Fatal(err)
 	}
-	forger, err := authn.GenerateDevIssuer(m.Tokens.Issuer) // same issuer name, different key
+	forger, err := devtoken.Generate(m.Tokens.Issuer) // same issuer name, different key
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,11 +122,11 @@ func TestRefusals(t *testing.T) {
 		{"a CSR with an email SAN is denied", goodTok, &pb.IstioCertificateRequest{Csr: csr(catest.CSROptions{URIs: []string{sleepID}, Emails: []string{"root@example.com"}})}, codes.PermissionDenied, "forbidden_san", ""},
 		{"a CSR asking for a CA certificate is denied", goodTok, &pb.IstioCertificateRequest{Csr: csr(catest.CSROptions{URIs: []string{sleepID}, IsCA: true})}, codes.PermissionDenied, "ca_requested", "CA certificate"},
 		{"a CSR with an unknown critical extension is invalid", goodTok, &pb.IstioCertificateRequest{Csr: csr(catest.CSROptions{URIs: []string{sleepID}, Extensions: []pkix.Extension{critExt}})}, codes.InvalidArgument, "invalid_csr", "critical extension"},
-		{"an expired token is unauthenticated", mint(t, m.Tokens, authn.TokenClaims{IssuedAt: time.Now().Add(-2 * time.Hour), TTL: time.Hour}), &pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", "expired"},
-		{"a not-yet-valid token is unauthenticated", mint(t, m.Tokens, authn.TokenClaims{NotBefore: time.Now().Add(10 * time.Minute)}), &pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", "not valid yet"},
-		{"a token for another audience is unauthenticated", mint(t, m.Tokens, authn.TokenClaims{Audiences: []string{"vault"}}), &pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", "audience"},
-		{"a token from an untrusted issuer is unauthenticated", mint(t, otherIssuer, authn.TokenClaims{}), &pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", "not trusted"},
-		{"a token signed with the wrong key is unauthenticated", mint(t, forger, authn.TokenClaims{}), &pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", "signature"},
+		{"an expired token is unauthenticated", mint(t, m.Tokens, devtoken.Claims{IssuedAt: time.Now().Add(-2 * time.Hour), TTL: time.Hour}), &pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", "expired"},
+		{"a not-yet-valid token is unauthenticated", mint(t, m.Tokens, devtoken.Claims{NotBefore: time.Now().Add(10 * time.Minute)}), &pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", "not valid yet"},
+		{"a token for another audience is unauthenticated", mint(t, m.Tokens, devtoken.Claims{Audiences: []string{"vault"}}), &pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", "audience"},
+		{"a token from an untrusted issuer is unauthenticated", mint(t, otherIssuer, devtoken.Claims{}), &pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", "not trusted"},
+		{"a token signed with the wrong key is unauthenticated", mint(t, forger, devtoken.Claims{}), &pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", "signature"},
 		{"an unsigned token is unauthenticated", unsignedToken(m.Tokens.Issuer), &pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", ""},
 		{"an HMAC-signed token is unauthenticated", hmacToken(t, m.Tokens.Issuer), &pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", ""},
 		{"a garbage token is unauthenticated", "not-a-jwt", &pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", ""},
@@ -166,7 +167,7 @@ func TestRefusals(t *testing.T) {
 func TestIssuesCallersIdentity(t *testing.T) {
 	m := catest.StartMeshca(t, catest.MeshcaOptions{})
 	conn := m.Dial(t)
-	tok := mint(t, m.Tokens, authn.TokenClaims{})
+	tok := mint(t, m.Tokens, devtoken.Claims{})
 	tests := []struct {
 		name     string
 		opts     catest.CSROptions
@@ -228,7 +229,7 @@ func TestIssuesCallersIdentity(t *testing.T) {
 func TestRenewalWithClientCertificate(t *testing.T) {
 	m := catest.StartMeshca(t, catest.MeshcaOptions{})
 	csrPEM, key := catest.WorkloadCSR(t, sleepID)
-	resp, err := call(t, m.Dial(t), mint(t, m.Tokens, authn.TokenClaims{}), &pb.IstioCertificateRequest{Csr: string(csrPEM)})
+	resp, err := call(t, m.Dial(t), mint(t, m.Tokens, devtoken.Claims{}), &pb.IstioCertificateRequest{Csr: string(csrPEM)})
 	if err != nil {
 		t.Fatal(err)
 	}

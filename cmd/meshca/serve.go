@@ -17,6 +17,7 @@ import (
 	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/server"
+	"github.com/meshca/meshca/internal/devtoken"
 )
 
 var errUsage = errors.New("usage")
@@ -94,11 +95,11 @@ func devConfig(dir string, log *slog.Logger) (*Config, []authn.Authenticator, er
 	if _, err := initDev(dir, td); err != nil {
 		return nil, nil, err
 	}
-	dev, err := authn.LoadDevIssuer("", filepath.Join(dir, devKeyFile))
+	dev, err := devtoken.Load("", filepath.Join(dir, devtoken.KeyFile))
 	if err != nil {
 		return nil, nil, err
 	}
-	j, err := authn.NewJWT([]authn.Issuer{{Issuer: dev.Issuer, Keys: dev.Keys()}}, authn.JWTOptions{})
+	j, err := authn.NewJWT([]authn.TokenIssuer{{Issuer: dev.Issuer, Keys: dev.Keys()}}, authn.JWTOptions{})
 	if err != nil {
 		return nil, nil, err
 	}

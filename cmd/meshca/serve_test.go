@@ -22,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/meshca/meshca/backends/file"
+	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/catest"
 )
 
@@ -92,7 +93,7 @@ backends:
 	if _, err := k.Client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "sleep"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	tr, err := k.Client.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "sleep", &authv1.TokenRequest{Spec: authv1.TokenRequestSpec{Audiences: []string{"istio-ca"}}}, metav1.CreateOptions{})
+	tr, err := k.Client.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "sleep", &authv1.TokenRequest{Spec: authv1.TokenRequestSpec{Audiences: []string{authn.DefaultAudience}}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +108,7 @@ backends:
 	var resp *pb.IstioCertificateResponse
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		rctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tr.Status.Token, "clusterid", "Kubernetes"), 5*time.Second)
+		rctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tr.Status.Token, "clusterid", authn.DefaultClusterID), 5*time.Second)
 		resp, err = pb.NewIstioCertificateServiceClient(conn).CreateCertificate(rctx, &pb.IstioCertificateRequest{Csr: string(csrPEM)})
 		cancel()
 		if err == nil || time.Now().After(deadline) {

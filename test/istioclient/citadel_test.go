@@ -20,6 +20,7 @@ import (
 	pkiutil "istio.io/istio/security/pkg/pki/util"
 
 	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/internal/devtoken"
 	"github.com/meshca/meshca/test/meshcatest"
 )
 
@@ -40,7 +41,7 @@ func newClient(tb testing.TB, mc *meshcatest.CA, cfg clientConfig) *citadel.Cita
 	dir := tb.TempDir()
 	root := filepath.Join(dir, "root-cert.pem")
 	mc.WriteRoot(tb, root)
-	opts := &security.Options{CAEndpoint: mc.GRPCAddr, ClusterID: "Kubernetes"}
+	opts := &security.Options{CAEndpoint: mc.GRPCAddr, ClusterID: authn.DefaultClusterID}
 	if cfg.token != "" {
 		tok := filepath.Join(dir, "istio-token")
 		if err := os.WriteFile(tok, []byte(cfg.token), 0o600); err != nil {
@@ -210,7 +211,7 @@ func codeOf(tb testing.TB, err error) codes.Code {
 // istio-agent give up (rather than retry), no certificate, and meshca sees the request exactly once.
 func TestCitadelClientRefusals(t *testing.T) {
 	mc := meshcatest.Start(t, meshcatest.Options{})
-	mint := func(c authn.TokenClaims) string {
+	mint := func(c devtoken.Claims) string {
 		t.Helper()
 		tok, err := mc.Tokens.Mint(c)
 		if err != nil {
@@ -226,16 +227,16 @@ func TestCitadelClientRefusals(t *testing.T) {
 		want   codes.Code
 		reason string
 	}{
-		{"a token for another service account", mint(authn.TokenClaims{Namespace: ns, ServiceAccount: "other"}), goodCSR,
+		{"a token for another service account", mint(devtoken.Claims{Namespace: ns, ServiceAccount: "other"}), goodCSR,
 			codes.PermissionDenied, "identity_mismatch"},
 		{"a CSR for another namespace", mc.Token(t, ns, sa), func(t *testing.T) []byte {
 			csrPEM, _ := genCSR(t, "spiffe://cluster.local/ns/kube-system/sa/"+sa, false)
 			return csrPEM
 		}, codes.PermissionDenied, "identity_mismatch"},
 		{"no credentials at all", "", goodCSR, codes.Unauthenticated, "unauthenticated"},
-		{"an expired token", mint(authn.TokenClaims{Namespace: ns, ServiceAccount: sa, IssuedAt: time.Now().Add(-2 * time.Hour)}),
+		{"an expired token", mint(devtoken.Claims{Namespace: ns, ServiceAccount: sa, IssuedAt: time.Now().Add(-2 * time.Hour)}),
 			goodCSR, codes.Unauthenticated, "unauthenticated"},
-		{"a token for another audience", mint(authn.TokenClaims{Namespace: ns, ServiceAccount: sa, Audiences: []string{"vault"}}),
+		{"a token for another audience", mint(devtoken.Claims{Namespace: ns, ServiceAccount: sa, Audiences: []string{"vault"}}),
 			goodCSR, codes.Unauthenticated, "unauthenticated"},
 		{"a garbage CSR", mc.Token(t, ns, sa), func(*testing.T) []byte {
 			return []byte("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n")
