@@ -165,8 +165,8 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("foreign fraction %v: must be in [0, 1]", c.ForeignFraction))
 	}
 	if len(errs) == 0 && !c.GenerateKeysInline && c.requests() > MaxPrepared {
-		errs = append(errs, fmt.Errorf("rate × duration = %d requests: more than %d to prepare; lower them or generate keys inline",
-			c.requests(), MaxPrepared))
+		errs = append(errs, fmt.Errorf("rate × duration = %d requests: more than %d to prepare; "+
+			"lower them or generate keys inline", c.requests(), MaxPrepared))
 	}
 	return errors.Join(errs...)
 }

@@ -249,7 +249,8 @@ func dial(ctx context.Context, cfg Config) ([]*grpc.ClientConn, error) {
 // schedule sends request i at start + i/Rate on a ticker, whatever the responses do, unless Concurrency
 // requests are in flight, in which case request i is dropped. It returns the indexes sent, the number dropped,
 // the time from start until the later of Duration and the last response, and whether ctx ended the run early.
-func (r *runner) schedule(ctx context.Context, n int) (sent []int, dropped int, elapsed time.Duration, interrupted bool) {
+func (r *runner) schedule(ctx context.Context, n int) (sent []int, dropped int, elapsed time.Duration,
+	interrupted bool) {
 	c := r.cfg
 	base := context.WithoutCancel(ctx) // requests in flight finish (within Timeout) even when ctx ends
 	slots := make(chan struct{}, c.Concurrency)

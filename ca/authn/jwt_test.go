@@ -41,12 +41,17 @@ func TestJWT(t *testing.T) {
 		wantErr error
 	}{
 		{"a valid bound token authenticates", mint(devtoken.Claims{PodName: "sleep-0", NodeName: "node-a"}), nil},
-		{"a token within the clock-skew leeway authenticates", mint(devtoken.Claims{IssuedAt: time.Now().Add(-time.Hour - 10*time.Second), TTL: time.Hour}), nil},
+		{"a token within the clock-skew leeway authenticates",
+			mint(devtoken.Claims{IssuedAt: time.Now().Add(-time.Hour - 10*time.Second), TTL: time.Hour}), nil},
 		{"no token is not this authenticator's business", "", authn.ErrNoCredential},
-		{"an expired token is refused", mint(devtoken.Claims{IssuedAt: time.Now().Add(-3 * time.Hour), TTL: time.Hour}), authn.ErrUnauthenticated},
-		{"a token issued in the future is refused", mint(devtoken.Claims{IssuedAt: time.Now().Add(time.Hour)}), authn.ErrUnauthenticated},
-		{"a wrong audience is refused", mint(devtoken.Claims{Audiences: []string{"https://kubernetes.default.svc"}}), authn.ErrUnauthenticated},
-		{"a token that is not a service account is refused", mint(devtoken.Claims{Namespace: "x:y", ServiceAccount: "z"}), authn.ErrUnauthenticated},
+		{"an expired token is refused",
+			mint(devtoken.Claims{IssuedAt: time.Now().Add(-3 * time.Hour), TTL: time.Hour}), authn.ErrUnauthenticated},
+		{"a token issued in the future is refused",
+			mint(devtoken.Claims{IssuedAt: time.Now().Add(time.Hour)}), authn.ErrUnauthenticated},
+		{"a wrong audience is refused",
+			mint(devtoken.Claims{Audiences: []string{"https://kubernetes.default.svc"}}), authn.ErrUnauthenticated},
+		{"a token that is not a service account is refused",
+			mint(devtoken.Claims{Namespace: "x:y", ServiceAccount: "z"}), authn.ErrUnauthenticated},
 		{"a truncated token is refused", mint(devtoken.Claims{})[:60], authn.ErrUnauthenticated},
 	}
 	for _, tt := range tests {
@@ -60,7 +65,8 @@ func TestJWT(t *testing.T) {
 			}
 		})
 	}
-	c, err := j.Authenticate(context.Background(), &authn.Request{Token: mint(devtoken.Claims{PodName: "sleep-0", NodeName: "node-a"})})
+	bound := mint(devtoken.Claims{PodName: "sleep-0", NodeName: "node-a"})
+	c, err := j.Authenticate(context.Background(), &authn.Request{Token: bound})
 	if err != nil || c.PodName != "sleep-0" || c.NodeName != "node-a" {
 		t.Fatalf("bound claims not carried: %+v %v", c, err)
 	}

@@ -187,8 +187,8 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 		}
 		kubeAuth = *ka
 	}
-	// Client certificates are checked against the issuer's roots. The issuer needs the chain, so the chain
-	// reaches the issuer through a closure; nothing authenticates before the server starts.
+	// Client certificates are checked against the issuer's roots, and the issuer needs the chain: Roots reaches
+	// the issuer through a closure, which is set below, before the server starts and anything authenticates.
 	var issuer *ca.Issuer
 	chain, err := authn.New(cfg.Authn, authn.Deps{First: extraAuthn, Then: kubeAuth.Authenticators,
 		Roots:        func(ctx context.Context) ([]*x509.Certificate, error) { return issuer.Roots(ctx) },
@@ -222,7 +222,8 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 }
 
 // backends starts the configured backends in order and picks the CRL to publish: the first backend's own.
-func (a *app) backends(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.Registry, client kubernetes.Interface) ([]ca.NamedBackend, func(context.Context) ([]byte, error), error) {
+func (a *app) backends(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.Registry,
+	client kubernetes.Interface) ([]ca.NamedBackend, func(context.Context) ([]byte, error), error) {
 	var named []ca.NamedBackend
 	var crl func(context.Context) ([]byte, error)
 	for _, bc := range cfg.Backends {

@@ -52,7 +52,8 @@ func initCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	cacerts := filepath.Join(*dir, "cacerts")
 	if created {
-		fmt.Fprintf(stdout, "wrote a dev root and intermediate to %s (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem)\n", cacerts)
+		fmt.Fprintf(stdout, "wrote a dev root and intermediate to %s "+
+			"(ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem)\n", cacerts)
 	} else {
 		fmt.Fprintf(stdout, "%s already holds a CA; left it alone\n", cacerts)
 	}

@@ -26,9 +26,12 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configFile := fs.String("config", "", "configuration file (YAML or JSON); see README.md")
-	devDir := fs.String("dev", "", "development mode: serve the dev CA in `DIR` (created by 'meshca init' or now) on loopback, trusting 'meshca token'")
-	grpcAddr := fs.String("grpc-addr", "", "gRPC listen address (overrides the config; default :15012, dev 127.0.0.1:15012)")
-	httpAddr := fs.String("http-addr", "", "HTTP listen address (overrides the config; default :15014, dev 127.0.0.1:15014)")
+	devDir := fs.String("dev", "", "development mode: serve the dev CA in `DIR` (created by 'meshca init' or now) "+
+		"on loopback, trusting 'meshca token'")
+	grpcAddr := fs.String("grpc-addr", "",
+		"gRPC listen address (overrides the config; default :15012, dev 127.0.0.1:15012)")
+	httpAddr := fs.String("http-addr", "",
+		"HTTP listen address (overrides the config; default :15014, dev 127.0.0.1:15014)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	logFormat := fs.String("log-format", "", "log format: json or text (default json, text in dev mode)")
 	if err := fs.Parse(args); err != nil {

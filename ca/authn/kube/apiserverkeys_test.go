@@ -29,7 +29,8 @@ func TestAPIServerKeysVerifyRealTokens(t *testing.T) {
 	k := catest.SharedKube(t)
 	ns := k.Namespace(t)
 	w := newWorkload(t, k, ns, "httpbin", "node-"+ns)
-	keys, err := kube.NewAPIServerKeys(meshcaConfig(t, k), catest.KubeIssuer, authn.RemoteKeysConfig{Logger: catest.DiscardLogger()})
+	keys, err := kube.NewAPIServerKeys(meshcaConfig(t, k), catest.KubeIssuer,
+		authn.RemoteKeysConfig{Logger: catest.DiscardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +50,8 @@ func TestAPIServerKeysVerifyRealTokens(t *testing.T) {
 	now := time.Now()
 	tests := []struct{ name, token string }{
 		{"a token minted for another audience", mintToken(t, k.Client, w, "other-audience")},
-		{"an expired token signed with the cluster's key", forgeToken(t, k, w, authn.DefaultAudience, now.Add(-20*time.Minute), now.Add(-10*time.Minute))},
+		{"an expired token signed with the cluster's key",
+			forgeToken(t, k, w, authn.DefaultAudience, now.Add(-20*time.Minute), now.Add(-10*time.Minute))},
 		{"a token with a tampered payload", tamper(tok)},
 	}
 	for _, tt := range tests {
@@ -69,7 +71,8 @@ func TestAPIServerKeysVerifyRealTokens(t *testing.T) {
 		}
 	})
 	t.Run("a discovery document naming another issuer", func(t *testing.T) {
-		wrong, err := kube.NewAPIServerKeys(meshcaConfig(t, k), "https://issuer.invalid", authn.RemoteKeysConfig{Logger: catest.DiscardLogger()})
+		wrong, err := kube.NewAPIServerKeys(meshcaConfig(t, k), "https://issuer.invalid",
+			authn.RemoteKeysConfig{Logger: catest.DiscardLogger()})
 		if err != nil {
 			t.Fatal(err)
 		}

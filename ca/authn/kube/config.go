@@ -37,7 +37,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("kubernetes: remoteSecretsNamespace needs tokenReview"))
 	}
 	if c.TokenReview != nil {
-		errs = append(errs, c.TokenReview.validateSettings("kubernetes.tokenReview: "))
+		errs = append(errs, c.TokenReview.validateSettings("kubernetes.tokenReview."))
 	}
 	for _, a := range c.TrustedNodeAccounts {
 		if _, err := parseAccount(a); err != nil {

@@ -42,7 +42,8 @@ current-context: remote
 }
 
 func remoteSecret(name string, data map[string][]byte) *corev1.Secret {
-	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{kube.RemoteSecretLabel: "true"}}, Data: data}
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name,
+		Labels: map[string]string{kube.RemoteSecretLabel: "true"}}, Data: data}
 }
 
 // waitClusters waits until m knows exactly want.
@@ -115,8 +116,9 @@ func TestMultiClusterRoutesTokensByClusterID(t *testing.T) {
 
 	secrets := a.Client.CoreV1().Secrets(ns)
 	created := time.Now()
+	bUser := fmt.Sprintf("{token: %q}", b.Config.BearerToken)
 	if _, err := secrets.Create(ctx, remoteSecret("istio-remote-secret-b", map[string][]byte{
-		"cluster-b": remoteKubeconfig(t, b, fmt.Sprintf("{token: %q}", b.Config.BearerToken))}), metav1.CreateOptions{}); err != nil {
+		"cluster-b": remoteKubeconfig(t, b, bUser)}), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitClusters(t, m, "cluster-b")
@@ -128,14 +130,15 @@ func TestMultiClusterRoutesTokensByClusterID(t *testing.T) {
 	refuse(tokB, "cluster-c", authn.ErrUnauthenticated)
 
 	// A Secret without the label is not a remote secret.
-	unlabelled := remoteSecret("not-remote", map[string][]byte{"cluster-x": remoteKubeconfig(t, b, fmt.Sprintf("{token: %q}", b.Config.BearerToken))})
+	unlabelled := remoteSecret("not-remote", map[string][]byte{"cluster-x": remoteKubeconfig(t, b, bUser)})
 	unlabelled.Labels = nil
 	if _, err := secrets.Create(ctx, unlabelled, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// A kubeconfig with an exec plugin would run a command in meshca's container: refused.
 	if _, err := secrets.Create(ctx, remoteSecret("istio-remote-secret-evil", map[string][]byte{
-		"cluster-evil": remoteKubeconfig(t, b, `{exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/sh, args: ["-c", "id"]}}`)}),
+		"cluster-evil": remoteKubeconfig(t, b,
+			`{exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/sh, args: ["-c", "id"]}}`)}),
 		metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

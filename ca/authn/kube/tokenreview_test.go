@@ -80,7 +80,8 @@ func TestTokenReviewAcceptsBoundTokenAndCachesIt(t *testing.T) {
 	s := tr.Stats()
 	t.Logf("first review %s, cached answer %s; hit rate %d/%d", first, hit, s.CacheHits, s.CacheHits+s.Reviews)
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP meshca_tokenreview_cache_requests_total Token authentications answered from the TokenReview cache (hit) or not (miss).
+# HELP meshca_tokenreview_cache_requests_total `+
+		`Token authentications answered from the TokenReview cache (hit) or not (miss).
 # TYPE meshca_tokenreview_cache_requests_total counter
 meshca_tokenreview_cache_requests_total{cluster="",result="hit"} 200
 meshca_tokenreview_cache_requests_total{cluster="",result="miss"} 1
@@ -179,7 +180,8 @@ func TestTokenReviewRefuses(t *testing.T) {
 	}
 	deletedPod := newWorkload(t, k, ns, "deleted-pod", node)
 	deletedPodTok := mintToken(t, k.Client, deletedPod, authn.DefaultAudience)
-	if err := k.Client.CoreV1().Pods(ns).Delete(ctx, deletedPod.pod, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+	err := k.Client.CoreV1().Pods(ns).Delete(ctx, deletedPod.pod, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
+	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()
@@ -191,8 +193,10 @@ func TestTokenReviewRefuses(t *testing.T) {
 		{"a token bound to a deleted pod", deletedPodTok},
 		{"a token minted for another audience", mintToken(t, k.Client, good, "other-audience")},
 		{"a token minted for the API server's own audience", mintToken(t, k.Client, good, catest.KubeIssuer)},
-		{"an expired token signed with the cluster's key", forgeToken(t, k, good, authn.DefaultAudience, now.Add(-20*time.Minute), now.Add(-10*time.Minute))},
-		{"a token not yet valid", forgeToken(t, k, good, authn.DefaultAudience, now.Add(10*time.Minute), now.Add(20*time.Minute))},
+		{"an expired token signed with the cluster's key",
+			forgeToken(t, k, good, authn.DefaultAudience, now.Add(-20*time.Minute), now.Add(-10*time.Minute))},
+		{"a token not yet valid",
+			forgeToken(t, k, good, authn.DefaultAudience, now.Add(10*time.Minute), now.Add(20*time.Minute))},
 		{"the static admin token (not a service account)", k.Config.BearerToken},
 		{"garbage", "not-a-token"},
 	}
@@ -260,7 +264,8 @@ func TestTokenReviewUnavailable(t *testing.T) {
 	var c clock
 	tr := newTokenReview(t, cfg, &c, func(trc *kube.TokenReviewConfig) { trc.Timeout = 2 * time.Second })
 	for range 2 {
-		if _, err := tr.Authenticate(context.Background(), &authn.Request{Token: tok}); !errors.Is(err, authn.ErrUnavailable) {
+		_, err := tr.Authenticate(context.Background(), &authn.Request{Token: tok})
+		if !errors.Is(err, authn.ErrUnavailable) {
 			t.Fatalf("API server down: %v, want ErrUnavailable", err)
 		}
 	}
@@ -304,7 +309,8 @@ func waitRefused(t *testing.T, k *catest.Kube, tok string) {
 			t.Fatal(err)
 		}
 		if !tr.Status.Authenticated {
-			t.Logf("the API server refuses the token %s after its service account was deleted", time.Since(start).Round(time.Millisecond))
+			t.Logf("the API server refuses the token %s after its service account was deleted",
+				time.Since(start).Round(time.Millisecond))
 			return
 		}
 		if time.Now().After(deadline) {
