@@ -90,8 +90,10 @@ func TestFailover(t *testing.T) {
 		wantCalls   int // calls to the secondary
 	}{
 		{"a healthy primary signs", nil, "primary", nil, 0},
-		{"an unavailable primary fails over to the secondary", fmt.Errorf("dial: %w", backends.ErrUnavailable), "secondary", nil, 1},
-		{"a primary that refuses does not fail over", fmt.Errorf("role: %w", backends.ErrRefused), "", backends.ErrRefused, 0},
+		{"an unavailable primary fails over to the secondary", fmt.Errorf("dial: %w", backends.ErrUnavailable),
+			"secondary", nil, 1},
+		{"a primary that refuses does not fail over", fmt.Errorf("role: %w", backends.ErrRefused),
+			"", backends.ErrRefused, 0},
 		{"a primary that errors otherwise does not fail over", errors.New("boom"), "", nil, 0},
 	}
 	for _, tt := range tests {
@@ -99,7 +101,8 @@ func TestFailover(t *testing.T) {
 			reg := prometheus.NewRegistry()
 			p := &faulty{Backend: catest.FileBackend(t, dirA, nil), fail: tt.primaryErr}
 			s := &faulty{Backend: catest.FileBackend(t, dirB, nil)}
-			i, dev := newIssuer(t, reg, ca.NamedBackend{Name: "primary", Backend: p}, ca.NamedBackend{Name: "secondary", Backend: s})
+			i, dev := newIssuer(t, reg, ca.NamedBackend{Name: "primary", Backend: p},
+				ca.NamedBackend{Name: "secondary", Backend: s})
 			res, err := i.Issue(context.Background(), request(t, dev))
 			if tt.wantBackend == "" {
 				if err == nil {
@@ -146,7 +149,8 @@ func TestTamperedAnswersAreRefused(t *testing.T) {
 	}{
 		{"a leaf for another key", func(r *backends.SignResponse, t *testing.T) {
 			k := catest.ECKey(t)
-			o, err := other.Sign(context.Background(), &backends.SignRequest{PublicKey: k.Public(), URIs: r.Leaf().URIs, TTL: time.Hour})
+			o, err := other.Sign(context.Background(),
+				&backends.SignRequest{PublicKey: k.Public(), URIs: r.Leaf().URIs, TTL: time.Hour})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -154,21 +158,24 @@ func TestTamperedAnswersAreRefused(t *testing.T) {
 		}},
 		{"a leaf for another identity", func(r *backends.SignResponse, t *testing.T) {
 			u, _ := url.Parse("spiffe://cluster.local/ns/default/sa/admin")
-			o, err := other.Sign(context.Background(), &backends.SignRequest{PublicKey: r.Leaf().PublicKey, URIs: []*url.URL{u}, TTL: time.Hour})
+			o, err := other.Sign(context.Background(),
+				&backends.SignRequest{PublicKey: r.Leaf().PublicKey, URIs: []*url.URL{u}, TTL: time.Hour})
 			if err != nil {
 				t.Fatal(err)
 			}
 			r.Chain = o.Chain
 		}},
 		{"a chain to another root", func(r *backends.SignResponse, t *testing.T) {
-			o, err := other.Sign(context.Background(), &backends.SignRequest{PublicKey: r.Leaf().PublicKey, URIs: r.Leaf().URIs, TTL: time.Hour})
+			o, err := other.Sign(context.Background(),
+				&backends.SignRequest{PublicKey: r.Leaf().PublicKey, URIs: r.Leaf().URIs, TTL: time.Hour})
 			if err != nil {
 				t.Fatal(err)
 			}
 			r.Chain = o.Chain
 		}},
 		{"a leaf from another CA with the right CA chain", func(r *backends.SignResponse, t *testing.T) {
-			o, err := other.Sign(context.Background(), &backends.SignRequest{PublicKey: r.Leaf().PublicKey, URIs: r.Leaf().URIs, TTL: time.Hour})
+			o, err := other.Sign(context.Background(),
+				&backends.SignRequest{PublicKey: r.Leaf().PublicKey, URIs: r.Leaf().URIs, TTL: time.Hour})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -205,7 +212,8 @@ func TestTamperedAnswersAreRefused(t *testing.T) {
 }
 
 func TestPolicy(t *testing.T) {
-	p := ca.Policy{TrustDomain: "cluster.local", TrustDomainAliases: []string{"old.example"}, DNSNameTemplates: []string{"{sa}.{ns}.svc"}}
+	p := ca.Policy{TrustDomain: "cluster.local", TrustDomainAliases: []string{"old.example"},
+		DNSNameTemplates: []string{"{sa}.{ns}.svc"}}
 	if err := p.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -227,11 +235,16 @@ func TestPolicy(t *testing.T) {
 		wantDNS int
 	}{
 		{"the caller's own ID", catest.CSROptions{URIs: []string{target.String()}}, 0, nil, 24 * time.Hour, 0},
-		{"the caller's ID in an alias trust domain", catest.CSROptions{URIs: []string{"spiffe://old.example/ns/default/sa/sleep"}}, 2 * time.Hour, nil, 2 * time.Hour, 0},
-		{"a DNS name the templates allow", catest.CSROptions{URIs: []string{target.String()}, DNS: []string{"sleep.default.svc"}}, 0, nil, 24 * time.Hour, 1},
-		{"a DNS name of another service", catest.CSROptions{URIs: []string{target.String()}, DNS: []string{"admin.default.svc"}}, 0, ca.ErrForbiddenSAN, 0, 0},
-		{"another trust domain", catest.CSROptions{URIs: []string{"spiffe://evil/ns/default/sa/sleep"}}, 0, ca.ErrIdentityMismatch, 0, 0},
-		{"a URI that is not a SPIFFE ID", catest.CSROptions{URIs: []string{"https://example.com/"}}, 0, ca.ErrIdentityMismatch, 0, 0},
+		{"the caller's ID in an alias trust domain",
+			catest.CSROptions{URIs: []string{"spiffe://old.example/ns/default/sa/sleep"}}, 2 * time.Hour, nil, 2 * time.Hour, 0},
+		{"a DNS name the templates allow",
+			catest.CSROptions{URIs: []string{target.String()}, DNS: []string{"sleep.default.svc"}}, 0, nil, 24 * time.Hour, 1},
+		{"a DNS name of another service",
+			catest.CSROptions{URIs: []string{target.String()}, DNS: []string{"admin.default.svc"}}, 0, ca.ErrForbiddenSAN, 0, 0},
+		{"another trust domain", catest.CSROptions{URIs: []string{"spiffe://evil/ns/default/sa/sleep"}}, 0,
+			ca.ErrIdentityMismatch, 0, 0},
+		{"a URI that is not a SPIFFE ID", catest.CSROptions{URIs: []string{"https://example.com/"}}, 0,
+			ca.ErrIdentityMismatch, 0, 0},
 		{"a CA", catest.CSROptions{IsCA: true}, 0, ca.ErrCARequested, 0, 0},
 		{"a week", catest.CSROptions{}, 7 * 24 * time.Hour, nil, 24 * time.Hour, 0},
 		{"a minute", catest.CSROptions{}, time.Minute, nil, time.Hour, 0},
