@@ -23,8 +23,6 @@ var (
 	ErrForbiddenSAN = errors.New("CSR asks for a SAN that is not allowed")
 	// ErrCARequested means the CSR asks for a CA certificate.
 	ErrCARequested = errors.New("CSR asks for a CA certificate")
-	// ErrImpersonationDenied means a caller asked for another workload's identity and may not.
-	ErrImpersonationDenied = errors.New("impersonation denied")
 )
 
 // Outcomes of a request, as counted in meshca_csr_requests_total{result} and written in audit records.
@@ -81,7 +79,7 @@ var classes = []struct {
 	{ErrIdentityMismatch, Class{"identity_mismatch", OutcomeRejected, codes.PermissionDenied, "", citadelIDErr}},
 	{ErrForbiddenSAN, Class{"forbidden_san", OutcomeRejected, codes.PermissionDenied, "", citadelIDErr}},
 	{ErrCARequested, Class{"ca_requested", OutcomeRejected, codes.PermissionDenied, "", citadelIDErr}},
-	{ErrImpersonationDenied, Class{"impersonation_denied", OutcomeRejected, codes.PermissionDenied, "",
+	{authn.ErrImpersonationDenied, Class{"impersonation_denied", OutcomeRejected, codes.PermissionDenied, "",
 		citadelIDErr}},
 	{ErrPermissionDenied, Class{"permission_denied", OutcomeRejected, codes.PermissionDenied, "", citadelIDErr}},
 	{ErrInvalidRequest, Class{"invalid_request", OutcomeRejected, codes.InvalidArgument, "", citadelNone}},

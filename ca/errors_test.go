@@ -40,7 +40,7 @@ func TestClassify(t *testing.T) {
 			ca.OutcomeRejected, codes.PermissionDenied, true},
 		{"a CA request is denied precisely", wrap(ca.ErrPermissionDenied, ca.ErrCARequested), "ca_requested",
 			ca.OutcomeRejected, codes.PermissionDenied, true},
-		{"impersonation is denied precisely", wrap(ca.ErrPermissionDenied, ca.ErrImpersonationDenied),
+		{"impersonation is denied precisely", wrap(ca.ErrPermissionDenied, authn.ErrImpersonationDenied),
 			"impersonation_denied", ca.OutcomeRejected, codes.PermissionDenied, true},
 		{"a denial without detail is still a denial", wrap(ca.ErrPermissionDenied), "permission_denied",
 			ca.OutcomeRejected, codes.PermissionDenied, true},

@@ -25,14 +25,6 @@ type NamedBackend struct {
 	Backend backends.Backend
 }
 
-// Impersonator decides whether an authenticated node agent (ztunnel) may obtain a certificate for another
-// workload's identity.
-type Impersonator interface {
-	// Authorize returns nil when caller may act for target, or an error wrapping ErrImpersonationDenied
-	// (or authn.ErrUnavailable when it could not decide).
-	Authorize(ctx context.Context, caller *authn.Caller, target csr.Identity) error
-}
-
 // Config configures an Issuer.
 type Config struct {
 	// Backends sign, in order of preference: the next one is used only when the previous is unavailable.
@@ -40,7 +32,7 @@ type Config struct {
 	// Authenticator proves who is calling.
 	Authenticator authn.Authenticator
 	// Impersonator, when set, lets node agents request other workloads' identities.
-	Impersonator Impersonator
+	Impersonator authn.Impersonator
 	Policy       Policy
 	// Limits protect meshca from floods; the zero value is the defaults.
 	Limits Limits
@@ -62,7 +54,7 @@ type Config struct {
 type Issuer struct {
 	backends []NamedBackend
 	authn    authn.Authenticator
-	imp      Impersonator
+	imp      authn.Impersonator
 	policy   Policy
 	timeout  time.Duration
 	clock    func() time.Time
@@ -249,14 +241,16 @@ func (i *Issuer) impersonate(ctx context.Context, caller *authn.Caller, want str
 		return csr.Identity{}, fmt.Errorf("%w: ImpersonatedIdentity: %v", ErrInvalidRequest, err)
 	}
 	if target.TrustDomain != i.policy.TrustDomain && !slices.Contains(i.policy.TrustDomainAliases, target.TrustDomain) {
-		return csr.Identity{}, fmt.Errorf("%w: %w: trust domain %q is not this mesh's", ErrPermissionDenied, ErrImpersonationDenied, target.TrustDomain)
+		return csr.Identity{}, fmt.Errorf("%w: %w: trust domain %q is not this mesh's", ErrPermissionDenied,
+			authn.ErrImpersonationDenied, target.TrustDomain)
 	}
 	target.TrustDomain = i.policy.TrustDomain
 	if i.imp == nil {
-		return csr.Identity{}, fmt.Errorf("%w: %w: impersonation (ImpersonatedIdentity) is not enabled on this CA", ErrPermissionDenied, ErrImpersonationDenied)
+		return csr.Identity{}, fmt.Errorf("%w: %w: impersonation (ImpersonatedIdentity) is not enabled on this CA",
+			ErrPermissionDenied, authn.ErrImpersonationDenied)
 	}
-	if err := i.imp.Authorize(ctx, caller, target); err != nil {
-		if errors.Is(err, ErrImpersonationDenied) && !errors.Is(err, ErrPermissionDenied) {
+	if err := i.imp.CheckImpersonation(ctx, caller, target); err != nil {
+		if errors.Is(err, authn.ErrImpersonationDenied) && !errors.Is(err, ErrPermissionDenied) {
 			err = fmt.Errorf("%w: %w", ErrPermissionDenied, err)
 		}
 		return csr.Identity{}, err
@@ -285,7 +279,8 @@ func (i *Issuer) sign(ctx context.Context, req *backends.SignRequest) (*backends
 	return nil, "", errors.Join(errs...)
 }
 
-func (i *Issuer) signWith(ctx context.Context, b NamedBackend, req *backends.SignRequest) (*backends.SignResponse, error) {
+func (i *Issuer) signWith(ctx context.Context, b NamedBackend,
+	req *backends.SignRequest) (*backends.SignResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, i.timeout)
 	defer cancel()
 	start := time.Now()
@@ -306,7 +301,8 @@ func (i *Issuer) signWith(ctx context.Context, b NamedBackend, req *backends.Sig
 
 // verify checks a backend's answer before it leaves meshca: the leaf certifies exactly the requested key and
 // SANs, is not a CA, does not outlive its issuer, and the chain verifies to the backend's roots.
-func (i *Issuer) verify(ctx context.Context, b NamedBackend, req *backends.SignRequest, resp *backends.SignResponse) error {
+func (i *Issuer) verify(ctx context.Context, b NamedBackend, req *backends.SignRequest,
+	resp *backends.SignResponse) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: backend %s: %s", backends.ErrBadChain, b.Name, fmt.Sprintf(format, args...))
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/catest"
 	"github.com/meshca/meshca/csr"
+	"github.com/meshca/meshca/internal/devtoken"
 )
 
 // faulty wraps a real file backend and misbehaves on demand: it is a fault injector, since no honest backend
@@ -40,18 +41,18 @@ func (f *faulty) Sign(ctx context.Context, req *backends.SignRequest) (*backends
 	return resp, err
 }
 
-func newIssuer(t *testing.T, reg *prometheus.Registry, bs ...ca.NamedBackend) (*ca.Issuer, *authn.DevIssuer) {
+func newIssuer(t *testing.T, reg *prometheus.Registry, bs ...ca.NamedBackend) (*ca.Issuer, *devtoken.Minter) {
 	t.Helper()
 	return newIssuerTB(t, reg, bs...)
 }
 
-func newIssuerTB(t testing.TB, reg *prometheus.Registry, bs ...ca.NamedBackend) (*ca.Issuer, *authn.DevIssuer) {
+func newIssuerTB(t testing.TB, reg *prometheus.Registry, bs ...ca.NamedBackend) (*ca.Issuer, *devtoken.Minter) {
 	t.Helper()
-	dev, err := authn.GenerateDevIssuer("")
+	dev, err := devtoken.Generate("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err := authn.NewJWT([]authn.Issuer{{Issuer: dev.Issuer, Keys: dev.Keys()}}, authn.JWTOptions{})
+	j, err := authn.NewJWT([]authn.TokenIssuer{{Issuer: dev.Issuer, Keys: dev.Keys()}}, authn.JWTOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,14 +64,14 @@ func newIssuerTB(t testing.TB, reg *prometheus.Registry, bs ...ca.NamedBackend) 
 	return i, dev
 }
 
-func request(t *testing.T, dev *authn.DevIssuer) *ca.Request {
+func request(t *testing.T, dev *devtoken.Minter) *ca.Request {
 	t.Helper()
 	return requestTB(t, dev)
 }
 
-func requestTB(t testing.TB, dev *authn.DevIssuer) *ca.Request {
+func requestTB(t testing.TB, dev *devtoken.Minter) *ca.Request {
 	t.Helper()
-	tok, err := dev.Mint(authn.TokenClaims{Namespace: "default", ServiceAccount: "sleep"})
+	tok, err := dev.Mint(devtoken.Claims{Namespace: "default", ServiceAccount: "sleep"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,8 +90,10 @@ func TestFailover(t *testing.T) {
 		wantCalls   int // calls to the secondary
 	}{
 		{"a healthy primary signs", nil, "primary", nil, 0},
-		{"an unavailable primary fails over to the secondary", fmt.Errorf("dial: %w", backends.ErrUnavailable), "secondary", nil, 1},
-		{"a primary that refuses does not fail over", fmt.Errorf("role: %w", backends.ErrRefused), "", backends.ErrRefused, 0},
+		{"an unavailable primary fails over to the secondary", fmt.Errorf("dial: %w", backends.ErrUnavailable),
+			"secondary", nil, 1},
+		{"a primary that refuses does not fail over", fmt.Errorf("role: %w", backends.ErrRefused),
+			"", backends.ErrRefused, 0},
 		{"a primary that errors otherwise does not fail over", errors.New("boom"), "", nil, 0},
 	}
 	for _, tt := range tests {
@@ -98,7 +101,8 @@ func TestFailover(t *testing.T) {
 			reg := prometheus.NewRegistry()
 			p := &faulty{Backend: catest.FileBackend(t, dirA, nil), fail: tt.primaryErr}
 			s := &faulty{Backend: catest.FileBackend(t, dirB, nil)}
-			i, dev := newIssuer(t, reg, ca.NamedBackend{Name: "primary", Backend: p}, ca.NamedBackend{Name: "secondary", Backend: s})
+			i, dev := newIssuer(t, reg, ca.NamedBackend{Name: "primary", Backend: p},
+				ca.NamedBackend{Name: "secondary", Backend: s})
 			res, err := i.Issue(context.Background(), request(t, dev))
 			if tt.wantBackend == "" {
 				if err == nil {
@@ -145,7 +149,8 @@ func TestTamperedAnswersAreRefused(t *testing.T) {
 	}{
 		{"a leaf for another key", func(r *backends.SignResponse, t *testing.T) {
 			k := catest.ECKey(t)
-			o, err := other.Sign(context.Background(), &backends.SignRequest{PublicKey: k.Public(), URIs: r.Leaf().URIs, TTL: time.Hour})
+			o, err := other.Sign(context.Background(),
+				&backends.SignRequest{PublicKey: k.Public(), URIs: r.Leaf().URIs, TTL: time.Hour})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -153,21 +158,24 @@ func TestTamperedAnswersAreRefused(t *testing.T) {
 		}},
 		{"a leaf for another identity", func(r *backends.SignResponse, t *testing.T) {
 			u, _ := url.Parse("spiffe://cluster.local/ns/default/sa/admin")
-			o, err := other.Sign(context.Background(), &backends.SignRequest{PublicKey: r.Leaf().PublicKey, URIs: []*url.URL{u}, TTL: time.Hour})
+			o, err := other.Sign(context.Background(),
+				&backends.SignRequest{PublicKey: r.Leaf().PublicKey, URIs: []*url.URL{u}, TTL: time.Hour})
 			if err != nil {
 				t.Fatal(err)
 			}
 			r.Chain = o.Chain
 		}},
 		{"a chain to another root", func(r *backends.SignResponse, t *testing.T) {
-			o, err := other.Sign(context.Background(), &backends.SignRequest{PublicKey: r.Leaf().PublicKey, URIs: r.Leaf().URIs, TTL: time.Hour})
+			o, err := other.Sign(context.Background(),
+				&backends.SignRequest{PublicKey: r.Leaf().PublicKey, URIs: r.Leaf().URIs, TTL: time.Hour})
 			if err != nil {
 				t.Fatal(err)
 			}
 			r.Chain = o.Chain
 		}},
 		{"a leaf from another CA with the right CA chain", func(r *backends.SignResponse, t *testing.T) {
-			o, err := other.Sign(context.Background(), &backends.SignRequest{PublicKey: r.Leaf().PublicKey, URIs: r.Leaf().URIs, TTL: time.Hour})
+			o, err := other.Sign(context.Background(),
+				&backends.SignRequest{PublicKey: r.Leaf().PublicKey, URIs: r.Leaf().URIs, TTL: time.Hour})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -204,7 +212,8 @@ func TestTamperedAnswersAreRefused(t *testing.T) {
 }
 
 func TestPolicy(t *testing.T) {
-	p := ca.Policy{TrustDomain: "cluster.local", TrustDomainAliases: []string{"old.example"}, DNSNameTemplates: []string{"{sa}.{ns}.svc"}}
+	p := ca.Policy{TrustDomain: "cluster.local", TrustDomainAliases: []string{"old.example"},
+		DNSNameTemplates: []string{"{sa}.{ns}.svc"}}
 	if err := p.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -226,11 +235,16 @@ func TestPolicy(t *testing.T) {
 		wantDNS int
 	}{
 		{"the caller's own ID", catest.CSROptions{URIs: []string{target.String()}}, 0, nil, 24 * time.Hour, 0},
-		{"the caller's ID in an alias trust domain", catest.CSROptions{URIs: []string{"spiffe://old.example/ns/default/sa/sleep"}}, 2 * time.Hour, nil, 2 * time.Hour, 0},
-		{"a DNS name the templates allow", catest.CSROptions{URIs: []string{target.String()}, DNS: []string{"sleep.default.svc"}}, 0, nil, 24 * time.Hour, 1},
-		{"a DNS name of another service", catest.CSROptions{URIs: []string{target.String()}, DNS: []string{"admin.default.svc"}}, 0, ca.ErrForbiddenSAN, 0, 0},
-		{"another trust domain", catest.CSROptions{URIs: []string{"spiffe://evil/ns/default/sa/sleep"}}, 0, ca.ErrIdentityMismatch, 0, 0},
-		{"a URI that is not a SPIFFE ID", catest.CSROptions{URIs: []string{"https://example.com/"}}, 0, ca.ErrIdentityMismatch, 0, 0},
+		{"the caller's ID in an alias trust domain",
+			catest.CSROptions{URIs: []string{"spiffe://old.example/ns/default/sa/sleep"}}, 2 * time.Hour, nil, 2 * time.Hour, 0},
+		{"a DNS name the templates allow",
+			catest.CSROptions{URIs: []string{target.String()}, DNS: []string{"sleep.default.svc"}}, 0, nil, 24 * time.Hour, 1},
+		{"a DNS name of another service",
+			catest.CSROptions{URIs: []string{target.String()}, DNS: []string{"admin.default.svc"}}, 0, ca.ErrForbiddenSAN, 0, 0},
+		{"another trust domain", catest.CSROptions{URIs: []string{"spiffe://evil/ns/default/sa/sleep"}}, 0,
+			ca.ErrIdentityMismatch, 0, 0},
+		{"a URI that is not a SPIFFE ID", catest.CSROptions{URIs: []string{"https://example.com/"}}, 0,
+			ca.ErrIdentityMismatch, 0, 0},
 		{"a CA", catest.CSROptions{IsCA: true}, 0, ca.ErrCARequested, 0, 0},
 		{"a week", catest.CSROptions{}, 7 * 24 * time.Hour, nil, 24 * time.Hour, 0},
 		{"a minute", catest.CSROptions{}, time.Minute, nil, time.Hour, 0},

@@ -14,6 +14,7 @@ import (
 	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/catest"
+	"github.com/meshca/meshca/internal/devtoken"
 )
 
 // blocking is a real file backend whose Sign waits until release is closed: it holds a request in flight.
@@ -29,13 +30,13 @@ func (b *blocking) Sign(ctx context.Context, req *backends.SignRequest) (*backen
 	return b.Backend.Sign(ctx, req)
 }
 
-func limitedIssuer(t *testing.T, lim ca.Limits, clock func() time.Time, b backends.Backend) (*ca.Issuer, *authn.DevIssuer) {
+func limitedIssuer(t *testing.T, lim ca.Limits, clock func() time.Time, b backends.Backend) (*ca.Issuer, *devtoken.Minter) {
 	t.Helper()
-	dev, err := authn.GenerateDevIssuer("")
+	dev, err := devtoken.Generate("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err := authn.NewJWT([]authn.Issuer{{Issuer: dev.Issuer, Keys: dev.Keys()}}, authn.JWTOptions{})
+	j, err := authn.NewJWT([]authn.TokenIssuer{{Issuer: dev.Issuer, Keys: dev.Keys()}}, authn.JWTOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +68,7 @@ func TestPerCallerRateLimit(t *testing.T) {
 		t.Errorf("class %s/%s, want ResourceExhausted/rate_limited (istio-agent retries it)", c.Code, c.Reason)
 	}
 	other := request(t, dev)
-	tok, _ := dev.Mint(authn.TokenClaims{Namespace: "default", ServiceAccount: "other"})
+	tok, _ := dev.Mint(devtoken.Claims{Namespace: "default", ServiceAccount: "other"})
 	other.Credentials.Token = tok
 	other.CSR, _ = catest.WorkloadCSR(t, "spiffe://cluster.local/ns/default/sa/other")
 	if _, err := i.Issue(ctx, other); err != nil {

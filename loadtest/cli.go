@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/internal/devtoken"
 )
 
 // Exit codes of Command.
@@ -21,40 +22,46 @@ const (
 	ExitFailed = 3 // with --fail-on-error: some request failed or got an invalid response
 )
 
-// devKeyFile is where `meshca init` and `meshca serve --dev DIR` keep the dev token issuer key in DIR.
-const devKeyFile = "token-issuer-key.pem"
-
 // Command is the meshca-loadtest command line: it parses args, loads the dev token key and the root, runs,
 // prints the result on stdout and returns the exit code.
 func Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("meshca-loadtest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: meshca-loadtest [flags]\n\nSends istio-agent-like CreateCertificate requests to meshca at a fixed rate (see docs/loadtest.md).\n\nflags:")
+		fmt.Fprintln(stderr, "usage: meshca-loadtest [flags]\n\nSends istio-agent-like CreateCertificate requests "+
+			"to meshca at a fixed rate (see docs/loadtest.md).\n\nflags:")
 		fs.PrintDefaults()
 	}
 	var c Config
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:15012", "meshca gRPC address `host:port`")
-	fs.StringVar(&c.ServerName, "server-name", "", "name to verify meshca's serving certificate against (default the host of --addr)")
-	root := fs.String("root", ".dev/cacerts/root-cert.pem", "PEM `file` of the mesh root(s) that verify meshca's serving certificate and the issued chains")
-	devDir := fs.String("dev-dir", ".dev", "dev `dir` of 'meshca serve --dev DIR' (its "+devKeyFile+" signs the service-account tokens)")
+	fs.StringVar(&c.ServerName, "server-name", "",
+		"name to verify meshca's serving certificate against (default the host of --addr)")
+	root := fs.String("root", ".dev/cacerts/root-cert.pem",
+		"PEM `file` of the mesh root(s) that verify meshca's serving certificate and the issued chains")
+	devDir := fs.String("dev-dir", ".dev",
+		"dev `dir` of 'meshca serve --dev DIR' (its "+devtoken.KeyFile+" signs the service-account tokens)")
 	fs.IntVar(&c.Namespaces, "namespaces", 10, "number of namespaces")
-	fs.IntVar(&c.ServiceAccounts, "service-accounts", 10, "service accounts per namespace (identities = namespaces × service accounts)")
+	fs.IntVar(&c.ServiceAccounts, "service-accounts", 10,
+		"service accounts per namespace (identities = namespaces × service accounts)")
 	fs.StringVar(&c.NamespacePrefix, "namespace-prefix", "loadtest", "namespaces are named `prefix`-0, prefix-1, ...")
 	fs.StringVar(&c.TrustDomain, "trust-domain", "cluster.local", "trust domain of the requested SPIFFE IDs")
-	fs.StringVar(&c.ClusterID, "cluster-id", "Kubernetes", "clusterid header")
-	fs.StringVar(&c.Audience, "audience", "istio-ca", "token audience")
+	fs.StringVar(&c.ClusterID, "cluster-id", authn.DefaultClusterID, "clusterid header")
+	fs.StringVar(&c.Audience, "audience", authn.DefaultAudience, "token audience")
 	fs.Float64Var(&c.Rate, "rate", 100, "offered load, requests per second (open loop)")
 	fs.DurationVar(&c.Duration, "duration", 10e9, "how long to send requests (at most 1h)")
 	fs.IntVar(&c.Concurrency, "concurrency", 64, "most requests in flight; a request due beyond it is dropped and counted")
 	fs.IntVar(&c.Connections, "connections", 1, "gRPC connections to spread requests over")
 	fs.DurationVar(&c.Timeout, "timeout", 10e9, "per-request timeout")
 	fs.DurationVar(&c.ValidityDuration, "validity", 24*3600e9, "requested certificate lifetime (istio-agent SECRET_TTL)")
-	key := fs.String("key", string(KeyECDSAP256), "key `type` per request: "+string(KeyECDSAP256)+" or "+string(KeyRSA2048))
-	pregen := fs.Bool("pregenerate", true, "generate every request's key and CSR before the timer; false generates them as requests are sent")
-	fs.Float64Var(&c.ForeignFraction, "foreign-fraction", 0, "`fraction` (0..1) of requests whose CSR asks for another workload's identity; meshca must refuse them (PermissionDenied)")
+	key := fs.String("key", string(KeyECDSAP256),
+		"key `type` per request: "+string(KeyECDSAP256)+" or "+string(KeyRSA2048))
+	pregen := fs.Bool("pregenerate", true,
+		"generate every request's key and CSR before the timer; false generates them as requests are sent")
+	fs.Float64Var(&c.ForeignFraction, "foreign-fraction", 0, "`fraction` (0..1) of requests whose CSR asks for "+
+		"another workload's identity; meshca must refuse them (PermissionDenied)")
 	asJSON := fs.Bool("json", false, "print the result as JSON instead of a table")
-	failOnError := fs.Bool("fail-on-error", false, fmt.Sprintf("exit %d if any request failed or got an invalid response", ExitFailed))
+	failOnError := fs.Bool("fail-on-error", false,
+		fmt.Sprintf("exit %d if any request failed or got an invalid response", ExitFailed))
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return ExitOK
@@ -77,8 +84,8 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "meshca-loadtest: %v\n", err)
 		return ExitError
 	}
-	keyFile := filepath.Join(*devDir, devKeyFile)
-	if c.Tokens, err = authn.LoadDevIssuer("", keyFile); err != nil {
+	keyFile := filepath.Join(*devDir, devtoken.KeyFile)
+	if c.Tokens, err = devtoken.Load("", keyFile); err != nil {
 		fmt.Fprintf(stderr, "meshca-loadtest: dev token key: %v (start meshca with 'meshca serve --dev %s')\n", err, *devDir)
 		return ExitError
 	}
@@ -110,7 +117,7 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // the problems with the flags.
 func withFiles(c Config) Config {
 	c.Roots = x509.NewCertPool()
-	c.Tokens = &authn.DevIssuer{}
+	c.Tokens = &devtoken.Minter{}
 	return c
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/internal/devtoken"
 )
 
 // KeyType is the kind of key each simulated agent generates.
@@ -40,12 +41,12 @@ type Config struct {
 	// Roots verifies meshca's serving certificate and the issued chains.
 	Roots *x509.CertPool
 	// Tokens mints one service-account JWT per identity; meshca must trust its key (`meshca serve --dev`).
-	Tokens *authn.DevIssuer
-	// Audience of the tokens; default "istio-ca".
+	Tokens *devtoken.Minter
+	// Audience of the tokens; default authn.DefaultAudience.
 	Audience string
 	// TrustDomain of the requested SPIFFE IDs; default "cluster.local".
 	TrustDomain string
-	// ClusterID is sent in the clusterid header; default "Kubernetes" (istio-agent's default).
+	// ClusterID is sent in the clusterid header; default authn.DefaultClusterID (istio-agent's default).
 	ClusterID string
 	// Namespaces × ServiceAccounts distinct identities, named <NamespacePrefix>-<n> and sa-<m>; default 10 × 10.
 	Namespaces, ServiceAccounts int
@@ -87,13 +88,13 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	if c.Audience == "" {
-		c.Audience = "istio-ca"
+		c.Audience = authn.DefaultAudience
 	}
 	if c.TrustDomain == "" {
 		c.TrustDomain = "cluster.local"
 	}
 	if c.ClusterID == "" {
-		c.ClusterID = "Kubernetes"
+		c.ClusterID = authn.DefaultClusterID
 	}
 	if c.Namespaces == 0 {
 		c.Namespaces = 10
@@ -168,8 +169,8 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("foreign fraction %v: must be in [0, 1]", c.ForeignFraction))
 	}
 	if len(errs) == 0 && !c.GenerateKeysInline && c.requests() > MaxPrepared {
-		errs = append(errs, fmt.Errorf("rate × duration = %d requests: more than %d to prepare; lower them or generate keys inline",
-			c.requests(), MaxPrepared))
+		errs = append(errs, fmt.Errorf("rate × duration = %d requests: more than %d to prepare; "+
+			"lower them or generate keys inline", c.requests(), MaxPrepared))
 	}
 	return errors.Join(errs...)
 }

@@ -28,7 +28,7 @@ import (
 	"google.golang.org/grpc/status"
 	pb "istio.io/api/security/v1alpha1"
 
-	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/internal/devtoken"
 )
 
 // identity is one simulated workload: its SPIFFE ID and service-account token.
@@ -121,7 +121,7 @@ func (r *runner) mintTokens() error {
 	for ns := range c.Namespaces {
 		for sa := range c.ServiceAccounts {
 			nsName, saName := fmt.Sprintf("%s-%d", c.NamespacePrefix, ns), fmt.Sprintf("sa-%d", sa)
-			tok, err := c.Tokens.Mint(authn.TokenClaims{Namespace: nsName, ServiceAccount: saName,
+			tok, err := c.Tokens.Mint(devtoken.Claims{Namespace: nsName, ServiceAccount: saName,
 				Audiences: []string{c.Audience}, TTL: ttl})
 			if err != nil {
 				return fmt.Errorf("loadtest: minting a token: %w", err)
@@ -250,7 +250,8 @@ func dial(ctx context.Context, cfg Config) ([]*grpc.ClientConn, error) {
 // schedule sends request i at start + i/Rate on a ticker, whatever the responses do, unless Concurrency
 // requests are in flight, in which case request i is dropped. It returns the indexes sent, the number dropped,
 // the time from start until the later of Duration and the last response, and whether ctx ended the run early.
-func (r *runner) schedule(ctx context.Context, n int) (sent []int, dropped int, elapsed time.Duration, interrupted bool) {
+func (r *runner) schedule(ctx context.Context, n int) (sent []int, dropped int, elapsed time.Duration,
+	interrupted bool) {
 	c := r.cfg
 	base := context.WithoutCancel(ctx) // requests in flight finish (within Timeout) even when ctx ends
 	slots := make(chan struct{}, c.Concurrency)

@@ -19,8 +19,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	pb "istio.io/api/security/v1alpha1"
 
-	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/catest"
+	"github.com/meshca/meshca/internal/devtoken"
 )
 
 // config returns a run against m at rate for d with small defaults.
@@ -71,7 +71,8 @@ func TestRunAgainstMeshca(t *testing.T) {
 					res.Scheduled, res.Dropped, res.OK, res.Invalid, res.Errors, res.Samples, tt.want)
 			}
 			if res.Latency.P50 <= 0 || res.Throughput <= 0 || res.Identities != 12 || res.Failed() {
-				t.Errorf("latency %+v throughput %v identities %d failed %v", res.Latency, res.Throughput, res.Identities, res.Failed())
+				t.Errorf("latency %+v throughput %v identities %d failed %v", res.Latency, res.Throughput,
+					res.Identities, res.Failed())
 			}
 			if d := res.Elapsed; d < tt.cfg.Duration || time.Since(start) > tt.cfg.Duration+10*time.Second {
 				t.Errorf("elapsed %v, took %v: want about %v", d, time.Since(start), tt.cfg.Duration)
@@ -104,7 +105,8 @@ func TestForeignIdentitiesAreRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			assertConsistent(t, res)
-			if res.Errors[codes.PermissionDenied.String()] != tt.denied || res.OK != tt.ok || res.Sent != tt.all || !res.Failed() {
+			denied := res.Errors[codes.PermissionDenied.String()]
+			if denied != tt.denied || res.OK != tt.ok || res.Sent != tt.all || !res.Failed() {
 				t.Errorf("errors %v ok %d sent %d (%v); want %d PermissionDenied, %d ok of %d", res.Errors, res.OK, res.Sent,
 					res.Samples, tt.denied, tt.ok, tt.all)
 			}
@@ -121,7 +123,8 @@ type slowClient struct {
 	firstOnce sync.Once
 }
 
-func (s *slowClient) CreateCertificate(ctx context.Context, _ *pb.IstioCertificateRequest, _ ...grpc.CallOption) (*pb.IstioCertificateResponse, error) {
+func (s *slowClient) CreateCertificate(ctx context.Context, _ *pb.IstioCertificateRequest,
+	_ ...grpc.CallOption) (*pb.IstioCertificateResponse, error) {
 	if s.first != nil {
 		s.firstOnce.Do(s.first)
 	}
@@ -142,7 +145,7 @@ func (s *slowClient) CreateCertificate(ctx context.Context, _ *pb.IstioCertifica
 }
 
 func TestOpenLoopDropsRequestsBeyondTheInFlightLimit(t *testing.T) {
-	dev, err := authn.GenerateDevIssuer("")
+	dev, err := devtoken.Generate("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +159,8 @@ func TestOpenLoopDropsRequestsBeyondTheInFlightLimit(t *testing.T) {
 	assertConsistent(t, res)
 	// The schedule does not slow down for responses: all 50 are due, at most 2 in flight at a time.
 	if res.Scheduled != 50 || res.Sent > 14 || res.Dropped < 36 || fake.maxSeen.Load() > 2 {
-		t.Errorf("scheduled %d sent %d dropped %d max in flight %d", res.Scheduled, res.Sent, res.Dropped, fake.maxSeen.Load())
+		t.Errorf("scheduled %d sent %d dropped %d max in flight %d", res.Scheduled, res.Sent, res.Dropped,
+			fake.maxSeen.Load())
 	}
 	if res.Invalid != res.Sent || !strings.Contains(res.Samples["invalid_response"], "0 certificates") {
 		t.Errorf("invalid %d of %d: %q", res.Invalid, res.Sent, res.Samples["invalid_response"])
@@ -164,7 +168,7 @@ func TestOpenLoopDropsRequestsBeyondTheInFlightLimit(t *testing.T) {
 }
 
 func TestRunStopsWhenTheContextEnds(t *testing.T) {
-	dev, err := authn.GenerateDevIssuer("")
+	dev, err := devtoken.Generate("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,9 +238,11 @@ func TestCheck(t *testing.T) {
 		{"a leaf alone is too short for istio-agent", chain[:1], id.String(), p.pub, false},
 		{"a leaf for another identity is invalid", chain, spiffeID(catest.TrustDomain, "ns1", "sa2").String(), p.pub, false},
 		{"a leaf for another key is invalid", chain, id.String(), other.pub, false},
-		{"a chain without its intermediate does not verify", []string{chain[0], chain[len(chain)-1]}, id.String(), p.pub, false},
+		{"a chain without its intermediate does not verify", []string{chain[0], chain[len(chain)-1]}, id.String(),
+			p.pub, false},
 		{"a chain not ending in its root is invalid", chain[:len(chain)-1], id.String(), p.pub, false},
-		{"garbage is invalid", []string{"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", chain[1]}, id.String(), p.pub, false},
+		{"garbage is invalid", []string{"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", chain[1]},
+			id.String(), p.pub, false},
 	}
 	if leaf == nil || len(chain) < 3 {
 		t.Fatalf("want leaf, intermediate, root; got %d elements", len(chain))
@@ -252,7 +258,7 @@ func TestCheck(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	dev, err := authn.GenerateDevIssuer("")
+	dev, err := devtoken.Generate("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +296,7 @@ func TestValidate(t *testing.T) {
 func TestCommand(t *testing.T) {
 	m := catest.StartMeshca(t, catest.MeshcaOptions{})
 	dir := t.TempDir()
-	if err := m.Tokens.WriteKey(filepath.Join(dir, devKeyFile)); err != nil {
+	if err := m.Tokens.WriteKey(filepath.Join(dir, devtoken.KeyFile)); err != nil {
 		t.Fatal(err)
 	}
 	roots, err := m.Issuer.Roots(context.Background())
@@ -313,10 +319,13 @@ func TestCommand(t *testing.T) {
 		code      int
 		stdoutHas string
 	}{
-		{"a clean run prints JSON and exits 0 with --fail-on-error", []string{"--json", "--fail-on-error"}, ExitOK, `"ok": 5`},
+		{"a clean run prints JSON and exits 0 with --fail-on-error", []string{"--json", "--fail-on-error"}, ExitOK,
+			`"ok": 5`},
 		{"a table is the default output", nil, ExitOK, "latency"},
-		{"foreign identities fail the run with --fail-on-error", []string{"--foreign-fraction", "1", "--fail-on-error"}, ExitFailed, "PermissionDenied"},
-		{"foreign identities are only reported without --fail-on-error", []string{"--foreign-fraction", "1"}, ExitOK, "PermissionDenied"},
+		{"foreign identities fail the run with --fail-on-error", []string{"--foreign-fraction", "1", "--fail-on-error"},
+			ExitFailed, "PermissionDenied"},
+		{"foreign identities are only reported without --fail-on-error", []string{"--foreign-fraction", "1"}, ExitOK,
+			"PermissionDenied"},
 		{"a bad flag value is a usage error", []string{"--key", "dsa"}, ExitUsage, ""},
 		{"a missing dev directory is an error", []string{"--dev-dir", filepath.Join(dir, "nope")}, ExitError, ""},
 	}
@@ -387,7 +396,7 @@ func TestProgress(t *testing.T) {
 		}
 	})
 	t.Run("a run with a progress writer reports at least once and ends the line", func(t *testing.T) {
-		dev, err := authn.GenerateDevIssuer("")
+		dev, err := devtoken.Generate("")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/meshca/meshca/backends/stepca/stepcatest"
 	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/internal/devtoken"
 )
 
 // mesh is meshca's issuance core in front of a step-ca and, optionally, a file backend: the whole request
@@ -26,18 +27,18 @@ import (
 type mesh struct {
 	issuer *ca.Issuer
 	reg    *prometheus.Registry
-	dev    *authn.DevIssuer
+	dev    *devtoken.Minter
 }
 
 // newMesh builds an Issuer with step-ca (JWK provisioner) as the primary backend and, when withFile is
 // set, a file backend holding a CA of its own as the secondary.
 func newMesh(tb testing.TB, srv *stepcatest.Server, withFile bool) *mesh {
 	tb.Helper()
-	dev, err := authn.GenerateDevIssuer("")
+	dev, err := devtoken.Generate("")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	jwtAuthn, err := authn.NewJWT([]authn.Issuer{{Issuer: dev.Issuer, Keys: dev.Keys()}}, authn.JWTOptions{})
+	jwtAuthn, err := authn.NewJWT([]authn.TokenIssuer{{Issuer: dev.Issuer, Keys: dev.Keys()}}, authn.JWTOptions{})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -80,7 +81,7 @@ type agent struct {
 func (m *mesh) agent(tb testing.TB, n int) agent {
 	tb.Helper()
 	ns, sa := fmt.Sprintf("ns-%d", n), fmt.Sprintf("sa-%d", n)
-	tok, err := m.dev.Mint(authn.TokenClaims{Namespace: ns, ServiceAccount: sa})
+	tok, err := m.dev.Mint(devtoken.Claims{Namespace: ns, ServiceAccount: sa})
 	if err != nil {
 		tb.Fatal(err)
 	}

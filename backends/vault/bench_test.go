@@ -14,6 +14,7 @@ import (
 	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/catest"
+	"github.com/meshca/meshca/internal/devtoken"
 )
 
 // benchParallelism × GOMAXPROCS goroutines sign at once in every mode (16 on a 2-core machine).
@@ -54,7 +55,7 @@ func BenchmarkVaultSign(b *testing.B) {
 		ns, sa := "bench", fmt.Sprintf("sa-%d", i)
 		id := fmt.Sprintf("spiffe://cluster.local/ns/%s/sa/%s", ns, sa)
 		req := request(b, "ecdsa", id, time.Hour)
-		tok, err := dev.Mint(authn.TokenClaims{Namespace: ns, ServiceAccount: sa, TTL: 24 * time.Hour})
+		tok, err := dev.Mint(devtoken.Claims{Namespace: ns, ServiceAccount: sa, TTL: 24 * time.Hour})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -22,16 +22,17 @@ import (
 	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/catest"
 	"github.com/meshca/meshca/ca/server"
+	"github.com/meshca/meshca/internal/devtoken"
 )
 
 // newIssuer returns meshca's issuance core over b, trusting dev service-account tokens.
-func newIssuer(tb testing.TB, b backends.Backend) (*ca.Issuer, *authn.DevIssuer) {
+func newIssuer(tb testing.TB, b backends.Backend) (*ca.Issuer, *devtoken.Minter) {
 	tb.Helper()
-	dev, err := authn.GenerateDevIssuer("")
+	dev, err := devtoken.Generate("")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	jwt, err := authn.NewJWT([]authn.Issuer{{Issuer: dev.Issuer, Keys: dev.Keys()}}, authn.JWTOptions{})
+	jwt, err := authn.NewJWT([]authn.TokenIssuer{{Issuer: dev.Issuer, Keys: dev.Keys()}}, authn.JWTOptions{})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/meshca/meshca/csr"
 )
 
 var (
@@ -17,10 +19,20 @@ var (
 	// ErrUnavailable means the authenticator could not reach what it needs (JWKS endpoint, API server); the
 	// caller may retry.
 	ErrUnavailable = errors.New("authenticator unavailable")
+	// ErrImpersonationDenied means a caller asked for another workload's identity and may not.
+	ErrImpersonationDenied = errors.New("impersonation denied")
 )
 
-// MaxTokenSize bounds a bearer token. Kubernetes projected tokens are about 1 KiB.
-const MaxTokenSize = 16 << 10
+const (
+	// MaxTokenSize bounds a bearer token. Kubernetes projected tokens are about 1 KiB.
+	MaxTokenSize = 16 << 10
+	// DefaultAudience is the audience istio-agent's service-account tokens are minted for, and the one
+	// accepted when none is configured.
+	DefaultAudience = "istio-ca"
+	// DefaultClusterID is istio-agent's default cluster ID, sent in its clusterid header, and the local
+	// cluster's ID when none is configured.
+	DefaultClusterID = "Kubernetes"
+)
 
 // Request holds the credentials of one call.
 type Request struct {
@@ -69,5 +81,14 @@ func (c Chain) Authenticate(ctx context.Context, req *Request) (*Caller, error) 
 		}
 		return caller, err
 	}
-	return nil, fmt.Errorf("%w: no credential: send \"authorization: Bearer <service-account token>\" or a client certificate issued by this CA", ErrUnauthenticated)
+	return nil, fmt.Errorf("%w: no credential: send \"authorization: Bearer <service-account token>\" "+
+		"or a client certificate issued by this CA", ErrUnauthenticated)
+}
+
+// Impersonator decides whether an authenticated node agent (ztunnel) may obtain a certificate for another
+// workload's identity (Istio's ImpersonatedIdentity).
+type Impersonator interface {
+	// CheckImpersonation returns nil when caller may act for target, an error wrapping ErrImpersonationDenied
+	// when it may not, or one wrapping ErrUnavailable when it could not decide.
+	CheckImpersonation(ctx context.Context, caller *Caller, target csr.Identity) error
 }

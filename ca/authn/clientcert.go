@@ -56,7 +56,8 @@ func (c *ClientCert) Authenticate(ctx context.Context, req *Request) (*Caller, e
 		return nil, fmt.Errorf("%w: client certificate: %v", ErrUnauthenticated, err)
 	}
 	if !slices.Contains(c.TrustDomains, id.TrustDomain) {
-		return nil, fmt.Errorf("%w: client certificate trust domain %q is not this mesh's", ErrUnauthenticated, id.TrustDomain)
+		return nil, fmt.Errorf("%w: client certificate trust domain %q is not this mesh's", ErrUnauthenticated,
+			id.TrustDomain)
 	}
 	if c.Revoked != nil && c.Revoked(leaf) {
 		return nil, fmt.Errorf("%w: client certificate serial %x is revoked", ErrUnauthenticated, leaf.SerialNumber)

@@ -26,11 +26,11 @@ type KeySet interface {
 	Keys(ctx context.Context, kid string) ([]jose.JSONWebKey, error)
 }
 
-// Issuer is one trusted token issuer.
-type Issuer struct {
+// TokenIssuer is one trusted service-account token issuer and the keys that verify its tokens.
+type TokenIssuer struct {
 	// Issuer is the exact "iss" claim, e.g. https://kubernetes.default.svc.cluster.local.
 	Issuer string
-	// Audiences are accepted "aud" values; a token must carry at least one. Default ["istio-ca"].
+	// Audiences are accepted "aud" values; a token must carry at least one. Default [DefaultAudience].
 	Audiences []string
 	// Keys verifies the signatures.
 	Keys KeySet
@@ -40,10 +40,13 @@ type Issuer struct {
 
 // JWT authenticates Kubernetes service-account tokens by verifying them locally against their issuer's keys.
 type JWT struct {
-	issuers map[string]Issuer
+	issuers map[string]TokenIssuer
 	leeway  time.Duration
 	clock   func() time.Time
 }
+
+// maxLeeway bounds the tolerated clock skew: a larger one would keep expired tokens alive.
+const maxLeeway = 5 * time.Minute
 
 // JWTOptions are optional settings of NewJWT.
 type JWTOptions struct {
@@ -54,26 +57,26 @@ type JWTOptions struct {
 }
 
 // NewJWT returns an authenticator for tokens of the given issuers.
-func NewJWT(issuers []Issuer, opts JWTOptions) (*JWT, error) {
+func NewJWT(issuers []TokenIssuer, opts JWTOptions) (*JWT, error) {
 	if len(issuers) == 0 {
 		return nil, errors.New("authn: at least one token issuer is required")
 	}
 	if opts.Leeway == 0 {
 		opts.Leeway = 30 * time.Second
 	}
-	if opts.Leeway < 0 || opts.Leeway > 5*time.Minute {
+	if opts.Leeway < 0 || opts.Leeway > maxLeeway {
 		return nil, errors.New("authn: token leeway must be between 0 and 5m")
 	}
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
-	j := &JWT{issuers: map[string]Issuer{}, leeway: opts.Leeway, clock: opts.Clock}
+	j := &JWT{issuers: map[string]TokenIssuer{}, leeway: opts.Leeway, clock: opts.Clock}
 	for _, is := range issuers {
 		if is.Issuer == "" || is.Keys == nil {
 			return nil, errors.New("authn: every token issuer needs an issuer URL and keys")
 		}
 		if len(is.Audiences) == 0 {
-			is.Audiences = []string{"istio-ca"}
+			is.Audiences = []string{DefaultAudience}
 		}
 		if _, dup := j.issuers[is.Issuer]; dup {
 			return nil, fmt.Errorf("authn: token issuer %q configured twice", is.Issuer)
@@ -137,7 +140,8 @@ func (j *JWT) verify(ctx context.Context, req *Request) (*jwt.Claims, *k8sClaims
 	}
 	tok, err := jwt.ParseSigned(req.Token, AllowedAlgorithms)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: malformed or unsupported token (asymmetric JWS required): %v", ErrUnauthenticated, err)
+		return nil, nil, fmt.Errorf("%w: malformed or unsupported token (asymmetric JWS required): %v",
+			ErrUnauthenticated, err)
 	}
 	if len(tok.Headers) != 1 {
 		return nil, nil, fmt.Errorf("%w: token must have exactly one signature", ErrUnauthenticated)
@@ -151,7 +155,8 @@ func (j *JWT) verify(ctx context.Context, req *Request) (*jwt.Claims, *k8sClaims
 		return nil, nil, fmt.Errorf("%w: token issuer %q is not trusted", ErrUnauthenticated, unverified.Issuer)
 	}
 	if is.ClusterID != "" && req.ClusterID != "" && is.ClusterID != req.ClusterID {
-		return nil, nil, fmt.Errorf("%w: token issuer %q does not serve cluster %q", ErrUnauthenticated, is.Issuer, req.ClusterID)
+		return nil, nil, fmt.Errorf("%w: token issuer %q does not serve cluster %q", ErrUnauthenticated, is.Issuer,
+			req.ClusterID)
 	}
 	keys, err := is.Keys.Keys(ctx, tok.Headers[0].KeyID)
 	if err != nil {
@@ -173,23 +178,27 @@ func (j *JWT) verify(ctx context.Context, req *Request) (*jwt.Claims, *k8sClaims
 		}
 	}
 	if !verified {
-		return nil, nil, fmt.Errorf("%w: token signature does not verify with any key of issuer %q", ErrUnauthenticated, is.Issuer)
+		return nil, nil, fmt.Errorf("%w: token signature does not verify with any key of issuer %q",
+			ErrUnauthenticated, is.Issuer)
 	}
 	if claims.Expiry == nil {
-		return nil, nil, fmt.Errorf("%w: token has no expiry (exp); use a bound, projected service-account token", ErrUnauthenticated)
+		return nil, nil, fmt.Errorf("%w: token has no expiry (exp); use a bound, projected service-account token",
+			ErrUnauthenticated)
 	}
 	err = claims.ValidateWithLeeway(jwt.Expected{Issuer: is.Issuer, Time: j.clock()}, j.leeway)
 	switch {
 	case errors.Is(err, jwt.ErrExpired):
-		return nil, nil, fmt.Errorf("%w: token expired at %s", ErrUnauthenticated, claims.Expiry.Time().UTC().Format(time.RFC3339))
+		return nil, nil, fmt.Errorf("%w: token expired at %s", ErrUnauthenticated,
+			claims.Expiry.Time().UTC().Format(time.RFC3339))
 	case errors.Is(err, jwt.ErrNotValidYet), errors.Is(err, jwt.ErrIssuedInTheFuture):
-		return nil, nil, fmt.Errorf("%w: token is not valid yet (nbf/iat in the future; check clocks)", ErrUnauthenticated)
+		return nil, nil, fmt.Errorf("%w: token is not valid yet (nbf/iat in the future; check clocks)",
+			ErrUnauthenticated)
 	case err != nil:
 		return nil, nil, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
 	}
 	if !slices.ContainsFunc(is.Audiences, func(a string) bool { return slices.Contains(claims.Audience, a) }) {
-		return nil, nil, fmt.Errorf("%w: token audience %q does not include %q; mint it with that audience", ErrUnauthenticated,
-			[]string(claims.Audience), is.Audiences)
+		return nil, nil, fmt.Errorf("%w: token audience %q does not include %q; mint it with that audience",
+			ErrUnauthenticated, []string(claims.Audience), is.Audiences)
 	}
 	return &claims, &k8s, nil
 }

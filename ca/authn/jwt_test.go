@@ -7,15 +7,16 @@ import (
 	"time"
 
 	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/internal/devtoken"
 )
 
-func newDevJWT(t testing.TB) (*authn.DevIssuer, *authn.JWT) {
+func newDevJWT(t testing.TB) (*devtoken.Minter, *authn.JWT) {
 	t.Helper()
-	d, err := authn.GenerateDevIssuer("")
+	d, err := devtoken.Generate("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err := authn.NewJWT([]authn.Issuer{{Issuer: d.Issuer, Keys: d.Keys()}}, authn.JWTOptions{})
+	j, err := authn.NewJWT([]authn.TokenIssuer{{Issuer: d.Issuer, Keys: d.Keys()}}, authn.JWTOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +25,7 @@ func newDevJWT(t testing.TB) (*authn.DevIssuer, *authn.JWT) {
 
 func TestJWT(t *testing.T) {
 	d, j := newDevJWT(t)
-	mint := func(c authn.TokenClaims) string {
+	mint := func(c devtoken.Claims) string {
 		if c.Namespace == "" {
 			c.Namespace, c.ServiceAccount = "default", "sleep"
 		}
@@ -39,14 +40,19 @@ func TestJWT(t *testing.T) {
 		token   string
 		wantErr error
 	}{
-		{"a valid bound token authenticates", mint(authn.TokenClaims{PodName: "sleep-0", NodeName: "node-a"}), nil},
-		{"a token within the clock-skew leeway authenticates", mint(authn.TokenClaims{IssuedAt: time.Now().Add(-time.Hour - 10*time.Second), TTL: time.Hour}), nil},
+		{"a valid bound token authenticates", mint(devtoken.Claims{PodName: "sleep-0", NodeName: "node-a"}), nil},
+		{"a token within the clock-skew leeway authenticates",
+			mint(devtoken.Claims{IssuedAt: time.Now().Add(-time.Hour - 10*time.Second), TTL: time.Hour}), nil},
 		{"no token is not this authenticator's business", "", authn.ErrNoCredential},
-		{"an expired token is refused", mint(authn.TokenClaims{IssuedAt: time.Now().Add(-3 * time.Hour), TTL: time.Hour}), authn.ErrUnauthenticated},
-		{"a token issued in the future is refused", mint(authn.TokenClaims{IssuedAt: time.Now().Add(time.Hour)}), authn.ErrUnauthenticated},
-		{"a wrong audience is refused", mint(authn.TokenClaims{Audiences: []string{"https://kubernetes.default.svc"}}), authn.ErrUnauthenticated},
-		{"a token that is not a service account is refused", mint(authn.TokenClaims{Namespace: "x:y", ServiceAccount: "z"}), authn.ErrUnauthenticated},
-		{"a truncated token is refused", mint(authn.TokenClaims{})[:60], authn.ErrUnauthenticated},
+		{"an expired token is refused",
+			mint(devtoken.Claims{IssuedAt: time.Now().Add(-3 * time.Hour), TTL: time.Hour}), authn.ErrUnauthenticated},
+		{"a token issued in the future is refused",
+			mint(devtoken.Claims{IssuedAt: time.Now().Add(time.Hour)}), authn.ErrUnauthenticated},
+		{"a wrong audience is refused",
+			mint(devtoken.Claims{Audiences: []string{"https://kubernetes.default.svc"}}), authn.ErrUnauthenticated},
+		{"a token that is not a service account is refused",
+			mint(devtoken.Claims{Namespace: "x:y", ServiceAccount: "z"}), authn.ErrUnauthenticated},
+		{"a truncated token is refused", mint(devtoken.Claims{})[:60], authn.ErrUnauthenticated},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,7 +65,8 @@ func TestJWT(t *testing.T) {
 			}
 		})
 	}
-	c, err := j.Authenticate(context.Background(), &authn.Request{Token: mint(authn.TokenClaims{PodName: "sleep-0", NodeName: "node-a"})})
+	bound := mint(devtoken.Claims{PodName: "sleep-0", NodeName: "node-a"})
+	c, err := j.Authenticate(context.Background(), &authn.Request{Token: bound})
 	if err != nil || c.PodName != "sleep-0" || c.NodeName != "node-a" {
 		t.Fatalf("bound claims not carried: %+v %v", c, err)
 	}
@@ -68,7 +75,7 @@ func TestJWT(t *testing.T) {
 // FuzzParseToken: no input panics, and every failure is ErrUnauthenticated.
 func FuzzParseToken(f *testing.F) {
 	d, _ := newDevJWT(f)
-	tok, _ := d.Mint(authn.TokenClaims{Namespace: "default", ServiceAccount: "sleep"})
+	tok, _ := d.Mint(devtoken.Claims{Namespace: "default", ServiceAccount: "sleep"})
 	f.Add(tok)
 	f.Add("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")
 	f.Add("a.b.c")
@@ -82,7 +89,7 @@ func FuzzParseToken(f *testing.F) {
 // FuzzAuthenticate: mutations of a valid token never authenticate as anyone but its subject, and never panic.
 func FuzzAuthenticate(f *testing.F) {
 	d, j := newDevJWT(f)
-	tok, _ := d.Mint(authn.TokenClaims{Namespace: "default", ServiceAccount: "sleep"})
+	tok, _ := d.Mint(devtoken.Claims{Namespace: "default", ServiceAccount: "sleep"})
 	f.Add(tok)
 	f.Add(tok[:len(tok)-4] + "AAAA")
 	f.Fuzz(func(t *testing.T, s string) {

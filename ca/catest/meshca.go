@@ -19,6 +19,7 @@ import (
 	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/server"
+	"github.com/meshca/meshca/internal/devtoken"
 )
 
 // TrustDomain is the trust domain of test meshes.
@@ -56,7 +57,7 @@ func DiscardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Disca
 // Meshca is an in-process meshca serving on loopback.
 type Meshca struct {
 	Issuer   *ca.Issuer
-	Tokens   *authn.DevIssuer
+	Tokens   *devtoken.Minter
 	Registry *prometheus.Registry
 	// GRPCAddr and HTTPAddr are host:port on 127.0.0.1.
 	GRPCAddr, HTTPAddr string
@@ -71,7 +72,7 @@ type MeshcaOptions struct {
 	// Policy defaults to the test trust domain with default lifetimes.
 	Policy *ca.Policy
 	// Impersonator enables ImpersonatedIdentity.
-	Impersonator ca.Impersonator
+	Impersonator authn.Impersonator
 	// Registry defaults to a new registry.
 	Registry *prometheus.Registry
 	// Logger defaults to discarding logs.
@@ -104,11 +105,11 @@ func StartMeshca(tb testing.TB, o MeshcaOptions) *Meshca {
 	if o.Policy == nil {
 		o.Policy = &ca.Policy{TrustDomain: TrustDomain}
 	}
-	dev, err := authn.GenerateDevIssuer("")
+	dev, err := devtoken.Generate("")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	jwt, err := authn.NewJWT([]authn.Issuer{{Issuer: dev.Issuer, Keys: dev.Keys()}}, authn.JWTOptions{})
+	jwt, err := authn.NewJWT([]authn.TokenIssuer{{Issuer: dev.Issuer, Keys: dev.Keys()}}, authn.JWTOptions{})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -175,7 +176,7 @@ func (m *Meshca) Dial(tb testing.TB, clientCert ...tls.Certificate) *grpc.Client
 // Token mints a dev token for ns/sa with default claims.
 func (m *Meshca) Token(tb testing.TB, ns, sa string) string {
 	tb.Helper()
-	tok, err := m.Tokens.Mint(authn.TokenClaims{Namespace: ns, ServiceAccount: sa})
+	tok, err := m.Tokens.Mint(devtoken.Claims{Namespace: ns, ServiceAccount: sa})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -19,8 +19,8 @@ import (
 
 	"github.com/meshca/meshca/backends"
 	"github.com/meshca/meshca/ca"
-	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/catest"
+	"github.com/meshca/meshca/internal/devtoken"
 )
 
 // TestOversizedMetadataIsRefused: a request whose headers exceed the limit never reaches authentication.
@@ -28,7 +28,7 @@ func TestOversizedMetadataIsRefused(t *testing.T) {
 	m := catest.StartMeshca(t, catest.MeshcaOptions{})
 	conn := m.Dial(t)
 	good, _ := catest.WorkloadCSR(t, sleepID)
-	tok := mint(t, m.Tokens, authn.TokenClaims{})
+	tok := mint(t, m.Tokens, devtoken.Claims{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok, "x-junk", strings.Repeat("a", 40<<10))

@@ -31,21 +31,23 @@ import (
 
 	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/catest"
+	"github.com/meshca/meshca/internal/devtoken"
 )
 
 const sleepID = "spiffe://cluster.local/ns/default/sa/sleep"
 
-func call(t *testing.T, conn *grpc.ClientConn, token string, req *pb.IstioCertificateRequest) (*pb.IstioCertificateResponse, error) {
+func call(t *testing.T, conn *grpc.ClientConn, token string,
+	req *pb.IstioCertificateRequest) (*pb.IstioCertificateResponse, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if token != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token, "clusterid", "Kubernetes")
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token, "clusterid", authn.DefaultClusterID)
 	}
 	return pb.NewIstioCertificateServiceClient(conn).CreateCertificate(ctx, req)
 }
 
-func mint(t *testing.T, d *authn.DevIssuer, c authn.TokenClaims) string {
+func mint(t *testing.T, d *devtoken.Minter, c devtoken.Claims) string {
 	t.Helper()
 	if c.Namespace == "" {
 		c.Namespace, c.ServiceAccount = "default", "sleep"
@@ -60,7 +62,8 @@ func mint(t *testing.T, d *authn.DevIssuer, c authn.TokenClaims) string {
 // unsignedToken is a token with "alg":"none" and the right claims.
 func unsignedToken(issuer string) string {
 	h := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`))
-	c, _ := json.Marshal(map[string]any{"iss": issuer, "sub": "system:serviceaccount:default:sleep", "aud": []string{"istio-ca"},
+	c, _ := json.Marshal(map[string]any{"iss": issuer, "sub": "system:serviceaccount:default:sleep",
+		"aud": []string{authn.DefaultAudience},
 		"exp": time.Now().Add(time.Hour).Unix()})
 	return h + "." + base64.RawURLEncoding.EncodeToString(c) + "."
 }
@@ -72,7 +75,7 @@ func hmacToken(t *testing.T, issuer string) string {
 		t.Fatal(err)
 	}
 	tok, err := jwt.Signed(s).Claims(jwt.Claims{Issuer: issuer, Subject: "system:serviceaccount:default:sleep",
-		Audience: jwt.Audience{"istio-ca"}, Expiry: jwt.NewNumericDate(time.Now().Add(time.Hour))}).Serialize()
+		Audience: jwt.Audience{authn.DefaultAudience}, Expiry: jwt.NewNumericDate(time.Now().Add(time.Hour))}).Serialize()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,12 +86,12 @@ func TestRefusals(t *testing.T) {
 	m := catest.StartMeshca(t, catest.MeshcaOptions{})
 	conn := m.Dial(t)
 	good, _ := catest.WorkloadCSR(t, sleepID)
-	goodTok := mint(t, m.Tokens, authn.TokenClaims{})
-	otherIssuer, err := authn.GenerateDevIssuer("https://other.example/issuer")
+	goodTok := mint(t, m.Tokens, devtoken.Claims{})
+	otherIssuer, err := devtoken.Generate("https://other.example/issuer")
 	if err != nil {
 		t.Fatal(err)
 	}
-	forger, err := authn.GenerateDevIssuer(m.Tokens.Issuer) // same issuer name, different key
+	forger, err := devtoken.Generate(m.Tokens.Issuer) // same issuer name, different key
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +103,8 @@ func TestRefusals(t *testing.T) {
 		return string(pem.EncodeToMemory(block))
 	}()
 	critExt := pkix.Extension{Id: asn1.ObjectIdentifier{1, 2, 3, 4, 5}, Critical: true, Value: []byte{5, 0}}
-	impersonate, _ := structpb.NewStruct(map[string]any{"ImpersonatedIdentity": "spiffe://cluster.local/ns/default/sa/admin"})
+	impersonate, _ := structpb.NewStruct(map[string]any{
+		"ImpersonatedIdentity": "spiffe://cluster.local/ns/default/sa/admin"})
 	md := func(kv map[string]any) *pb.IstioCertificateRequest {
 		s, err := structpb.NewStruct(kv)
 		if err != nil {
@@ -117,32 +121,81 @@ func TestRefusals(t *testing.T) {
 		reason   string
 		msgMatch string
 	}{
-		{"a request without any credential is unauthenticated", "", &pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", "no credential"},
-		{"a CSR for another service account is denied", goodTok, &pb.IstioCertificateRequest{Csr: csr(catest.CSROptions{URIs: []string{"spiffe://cluster.local/ns/default/sa/admin"}})}, codes.PermissionDenied, "identity_mismatch", "caller is"},
-		{"a CSR for another namespace is denied", goodTok, &pb.IstioCertificateRequest{Csr: csr(catest.CSROptions{URIs: []string{"spiffe://cluster.local/ns/kube-system/sa/sleep"}})}, codes.PermissionDenied, "identity_mismatch", ""},
-		{"a CSR for a foreign trust domain is denied", goodTok, &pb.IstioCertificateRequest{Csr: csr(catest.CSROptions{URIs: []string{"spiffe://evil.example/ns/default/sa/sleep"}})}, codes.PermissionDenied, "identity_mismatch", "trust domain"},
-		{"a CSR with a path-injected SPIFFE ID is denied", goodTok, &pb.IstioCertificateRequest{Csr: csr(catest.CSROptions{URIs: []string{"spiffe://cluster.local/ns/default/sa/sleep/extra"}})}, codes.PermissionDenied, "identity_mismatch", ""},
-		{"a CSR with extra URI SANs is denied", goodTok, &pb.IstioCertificateRequest{Csr: csr(catest.CSROptions{URIs: []string{sleepID, "spiffe://cluster.local/ns/default/sa/admin"}})}, codes.PermissionDenied, "forbidden_san", "URI SANs"},
-		{"a CSR with a DNS SAN is denied", goodTok, &pb.IstioCertificateRequest{Csr: csr(catest.CSROptions{URIs: []string{sleepID}, DNS: []string{"kubernetes.default.svc"}})}, codes.PermissionDenied, "forbidden_san", "DNS SAN"},
-		{"a CSR with an IP SAN is denied", goodTok, &pb.IstioCertificateRequest{Csr: csr(catest.CSROptions{URIs: []string{sleepID}, IPs: []string{"10.0.0.1"}})}, codes.PermissionDenied, "forbidden_san", ""},
-		{"a CSR with an email SAN is denied", goodTok, &pb.IstioCertificateRequest{Csr: csr(catest.CSROptions{URIs: []string{sleepID}, Emails: []string{"root@example.com"}})}, codes.PermissionDenied, "forbidden_san", ""},
-		{"a CSR asking for a CA certificate is denied", goodTok, &pb.IstioCertificateRequest{Csr: csr(catest.CSROptions{URIs: []string{sleepID}, IsCA: true})}, codes.PermissionDenied, "ca_requested", "CA certificate"},
-		{"a CSR with an unknown critical extension is invalid", goodTok, &pb.IstioCertificateRequest{Csr: csr(catest.CSROptions{URIs: []string{sleepID}, Extensions: []pkix.Extension{critExt}})}, codes.InvalidArgument, "invalid_csr", "critical extension"},
-		{"an expired token is unauthenticated", mint(t, m.Tokens, authn.TokenClaims{IssuedAt: time.Now().Add(-2 * time.Hour), TTL: time.Hour}), &pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", "expired"},
-		{"a not-yet-valid token is unauthenticated", mint(t, m.Tokens, authn.TokenClaims{NotBefore: time.Now().Add(10 * time.Minute)}), &pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", "not valid yet"},
-		{"a token for another audience is unauthenticated", mint(t, m.Tokens, authn.TokenClaims{Audiences: []string{"vault"}}), &pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", "audience"},
-		{"a token from an untrusted issuer is unauthenticated", mint(t, otherIssuer, authn.TokenClaims{}), &pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", "not trusted"},
-		{"a token signed with the wrong key is unauthenticated", mint(t, forger, authn.TokenClaims{}), &pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", "signature"},
-		{"an unsigned token is unauthenticated", unsignedToken(m.Tokens.Issuer), &pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", ""},
-		{"an HMAC-signed token is unauthenticated", hmacToken(t, m.Tokens.Issuer), &pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", ""},
-		{"a garbage token is unauthenticated", "not-a-jwt", &pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", ""},
-		{"a garbage CSR is invalid", goodTok, &pb.IstioCertificateRequest{Csr: "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"}, codes.InvalidArgument, "invalid_csr", ""},
-		{"a CSR that is not PEM is invalid", goodTok, &pb.IstioCertificateRequest{Csr: "hello"}, codes.InvalidArgument, "invalid_csr", "PEM"},
-		{"a CSR with a bad self-signature is invalid", goodTok, &pb.IstioCertificateRequest{Csr: badSig}, codes.InvalidArgument, "invalid_csr", "self-signature"},
-		{"a CSR with a 1024-bit RSA key is refused", goodTok, &pb.IstioCertificateRequest{Csr: csr(catest.CSROptions{URIs: []string{sleepID}, Key: catest.RSAKey(t, 1024)})}, codes.InvalidArgument, "key_policy", "2048"},
-		{"a CSR bigger than the CSR limit is invalid", goodTok, &pb.IstioCertificateRequest{Csr: string(good) + strings.Repeat(" ", 40<<10)}, codes.InvalidArgument, "invalid_csr", "limit"},
-		{"a request bigger than the message limit is refused by gRPC", goodTok, &pb.IstioCertificateRequest{Csr: strings.Repeat("A", 100<<10)}, codes.ResourceExhausted, "", ""},
-		{"a negative validity is invalid", goodTok, &pb.IstioCertificateRequest{Csr: string(good), ValidityDuration: -5}, codes.InvalidArgument, "invalid_request", "negative"},
+		{"a request without any credential is unauthenticated", "", &pb.IstioCertificateRequest{Csr: string(good)},
+			codes.Unauthenticated, "unauthenticated", "no credential"},
+		{"a CSR for another service account is denied", goodTok,
+			&pb.IstioCertificateRequest{Csr: csr(catest.CSROptions{URIs: []string{
+				"spiffe://cluster.local/ns/default/sa/admin"}})},
+			codes.PermissionDenied, "identity_mismatch", "caller is"},
+		{"a CSR for another namespace is denied", goodTok,
+			&pb.IstioCertificateRequest{Csr: csr(catest.CSROptions{URIs: []string{
+				"spiffe://cluster.local/ns/kube-system/sa/sleep"}})},
+			codes.PermissionDenied, "identity_mismatch", ""},
+		{"a CSR for a foreign trust domain is denied", goodTok,
+			&pb.IstioCertificateRequest{Csr: csr(catest.CSROptions{URIs: []string{
+				"spiffe://evil.example/ns/default/sa/sleep"}})},
+			codes.PermissionDenied, "identity_mismatch", "trust domain"},
+		{"a CSR with a path-injected SPIFFE ID is denied", goodTok,
+			&pb.IstioCertificateRequest{Csr: csr(catest.CSROptions{URIs: []string{
+				"spiffe://cluster.local/ns/default/sa/sleep/extra"}})},
+			codes.PermissionDenied, "identity_mismatch", ""},
+		{"a CSR with extra URI SANs is denied", goodTok,
+			&pb.IstioCertificateRequest{Csr: csr(catest.CSROptions{URIs: []string{
+				sleepID, "spiffe://cluster.local/ns/default/sa/admin"}})},
+			codes.PermissionDenied, "forbidden_san", "URI SANs"},
+		{"a CSR with a DNS SAN is denied", goodTok,
+			&pb.IstioCertificateRequest{Csr: csr(catest.CSROptions{URIs: []string{sleepID},
+				DNS: []string{"kubernetes.default.svc"}})},
+			codes.PermissionDenied, "forbidden_san", "DNS SAN"},
+		{"a CSR with an IP SAN is denied", goodTok,
+			&pb.IstioCertificateRequest{Csr: csr(catest.CSROptions{URIs: []string{sleepID}, IPs: []string{"10.0.0.1"}})},
+			codes.PermissionDenied, "forbidden_san", ""},
+		{"a CSR with an email SAN is denied", goodTok,
+			&pb.IstioCertificateRequest{Csr: csr(catest.CSROptions{URIs: []string{sleepID},
+				Emails: []string{"root@example.com"}})},
+			codes.PermissionDenied, "forbidden_san", ""},
+		{"a CSR asking for a CA certificate is denied", goodTok,
+			&pb.IstioCertificateRequest{Csr: csr(catest.CSROptions{URIs: []string{sleepID}, IsCA: true})},
+			codes.PermissionDenied, "ca_requested", "CA certificate"},
+		{"a CSR with an unknown critical extension is invalid", goodTok,
+			&pb.IstioCertificateRequest{Csr: csr(catest.CSROptions{URIs: []string{sleepID},
+				Extensions: []pkix.Extension{critExt}})},
+			codes.InvalidArgument, "invalid_csr", "critical extension"},
+		{"an expired token is unauthenticated",
+			mint(t, m.Tokens, devtoken.Claims{IssuedAt: time.Now().Add(-2 * time.Hour), TTL: time.Hour}),
+			&pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", "expired"},
+		{"a not-yet-valid token is unauthenticated",
+			mint(t, m.Tokens, devtoken.Claims{NotBefore: time.Now().Add(10 * time.Minute)}),
+			&pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", "not valid yet"},
+		{"a token for another audience is unauthenticated", mint(t, m.Tokens, devtoken.Claims{Audiences: []string{"vault"}}),
+			&pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", "audience"},
+		{"a token from an untrusted issuer is unauthenticated", mint(t, otherIssuer, devtoken.Claims{}),
+			&pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", "not trusted"},
+		{"a token signed with the wrong key is unauthenticated", mint(t, forger, devtoken.Claims{}),
+			&pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", "signature"},
+		{"an unsigned token is unauthenticated", unsignedToken(m.Tokens.Issuer),
+			&pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", ""},
+		{"an HMAC-signed token is unauthenticated", hmacToken(t, m.Tokens.Issuer),
+			&pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", ""},
+		{"a garbage token is unauthenticated", "not-a-jwt", &pb.IstioCertificateRequest{Csr: string(good)},
+			codes.Unauthenticated, "unauthenticated", ""},
+		{"a garbage CSR is invalid", goodTok,
+			&pb.IstioCertificateRequest{Csr: "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"},
+			codes.InvalidArgument, "invalid_csr", ""},
+		{"a CSR that is not PEM is invalid", goodTok, &pb.IstioCertificateRequest{Csr: "hello"},
+			codes.InvalidArgument, "invalid_csr", "PEM"},
+		{"a CSR with a bad self-signature is invalid", goodTok, &pb.IstioCertificateRequest{Csr: badSig},
+			codes.InvalidArgument, "invalid_csr", "self-signature"},
+		{"a CSR with a 1024-bit RSA key is refused", goodTok,
+			&pb.IstioCertificateRequest{Csr: csr(catest.CSROptions{URIs: []string{sleepID}, Key: catest.RSAKey(t, 1024)})},
+			codes.InvalidArgument, "key_policy", "2048"},
+		{"a CSR bigger than the CSR limit is invalid", goodTok,
+			&pb.IstioCertificateRequest{Csr: string(good) + strings.Repeat(" ", 40<<10)},
+			codes.InvalidArgument, "invalid_csr", "limit"},
+		{"a request bigger than the message limit is refused by gRPC", goodTok,
+			&pb.IstioCertificateRequest{Csr: strings.Repeat("A", 100<<10)}, codes.ResourceExhausted, "", ""},
+		{"a negative validity is invalid", goodTok, &pb.IstioCertificateRequest{Csr: string(good), ValidityDuration: -5},
+			codes.InvalidArgument, "invalid_request", "negative"},
 		{"an empty ImpersonatedIdentity is invalid", goodTok, md(map[string]any{"ImpersonatedIdentity": ""}),
 			codes.InvalidArgument, "invalid_request", "ImpersonatedIdentity"},
 		{"a non-string ImpersonatedIdentity is invalid", goodTok, md(map[string]any{"ImpersonatedIdentity": 7.0}),
@@ -151,7 +204,9 @@ func TestRefusals(t *testing.T) {
 			codes.InvalidArgument, "invalid_request", "CertSigner"},
 		{"unknown metadata is refused, not ignored", goodTok, md(map[string]any{"GrantAdmin": "yes"}),
 			codes.InvalidArgument, "invalid_request", "metadata"},
-		{"impersonation is denied when not enabled", goodTok, &pb.IstioCertificateRequest{Csr: string(good), Metadata: impersonate}, codes.PermissionDenied, "impersonation_denied", "not enabled"},
+		{"impersonation is denied when not enabled", goodTok,
+			&pb.IstioCertificateRequest{Csr: string(good), Metadata: impersonate},
+			codes.PermissionDenied, "impersonation_denied", "not enabled"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -181,7 +236,7 @@ func TestRefusals(t *testing.T) {
 func TestIssuesCallersIdentity(t *testing.T) {
 	m := catest.StartMeshca(t, catest.MeshcaOptions{})
 	conn := m.Dial(t)
-	tok := mint(t, m.Tokens, authn.TokenClaims{})
+	tok := mint(t, m.Tokens, devtoken.Claims{})
 	tests := []struct {
 		name     string
 		opts     catest.CSROptions
@@ -189,14 +244,26 @@ func TestIssuesCallersIdentity(t *testing.T) {
 		wantTTL  time.Duration
 		wantKU   x509.KeyUsage
 	}{
-		{"ECDSA P-256 with the default lifetime", catest.CSROptions{URIs: []string{sleepID}}, 0, 24 * time.Hour, x509.KeyUsageDigitalSignature},
-		{"ECDSA P-384 asking for 2h", catest.CSROptions{URIs: []string{sleepID}, Key: p384(t)}, 7200, 2 * time.Hour, x509.KeyUsageDigitalSignature},
-		{"RSA-2048 like istio-agent's default", catest.CSROptions{URIs: []string{sleepID}, Key: catest.RSAKey(t, 2048), Subject: pkix.Name{Organization: []string{"cluster.local"}}}, 86400, 24 * time.Hour, x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment},
-		{"Ed25519", catest.CSROptions{URIs: []string{sleepID}, Key: catest.Ed25519Key(t)}, 0, 24 * time.Hour, x509.KeyUsageDigitalSignature},
-		{"a lifetime beyond the maximum is clamped to it", catest.CSROptions{URIs: []string{sleepID}}, 30 * 86400, 24 * time.Hour, x509.KeyUsageDigitalSignature},
-		{"a lifetime below the minimum is raised to it", catest.CSROptions{URIs: []string{sleepID}}, 30, time.Hour, x509.KeyUsageDigitalSignature},
-		{"a CSR without SANs gets the caller's identity", catest.CSROptions{}, 0, 24 * time.Hour, x509.KeyUsageDigitalSignature},
-		{"a CSR subject is ignored", catest.CSROptions{URIs: []string{sleepID}, Subject: pkix.Name{CommonName: "admin", Organization: []string{"system:masters"}}}, 0, 24 * time.Hour, x509.KeyUsageDigitalSignature},
+		{"ECDSA P-256 with the default lifetime", catest.CSROptions{URIs: []string{sleepID}}, 0, 24 * time.Hour,
+			x509.KeyUsageDigitalSignature},
+		{"ECDSA P-384 asking for 2h", catest.CSROptions{URIs: []string{sleepID}, Key: p384(t)}, 7200, 2 * time.Hour,
+			x509.KeyUsageDigitalSignature},
+		{"RSA-2048 like istio-agent's default",
+			catest.CSROptions{URIs: []string{sleepID}, Key: catest.RSAKey(t, 2048),
+				Subject: pkix.Name{Organization: []string{"cluster.local"}}},
+			86400, 24 * time.Hour, x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment},
+		{"Ed25519", catest.CSROptions{URIs: []string{sleepID}, Key: catest.Ed25519Key(t)}, 0, 24 * time.Hour,
+			x509.KeyUsageDigitalSignature},
+		{"a lifetime beyond the maximum is clamped to it", catest.CSROptions{URIs: []string{sleepID}}, 30 * 86400,
+			24 * time.Hour, x509.KeyUsageDigitalSignature},
+		{"a lifetime below the minimum is raised to it", catest.CSROptions{URIs: []string{sleepID}}, 30, time.Hour,
+			x509.KeyUsageDigitalSignature},
+		{"a CSR without SANs gets the caller's identity", catest.CSROptions{}, 0, 24 * time.Hour,
+			x509.KeyUsageDigitalSignature},
+		{"a CSR subject is ignored",
+			catest.CSROptions{URIs: []string{sleepID},
+				Subject: pkix.Name{CommonName: "admin", Organization: []string{"system:masters"}}},
+			0, 24 * time.Hour, x509.KeyUsageDigitalSignature},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -220,17 +287,21 @@ func TestIssuesCallersIdentity(t *testing.T) {
 			if err != nil {
 				t.Fatalf("x509svid.Verify: %v", err)
 			}
-			if id.String() != sleepID || len(leaf.URIs) != 1 || len(leaf.DNSNames)+len(leaf.IPAddresses)+len(leaf.EmailAddresses) != 0 {
+			otherSANs := len(leaf.DNSNames) + len(leaf.IPAddresses) + len(leaf.EmailAddresses)
+			if id.String() != sleepID || len(leaf.URIs) != 1 || otherSANs != 0 {
 				t.Fatalf("leaf identity = %v (URIs %v DNS %v), want exactly %s", id, leaf.URIs, leaf.DNSNames, sleepID)
 			}
 			if got := leaf.NotAfter.Sub(start); got < tt.wantTTL-time.Minute || got > tt.wantTTL+time.Minute {
 				t.Errorf("lifetime %s, want about %s", got, tt.wantTTL)
 			}
 			if leaf.KeyUsage != tt.wantKU || len(leaf.ExtKeyUsage) != 2 || leaf.IsCA || !leaf.BasicConstraintsValid {
-				t.Errorf("KU %v EKU %v CA %v: want %v, serverAuth+clientAuth, not a CA", leaf.KeyUsage, leaf.ExtKeyUsage, leaf.IsCA, tt.wantKU)
+				t.Errorf("KU %v EKU %v CA %v: want %v, serverAuth+clientAuth, not a CA", leaf.KeyUsage, leaf.ExtKeyUsage, leaf.IsCA,
+					tt.wantKU)
 			}
-			if len(leaf.SubjectKeyId) == 0 || len(leaf.AuthorityKeyId) == 0 || leaf.Subject.CommonName != "" || len(leaf.Subject.Organization) != 0 {
-				t.Errorf("SKI %x AKI %x subject %q: want both key IDs and an empty subject", leaf.SubjectKeyId, leaf.AuthorityKeyId, leaf.Subject)
+			if len(leaf.SubjectKeyId) == 0 || len(leaf.AuthorityKeyId) == 0 || leaf.Subject.CommonName != "" ||
+				len(leaf.Subject.Organization) != 0 {
+				t.Errorf("SKI %x AKI %x subject %q: want both key IDs and an empty subject", leaf.SubjectKeyId, leaf.AuthorityKeyId,
+					leaf.Subject)
 			}
 			if leaf.SerialNumber.BitLen() != 128 || leaf.Version != 3 {
 				t.Errorf("serial of %d bits, version %d: want 128 random bits, v3", leaf.SerialNumber.BitLen(), leaf.Version)
@@ -243,7 +314,7 @@ func TestIssuesCallersIdentity(t *testing.T) {
 func TestRenewalWithClientCertificate(t *testing.T) {
 	m := catest.StartMeshca(t, catest.MeshcaOptions{})
 	csrPEM, key := catest.WorkloadCSR(t, sleepID)
-	resp, err := call(t, m.Dial(t), mint(t, m.Tokens, authn.TokenClaims{}), &pb.IstioCertificateRequest{Csr: string(csrPEM)})
+	resp, err := call(t, m.Dial(t), mint(t, m.Tokens, devtoken.Claims{}), &pb.IstioCertificateRequest{Csr: string(csrPEM)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,14 +333,16 @@ func TestRenewalWithClientCertificate(t *testing.T) {
 		t.Fatalf("renewed identity %v", leaf.URIs)
 	}
 	other, _ := catest.WorkloadCSR(t, "spiffe://cluster.local/ns/default/sa/admin")
-	if _, err := call(t, conn, "", &pb.IstioCertificateRequest{Csr: string(other)}); status.Code(err) != codes.PermissionDenied {
+	if _, err := call(t, conn, "",
+		&pb.IstioCertificateRequest{Csr: string(other)}); status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("renewal for another identity: %v, want PermissionDenied", err)
 	}
 
 	// A certificate from a CA this meshca does not trust proves nothing.
 	foreign := catest.StartMeshca(t, catest.MeshcaOptions{})
 	fcsr, fkey := catest.WorkloadCSR(t, sleepID)
-	fresp, err := call(t, foreign.Dial(t), foreign.Token(t, "default", "sleep"), &pb.IstioCertificateRequest{Csr: string(fcsr)})
+	fresp, err := call(t, foreign.Dial(t), foreign.Token(t, "default", "sleep"),
+		&pb.IstioCertificateRequest{Csr: string(fcsr)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +351,8 @@ func TestRenewalWithClientCertificate(t *testing.T) {
 		b, _ := pem.Decode([]byte(p))
 		fcert.Certificate = append(fcert.Certificate, b.Bytes)
 	}
-	if _, err := call(t, m.Dial(t, fcert), "", &pb.IstioCertificateRequest{Csr: string(next)}); status.Code(err) != codes.Unauthenticated {
+	if _, err := call(t, m.Dial(t, fcert), "",
+		&pb.IstioCertificateRequest{Csr: string(next)}); status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("renewal with a foreign certificate: %v, want Unauthenticated", err)
 	}
 }
@@ -301,7 +375,8 @@ func TestHTTPAndHealth(t *testing.T) {
 	hc := healthpb.NewHealthClient(m.Dial(t))
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		r, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{Service: pb.IstioCertificateService_ServiceDesc.ServiceName})
+		r, err := hc.Check(context.Background(),
+			&healthpb.HealthCheckRequest{Service: pb.IstioCertificateService_ServiceDesc.ServiceName})
 		if err == nil && r.Status == healthpb.HealthCheckResponse_SERVING {
 			break
 		}
@@ -342,7 +417,8 @@ func TestServingCertificateRotates(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("saw %d serving certificates in 10s with a 3s lifetime, want 3", len(serials))
 		}
-		conn, err := tls.Dial("tcp", m.GRPCAddr, &tls.Config{RootCAs: m.Roots, ServerName: "127.0.0.1", NextProtos: []string{"h2"}})
+		conn, err := tls.Dial("tcp", m.GRPCAddr,
+			&tls.Config{RootCAs: m.Roots, ServerName: "127.0.0.1", NextProtos: []string{"h2"}})
 		if err != nil {
 			t.Fatalf("TLS to meshca: %v", err)
 		}

@@ -11,10 +11,8 @@ import (
 
 	"github.com/meshca/meshca/backends/file"
 	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/internal/devtoken"
 )
-
-// devKeyFile holds the dev token issuer's private key inside a dev directory.
-const devKeyFile = "token-issuer-key.pem"
 
 // initDev creates dir/cacerts and the dev token issuer key when missing; it reports whether it created the CA.
 func initDev(dir, trustDomain string) (bool, error) {
@@ -25,9 +23,9 @@ func initDev(dir, trustDomain string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("creating the dev CA: %w", err)
 	}
-	keyPath := filepath.Join(dir, devKeyFile)
+	keyPath := filepath.Join(dir, devtoken.KeyFile)
 	if _, err := os.Stat(keyPath); errors.Is(err, os.ErrNotExist) {
-		d, err := authn.GenerateDevIssuer("")
+		d, err := devtoken.Generate("")
 		if err != nil {
 			return false, err
 		}
@@ -54,7 +52,8 @@ func initCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	cacerts := filepath.Join(*dir, "cacerts")
 	if created {
-		fmt.Fprintf(stdout, "wrote a dev root and intermediate to %s (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem)\n", cacerts)
+		fmt.Fprintf(stdout, "wrote a dev root and intermediate to %s "+
+			"(ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem)\n", cacerts)
 	} else {
 		fmt.Fprintf(stdout, "%s already holds a CA; left it alone\n", cacerts)
 	}
@@ -67,18 +66,18 @@ func tokenCmd(args []string, stdout, stderr io.Writer) error {
 	dir := fs.String("dir", ".dev", "dev directory made by 'meshca init' or 'meshca serve --dev'")
 	ns := fs.String("namespace", "default", "service account namespace")
 	sa := fs.String("service-account", "default", "service account name")
-	aud := fs.String("audience", "istio-ca", "token audience")
+	aud := fs.String("audience", authn.DefaultAudience, "token audience")
 	ttl := fs.Duration("ttl", time.Hour, "token lifetime")
 	pod := fs.String("pod", "", "pod name claim (optional)")
 	node := fs.String("node", "", "node name claim (optional)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
-	d, err := authn.LoadDevIssuer("", filepath.Join(*dir, devKeyFile))
+	d, err := devtoken.Load("", filepath.Join(*dir, devtoken.KeyFile))
 	if err != nil {
 		return fmt.Errorf("%w (run 'meshca init --dir %s' first)", err, *dir)
 	}
-	tok, err := d.Mint(authn.TokenClaims{Namespace: *ns, ServiceAccount: *sa, Audiences: []string{*aud}, TTL: *ttl,
+	tok, err := d.Mint(devtoken.Claims{Namespace: *ns, ServiceAccount: *sa, Audiences: []string{*aud}, TTL: *ttl,
 		PodName: *pod, NodeName: *node})
 	if err != nil {
 		return err

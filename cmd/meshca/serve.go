@@ -17,6 +17,7 @@ import (
 	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/server"
+	"github.com/meshca/meshca/internal/devtoken"
 )
 
 var errUsage = errors.New("usage")
@@ -25,9 +26,12 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configFile := fs.String("config", "", "configuration file (YAML or JSON); see README.md")
-	devDir := fs.String("dev", "", "development mode: serve the dev CA in `DIR` (created by 'meshca init' or now) on loopback, trusting 'meshca token'")
-	grpcAddr := fs.String("grpc-addr", "", "gRPC listen address (overrides the config; default :15012, dev 127.0.0.1:15012)")
-	httpAddr := fs.String("http-addr", "", "HTTP listen address (overrides the config; default :15014, dev 127.0.0.1:15014)")
+	devDir := fs.String("dev", "", "development mode: serve the dev CA in `DIR` (created by 'meshca init' or now) "+
+		"on loopback, trusting 'meshca token'")
+	grpcAddr := fs.String("grpc-addr", "",
+		"gRPC listen address (overrides the config; default :15012, dev 127.0.0.1:15012)")
+	httpAddr := fs.String("http-addr", "",
+		"HTTP listen address (overrides the config; default :15014, dev 127.0.0.1:15014)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	logFormat := fs.String("log-format", "", "log format: json or text (default json, text in dev mode)")
 	if err := fs.Parse(args); err != nil {
@@ -94,11 +98,11 @@ func devConfig(dir string, log *slog.Logger) (*Config, []authn.Authenticator, er
 	if _, err := initDev(dir, td); err != nil {
 		return nil, nil, err
 	}
-	dev, err := authn.LoadDevIssuer("", filepath.Join(dir, devKeyFile))
+	dev, err := devtoken.Load("", filepath.Join(dir, devtoken.KeyFile))
 	if err != nil {
 		return nil, nil, err
 	}
-	j, err := authn.NewJWT([]authn.Issuer{{Issuer: dev.Issuer, Keys: dev.Keys()}}, authn.JWTOptions{})
+	j, err := authn.NewJWT([]authn.TokenIssuer{{Issuer: dev.Issuer, Keys: dev.Keys()}}, authn.JWTOptions{})
 	if err != nil {
 		return nil, nil, err
 	}

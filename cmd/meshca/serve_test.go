@@ -22,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/meshca/meshca/backends/file"
+	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/catest"
 )
 
@@ -39,8 +40,9 @@ func TestServeInCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "cacerts", Namespace: "istio-system"}, Data: map[string][]byte{
-		file.CACertFile: g.CertPEM, file.CAKeyFile: g.KeyPEM, file.RootCertFile: g.RootPEM, file.CertChainFile: append(append([]byte{}, g.CertPEM...), g.RootPEM...)}}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "cacerts", Namespace: "istio-system"},
+		Data: map[string][]byte{file.CACertFile: g.CertPEM, file.CAKeyFile: g.KeyPEM, file.RootCertFile: g.RootPEM,
+			file.CertChainFile: append(append([]byte{}, g.CertPEM...), g.RootPEM...)}}
 	if _, err := k.Client.CoreV1().Secrets("istio-system").Create(ctx, secret, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -89,16 +91,19 @@ backends:
 	})
 
 	ns := k.Namespace(t)
-	if _, err := k.Client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "sleep"}}, metav1.CreateOptions{}); err != nil {
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "sleep"}}
+	if _, err := k.Client.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	tr, err := k.Client.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "sleep", &authv1.TokenRequest{Spec: authv1.TokenRequestSpec{Audiences: []string{"istio-ca"}}}, metav1.CreateOptions{})
+	tr, err := k.Client.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "sleep", &authv1.TokenRequest{
+		Spec: authv1.TokenRequestSpec{Audiences: []string{authn.DefaultAudience}}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(g.Root)
-	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", grpcPort), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})))
+	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", grpcPort),
+		grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,8 +112,11 @@ backends:
 	var resp *pb.IstioCertificateResponse
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		rctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tr.Status.Token, "clusterid", "Kubernetes"), 5*time.Second)
-		resp, err = pb.NewIstioCertificateServiceClient(conn).CreateCertificate(rctx, &pb.IstioCertificateRequest{Csr: string(csrPEM)})
+		md := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tr.Status.Token,
+			"clusterid", authn.DefaultClusterID)
+		rctx, cancel := context.WithTimeout(md, 5*time.Second)
+		resp, err = pb.NewIstioCertificateServiceClient(conn).CreateCertificate(rctx,
+			&pb.IstioCertificateRequest{Csr: string(csrPEM)})
 		cancel()
 		if err == nil || time.Now().After(deadline) {
 			break

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	pb "istio.io/api/security/v1alpha1"
 
+	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/test/meshcatest"
 )
 
@@ -74,7 +75,8 @@ func TestIssuedCertificateIsAnX509SVID(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+mc.Token(t, ns, sa), "clusterid", "Kubernetes")
+			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+mc.Token(t, ns, sa),
+				"clusterid", authn.DefaultClusterID)
 			resp, err := client.CreateCertificate(ctx, &pb.IstioCertificateRequest{Csr: string(csrFor(t, key, wantID)),
 				ValidityDuration: 3600})
 			if err != nil {

@@ -20,6 +20,7 @@ import (
 	pkiutil "istio.io/istio/security/pkg/pki/util"
 
 	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/internal/devtoken"
 	"github.com/meshca/meshca/test/meshcatest"
 )
 
@@ -40,7 +41,7 @@ func newClient(tb testing.TB, mc *meshcatest.CA, cfg clientConfig) *citadel.Cita
 	dir := tb.TempDir()
 	root := filepath.Join(dir, "root-cert.pem")
 	mc.WriteRoot(tb, root)
-	opts := &security.Options{CAEndpoint: mc.GRPCAddr, ClusterID: "Kubernetes"}
+	opts := &security.Options{CAEndpoint: mc.GRPCAddr, ClusterID: authn.DefaultClusterID}
 	if cfg.token != "" {
 		tok := filepath.Join(dir, "istio-token")
 		if err := os.WriteFile(tok, []byte(cfg.token), 0o600); err != nil {
@@ -74,7 +75,8 @@ func genCSR(tb testing.TB, host string, ecdsa bool) (csrPEM, keyPEM []byte) {
 // certificate per element, root last, verifying (Istio's own verifier and crypto/x509) to the mesh root with
 // exactly wantID, for the key in keyPEM and about ttl of life, with the profile of a workload certificate: not a
 // CA, no subject CN, digitalSignature (and keyEncipherment for RSA keys), serverAuth and clientAuth.
-func checkChain(tb testing.TB, mc *meshcatest.CA, chain []string, keyPEM []byte, isRSA bool, ttl time.Duration) *x509.Certificate {
+func checkChain(tb testing.TB, mc *meshcatest.CA, chain []string, keyPEM []byte, isRSA bool,
+	ttl time.Duration) *x509.Certificate {
 	tb.Helper()
 	if len(chain) < 2 {
 		tb.Fatalf("cert chain has %d element(s), want at least 2", len(chain))
@@ -210,7 +212,7 @@ func codeOf(tb testing.TB, err error) codes.Code {
 // istio-agent give up (rather than retry), no certificate, and meshca sees the request exactly once.
 func TestCitadelClientRefusals(t *testing.T) {
 	mc := meshcatest.Start(t, meshcatest.Options{})
-	mint := func(c authn.TokenClaims) string {
+	mint := func(c devtoken.Claims) string {
 		t.Helper()
 		tok, err := mc.Tokens.Mint(c)
 		if err != nil {
@@ -226,16 +228,18 @@ func TestCitadelClientRefusals(t *testing.T) {
 		want   codes.Code
 		reason string
 	}{
-		{"a token for another service account", mint(authn.TokenClaims{Namespace: ns, ServiceAccount: "other"}), goodCSR,
+		{"a token for another service account", mint(devtoken.Claims{Namespace: ns, ServiceAccount: "other"}), goodCSR,
 			codes.PermissionDenied, "identity_mismatch"},
 		{"a CSR for another namespace", mc.Token(t, ns, sa), func(t *testing.T) []byte {
 			csrPEM, _ := genCSR(t, "spiffe://cluster.local/ns/kube-system/sa/"+sa, false)
 			return csrPEM
 		}, codes.PermissionDenied, "identity_mismatch"},
 		{"no credentials at all", "", goodCSR, codes.Unauthenticated, "unauthenticated"},
-		{"an expired token", mint(authn.TokenClaims{Namespace: ns, ServiceAccount: sa, IssuedAt: time.Now().Add(-2 * time.Hour)}),
+		{"an expired token",
+			mint(devtoken.Claims{Namespace: ns, ServiceAccount: sa, IssuedAt: time.Now().Add(-2 * time.Hour)}),
 			goodCSR, codes.Unauthenticated, "unauthenticated"},
-		{"a token for another audience", mint(authn.TokenClaims{Namespace: ns, ServiceAccount: sa, Audiences: []string{"vault"}}),
+		{"a token for another audience",
+			mint(devtoken.Claims{Namespace: ns, ServiceAccount: sa, Audiences: []string{"vault"}}),
 			goodCSR, codes.Unauthenticated, "unauthenticated"},
 		{"a garbage CSR", mc.Token(t, ns, sa), func(*testing.T) []byte {
 			return []byte("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n")
@@ -275,7 +279,8 @@ func TestCitadelClientRefusals(t *testing.T) {
 			if got := mc.Counter(t, "meshca_csr_requests_total", nil) - before; got != 1 {
 				t.Errorf("meshca saw %v request(s), want 1: the client must not retry this refusal", got)
 			}
-			if got := mc.Counter(t, "meshca_csr_requests_total", map[string]string{"reason": tc.reason}) - reasonBefore; got != 1 {
+			reason := map[string]string{"reason": tc.reason}
+			if got := mc.Counter(t, "meshca_csr_requests_total", reason) - reasonBefore; got != 1 {
 				t.Errorf("meshca_csr_requests_total{reason=%q} rose by %v, want 1", tc.reason, got)
 			}
 		})

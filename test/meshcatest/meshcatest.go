@@ -17,8 +17,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/meshca/meshca/ca"
-	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/catest"
+	"github.com/meshca/meshca/internal/devtoken"
 )
 
 // TrustDomain is the trust domain of a CA started by Start.
@@ -42,7 +42,7 @@ type CA struct {
 	Root    *x509.Certificate
 	RootPEM []byte
 	// Tokens mints service-account tokens this CA trusts.
-	Tokens *authn.DevIssuer
+	Tokens *devtoken.Minter
 	// Registry holds every metric the CA registered.
 	Registry *prometheus.Registry
 
@@ -102,7 +102,7 @@ func (c *CA) waitReady(tb testing.TB) {
 // Token mints a token for the service account ns/sa with the default audience (istio-ca) and a 1h lifetime.
 func (c *CA) Token(tb testing.TB, ns, sa string) string {
 	tb.Helper()
-	tok, err := c.Tokens.Mint(authn.TokenClaims{Namespace: ns, ServiceAccount: sa})
+	tok, err := c.Tokens.Mint(devtoken.Claims{Namespace: ns, ServiceAccount: sa})
 	if err != nil {
 		tb.Fatalf("meshcatest: minting a token: %v", err)
 	}

@@ -1,4 +1,4 @@
-package nodeauth_test
+package kube_test
 
 import (
 	"context"
@@ -10,105 +10,40 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/meshca/meshca/backends/file"
 	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/ca/authn/kube"
 	"github.com/meshca/meshca/ca/catest"
-	"github.com/meshca/meshca/ca/nodeauth"
 	"github.com/meshca/meshca/csr"
 )
 
-func TestMain(m *testing.M) { os.Exit(catest.Main(m)) }
-
-type workload struct {
-	ns, sa, pod, node string
-	podUID            types.UID
-}
-
-func newWorkload(t *testing.T, k *catest.Kube, ns, sa, node string) workload {
-	t.Helper()
-	ctx := context.Background()
-	if _, err := k.Client.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}, metav1.CreateOptions{}); err == nil {
-		t.Cleanup(func() { _ = k.Client.CoreV1().Nodes().Delete(context.Background(), node, metav1.DeleteOptions{}) })
-	} else if !apierrors.IsAlreadyExists(err) {
-		t.Fatalf("creating node %s: %v", node, err)
-	}
-	if _, err := k.Client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatalf("creating service account %s/%s: %v", ns, sa, err)
-	}
-	p, err := k.Client.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: sa + "-"},
-		Spec: corev1.PodSpec{ServiceAccountName: sa, NodeName: node,
-			Containers: []corev1.Container{{Name: "app", Image: "registry.invalid/app:1"}}},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("creating pod of %s/%s on %s: %v", ns, sa, node, err)
-	}
-	return workload{ns: ns, sa: sa, pod: p.Name, node: node, podUID: p.UID}
-}
-
-func mintToken(t *testing.T, client kubernetes.Interface, w workload) string {
-	t.Helper()
-	exp := int64(600)
-	tr, err := client.CoreV1().ServiceAccounts(w.ns).CreateToken(context.Background(), w.sa, &authnv1.TokenRequest{
-		Spec: authnv1.TokenRequestSpec{Audiences: []string{"istio-ca"}, ExpirationSeconds: &exp,
-			BoundObjectRef: &authnv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: w.pod, UID: w.podUID}},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("TokenRequest for %s/%s: %v", w.ns, w.sa, err)
-	}
-	return tr.Status.Token
-}
-
-// meshcaConfig is the client configuration meshca's Kubernetes code runs with in tests: k's admin
-// impersonating meshca's service account with exactly the RBAC of manifests/base.
-func meshcaConfig(t *testing.T, k *catest.Kube) *rest.Config {
-	t.Helper()
-	return catest.MeshcaRBAC(t, k)
-}
-
 // podLists counts LIST requests for pods that the API server receives from cfg's client.
 func podLists(cfg *rest.Config) (*rest.Config, *atomic.Int64) {
-	var n atomic.Int64
-	c := rest.CopyConfig(cfg)
-	c.Wrap(func(rt http.RoundTripper) http.RoundTripper {
-		return rtFunc(func(r *http.Request) (*http.Response, error) {
-			if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/pods") && r.URL.Query().Get("watch") != "true" {
-				n.Add(1)
-			}
-			return rt.RoundTrip(r)
-		})
+	return counting(cfg, func(r *http.Request) bool {
+		return r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/pods") && r.URL.Query().Get("watch") != "true"
 	})
-	return c, &n
 }
 
-type rtFunc func(*http.Request) (*http.Response, error)
-
-func (f rtFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-func startAuthorizer(t *testing.T, ctx context.Context, cfg *rest.Config, trusted ...string) *nodeauth.Authorizer {
+func startNodeAgents(t *testing.T, ctx context.Context, cfg *rest.Config, trusted ...string) *kube.NodeAgents {
 	t.Helper()
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := nodeauth.New(nodeauth.Config{Client: client, TrustedAccounts: trusted, SyncTimeout: 30 * time.Second,
-		Logger: catest.DiscardLogger()})
+	a, err := kube.NewNodeAgents(kube.NodeAgentsConfig{Client: client, TrustedAccounts: trusted,
+		SyncTimeout: 30 * time.Second, Logger: catest.DiscardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +61,7 @@ type cluster struct {
 	ns, node1, node2   string
 	ztunnel, web, db   workload
 	ztunnelTok, webTok string
-	reviewer           *authn.TokenReview
+	reviewer           *kube.TokenReview
 }
 
 func setup(t *testing.T) *cluster {
@@ -145,12 +80,14 @@ func setup(t *testing.T) *cluster {
 	if _, err := k.Client.CoreV1().Pods(ns).UpdateStatus(context.Background(), p, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	c.ztunnelTok, c.webTok = mintToken(t, k.Client, c.ztunnel), mintToken(t, k.Client, c.web)
+	c.ztunnelTok = mintToken(t, k.Client, c.ztunnel, authn.DefaultAudience)
+	c.webTok = mintToken(t, k.Client, c.web, authn.DefaultAudience)
 	client, err := kubernetes.NewForConfig(meshcaConfig(t, k))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.reviewer, err = authn.NewTokenReview(authn.TokenReviewConfig{Client: client, Logger: catest.DiscardLogger()}); err != nil {
+	c.reviewer, err = kube.NewTokenReview(kube.TokenReviewConfig{Client: client, Logger: catest.DiscardLogger()})
+	if err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -159,7 +96,8 @@ func setup(t *testing.T) *cluster {
 // caller authenticates token through the API server, as meshca does.
 func (c *cluster) caller(t *testing.T, token string) *authn.Caller {
 	t.Helper()
-	caller, err := c.reviewer.Authenticate(context.Background(), &authn.Request{Token: token, ClusterID: "Kubernetes"})
+	req := &authn.Request{Token: token, ClusterID: authn.DefaultClusterID}
+	caller, err := c.reviewer.Authenticate(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,12 +108,12 @@ func (c *cluster) id(sa string) csr.Identity {
 	return csr.Identity{TrustDomain: catest.TrustDomain, Namespace: c.ns, ServiceAccount: sa}
 }
 
-func TestAuthorize(t *testing.T) {
+func TestCheckImpersonation(t *testing.T) {
 	c := setup(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cfg, lists := podLists(meshcaConfig(t, c.k))
-	a := startAuthorizer(t, ctx, cfg, "istio-system/ztunnel", c.ns+"/ztunnel")
+	a := startNodeAgents(t, ctx, cfg, "istio-system/ztunnel", c.ns+"/ztunnel")
 
 	zt := c.caller(t, c.ztunnelTok)
 	if zt.NodeName != c.node1 {
@@ -209,13 +147,14 @@ func TestAuthorize(t *testing.T) {
 	listsBefore := lists.Load()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := a.Authorize(ctx, tt.caller, c.id(tt.target))
+			err := a.CheckImpersonation(ctx, tt.caller, c.id(tt.target))
 			if tt.allow && err != nil {
-				t.Fatalf("Authorize: %v, want allowed", err)
+				t.Fatalf("CheckImpersonation: %v, want allowed", err)
 			}
 			if !tt.allow {
-				if !errors.Is(err, ca.ErrImpersonationDenied) || !errors.Is(err, ca.ErrPermissionDenied) {
-					t.Fatalf("Authorize: %v, want ErrPermissionDenied and ErrImpersonationDenied", err)
+				// The issuance core adds ca.ErrPermissionDenied (TestIssuerIssuesPodIdentityToZtunnel).
+				if !errors.Is(err, authn.ErrImpersonationDenied) {
+					t.Fatalf("CheckImpersonation: %v, want ErrImpersonationDenied", err)
 				}
 				t.Logf("denied: %v", err)
 			}
@@ -224,7 +163,7 @@ func TestAuthorize(t *testing.T) {
 	// Allowed requests are answered from the informer: no LIST per request.
 	lists.Store(0)
 	for range 100 {
-		if err := a.Authorize(ctx, zt, c.id("web")); err != nil {
+		if err := a.CheckImpersonation(ctx, zt, c.id("web")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -234,32 +173,33 @@ func TestAuthorize(t *testing.T) {
 	_ = listsBefore
 }
 
-// TestAuthorizeNewPodNotYetCached freezes the informer (its context ends) so the cache cannot hold a pod
+// TestCheckImpersonationNewPodNotYetCached freezes the informer (its context ends) so the cache cannot hold a pod
 // created afterwards: the one direct lookup must find it.
-func TestAuthorizeNewPodNotYetCached(t *testing.T) {
+func TestCheckImpersonationNewPodNotYetCached(t *testing.T) {
 	c := setup(t)
 	ctx, stopInformer := context.WithCancel(context.Background())
 	cfg, lists := podLists(meshcaConfig(t, c.k))
-	a := startAuthorizer(t, ctx, cfg, c.ns+"/ztunnel")
+	a := startNodeAgents(t, ctx, cfg, c.ns+"/ztunnel")
 	stopInformer()
 	time.Sleep(200 * time.Millisecond)
 	newWorkload(t, c.k, c.ns, "fresh", c.node1)
 	zt := c.caller(t, c.ztunnelTok)
 	before := lists.Load()
-	if err := a.Authorize(context.Background(), zt, c.id("fresh")); err != nil {
+	if err := a.CheckImpersonation(context.Background(), zt, c.id("fresh")); err != nil {
 		t.Fatalf("pod created after the cache froze: %v, want allowed through the direct lookup", err)
 	}
 	if n := lists.Load() - before; n != 1 {
 		t.Fatalf("%d pod LISTs, want exactly 1 direct lookup", n)
 	}
 	newWorkload(t, c.k, c.ns, "elsewhere", c.node2)
-	if err := a.Authorize(context.Background(), zt, c.id("elsewhere")); !errors.Is(err, ca.ErrImpersonationDenied) {
+	err := a.CheckImpersonation(context.Background(), zt, c.id("elsewhere"))
+	if !errors.Is(err, authn.ErrImpersonationDenied) {
 		t.Fatalf("new pod on another node: %v, want denied", err)
 	}
 }
 
-func TestNewValidates(t *testing.T) {
-	_, err := nodeauth.New(nodeauth.Config{TrustedAccounts: []string{"ztunnel", "a/b/c", "/x"}})
+func TestNewNodeAgentsValidates(t *testing.T) {
+	_, err := kube.NewNodeAgents(kube.NodeAgentsConfig{TrustedAccounts: []string{"ztunnel", "a/b/c", "/x"}})
 	if err == nil {
 		t.Fatal("New accepted no client and malformed accounts")
 	}
@@ -276,7 +216,7 @@ func TestIssuerIssuesPodIdentityToZtunnel(t *testing.T) {
 	c := setup(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	a := startAuthorizer(t, ctx, meshcaConfig(t, c.k), c.ns+"/ztunnel")
+	a := startNodeAgents(t, ctx, meshcaConfig(t, c.k), c.ns+"/ztunnel")
 	g, err := file.Generate(file.GenerateOptions{Organization: catest.TrustDomain})
 	if err != nil {
 		t.Fatal(err)
@@ -297,22 +237,23 @@ func TestIssuerIssuesPodIdentityToZtunnel(t *testing.T) {
 		t.Fatal(err)
 	}
 	web, db := c.id("web").String(), c.id("db").String()
-	res, err := iss.Issue(ctx, &ca.Request{Credentials: authn.Request{Token: c.ztunnelTok, ClusterID: "Kubernetes"},
-		CSR: csrFor(t, web), TTL: time.Hour, ImpersonatedIdentity: web})
+	ztunnel := authn.Request{Token: c.ztunnelTok, ClusterID: authn.DefaultClusterID}
+	res, err := iss.Issue(ctx, &ca.Request{Credentials: ztunnel, CSR: csrFor(t, web), TTL: time.Hour,
+		ImpersonatedIdentity: web})
 	if err != nil {
 		t.Fatalf("ztunnel asking for %s on its node: %v", web, err)
 	}
 	if got := res.Chain[0].URIs; len(got) != 1 || got[0].String() != web {
 		t.Fatalf("issued certificate for %v, want exactly %s", got, web)
 	}
-	_, err = iss.Issue(ctx, &ca.Request{Credentials: authn.Request{Token: c.ztunnelTok, ClusterID: "Kubernetes"},
-		CSR: csrFor(t, db), TTL: time.Hour, ImpersonatedIdentity: db})
-	if !errors.Is(err, ca.ErrPermissionDenied) || !errors.Is(err, ca.ErrImpersonationDenied) {
+	_, err = iss.Issue(ctx, &ca.Request{Credentials: ztunnel, CSR: csrFor(t, db), TTL: time.Hour,
+		ImpersonatedIdentity: db})
+	if !errors.Is(err, ca.ErrPermissionDenied) || !errors.Is(err, authn.ErrImpersonationDenied) {
 		t.Fatalf("ztunnel asking for %s on another node: %v, want PermissionDenied", db, err)
 	}
-	_, err = iss.Issue(ctx, &ca.Request{Credentials: authn.Request{Token: c.webTok, ClusterID: "Kubernetes"},
+	_, err = iss.Issue(ctx, &ca.Request{Credentials: authn.Request{Token: c.webTok, ClusterID: authn.DefaultClusterID},
 		CSR: csrFor(t, c.id("ztunnel").String()), TTL: time.Hour, ImpersonatedIdentity: c.id("ztunnel").String()})
-	if !errors.Is(err, ca.ErrImpersonationDenied) {
+	if !errors.Is(err, ca.ErrPermissionDenied) || !errors.Is(err, authn.ErrImpersonationDenied) {
 		t.Fatalf("a workload impersonating ztunnel: %v, want PermissionDenied", err)
 	}
 }

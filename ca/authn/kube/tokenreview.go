@@ -1,7 +1,6 @@
-package authn
+package kube
 
 import (
-	"container/list"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -11,7 +10,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +19,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/meshca/meshca/ca/authn"
 )
 
 // Keys of TokenReview status.user.extra set by the API server for pod-bound service-account tokens.
@@ -30,30 +30,32 @@ const (
 	ExtraNodeName = "authentication.kubernetes.io/node-name"
 )
 
-// TokenReviewConfig configures TokenReview.
+// TokenReviewConfig configures TokenReview. Its tunables are the kubernetes.tokenReview section of meshca's
+// configuration file; the fields without a JSON key are wiring, set by New.
 type TokenReviewConfig struct {
 	// Client reaches the API server that validates tokens (in-cluster config or a kubeconfig; see
-	// LoadRESTConfig). Its identity needs "create" on tokenreviews.authentication.k8s.io (system:auth-delegator).
-	Client kubernetes.Interface
-	// Audiences are sent with each review; the API server must echo at least one back. Default ["istio-ca"].
-	Audiences []string
+	// LoadRESTConfig). Its identity needs "create" on tokenreviews.authentication.k8s.io.
+	Client kubernetes.Interface `json:"-"`
+	// Audiences are sent with each review; the API server must echo at least one back.
+	// Default [authn.DefaultAudience].
+	Audiences []string `json:"audiences,omitempty"`
 	// ClusterID, when set, is recorded in Caller.ClusterID; otherwise the request's clusterid is.
-	ClusterID string
+	ClusterID string `json:"-"`
 	// CacheTTL bounds how long a successful review is reused; it is never reused past the token's own exp.
 	// Default 1m; negative disables caching.
-	CacheTTL time.Duration
+	CacheTTL time.Duration `json:"cacheTTL,omitempty"`
 	// NegativeTTL is how long a refusal is remembered, so a client retrying a bad token does not turn into a
 	// TokenReview per retry. Default 5s; negative disables. Errors (API server unreachable) are never cached.
-	NegativeTTL time.Duration
+	NegativeTTL time.Duration `json:"negativeTTL,omitempty"`
 	// CacheSize bounds the number of cached tokens; the least recently used is evicted. Default 4096.
-	CacheSize int
+	CacheSize int `json:"cacheSize,omitempty"`
 	// Timeout bounds one review. Default 5s.
-	Timeout time.Duration
+	Timeout time.Duration `json:"timeout,omitempty"`
 	// Metrics, when set, counts reviews and cache hits; share one between the clusters of a MultiCluster.
-	Metrics *TokenReviewMetrics
+	Metrics *TokenReviewMetrics `json:"-"`
 	// Clock returns the current time; default time.Now.
-	Clock  func() time.Time
-	Logger *slog.Logger
+	Clock  func() time.Time `json:"-"`
+	Logger *slog.Logger     `json:"-"`
 }
 
 // TokenReviewMetrics are the Prometheus metrics of TokenReview authenticators, labelled by cluster ID
@@ -73,7 +75,8 @@ func NewTokenReviewMetrics(reg prometheus.Registerer) (*TokenReviewMetrics, erro
 		reviews: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshca_tokenreview_requests_total",
 			Help: "TokenReviews sent to the API server, by outcome."}, []string{"cluster", "result"}),
 		cache: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshca_tokenreview_cache_requests_total",
-			Help: "Token authentications answered from the TokenReview cache (hit) or not (miss)."}, []string{"cluster", "result"}),
+			Help: "Token authentications answered from the TokenReview cache (hit) or not (miss)."},
+			[]string{"cluster", "result"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "meshca_tokenreview_duration_seconds",
 			Help:    "Round trip of one TokenReview.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}, []string{"cluster"}),
@@ -81,7 +84,7 @@ func NewTokenReviewMetrics(reg prometheus.Registerer) (*TokenReviewMetrics, erro
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.reviews, m.cache, m.duration} {
 			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("authn: registering TokenReview metrics: %w", err)
+				return nil, fmt.Errorf("kube: registering TokenReview metrics: %w", err)
 			}
 		}
 	}
@@ -92,23 +95,30 @@ func NewTokenReviewMetrics(reg prometheus.Registerer) (*TokenReviewMetrics, erro
 func (c *TokenReviewConfig) Validate() error {
 	var errs []error
 	if c.Client == nil {
-		errs = append(errs, errors.New("authn: tokenreview: a Kubernetes client is required"))
+		errs = append(errs, errors.New("kube: tokenreview: a Kubernetes client is required"))
 	}
+	return errors.Join(append(errs, c.validateSettings("kube: tokenreview: "))...)
+}
+
+// validateSettings checks what a configuration file sets, everything but the wiring; each problem starts
+// with prefix.
+func (c *TokenReviewConfig) validateSettings(prefix string) error {
+	var errs []error
 	if slices.Contains(c.Audiences, "") {
-		errs = append(errs, errors.New("authn: tokenreview: audiences must not be empty strings"))
+		errs = append(errs, errors.New(prefix+"audiences must not be empty strings"))
 	}
 	if c.CacheSize < 0 {
-		errs = append(errs, errors.New("authn: tokenreview: cache size must not be negative"))
+		errs = append(errs, errors.New(prefix+"cacheSize must not be negative"))
 	}
 	if c.Timeout < 0 {
-		errs = append(errs, errors.New("authn: tokenreview: timeout must not be negative"))
+		errs = append(errs, errors.New(prefix+"timeout must not be negative"))
 	}
 	return errors.Join(errs...)
 }
 
 func (c *TokenReviewConfig) setDefaults() {
 	if len(c.Audiences) == 0 {
-		c.Audiences = []string{"istio-ca"}
+		c.Audiences = []string{authn.DefaultAudience}
 	}
 	if c.CacheTTL == 0 {
 		c.CacheTTL = time.Minute
@@ -166,17 +176,17 @@ func (t *TokenReview) Stats() TokenReviewStats {
 
 // reviewResult is a definitive answer: a caller, or a refusal.
 type reviewResult struct {
-	caller *Caller
-	err    error // wraps ErrUnauthenticated
+	caller *authn.Caller
+	err    error // wraps authn.ErrUnauthenticated
 }
 
-// Authenticate implements Authenticator.
-func (t *TokenReview) Authenticate(ctx context.Context, req *Request) (*Caller, error) {
+// Authenticate implements authn.Authenticator.
+func (t *TokenReview) Authenticate(ctx context.Context, req *authn.Request) (*authn.Caller, error) {
 	if req.Token == "" {
-		return nil, ErrNoCredential
+		return nil, authn.ErrNoCredential
 	}
-	if len(req.Token) > MaxTokenSize {
-		return nil, fmt.Errorf("%w: token longer than %d bytes", ErrUnauthenticated, MaxTokenSize)
+	if len(req.Token) > authn.MaxTokenSize {
+		return nil, fmt.Errorf("%w: token longer than %d bytes", authn.ErrUnauthenticated, authn.MaxTokenSize)
 	}
 	sum := sha256.Sum256([]byte(req.Token))
 	key := string(sum[:])
@@ -212,7 +222,7 @@ func (t *TokenReview) Authenticate(ctx context.Context, req *Request) (*Caller, 
 	})
 	select {
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: waiting for TokenReview: %w", ErrUnavailable, ctx.Err())
+		return nil, fmt.Errorf("%w: waiting for TokenReview: %w", authn.ErrUnavailable, ctx.Err())
 	case res := <-ch:
 		if res.Err != nil {
 			return nil, res.Err
@@ -242,7 +252,7 @@ func (t *TokenReview) count(v *prometheus.CounterVec, result string) {
 }
 
 // answer returns a copy of a shared result, so callers cannot modify the cached one.
-func (t *TokenReview) answer(r *reviewResult, req *Request) (*Caller, error) {
+func (t *TokenReview) answer(r *reviewResult, req *authn.Request) (*authn.Caller, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
@@ -276,14 +286,16 @@ func (t *TokenReview) review(ctx context.Context, token string) (*reviewResult, 
 	}, metav1.CreateOptions{})
 	if err != nil {
 		if apierrors.IsForbidden(err) {
-			return nil, fmt.Errorf("%w: TokenReview forbidden for meshca's own identity: grant it create on tokenreviews.authentication.k8s.io (ClusterRole system:auth-delegator): %v", ErrUnavailable, err)
+			return nil, fmt.Errorf("%w: TokenReview forbidden for meshca's own identity: grant it create on "+
+				"tokenreviews.authentication.k8s.io (ClusterRole system:auth-delegator): %v", authn.ErrUnavailable, err)
 		}
-		return nil, fmt.Errorf("%w: TokenReview: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: TokenReview: %v", authn.ErrUnavailable, err)
 	}
 	t.cfg.Logger.Debug("TokenReview", "authenticated", tr.Status.Authenticated, "user", tr.Status.User.Username,
 		"elapsed", time.Since(start))
 	refuse := func(format string, args ...any) (*reviewResult, error) {
-		return &reviewResult{err: fmt.Errorf("%w: TokenReview: "+format, append([]any{ErrUnauthenticated}, args...)...)}, nil
+		err := fmt.Errorf("%w: TokenReview: "+format, append([]any{authn.ErrUnauthenticated}, args...)...)
+		return &reviewResult{err: err}, nil
 	}
 	st := tr.Status
 	if !st.Authenticated {
@@ -294,13 +306,15 @@ func (t *TokenReview) review(ctx context.Context, token string) (*reviewResult, 
 		return refuse("the API server refused the token: %s", msg)
 	}
 	if !slices.ContainsFunc(st.Audiences, func(a string) bool { return slices.Contains(t.cfg.Audiences, a) }) {
-		return refuse("the API server did not confirm audience %q (got %q); mint the token with that audience", t.cfg.Audiences, st.Audiences)
+		return refuse("the API server did not confirm audience %q (got %q); mint the token with that audience",
+			t.cfg.Audiences, st.Audiences)
 	}
 	parts := strings.Split(st.User.Username, ":")
 	if len(parts) != 4 || parts[0] != "system" || parts[1] != "serviceaccount" || parts[2] == "" || parts[3] == "" {
-		return refuse("user %q is not a service account (system:serviceaccount:<namespace>:<name>)", st.User.Username)
+		return refuse("user %q is not a service account (system:serviceaccount:<namespace>:<name>)",
+			st.User.Username)
 	}
-	c := &Caller{Namespace: parts[2], ServiceAccount: parts[3], Method: "tokenreview", ClusterID: t.cfg.ClusterID,
+	c := &authn.Caller{Namespace: parts[2], ServiceAccount: parts[3], Method: "tokenreview", ClusterID: t.cfg.ClusterID,
 		PodName: first(st.User.Extra[ExtraPodName]), PodUID: first(st.User.Extra[ExtraPodUID]),
 		NodeName: first(st.User.Extra[ExtraNodeName])}
 	if iss, exp, ok := unverifiedClaims(token); ok {
@@ -340,61 +354,4 @@ func unverifiedClaims(token string) (iss string, exp time.Time, ok bool) {
 func unverifiedExpiry(token string) (time.Time, bool) {
 	_, exp, ok := unverifiedClaims(token)
 	return exp, ok
-}
-
-// reviewCache is a size-bounded LRU of review results keyed by token hash, each with its own deadline.
-type reviewCache struct {
-	mu    sync.Mutex
-	max   int
-	items map[string]*list.Element
-	order *list.List // front: most recently used
-}
-
-type cacheEntry struct {
-	key     string
-	r       *reviewResult
-	expires time.Time
-}
-
-func newReviewCache(size int) *reviewCache {
-	return &reviewCache{max: size, items: map[string]*list.Element{}, order: list.New()}
-}
-
-func (c *reviewCache) get(key string, now time.Time) (*reviewResult, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	el, ok := c.items[key]
-	if !ok {
-		return nil, false
-	}
-	e := el.Value.(*cacheEntry)
-	if !now.Before(e.expires) {
-		c.order.Remove(el)
-		delete(c.items, key)
-		return nil, false
-	}
-	c.order.MoveToFront(el)
-	return e.r, true
-}
-
-func (c *reviewCache) put(key string, r *reviewResult, expires time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if el, ok := c.items[key]; ok {
-		el.Value = &cacheEntry{key: key, r: r, expires: expires}
-		c.order.MoveToFront(el)
-		return
-	}
-	c.items[key] = c.order.PushFront(&cacheEntry{key: key, r: r, expires: expires})
-	for c.order.Len() > c.max {
-		old := c.order.Back()
-		c.order.Remove(old)
-		delete(c.items, old.Value.(*cacheEntry).key)
-	}
-}
-
-func (c *reviewCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.order.Len()
 }

@@ -1,16 +1,18 @@
-package authn
+package kube
 
 import (
 	"encoding/base64"
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/meshca/meshca/ca/authn"
 )
 
 func TestReviewCacheEvictsLeastRecentlyUsed(t *testing.T) {
 	c := newReviewCache(2)
 	now := time.Now()
-	r := &reviewResult{caller: &Caller{}}
+	r := &reviewResult{caller: &authn.Caller{}}
 	c.put("a", r, now.Add(time.Minute))
 	c.put("b", r, now.Add(time.Minute))
 	if _, ok := c.get("a", now); !ok { // a is now the most recently used

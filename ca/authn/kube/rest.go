@@ -1,10 +1,12 @@
-package authn
+package kube
 
 import (
 	"fmt"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/meshca/meshca/ca/authn"
 )
 
 // LoadRESTConfig returns the configuration for reaching a Kubernetes API server: from the kubeconfig file at
@@ -13,13 +15,14 @@ func LoadRESTConfig(path string) (*rest.Config, error) {
 	if path == "" {
 		cfg, err := rest.InClusterConfig()
 		if err != nil {
-			return nil, fmt.Errorf("authn: in-cluster Kubernetes config (set a kubeconfig when running outside a pod): %w", err)
+			return nil, fmt.Errorf("kube: in-cluster Kubernetes config (set a kubeconfig when running outside a pod): %w",
+				err)
 		}
 		return cfg, nil
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", path)
 	if err != nil {
-		return nil, fmt.Errorf("authn: kubeconfig %s: %w", path, err)
+		return nil, fmt.Errorf("kube: kubeconfig %s: %w", path, err)
 	}
 	return cfg, nil
 }
@@ -28,23 +31,23 @@ func LoadRESTConfig(path string) (*rest.Config, error) {
 // server's own OIDC discovery (/.well-known/openid-configuration, then /openid/v1/jwks) with cfg's CA and
 // credentials. issuer is the cluster's --service-account-issuer; the discovery document must name it. opts
 // may set refresh intervals and a logger; its Issuer, DiscoveryURL and HTTPClient are filled in here.
-func NewAPIServerKeys(cfg *rest.Config, issuer string, opts RemoteKeysConfig) (*RemoteKeys, error) {
+func NewAPIServerKeys(cfg *rest.Config, issuer string, opts authn.RemoteKeysConfig) (*authn.RemoteKeys, error) {
 	client, err := rest.HTTPClientFor(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("authn: HTTP client for the API server: %w", err)
+		return nil, fmt.Errorf("kube: HTTP client for the API server: %w", err)
 	}
 	host, err := apiServerURL(cfg)
 	if err != nil {
 		return nil, err
 	}
 	opts.Issuer, opts.DiscoveryURL, opts.HTTPClient = issuer, host, client
-	return NewRemoteKeys(opts)
+	return authn.NewRemoteKeys(opts)
 }
 
 func apiServerURL(cfg *rest.Config) (string, error) {
 	u, _, err := rest.DefaultServerUrlFor(cfg)
 	if err != nil {
-		return "", fmt.Errorf("authn: API server URL: %w", err)
+		return "", fmt.Errorf("kube: API server URL: %w", err)
 	}
 	return u.String(), nil
 }

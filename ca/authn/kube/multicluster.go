@@ -1,4 +1,4 @@
-package authn
+package kube
 
 import (
 	"context"
@@ -19,14 +19,13 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/meshca/meshca/ca/authn"
 )
 
 // RemoteSecretLabel marks Secrets that hold kubeconfigs of remote clusters, as istiod's remote secrets
 // (istioctl create-remote-secret): each data key is a cluster ID, its value a kubeconfig for that cluster.
 const RemoteSecretLabel = "istio/multiCluster"
-
-// DefaultClusterID is istio-agent's default cluster ID, sent in its clusterid header.
-const DefaultClusterID = "Kubernetes"
 
 // MultiClusterConfig configures MultiCluster.
 type MultiClusterConfig struct {
@@ -34,10 +33,10 @@ type MultiClusterConfig struct {
 	Client kubernetes.Interface
 	// Namespace holds the remote secrets, e.g. istio-system.
 	Namespace string
-	// LocalClusterID is the local cluster's ID. Default "Kubernetes".
+	// LocalClusterID is the local cluster's ID. Default authn.DefaultClusterID.
 	LocalClusterID string
 	// Local authenticates tokens of the local cluster, e.g. a TokenReview authenticator on Client.
-	Local Authenticator
+	Local authn.Authenticator
 	// Review is the template for remote clusters' TokenReview authenticators (audiences, cache bounds, clock,
 	// logger); Client and ClusterID are set per cluster.
 	Review TokenReviewConfig
@@ -50,16 +49,17 @@ type MultiClusterConfig struct {
 func (c *MultiClusterConfig) Validate() error {
 	var errs []error
 	if c.Client == nil {
-		errs = append(errs, errors.New("authn: multicluster: a Kubernetes client for the local cluster is required"))
+		errs = append(errs, errors.New("kube: multicluster: a Kubernetes client for the local cluster is required"))
 	}
 	if c.Namespace == "" {
-		errs = append(errs, errors.New("authn: multicluster: the namespace of the remote secrets is required (e.g. istio-system)"))
+		errs = append(errs, errors.New("kube: multicluster: the namespace of the remote secrets is required "+
+			"(e.g. istio-system)"))
 	}
 	if c.Local == nil {
-		errs = append(errs, errors.New("authn: multicluster: an authenticator for the local cluster is required"))
+		errs = append(errs, errors.New("kube: multicluster: an authenticator for the local cluster is required"))
 	}
 	if c.SyncTimeout < 0 {
-		errs = append(errs, errors.New("authn: multicluster: sync timeout must not be negative"))
+		errs = append(errs, errors.New("kube: multicluster: sync timeout must not be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -91,7 +91,7 @@ func NewMultiCluster(cfg MultiClusterConfig) (*MultiCluster, error) {
 		return nil, err
 	}
 	if cfg.LocalClusterID == "" {
-		cfg.LocalClusterID = DefaultClusterID
+		cfg.LocalClusterID = authn.DefaultClusterID
 	}
 	if cfg.SyncTimeout == 0 {
 		cfg.SyncTimeout = 60 * time.Second
@@ -119,7 +119,7 @@ func NewMultiCluster(cfg MultiClusterConfig) (*MultiCluster, error) {
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("authn: multicluster: %w", err)
+		return nil, fmt.Errorf("kube: multicluster: %w", err)
 	}
 	return m, nil
 }
@@ -130,8 +130,8 @@ func (m *MultiCluster) Start(ctx context.Context) error {
 	wctx, cancel := context.WithTimeout(ctx, m.cfg.SyncTimeout)
 	defer cancel()
 	if !cache.WaitForCacheSync(wctx.Done(), m.secrets.HasSynced) {
-		return fmt.Errorf("authn: multicluster: remote secrets in %s not listed after %s: check that meshca may list and watch Secrets there",
-			m.cfg.Namespace, m.cfg.SyncTimeout)
+		return fmt.Errorf("kube: multicluster: remote secrets in %s not listed after %s: check that meshca may "+
+			"list and watch Secrets there", m.cfg.Namespace, m.cfg.SyncTimeout)
 	}
 	return nil
 }
@@ -150,10 +150,10 @@ func (m *MultiCluster) Clusters() []string {
 	return append([]string{m.cfg.LocalClusterID}, ids...)
 }
 
-// Authenticate implements Authenticator.
-func (m *MultiCluster) Authenticate(ctx context.Context, req *Request) (*Caller, error) {
+// Authenticate implements authn.Authenticator.
+func (m *MultiCluster) Authenticate(ctx context.Context, req *authn.Request) (*authn.Caller, error) {
 	if req.Token == "" {
-		return nil, ErrNoCredential
+		return nil, authn.ErrNoCredential
 	}
 	id := req.ClusterID
 	if id == "" || id == m.cfg.LocalClusterID {
@@ -167,12 +167,13 @@ func (m *MultiCluster) Authenticate(ctx context.Context, req *Request) (*Caller,
 	c := m.clusters[id]
 	m.mu.RUnlock()
 	if c == nil {
-		return nil, fmt.Errorf("%w: unknown cluster %q (clusterid header): meshca knows %s; add a Secret labelled %s=true "+
-			"in %s with a kubeconfig under key %q, or fix the agent's cluster ID", ErrUnauthenticated, id,
+		return nil, fmt.Errorf("%w: unknown cluster %q (clusterid header): meshca knows %s; add a Secret labelled "+
+			"%s=true in %s with a kubeconfig under key %q, or fix the agent's cluster ID", authn.ErrUnauthenticated, id,
 			strings.Join(m.Clusters(), ", "), RemoteSecretLabel, m.cfg.Namespace, id)
 	}
 	if c.err != nil {
-		return nil, fmt.Errorf("%w: cluster %q: the kubeconfig in Secret %s is unusable: %v", ErrUnavailable, id, c.secret, c.err)
+		return nil, fmt.Errorf("%w: cluster %q: the kubeconfig in Secret %s is unusable: %v", authn.ErrUnavailable, id,
+			c.secret, c.err)
 	}
 	return c.auth.Authenticate(ctx, req)
 }
@@ -199,7 +200,8 @@ func (m *MultiCluster) apply(secret string, data map[string][]byte) {
 		old := m.clusters[id]
 		m.mu.RUnlock()
 		if old != nil && old.secret != secret {
-			log.Warn("cluster ID already provided by another remote secret; ignored", "cluster", id, "other_secret", old.secret)
+			log.Warn("cluster ID already provided by another remote secret; ignored", "cluster", id,
+				"other_secret", old.secret)
 			continue
 		}
 		sum := sha256.Sum256(kubeconfig)
@@ -260,7 +262,8 @@ func checkRemoteKubeconfig(cfg *clientcmdapi.Config) error {
 	var errs []error
 	for name, a := range cfg.AuthInfos {
 		if a.Exec != nil || a.AuthProvider != nil {
-			errs = append(errs, fmt.Errorf("user %q uses an exec or auth-provider plugin, not allowed in remote secrets", name))
+			errs = append(errs, fmt.Errorf("user %q uses an exec or auth-provider plugin, not allowed in remote secrets",
+				name))
 		}
 		if a.TokenFile != "" || a.ClientCertificate != "" || a.ClientKey != "" {
 			errs = append(errs, fmt.Errorf("user %q refers to files; put the token or client certificate inline", name))

@@ -1,4 +1,4 @@
-package authn_test
+package kube_test
 
 import (
 	"context"
@@ -17,16 +17,17 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/ca/authn/kube"
 	"github.com/meshca/meshca/ca/catest"
 )
 
-func newTokenReview(t *testing.T, cfg *rest.Config, c *clock, mod func(*authn.TokenReviewConfig)) *authn.TokenReview {
+func newTokenReview(t *testing.T, cfg *rest.Config, c *clock, mod func(*kube.TokenReviewConfig)) *kube.TokenReview {
 	t.Helper()
-	trc := authn.TokenReviewConfig{Client: newClient(t, cfg), Clock: c.now, Logger: catest.DiscardLogger()}
+	trc := kube.TokenReviewConfig{Client: newClient(t, cfg), Clock: c.now, Logger: catest.DiscardLogger()}
 	if mod != nil {
 		mod(&trc)
 	}
-	tr, err := authn.NewTokenReview(trc)
+	tr, err := kube.NewTokenReview(trc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,22 +41,22 @@ func TestTokenReviewAcceptsBoundTokenAndCachesIt(t *testing.T) {
 	cfg, reviews := counting(meshcaConfig(t, k), isTokenReview)
 	var c clock
 	reg := prometheus.NewRegistry()
-	metrics, err := authn.NewTokenReviewMetrics(reg)
+	metrics, err := kube.NewTokenReviewMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := newTokenReview(t, cfg, &c, func(trc *authn.TokenReviewConfig) { trc.Metrics = metrics })
-	tok := mintToken(t, k.Client, w, "istio-ca")
+	tr := newTokenReview(t, cfg, &c, func(trc *kube.TokenReviewConfig) { trc.Metrics = metrics })
+	tok := mintToken(t, k.Client, w, authn.DefaultAudience)
 	ctx := context.Background()
 
 	start := time.Now()
-	caller, err := tr.Authenticate(ctx, &authn.Request{Token: tok, ClusterID: "Kubernetes"})
+	caller, err := tr.Authenticate(ctx, &authn.Request{Token: tok, ClusterID: authn.DefaultClusterID})
 	first := time.Since(start)
 	if err != nil {
 		t.Fatalf("real bound token refused: %v", err)
 	}
 	want := authn.Caller{Namespace: ns, ServiceAccount: "httpbin", PodName: w.pod, PodUID: string(w.podUID),
-		NodeName: w.node, Method: "tokenreview", Issuer: catest.KubeIssuer, ClusterID: "Kubernetes"}
+		NodeName: w.node, Method: "tokenreview", Issuer: catest.KubeIssuer, ClusterID: authn.DefaultClusterID}
 	got := *caller
 	got.ExpiresAt = time.Time{}
 	if got != want {
@@ -79,7 +80,8 @@ func TestTokenReviewAcceptsBoundTokenAndCachesIt(t *testing.T) {
 	s := tr.Stats()
 	t.Logf("first review %s, cached answer %s; hit rate %d/%d", first, hit, s.CacheHits, s.CacheHits+s.Reviews)
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP meshca_tokenreview_cache_requests_total Token authentications answered from the TokenReview cache (hit) or not (miss).
+# HELP meshca_tokenreview_cache_requests_total `+
+		`Token authentications answered from the TokenReview cache (hit) or not (miss).
 # TYPE meshca_tokenreview_cache_requests_total counter
 meshca_tokenreview_cache_requests_total{cluster="",result="hit"} 200
 meshca_tokenreview_cache_requests_total{cluster="",result="miss"} 1
@@ -93,7 +95,7 @@ meshca_tokenreview_requests_total{cluster="",result="authenticated"} 1
 	// Review latency over distinct tokens (each a cache miss).
 	var lat []time.Duration
 	for range 30 {
-		tok := mintToken(t, k.Client, w, "istio-ca")
+		tok := mintToken(t, k.Client, w, authn.DefaultAudience)
 		start := time.Now()
 		if _, err := tr.Authenticate(ctx, &authn.Request{Token: tok}); err != nil {
 			t.Fatal(err)
@@ -105,7 +107,7 @@ meshca_tokenreview_requests_total{cluster="",result="authenticated"} 1
 	reviews.Store(1)
 
 	// Concurrent first requests for a new token collapse into one review.
-	tok2 := mintToken(t, k.Client, w, "istio-ca")
+	tok2 := mintToken(t, k.Client, w, authn.DefaultAudience)
 	var wg sync.WaitGroup
 	errs := make(chan error, 50)
 	for range 50 {
@@ -141,8 +143,8 @@ func TestTokenReviewCacheNeverOutlivesToken(t *testing.T) {
 	w := newWorkload(t, k, ns, "app", "node-"+ns)
 	cfg, reviews := counting(meshcaConfig(t, k), isTokenReview)
 	var c clock
-	tr := newTokenReview(t, cfg, &c, func(trc *authn.TokenReviewConfig) { trc.CacheTTL = time.Hour })
-	tok := mintToken(t, k.Client, w, "istio-ca") // expires in 10m
+	tr := newTokenReview(t, cfg, &c, func(trc *kube.TokenReviewConfig) { trc.CacheTTL = time.Hour })
+	tok := mintToken(t, k.Client, w, authn.DefaultAudience) // expires in 10m
 	ctx := context.Background()
 	if _, err := tr.Authenticate(ctx, &authn.Request{Token: tok}); err != nil {
 		t.Fatal(err)
@@ -172,13 +174,14 @@ func TestTokenReviewRefuses(t *testing.T) {
 
 	good := newWorkload(t, k, ns, "good", node)
 	deletedSA := newWorkload(t, k, ns, "deleted-sa", node)
-	deletedSATok := mintToken(t, k.Client, deletedSA, "istio-ca")
+	deletedSATok := mintToken(t, k.Client, deletedSA, authn.DefaultAudience)
 	if err := k.Client.CoreV1().ServiceAccounts(ns).Delete(ctx, "deleted-sa", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	deletedPod := newWorkload(t, k, ns, "deleted-pod", node)
-	deletedPodTok := mintToken(t, k.Client, deletedPod, "istio-ca")
-	if err := k.Client.CoreV1().Pods(ns).Delete(ctx, deletedPod.pod, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+	deletedPodTok := mintToken(t, k.Client, deletedPod, authn.DefaultAudience)
+	err := k.Client.CoreV1().Pods(ns).Delete(ctx, deletedPod.pod, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
+	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()
@@ -190,8 +193,10 @@ func TestTokenReviewRefuses(t *testing.T) {
 		{"a token bound to a deleted pod", deletedPodTok},
 		{"a token minted for another audience", mintToken(t, k.Client, good, "other-audience")},
 		{"a token minted for the API server's own audience", mintToken(t, k.Client, good, catest.KubeIssuer)},
-		{"an expired token signed with the cluster's key", forgeToken(t, k, good, "istio-ca", now.Add(-20*time.Minute), now.Add(-10*time.Minute))},
-		{"a token not yet valid", forgeToken(t, k, good, "istio-ca", now.Add(10*time.Minute), now.Add(20*time.Minute))},
+		{"an expired token signed with the cluster's key",
+			forgeToken(t, k, good, authn.DefaultAudience, now.Add(-20*time.Minute), now.Add(-10*time.Minute))},
+		{"a token not yet valid",
+			forgeToken(t, k, good, authn.DefaultAudience, now.Add(10*time.Minute), now.Add(20*time.Minute))},
 		{"the static admin token (not a service account)", k.Config.BearerToken},
 		{"garbage", "not-a-token"},
 	}
@@ -228,8 +233,8 @@ func TestTokenReviewServiceAccountDeletedAfterCaching(t *testing.T) {
 	ns := k.Namespace(t)
 	w := newWorkload(t, k, ns, "short-lived", "node-"+ns)
 	var c clock
-	tr := newTokenReview(t, meshcaConfig(t, k), &c, func(trc *authn.TokenReviewConfig) { trc.CacheTTL = 30 * time.Second })
-	tok := mintToken(t, k.Client, w, "istio-ca")
+	tr := newTokenReview(t, meshcaConfig(t, k), &c, func(trc *kube.TokenReviewConfig) { trc.CacheTTL = 30 * time.Second })
+	tok := mintToken(t, k.Client, w, authn.DefaultAudience)
 	ctx := context.Background()
 	if _, err := tr.Authenticate(ctx, &authn.Request{Token: tok}); err != nil {
 		t.Fatal(err)
@@ -252,14 +257,15 @@ func TestTokenReviewUnavailable(t *testing.T) {
 	k := catest.SharedKube(t)
 	ns := k.Namespace(t)
 	w := newWorkload(t, k, ns, "app", "node-"+ns)
-	tok := mintToken(t, k.Client, w, "istio-ca")
+	tok := mintToken(t, k.Client, w, authn.DefaultAudience)
 	down := rest.CopyConfig(k.Config)
 	down.Host = "https://127.0.0.1:" + itoa(catest.FreePort(t))
 	cfg, reviews := counting(down, isTokenReview)
 	var c clock
-	tr := newTokenReview(t, cfg, &c, func(trc *authn.TokenReviewConfig) { trc.Timeout = 2 * time.Second })
+	tr := newTokenReview(t, cfg, &c, func(trc *kube.TokenReviewConfig) { trc.Timeout = 2 * time.Second })
 	for range 2 {
-		if _, err := tr.Authenticate(context.Background(), &authn.Request{Token: tok}); !errors.Is(err, authn.ErrUnavailable) {
+		_, err := tr.Authenticate(context.Background(), &authn.Request{Token: tok})
+		if !errors.Is(err, authn.ErrUnavailable) {
 			t.Fatalf("API server down: %v, want ErrUnavailable", err)
 		}
 	}
@@ -278,12 +284,12 @@ func TestTokenReviewUnavailable(t *testing.T) {
 }
 
 func TestTokenReviewConfigValidate(t *testing.T) {
-	cfg := authn.TokenReviewConfig{Audiences: []string{""}, CacheSize: -1, Timeout: -1}
+	cfg := kube.TokenReviewConfig{Audiences: []string{""}, CacheSize: -1, Timeout: -1}
 	err := cfg.Validate()
 	if err == nil {
 		t.Fatal("Validate accepted a config without client, with an empty audience and negative sizes")
 	}
-	if _, err := authn.NewTokenReview(cfg); err == nil {
+	if _, err := kube.NewTokenReview(cfg); err == nil {
 		t.Fatal("NewTokenReview accepted an invalid config")
 	}
 }
@@ -298,12 +304,13 @@ func waitRefused(t *testing.T, k *catest.Kube, tok string) {
 	deadline := start.Add(30 * time.Second)
 	for {
 		tr, err := k.Client.AuthenticationV1().TokenReviews().Create(context.Background(), &authnv1.TokenReview{
-			Spec: authnv1.TokenReviewSpec{Token: tok, Audiences: []string{"istio-ca"}}}, metav1.CreateOptions{})
+			Spec: authnv1.TokenReviewSpec{Token: tok, Audiences: []string{authn.DefaultAudience}}}, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !tr.Status.Authenticated {
-			t.Logf("the API server refuses the token %s after its service account was deleted", time.Since(start).Round(time.Millisecond))
+			t.Logf("the API server refuses the token %s after its service account was deleted",
+				time.Since(start).Round(time.Millisecond))
 			return
 		}
 		if time.Now().After(deadline) {

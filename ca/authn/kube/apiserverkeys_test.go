@@ -1,4 +1,4 @@
-package authn_test
+package kube_test
 
 import (
 	"context"
@@ -12,12 +12,13 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/ca/authn/kube"
 	"github.com/meshca/meshca/ca/catest"
 )
 
 func newJWT(t *testing.T, keys authn.KeySet, c *clock) *authn.JWT {
 	t.Helper()
-	j, err := authn.NewJWT([]authn.Issuer{{Issuer: catest.KubeIssuer, Keys: keys}}, authn.JWTOptions{Clock: c.now})
+	j, err := authn.NewJWT([]authn.TokenIssuer{{Issuer: catest.KubeIssuer, Keys: keys}}, authn.JWTOptions{Clock: c.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,14 +29,15 @@ func TestAPIServerKeysVerifyRealTokens(t *testing.T) {
 	k := catest.SharedKube(t)
 	ns := k.Namespace(t)
 	w := newWorkload(t, k, ns, "httpbin", "node-"+ns)
-	keys, err := authn.NewAPIServerKeys(meshcaConfig(t, k), catest.KubeIssuer, authn.RemoteKeysConfig{Logger: catest.DiscardLogger()})
+	keys, err := kube.NewAPIServerKeys(meshcaConfig(t, k), catest.KubeIssuer,
+		authn.RemoteKeysConfig{Logger: catest.DiscardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var c clock
 	j := newJWT(t, keys, &c)
 	ctx := context.Background()
-	tok := mintToken(t, k.Client, w, "istio-ca")
+	tok := mintToken(t, k.Client, w, authn.DefaultAudience)
 	caller, err := j.Authenticate(ctx, &authn.Request{Token: tok})
 	if err != nil {
 		t.Fatalf("TokenRequest-minted token refused by JWKS from the API server: %v", err)
@@ -48,7 +50,8 @@ func TestAPIServerKeysVerifyRealTokens(t *testing.T) {
 	now := time.Now()
 	tests := []struct{ name, token string }{
 		{"a token minted for another audience", mintToken(t, k.Client, w, "other-audience")},
-		{"an expired token signed with the cluster's key", forgeToken(t, k, w, "istio-ca", now.Add(-20*time.Minute), now.Add(-10*time.Minute))},
+		{"an expired token signed with the cluster's key",
+			forgeToken(t, k, w, authn.DefaultAudience, now.Add(-20*time.Minute), now.Add(-10*time.Minute))},
 		{"a token with a tampered payload", tamper(tok)},
 	}
 	for _, tt := range tests {
@@ -68,7 +71,8 @@ func TestAPIServerKeysVerifyRealTokens(t *testing.T) {
 		}
 	})
 	t.Run("a discovery document naming another issuer", func(t *testing.T) {
-		wrong, err := authn.NewAPIServerKeys(meshcaConfig(t, k), "https://issuer.invalid", authn.RemoteKeysConfig{Logger: catest.DiscardLogger()})
+		wrong, err := kube.NewAPIServerKeys(meshcaConfig(t, k), "https://issuer.invalid",
+			authn.RemoteKeysConfig{Logger: catest.DiscardLogger()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +119,7 @@ func TestAPIServerKeysRotation(t *testing.T) {
 	a, b := catest.SharedKube(t), catest.StartKube(t)
 	wa := newWorkload(t, a, a.Namespace(t), "app", "node-a")
 	wb := newWorkload(t, b, b.Namespace(t), "app", "node-b")
-	tokA, tokB := mintToken(t, a.Client, wa, "istio-ca"), mintToken(t, b.Client, wb, "istio-ca")
+	tokA, tokB := mintToken(t, a.Client, wa, authn.DefaultAudience), mintToken(t, b.Client, wb, authn.DefaultAudience)
 	sw := &switchTransport{}
 	sw.add(t, a)
 	sw.add(t, b)

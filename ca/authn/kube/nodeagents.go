@@ -1,4 +1,4 @@
-package nodeauth
+package kube
 
 import (
 	"context"
@@ -16,49 +16,46 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/csr"
 )
 
-// DefaultClusterID is istio-agent's default cluster ID (its clusterid header).
-const DefaultClusterID = "Kubernetes"
-
 const nodeIndex = "spec.nodeName"
 
-// Config configures an Authorizer.
-type Config struct {
+// NodeAgentsConfig configures NodeAgents.
+type NodeAgentsConfig struct {
 	// Client reads pods; its identity needs list and watch on pods in all namespaces.
-	Client kubernetes.Interface `json:"-"`
+	Client kubernetes.Interface
 	// TrustedAccounts are the node agents' service accounts as "<namespace>/<name>", e.g.
 	// "istio-system/ztunnel" (Istio's CA_TRUSTED_NODE_ACCOUNTS).
-	TrustedAccounts []string `json:"trustedAccounts"`
+	TrustedAccounts []string
 	// ClusterID is the cluster whose pods Client sees. Callers authenticated for another cluster are refused.
-	// Default "Kubernetes".
-	ClusterID string `json:"clusterID,omitempty"`
+	// Default authn.DefaultClusterID.
+	ClusterID string
 	// SyncTimeout bounds the initial pod list in Start. Default 60s.
-	SyncTimeout time.Duration `json:"syncTimeout,omitempty"`
+	SyncTimeout time.Duration
 	// LookupTimeout bounds the direct lookup made when the cache does not (yet) hold a pod. Default 5s.
-	LookupTimeout time.Duration `json:"lookupTimeout,omitempty"`
-	Logger        *slog.Logger  `json:"-"`
+	LookupTimeout time.Duration
+	Logger        *slog.Logger
 }
 
 // Validate reports every problem with c at once. It has no side effects.
-func (c *Config) Validate() error {
+func (c *NodeAgentsConfig) Validate() error {
 	var errs []error
 	if c.Client == nil {
-		errs = append(errs, errors.New("nodeauth: a Kubernetes client is required"))
+		errs = append(errs, errors.New("kube: node agents: a Kubernetes client is required"))
 	}
 	if len(c.TrustedAccounts) == 0 {
-		errs = append(errs, errors.New("nodeauth: trustedAccounts is empty: name the node agents' service accounts, e.g. istio-system/ztunnel"))
+		errs = append(errs, errors.New("kube: node agents: trustedAccounts is empty: name the node agents' "+
+			"service accounts, e.g. istio-system/ztunnel"))
 	}
 	for _, a := range c.TrustedAccounts {
 		if _, err := parseAccount(a); err != nil {
-			errs = append(errs, err)
+			errs = append(errs, fmt.Errorf("kube: node agents: %w", err))
 		}
 	}
 	if c.SyncTimeout < 0 || c.LookupTimeout < 0 {
-		errs = append(errs, errors.New("nodeauth: timeouts must not be negative"))
+		errs = append(errs, errors.New("kube: node agents: timeouts must not be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -66,30 +63,32 @@ func (c *Config) Validate() error {
 func parseAccount(s string) (account, error) {
 	ns, name, ok := strings.Cut(s, "/")
 	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
-		return account{}, fmt.Errorf("nodeauth: trusted account %q must be <namespace>/<service account>", s)
+		return account{}, fmt.Errorf("trusted account %q must be <namespace>/<service account>", s)
 	}
 	return account{ns, name}, nil
 }
 
 type account struct{ namespace, name string }
 
-// Authorizer implements ca.Impersonator for node agents. Start it before use.
-type Authorizer struct {
-	cfg     Config
+// NodeAgents decides whether a node agent may obtain certificates for other workloads: Istio ambient's
+// ztunnel asks for the identities of the pods on its node (gRPC metadata ImpersonatedIdentity). It implements
+// authn.Impersonator. Start it before use.
+type NodeAgents struct {
+	cfg     NodeAgentsConfig
 	trusted []account
 	pods    cache.SharedIndexInformer
 	factory informers.SharedInformerFactory
 }
 
-var _ ca.Impersonator = (*Authorizer)(nil)
+var _ authn.Impersonator = (*NodeAgents)(nil)
 
-// New returns an Authorizer. It does not talk to the API server until Start.
-func New(cfg Config) (*Authorizer, error) {
+// NewNodeAgents returns a NodeAgents. It does not talk to the API server until Start.
+func NewNodeAgents(cfg NodeAgentsConfig) (*NodeAgents, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if cfg.ClusterID == "" {
-		cfg.ClusterID = DefaultClusterID
+		cfg.ClusterID = authn.DefaultClusterID
 	}
 	if cfg.SyncTimeout == 0 {
 		cfg.SyncTimeout = 60 * time.Second
@@ -100,7 +99,7 @@ func New(cfg Config) (*Authorizer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	a := &Authorizer{cfg: cfg}
+	a := &NodeAgents{cfg: cfg}
 	for _, s := range cfg.TrustedAccounts {
 		acc, _ := parseAccount(s)
 		a.trusted = append(a.trusted, acc)
@@ -116,12 +115,12 @@ func New(cfg Config) (*Authorizer, error) {
 		}
 		return nil, nil
 	}}); err != nil {
-		return nil, fmt.Errorf("nodeauth: %w", err)
+		return nil, fmt.Errorf("kube: node agents: %w", err)
 	}
 	return a, nil
 }
 
-// strip keeps what Authorize reads of a pod.
+// strip keeps what CheckImpersonation reads of a pod.
 func strip(obj any) (any, error) {
 	p, ok := obj.(*corev1.Pod)
 	if !ok {
@@ -136,43 +135,44 @@ func strip(obj any) (any, error) {
 }
 
 // Start runs the pod informer until ctx ends and waits, at most SyncTimeout, for its first full list.
-func (a *Authorizer) Start(ctx context.Context) error {
+func (a *NodeAgents) Start(ctx context.Context) error {
 	a.factory.Start(ctx.Done())
 	wctx, cancel := context.WithTimeout(ctx, a.cfg.SyncTimeout)
 	defer cancel()
 	start := time.Now()
 	if !cache.WaitForCacheSync(wctx.Done(), a.pods.HasSynced) {
-		return fmt.Errorf("nodeauth: pod cache not synced after %s: check that meshca may list and watch pods "+
+		return fmt.Errorf("kube: node agents: pod cache not synced after %s: check that meshca may list and watch pods "+
 			"in all namespaces and that the API server is reachable", a.cfg.SyncTimeout)
 	}
-	a.cfg.Logger.Info("node agent authorizer ready", "pods", len(a.pods.GetStore().ListKeys()),
+	a.cfg.Logger.Info("node agent check ready", "pods", len(a.pods.GetStore().ListKeys()),
 		"trusted_accounts", a.cfg.TrustedAccounts, "elapsed", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
 // Ready reports whether the pod cache has synced.
-func (a *Authorizer) Ready() bool { return a.pods.HasSynced() }
+func (a *NodeAgents) Ready() bool { return a.pods.HasSynced() }
 
 func deny(format string, args ...any) error {
-	return fmt.Errorf("%w: %w: "+format, append([]any{ca.ErrPermissionDenied, ca.ErrImpersonationDenied}, args...)...)
+	return fmt.Errorf("%w: "+format, append([]any{authn.ErrImpersonationDenied}, args...)...)
 }
 
-// Authorize implements ca.Impersonator: caller must be a trusted node agent, and a Running or Pending pod
-// with target's namespace and service account must be scheduled on the caller's node.
-func (a *Authorizer) Authorize(ctx context.Context, caller *authn.Caller, target csr.Identity) error {
+// CheckImpersonation implements authn.Impersonator: caller must be a trusted node agent, and a Running or
+// Pending pod with target's namespace and service account must be scheduled on the caller's node.
+func (a *NodeAgents) CheckImpersonation(ctx context.Context, caller *authn.Caller, target csr.Identity) error {
 	if caller == nil {
 		return deny("no authenticated caller")
 	}
 	who := caller.Namespace + "/" + caller.ServiceAccount
 	if !slices.Contains(a.trusted, account{caller.Namespace, caller.ServiceAccount}) {
-		return deny("%s is not a trusted node agent (trusted: %s); only node agents such as ztunnel may send ImpersonatedIdentity",
-			who, strings.Join(a.cfg.TrustedAccounts, ", "))
+		return deny("%s is not a trusted node agent (trusted: %s); only node agents such as ztunnel may send "+
+			"ImpersonatedIdentity", who, strings.Join(a.cfg.TrustedAccounts, ", "))
 	}
 	if caller.ClusterID != "" && caller.ClusterID != a.cfg.ClusterID {
-		return deny("node agent %s is in cluster %q; impersonation is served for cluster %q only", who, caller.ClusterID, a.cfg.ClusterID)
+		return deny("node agent %s is in cluster %q; impersonation is served for cluster %q only", who,
+			caller.ClusterID, a.cfg.ClusterID)
 	}
 	if !a.pods.HasSynced() {
-		return fmt.Errorf("%w: nodeauth: pod cache not synced yet", authn.ErrUnavailable)
+		return fmt.Errorf("%w: node agents: pod cache not synced yet", authn.ErrUnavailable)
 	}
 	node, err := a.nodeOf(ctx, caller)
 	if err != nil {
@@ -184,7 +184,7 @@ func (a *Authorizer) Authorize(ctx context.Context, caller *authn.Caller, target
 	}
 	objs, err := a.pods.GetIndexer().ByIndex(nodeIndex, node)
 	if err != nil {
-		return fmt.Errorf("nodeauth: pod index: %w", err)
+		return fmt.Errorf("kube: node agents: pod index: %w", err)
 	}
 	for _, o := range objs {
 		if match(o.(*corev1.Pod)) {
@@ -199,7 +199,8 @@ func (a *Authorizer) Authorize(ctx context.Context, caller *authn.Caller, target
 		return err
 	}
 	if found != nil {
-		a.cfg.Logger.Debug("impersonation allowed by a pod not yet in the cache", "node", node, "pod", found.Namespace+"/"+found.Name)
+		a.cfg.Logger.Debug("impersonation allowed by a pod not yet in the cache", "node", node,
+			"pod", found.Namespace+"/"+found.Name)
 		return nil
 	}
 	return deny("no Running or Pending pod of service account %s/%s is scheduled on node %q, where node agent %s runs",
@@ -207,7 +208,7 @@ func (a *Authorizer) Authorize(ctx context.Context, caller *authn.Caller, target
 }
 
 // nodeOf returns the caller's node: from its bound token, or from the pod its token is bound to.
-func (a *Authorizer) nodeOf(ctx context.Context, caller *authn.Caller) (string, error) {
+func (a *NodeAgents) nodeOf(ctx context.Context, caller *authn.Caller) (string, error) {
 	if caller.NodeName != "" {
 		return caller.NodeName, nil
 	}
@@ -220,11 +221,13 @@ func (a *Authorizer) nodeOf(ctx context.Context, caller *authn.Caller) (string, 
 			p.Spec.ServiceAccountName == caller.ServiceAccount && (caller.PodUID == "" || string(p.UID) == caller.PodUID)
 	}
 	var pod *corev1.Pod
-	if obj, ok, _ := a.pods.GetStore().GetByKey(caller.Namespace + "/" + caller.PodName); ok && belongs(obj.(*corev1.Pod)) {
+	obj, ok, _ := a.pods.GetStore().GetByKey(caller.Namespace + "/" + caller.PodName)
+	if ok && belongs(obj.(*corev1.Pod)) {
 		pod = obj.(*corev1.Pod)
 	} else {
 		var err error
-		if pod, err = a.lookup(ctx, caller.Namespace, fields.OneTermEqualSelector("metadata.name", caller.PodName), belongs); err != nil {
+		sel := fields.OneTermEqualSelector("metadata.name", caller.PodName)
+		if pod, err = a.lookup(ctx, caller.Namespace, sel, belongs); err != nil {
 			return "", err
 		}
 	}
@@ -237,12 +240,13 @@ func (a *Authorizer) nodeOf(ctx context.Context, caller *authn.Caller) (string, 
 
 // lookup lists pods of namespace matching sel from the API server (list, not get, so meshca needs no more
 // than list and watch on pods) and returns the first for which match holds.
-func (a *Authorizer) lookup(ctx context.Context, namespace string, sel fields.Selector, match func(*corev1.Pod) bool) (*corev1.Pod, error) {
+func (a *NodeAgents) lookup(ctx context.Context, namespace string, sel fields.Selector,
+	match func(*corev1.Pod) bool) (*corev1.Pod, error) {
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.LookupTimeout)
 	defer cancel()
 	list, err := a.cfg.Client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{FieldSelector: sel.String()})
 	if err != nil {
-		return nil, fmt.Errorf("%w: nodeauth: listing pods in %s: %v", authn.ErrUnavailable, namespace, err)
+		return nil, fmt.Errorf("%w: node agents: listing pods in %s: %v", authn.ErrUnavailable, namespace, err)
 	}
 	for i := range list.Items {
 		if match(&list.Items[i]) {

@@ -1,4 +1,4 @@
-package authn
+package devtoken
 
 import (
 	"crypto"
@@ -15,25 +15,32 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/meshca/meshca/ca/authn"
 )
 
-// DevIssuerName is the "iss" of tokens minted by a DevIssuer unless another is set.
-const DevIssuerName = "https://meshca.dev/token-issuer"
+const (
+	// DefaultIssuer is the "iss" of minted tokens unless another is set.
+	DefaultIssuer = "https://meshca.dev/token-issuer"
+	// KeyFile is the name of the minter's private key in a dev directory (`meshca init --dir DIR`), where
+	// `meshca serve --dev`, `meshca token` and meshca-loadtest find it.
+	KeyFile = "token-issuer-key.pem"
+)
 
-// DevIssuer mints Kubernetes-style service-account tokens for development (`meshca token`), tests and the load
-// generator, so the whole flow runs without a cluster. Production trusts the cluster's issuer instead.
-type DevIssuer struct {
+// Minter mints Kubernetes-style service-account tokens. Authenticate them with authn.JWT over Keys.
+type Minter struct {
+	// Issuer is the "iss" claim of the minted tokens.
 	Issuer string
 	key    crypto.Signer
 	jwk    jose.JSONWebKey
 	signer jose.Signer
 }
 
-// NewDevIssuer returns an issuer signing with key (ES256 for ECDSA P-256).
-func NewDevIssuer(issuer string, key crypto.Signer) (*DevIssuer, error) {
+// New returns a minter signing with key (ES256 for ECDSA P-256) as issuer (default DefaultIssuer).
+func New(issuer string, key crypto.Signer) (*Minter, error) {
 	alg := jose.ES256
 	if _, ok := key.(*ecdsa.PrivateKey); !ok {
-		return nil, errors.New("authn: dev issuer key must be ECDSA P-256")
+		return nil, errors.New("devtoken: the key must be ECDSA P-256")
 	}
 	pub := jose.JSONWebKey{Key: key.Public(), Algorithm: string(alg), Use: "sig"}
 	tp, err := pub.Thumbprint(crypto.SHA256)
@@ -47,57 +54,57 @@ func NewDevIssuer(issuer string, key crypto.Signer) (*DevIssuer, error) {
 		return nil, err
 	}
 	if issuer == "" {
-		issuer = DevIssuerName
+		issuer = DefaultIssuer
 	}
-	return &DevIssuer{Issuer: issuer, key: key, jwk: pub, signer: s}, nil
+	return &Minter{Issuer: issuer, key: key, jwk: pub, signer: s}, nil
 }
 
-// GenerateDevIssuer returns a DevIssuer with a fresh key.
-func GenerateDevIssuer(issuer string) (*DevIssuer, error) {
+// Generate returns a minter with a fresh key.
+func Generate(issuer string) (*Minter, error) {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
 	}
-	return NewDevIssuer(issuer, k)
+	return New(issuer, k)
 }
 
-// LoadDevIssuer reads the PEM private key written by WriteKey.
-func LoadDevIssuer(issuer, keyFile string) (*DevIssuer, error) {
+// Load returns a minter signing with the PEM private key written by WriteKey.
+func Load(issuer, keyFile string) (*Minter, error) {
 	b, err := os.ReadFile(keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("authn: reading dev issuer key: %w", err)
+		return nil, fmt.Errorf("devtoken: reading the token key: %w", err)
 	}
 	block, _ := pem.Decode(b)
 	if block == nil {
-		return nil, fmt.Errorf("authn: %s holds no PEM key", keyFile)
+		return nil, fmt.Errorf("devtoken: %s holds no PEM key", keyFile)
 	}
 	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("authn: %s: %w", keyFile, err)
+		return nil, fmt.Errorf("devtoken: %s: %w", keyFile, err)
 	}
 	s, ok := k.(crypto.Signer)
 	if !ok {
-		return nil, fmt.Errorf("authn: %s: not a signing key", keyFile)
+		return nil, fmt.Errorf("devtoken: %s: not a signing key", keyFile)
 	}
-	return NewDevIssuer(issuer, s)
+	return New(issuer, s)
 }
 
 // WriteKey writes the private key as PKCS #8 PEM with mode 0600.
-func (d *DevIssuer) WriteKey(path string) error {
-	der, err := x509.MarshalPKCS8PrivateKey(d.key)
+func (m *Minter) WriteKey(path string) error {
+	der, err := x509.MarshalPKCS8PrivateKey(m.key)
 	if err != nil {
 		return err
 	}
 	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 }
 
-// Keys returns the public key set that verifies this issuer's tokens.
-func (d *DevIssuer) Keys() *StaticKeys { return NewStaticKeys(d.jwk) }
+// Keys returns the public key set that verifies the minted tokens.
+func (m *Minter) Keys() *authn.StaticKeys { return authn.NewStaticKeys(m.jwk) }
 
-// TokenClaims describes one token to mint.
-type TokenClaims struct {
+// Claims describes one token to mint.
+type Claims struct {
 	Namespace, ServiceAccount string
-	// Audiences default to ["istio-ca"].
+	// Audiences default to [authn.DefaultAudience].
 	Audiences []string
 	// PodName, PodUID and NodeName add the bound-token pod and node claims.
 	PodName, PodUID, NodeName string
@@ -109,7 +116,7 @@ type TokenClaims struct {
 }
 
 // Mint returns a signed token for c.
-func (d *DevIssuer) Mint(c TokenClaims) (string, error) {
+func (m *Minter) Mint(c Claims) (string, error) {
 	if c.IssuedAt.IsZero() {
 		c.IssuedAt = time.Now()
 	}
@@ -117,10 +124,10 @@ func (d *DevIssuer) Mint(c TokenClaims) (string, error) {
 		c.TTL = time.Hour
 	}
 	if len(c.Audiences) == 0 {
-		c.Audiences = []string{"istio-ca"}
+		c.Audiences = []string{authn.DefaultAudience}
 	}
 	std := jwt.Claims{
-		Issuer:   d.Issuer,
+		Issuer:   m.Issuer,
 		Subject:  "system:serviceaccount:" + c.Namespace + ":" + c.ServiceAccount,
 		Audience: c.Audiences,
 		IssuedAt: jwt.NewNumericDate(c.IssuedAt),
@@ -139,5 +146,5 @@ func (d *DevIssuer) Mint(c TokenClaims) (string, error) {
 	if c.NodeName != "" {
 		k8s["node"] = map[string]string{"name": c.NodeName, "uid": ""}
 	}
-	return jwt.Signed(d.signer).Claims(std).Claims(map[string]any{"kubernetes.io": k8s}).Serialize()
+	return jwt.Signed(m.signer).Claims(std).Claims(map[string]any{"kubernetes.io": k8s}).Serialize()
 }

@@ -1,4 +1,4 @@
-package authn_test
+package kube_test
 
 import (
 	"context"
@@ -38,13 +38,15 @@ type workload struct {
 func newWorkload(t *testing.T, k *catest.Kube, ns, sa, node string) workload {
 	t.Helper()
 	ctx := context.Background()
-	_, err := k.Client.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}, metav1.CreateOptions{})
+	_, err := k.Client.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}},
+		metav1.CreateOptions{})
 	if err == nil {
 		t.Cleanup(func() { _ = k.Client.CoreV1().Nodes().Delete(context.Background(), node, metav1.DeleteOptions{}) })
 	} else if !apierrors.IsAlreadyExists(err) {
 		t.Fatalf("creating node %s: %v", node, err)
 	}
-	s, err := k.Client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{})
+	s, err := k.Client.CoreV1().ServiceAccounts(ns).Create(ctx,
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatalf("creating service account %s/%s: %v", ns, sa, err)
 	}

@@ -1,4 +1,4 @@
-package authn_test
+package kube_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/ca/authn/kube"
 	"github.com/meshca/meshca/ca/catest"
 )
 
@@ -41,11 +42,12 @@ current-context: remote
 }
 
 func remoteSecret(name string, data map[string][]byte) *corev1.Secret {
-	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{authn.RemoteSecretLabel: "true"}}, Data: data}
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name,
+		Labels: map[string]string{kube.RemoteSecretLabel: "true"}}, Data: data}
 }
 
 // waitClusters waits until m knows exactly want.
-func waitClusters(t *testing.T, m *authn.MultiCluster, want ...string) {
+func waitClusters(t *testing.T, m *kube.MultiCluster, want ...string) {
 	t.Helper()
 	slices.Sort(want)
 	start := time.Now()
@@ -68,14 +70,14 @@ func TestMultiClusterRoutesTokensByClusterID(t *testing.T) {
 	wa := newWorkload(t, a, ns, "app-a", "node-a-"+ns)
 	bns := b.Namespace(t)
 	wb := newWorkload(t, b, bns, "app-b", "node-b")
-	tokA, tokB := mintToken(t, a.Client, wa, "istio-ca"), mintToken(t, b.Client, wb, "istio-ca")
+	tokA, tokB := mintToken(t, a.Client, wa, authn.DefaultAudience), mintToken(t, b.Client, wb, authn.DefaultAudience)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var c clock
 	local := newTokenReview(t, meshcaConfig(t, a), &c, nil)
-	m, err := authn.NewMultiCluster(authn.MultiClusterConfig{Client: a.Client, Namespace: ns, Local: local,
-		Review: authn.TokenReviewConfig{Clock: c.now}, Logger: catest.DiscardLogger()})
+	m, err := kube.NewMultiCluster(kube.MultiClusterConfig{Client: a.Client, Namespace: ns, Local: local,
+		Review: kube.TokenReviewConfig{Clock: c.now}, Logger: catest.DiscardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +95,7 @@ func TestMultiClusterRoutesTokensByClusterID(t *testing.T) {
 		}
 		want := cluster
 		if want == "" {
-			want = "Kubernetes"
+			want = authn.DefaultClusterID
 		}
 		if caller.Namespace != wantNS || caller.ClusterID != want {
 			t.Fatalf("caller %s (cluster %q), want %s (cluster %q)", caller.Namespace, caller.ClusterID, wantNS, want)
@@ -108,33 +110,35 @@ func TestMultiClusterRoutesTokensByClusterID(t *testing.T) {
 		t.Logf("refused (clusterid %q): %v", cluster, err)
 	}
 
-	accept(tokA, "Kubernetes", ns)
+	accept(tokA, authn.DefaultClusterID, ns)
 	accept(tokA, "", ns)
 	refuse(tokB, "cluster-b", authn.ErrUnauthenticated) // no secret yet
 
 	secrets := a.Client.CoreV1().Secrets(ns)
 	created := time.Now()
+	bUser := fmt.Sprintf("{token: %q}", b.Config.BearerToken)
 	if _, err := secrets.Create(ctx, remoteSecret("istio-remote-secret-b", map[string][]byte{
-		"cluster-b": remoteKubeconfig(t, b, fmt.Sprintf("{token: %q}", b.Config.BearerToken))}), metav1.CreateOptions{}); err != nil {
+		"cluster-b": remoteKubeconfig(t, b, bUser)}), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitClusters(t, m, "cluster-b")
 	t.Logf("remote secret took effect %s after its create request was sent", time.Since(created))
 	accept(tokB, "cluster-b", bns)
-	refuse(tokB, "Kubernetes", authn.ErrUnauthenticated) // cluster A's API server cannot verify B's token
+	refuse(tokB, authn.DefaultClusterID, authn.ErrUnauthenticated) // cluster A's API server cannot verify B's token
 	refuse(tokB, "", authn.ErrUnauthenticated)
 	refuse(tokA, "cluster-b", authn.ErrUnauthenticated) // nor B's A's
 	refuse(tokB, "cluster-c", authn.ErrUnauthenticated)
 
 	// A Secret without the label is not a remote secret.
-	unlabelled := remoteSecret("not-remote", map[string][]byte{"cluster-x": remoteKubeconfig(t, b, fmt.Sprintf("{token: %q}", b.Config.BearerToken))})
+	unlabelled := remoteSecret("not-remote", map[string][]byte{"cluster-x": remoteKubeconfig(t, b, bUser)})
 	unlabelled.Labels = nil
 	if _, err := secrets.Create(ctx, unlabelled, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// A kubeconfig with an exec plugin would run a command in meshca's container: refused.
 	if _, err := secrets.Create(ctx, remoteSecret("istio-remote-secret-evil", map[string][]byte{
-		"cluster-evil": remoteKubeconfig(t, b, `{exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/sh, args: ["-c", "id"]}}`)}),
+		"cluster-evil": remoteKubeconfig(t, b,
+			`{exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/sh, args: ["-c", "id"]}}`)}),
 		metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -172,11 +176,11 @@ func TestMultiClusterRoutesTokensByClusterID(t *testing.T) {
 	}
 	waitClusters(t, m)
 	refuse(tokB, "cluster-b2", authn.ErrUnauthenticated)
-	accept(tokA, "Kubernetes", ns)
+	accept(tokA, authn.DefaultClusterID, ns)
 }
 
 func TestMultiClusterConfigValidate(t *testing.T) {
-	cfg := authn.MultiClusterConfig{SyncTimeout: -1}
+	cfg := kube.MultiClusterConfig{SyncTimeout: -1}
 	err := cfg.Validate()
 	if err == nil {
 		t.Fatal("Validate accepted an empty config")
