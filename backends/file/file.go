@@ -218,7 +218,8 @@ func (b *Backend) Reload() (bool, error) {
 	return true, nil
 }
 
-// Sign issues a certificate with the active CA. The lifetime is cut to the CA certificate's own expiry.
+// Sign issues a certificate with the active CA. The lifetime is cut to the CA certificate's own expiry. The
+// leaf is checked with backends.CheckLeaf before it is returned.
 func (b *Backend) Sign(ctx context.Context, req *backends.SignRequest) (*backends.SignResponse, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("file: %w: %v", backends.ErrUnavailable, err)
@@ -239,6 +240,9 @@ func (b *Backend) Sign(ctx context.Context, req *backends.SignRequest) (*backend
 	chain := make([]*x509.Certificate, 0, len(a.chain)+1)
 	chain = append(chain, leaf)
 	chain = append(chain, a.chain...)
+	if err := backends.CheckLeaf(req, chain); err != nil {
+		return nil, fmt.Errorf("file: %w", err)
+	}
 	return &backends.SignResponse{Chain: chain}, nil
 }
 

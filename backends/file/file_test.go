@@ -280,3 +280,18 @@ func TestSignsWithEachCAKeyType(t *testing.T) {
 		})
 	}
 }
+
+// TestLeafLifetimeIsCappedAtTheCAExpiry: a CA with two hours left issues a 24h request for those two hours
+// (the core reports the shortening), never a leaf that outlives its issuer.
+func TestLeafLifetimeIsCappedAtTheCAExpiry(t *testing.T) {
+	g := generateWith(t, file.GenerateOptions{IntermediateTTL: 2 * time.Hour})
+	b := catest.FileBackend(t, writeDir(t, g), nil)
+	resp, err := b.Sign(context.Background(), &backends.SignRequest{PublicKey: catest.ECKey(t).Public(),
+		URIs: []*url.URL{mustURL(t, "spiffe://cluster.local/ns/a/sa/b")}, TTL: 24 * time.Hour})
+	if err != nil {
+		t.Fatalf("Sign with a CA that expires before the requested lifetime: %v", err)
+	}
+	if got, want := resp.Leaf().NotAfter, g.Intermediate.NotAfter; !got.Equal(want) {
+		t.Fatalf("leaf NotAfter = %s, want the CA's NotAfter %s", got.UTC(), want.UTC())
+	}
+}

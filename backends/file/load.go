@@ -83,7 +83,7 @@ func parseAuthority(files map[string][]byte, now time.Time) (*authority, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidCA, CAKeyFile, err)
 	}
-	if !publicKeysEqual(signer.Public(), caCert.PublicKey) {
+	if !backends.SameKey(signer.Public(), caCert.PublicKey) {
 		return nil, fmt.Errorf("%w: %s does not hold the key of %s", ErrInvalidCA, CAKeyFile, CACertFile)
 	}
 	if !caCert.IsCA || !caCert.BasicConstraintsValid || caCert.KeyUsage&x509.KeyUsageCertSign == 0 {
@@ -150,9 +150,4 @@ func buildChain(caCert *x509.Certificate, inters, roots []*x509.Certificate, now
 		}
 	}
 	return chain, nil
-}
-
-func publicKeysEqual(a, b crypto.PublicKey) bool {
-	ak, ok := a.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && ak.Equal(b)
 }
