@@ -334,11 +334,15 @@ func (s *Server) writeCA(opts Options) error {
 	}
 
 	// The template certifies exactly the token's SANs (the backend puts the request's SANs there) with an
-	// empty subject, as a SPIFFE X.509-SVID wants.
+	// empty subject, as a SPIFFE X.509-SVID wants; keyEncipherment only for RSA keys (backends.CheckLeaf).
 	const template = `{
 	"subject": {},
 	"sans": {{ toJson .SANs }},
+{{- if typeIs "*rsa.PublicKey" .Insecure.CR.PublicKey }}
 	"keyUsage": ["digitalSignature", "keyEncipherment"],
+{{- else }}
+	"keyUsage": ["digitalSignature"],
+{{- end }}
 	"extKeyUsage": ["serverAuth", "clientAuth"],
 	"basicConstraints": {"isCA": false}
 }`
