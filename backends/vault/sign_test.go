@@ -174,33 +174,6 @@ func colons(h string) string {
 	return strings.Join(parts, ":")
 }
 
-// sign-verbatim copies the CSR; the backend passes ext_key_usage so the leaf keeps serverAuth and clientAuth,
-// and refuses a CSR whose SANs are not exactly the request's.
-func TestSignVerbatim(t *testing.T) {
-	s := devVault(t)
-	p := s.PKI(t, vaulttest.PKIOptions{})
-	cfg := config(t, s, p)
-	cfg.Mode = vault.ModeSignVerbatim
-	b := newBackend(t, cfg)
-	resp, err := b.Sign(ctxTimeout(t, 10*time.Second), request(t, "ecdsa", testID, time.Hour))
-	if err != nil {
-		t.Fatalf("Sign: %v", err)
-	}
-	leaf := resp.Leaf()
-	if len(leaf.ExtKeyUsage) != 2 || leaf.URIs[0].String() != testID {
-		t.Fatalf("leaf EKUs %v, URIs %v; want serverAuth+clientAuth and %s", leaf.ExtKeyUsage, leaf.URIs, testID)
-	}
-	verifyChain(t, resp.Chain, p.Root)
-
-	key := newKey(t, "ecdsa")
-	c := newCSR(t, key, "spiffe://cluster.local/ns/kube-system/sa/admin")
-	u, _ := url.Parse(testID)
-	_, err = b.Sign(ctxTimeout(t, 10*time.Second), &backends.SignRequest{CSR: c, PublicKey: c.PublicKey, URIs: []*url.URL{u}, TTL: time.Hour})
-	if !errors.Is(err, backends.ErrRefused) {
-		t.Fatalf("sign-verbatim with a CSR for another identity: %v, want ErrRefused", err)
-	}
-}
-
 // Refusals: a bad SPIFFE shape is refused before anything reaches Vault (the role's glob would let
 // ns/a/b/sa/c through), and a role refusal from Vault is ErrRefused.
 func TestSignRefusals(t *testing.T) {
