@@ -144,7 +144,8 @@ func checkLeafSANs(req *SignRequest, leaf, _ *x509.Certificate) error {
 		want[i] = u.String()
 	}
 	if !sameSet(names.uris, want) {
-		return fmt.Errorf("URI SANs %s, want %s", bounded(strings.Join(names.uris, " ")), bounded(strings.Join(want, " ")))
+		return fmt.Errorf("URI SANs %s, want %s", bounded(strings.Join(names.uris, " ")),
+			bounded(strings.Join(want, " ")))
 	}
 	if !sameSet(names.dnsNames, req.DNSNames) {
 		return fmt.Errorf("DNS SANs %s, want %s", bounded(strings.Join(names.dnsNames, " ")),
@@ -212,7 +213,8 @@ func ekuName(u x509.ExtKeyUsage) string {
 func checkLeafExtensions(_ *SignRequest, leaf, _ *x509.Certificate) error {
 	for _, ext := range leaf.Extensions {
 		if !slices.ContainsFunc(allowedLeafExtensions, ext.Id.Equal) {
-			return fmt.Errorf("extension %s (critical=%v) is not one a workload certificate may carry", ext.Id, ext.Critical)
+			return fmt.Errorf("extension %s (critical=%v) is not one a workload certificate may carry", ext.Id,
+				ext.Critical)
 		}
 	}
 	return nil

@@ -259,7 +259,8 @@ func TestCheckLeafBoundsQuotedContent(t *testing.T) {
 	tmpl.Subject = pkix.Name{Organization: []string{string(long)}}
 	err := CheckLeaf(req, ca.issue(t, tmpl, req.PublicKey))
 	if !errors.Is(err, ErrBadChain) || len(err.Error()) > 2*maxShown+200 {
-		t.Fatalf("CheckLeaf = %d bytes of error (%v), want ErrBadChain quoting a bounded subject", len(err.Error()), err)
+		t.Fatalf("CheckLeaf = %d bytes of error (%v), want ErrBadChain quoting a bounded subject",
+			len(err.Error()), err)
 	}
 }
 

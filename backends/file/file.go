@@ -48,7 +48,8 @@ func (c *Config) Validate() error {
 	var errs []error
 	switch {
 	case c.Dir == "" && c.Secret == "":
-		errs = append(errs, errors.New("file: dir or secret is required: the cacerts directory or the \"namespace/name\" of the cacerts Secret"))
+		errs = append(errs, errors.New("file: dir or secret is required: the cacerts directory or the "+
+			"\"namespace/name\" of the cacerts Secret"))
 	case c.Dir != "" && c.Secret != "":
 		errs = append(errs, errors.New("file: set only one of dir and secret"))
 	case c.Secret != "":

@@ -127,7 +127,8 @@ func parseAuthority(files map[string][]byte, now time.Time) (*authority, error) 
 }
 
 // buildChain orders caCert, the intermediates of cert-chain.pem and the root it verifies to, leaf-most first.
-func buildChain(caCert *x509.Certificate, inters, roots []*x509.Certificate, now time.Time) ([]*x509.Certificate, error) {
+func buildChain(caCert *x509.Certificate, inters, roots []*x509.Certificate, now time.Time) ([]*x509.Certificate,
+	error) {
 	rootPool := x509.NewCertPool()
 	for _, r := range roots {
 		rootPool.AddCert(r)
@@ -141,7 +142,8 @@ func buildChain(caCert *x509.Certificate, inters, roots []*x509.Certificate, now
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s does not chain to %s through %s: %v", ErrInvalidCA, CACertFile, RootCertFile, CertChainFile, err)
+		return nil, fmt.Errorf("%w: %s does not chain to %s through %s: %v", ErrInvalidCA, CACertFile, RootCertFile,
+			CertChainFile, err)
 	}
 	chain := chains[0]
 	for _, c := range chains[1:] { // prefer the shortest chain

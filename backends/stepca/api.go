@@ -47,7 +47,8 @@ func (b *Backend) call(ctx context.Context, op, method, path string, in, out any
 	return b.callWith(ctx, b.client, op, method, path, in, out, limit)
 }
 
-func (b *Backend) callWith(ctx context.Context, client *http.Client, op, method, path string, in, out any, limit int64) error {
+func (b *Backend) callWith(ctx context.Context, client *http.Client, op, method, path string, in, out any,
+	limit int64) error {
 	data, err := b.roundTrip(ctx, client, op, method, path, in, limit)
 	if err != nil {
 		return err
@@ -65,7 +66,8 @@ func (b *Backend) get(ctx context.Context, op, path string, limit int64) ([]byte
 
 // roundTrip runs one HTTP exchange under the backend's deadline and maps failures onto the backends
 // sentinels: no answer, a 5xx or 429 is ErrUnavailable; 401 is ErrUnauthorized; any other 4xx is ErrRefused.
-func (b *Backend) roundTrip(ctx context.Context, client *http.Client, op, method, path string, in any, limit int64) ([]byte, error) {
+func (b *Backend) roundTrip(ctx context.Context, client *http.Client, op, method, path string, in any,
+	limit int64) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
 	var body io.Reader
@@ -89,12 +91,14 @@ func (b *Backend) roundTrip(ctx context.Context, client *http.Client, op, method
 	var trustErr *errServerTrust
 	if errors.As(err, &trustErr) {
 		// Not reachable in any useful sense, so the core may fail over; but this is configuration, not an outage.
-		return nil, fmt.Errorf("stepca: %s: the server at %s is not the pinned step-ca (its TLS certificate does not verify against rootFingerprint/rootsFile: %v): %w: %w",
+		return nil, fmt.Errorf("stepca: %s: the server at %s is not the pinned step-ca (its TLS certificate does "+
+			"not verify against rootFingerprint/rootsFile: %v): %w: %w",
 			op, b.cfg.URL, trustErr.err, backends.ErrUnavailable, backends.ErrBadChain)
 	}
 	if err != nil {
 		// url.Error holds the URL only (no token: tokens travel in the body).
-		return nil, fmt.Errorf("stepca: %s: step-ca at %s did not answer (is it running and reachable?): %w: %w", op, b.cfg.URL, backends.ErrUnavailable, err)
+		return nil, fmt.Errorf("stepca: %s: step-ca at %s did not answer (is it running and reachable?): %w: %w",
+			op, b.cfg.URL, backends.ErrUnavailable, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))

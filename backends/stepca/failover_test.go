@@ -183,7 +183,8 @@ func TestFailoverToFileBackendUnderLoad(t *testing.T) {
 				if _, err := res.Chain[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter,
 					KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 					failed.Add(1)
-					firstErr.CompareAndSwap(nil, fmt.Errorf("certificate from %s does not verify against the trust bundle: %w", res.Backend, err))
+					firstErr.CompareAndSwap(nil, fmt.Errorf(
+						"certificate from %s does not verify against the trust bundle: %w", res.Backend, err))
 				}
 				mu.Lock()
 				outcomes = append(outcomes, outcome{res.Backend, started, time.Now()})
@@ -252,7 +253,8 @@ func TestFailoverToFileBackendUnderLoad(t *testing.T) {
 	}
 	total := count("stepca", time.Time{}, end) + count("file", time.Time{}, end)
 	t.Logf("%d certificates: step-ca %d, file %d (outage %s); step-ca restart took %s",
-		total, count("stepca", time.Time{}, end), count("file", time.Time{}, end), restartAt.Sub(stopAt).Round(time.Millisecond), srv.StartupTime)
+		total, count("stepca", time.Time{}, end), count("file", time.Time{}, end),
+		restartAt.Sub(stopAt).Round(time.Millisecond), srv.StartupTime)
 	if got, want := m.issuedBy(t, "stepca"), float64(count("stepca", time.Time{}, end)); got != want {
 		t.Errorf("meshca_certificates_issued_total{backend=stepca} = %v, want %v", got, want)
 	}

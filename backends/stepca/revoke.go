@@ -25,7 +25,8 @@ func (b *Backend) Revoke(ctx context.Context, req *backends.RevokeRequest) error
 		return fmt.Errorf("stepca: %w: revoke needs a serial number or the certificate", backends.ErrRefused)
 	}
 	if req.Reason < 0 || req.Reason > 10 || req.Reason == 7 {
-		return fmt.Errorf("stepca: %w: revocation reason %d is not an RFC 5280 §5.3.1 reason code", backends.ErrRefused, req.Reason)
+		return fmt.Errorf("stepca: %w: revocation reason %d is not an RFC 5280 §5.3.1 reason code",
+			backends.ErrRefused, req.Reason)
 	}
 	now := b.cfg.Clock().UTC()
 	tok, err := b.minter.mint(now, b.minter.audience(b.base, "revoke"), serial.String(), nil, "")
@@ -66,7 +67,8 @@ func (b *Backend) CRL(ctx context.Context) ([]byte, error) {
 			return der, nil
 		}
 	}
-	return nil, fmt.Errorf("stepca: step-ca's CRL (issuer %s) is not signed by its CA chain: %w", rl.Issuer, backends.ErrBadChain)
+	return nil, fmt.Errorf("stepca: step-ca's CRL (issuer %s) is not signed by its CA chain: %w", rl.Issuer,
+		backends.ErrBadChain)
 }
 
 // Check reports whether step-ca answers /health and the provisioner credential is usable (an X5C credential

@@ -120,7 +120,8 @@ func (b *Backend) validity(now time.Time, ttl time.Duration) (notBefore, notAfte
 			"renew it: %w", b.cfg.X5C.CertFile, credUntil.UTC().Format(time.RFC3339), backends.ErrUnavailable)
 	}
 	if last := b.lastCapWarning.Load(); now.Unix()-last >= 60 && b.lastCapWarning.CompareAndSwap(last, now.Unix()) {
-		b.cfg.Logger.Warn("stepca: TTL capped at the x5c credential's expiry; renew the credential (logged once a minute)",
+		b.cfg.Logger.Warn("stepca: TTL capped at the x5c credential's expiry; renew the credential "+
+			"(logged once a minute)",
 			"requested", ttl, "notAfter", credUntil.UTC().Format(time.RFC3339))
 	}
 	return notBefore, credUntil.UTC(), nil

@@ -174,7 +174,8 @@ func (b *Backend) CAChain(ctx context.Context) ([]*x509.Certificate, error) {
 	}
 	chain, err := verifyChain(st.pool, st.intermediates[0], st.intermediates[1:])
 	if err != nil {
-		return nil, fmt.Errorf("stepca: step-ca's intermediates do not chain to its roots: %w: %v", backends.ErrBadChain, err)
+		return nil, fmt.Errorf("stepca: step-ca's intermediates do not chain to its roots: %w: %v",
+			backends.ErrBadChain, err)
 	}
 	return chain, nil
 }

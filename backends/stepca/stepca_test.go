@@ -76,10 +76,11 @@ func quietLogger() *slog.Logger {
 }
 
 func jwkConfig(s *stepcatest.Server) stepca.Config {
+	jwk := &stepca.JWKConfig{Provisioner: s.JWK.Name, KeyFile: s.JWK.KeyFile, PasswordFile: s.JWK.PasswordFile}
 	return stepca.Config{
 		URL:             s.URL,
 		RootFingerprint: s.RootFingerprint,
-		JWK:             &stepca.JWKConfig{Provisioner: s.JWK.Name, KeyFile: s.JWK.KeyFile, PasswordFile: s.JWK.PasswordFile},
+		JWK:             jwk,
 		Timeout:         3 * time.Second,
 		Logger:          quietLogger(),
 	}
@@ -213,7 +214,8 @@ func TestSignX5CCapsTTLAtCredentialExpiry(t *testing.T) {
 	srv := sharedServer(t)
 	b := newBackend(t, x5cConfig(srv))
 	// The credential lives 2h; a 24h certificate would outlive it and step-ca would refuse it.
-	resp, err := b.Sign(context.Background(), signRequest(t, ecKey(t), "spiffe://cluster.local/ns/a/sa/b", 24*time.Hour))
+	resp, err := b.Sign(context.Background(),
+		signRequest(t, ecKey(t), "spiffe://cluster.local/ns/a/sa/b", 24*time.Hour))
 	if err != nil {
 		t.Fatalf("Sign: %v", err)
 	}
@@ -369,7 +371,8 @@ func TestServerNotMatchingThePinnedRootsIsNotTrusted(t *testing.T) {
 	b := newBackend(t, cfg)
 	_, err := b.Sign(context.Background(), signRequest(t, ecKey(t), "spiffe://cluster.local/ns/a/sa/b", time.Hour))
 	if !errors.Is(err, backends.ErrBadChain) || !errors.Is(err, backends.ErrUnavailable) {
-		t.Fatalf("Sign = %v, want ErrBadChain and ErrUnavailable (the core fails over, the operator fixes pinning)", err)
+		t.Fatalf("Sign = %v, want ErrBadChain and ErrUnavailable (the core fails over, the operator fixes pinning)",
+			err)
 	}
 }
 
@@ -381,11 +384,14 @@ func TestJWKKeyForms(t *testing.T) {
 		getenv  func(string) string
 		wantErr bool
 	}{
-		{name: "encrypted JWE with a password file", jwk: stepca.JWKConfig{KeyFile: srv.JWK.KeyFile, PasswordFile: srv.JWK.PasswordFile}},
-		{name: "encrypted JWE with a password in the environment", jwk: stepca.JWKConfig{KeyFile: srv.JWK.KeyFile, PasswordEnv: "PW"},
+		{name: "encrypted JWE with a password file",
+			jwk: stepca.JWKConfig{KeyFile: srv.JWK.KeyFile, PasswordFile: srv.JWK.PasswordFile}},
+		{name: "encrypted JWE with a password in the environment",
+			jwk:    stepca.JWKConfig{KeyFile: srv.JWK.KeyFile, PasswordEnv: "PW"},
 			getenv: func(string) string { b, _ := os.ReadFile(srv.JWK.PasswordFile); return string(b[:len(b)-1]) }},
 		{name: "plain private JWK", jwk: stepca.JWKConfig{KeyFile: srv.JWK.PlainKeyFile}},
-		{name: "encrypted JWE with a wrong password", jwk: stepca.JWKConfig{KeyFile: srv.JWK.KeyFile, PasswordEnv: "PW"},
+		{name: "encrypted JWE with a wrong password",
+			jwk:    stepca.JWKConfig{KeyFile: srv.JWK.KeyFile, PasswordEnv: "PW"},
 			getenv: func(string) string { return "wrong" }, wantErr: true},
 		{name: "encrypted JWE without a password", jwk: stepca.JWKConfig{KeyFile: srv.JWK.KeyFile}, wantErr: true},
 	}
@@ -404,7 +410,8 @@ func TestJWKKeyForms(t *testing.T) {
 			if err != nil {
 				t.Fatalf("New: %v", err)
 			}
-			if _, err := b.Sign(context.Background(), signRequest(t, ecKey(t), "spiffe://cluster.local/ns/a/sa/b", time.Hour)); err != nil {
+			req := signRequest(t, ecKey(t), "spiffe://cluster.local/ns/a/sa/b", time.Hour)
+			if _, err := b.Sign(context.Background(), req); err != nil {
 				t.Fatalf("Sign: %v", err)
 			}
 		})
@@ -483,7 +490,8 @@ func TestNewWhileStepCAIsDown(t *testing.T) {
 	if _, err := b.Roots(ctx); !errors.Is(err, backends.ErrUnavailable) {
 		t.Fatalf("Roots before step-ca ever answered = %v, want ErrUnavailable", err)
 	}
-	if _, err := b.Sign(ctx, signRequest(t, ecKey(t), "spiffe://cluster.local/ns/a/sa/b", time.Hour)); !errors.Is(err, backends.ErrUnavailable) {
+	req := signRequest(t, ecKey(t), "spiffe://cluster.local/ns/a/sa/b", time.Hour)
+	if _, err := b.Sign(ctx, req); !errors.Is(err, backends.ErrUnavailable) {
 		t.Fatalf("Sign = %v, want ErrUnavailable", err)
 	}
 	if err := srv.Restart(); err != nil {

@@ -174,15 +174,16 @@ func TestRequestsStepCACannotSignAreRefusedBeforeSending(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond) // let the listener count a connection, had there been one
 			if n := hung.accepted.Load() - before; n != 0 {
-				t.Errorf("Sign opened %d connections to step-ca; the request must be refused before step-ca is asked", n)
+				t.Errorf("Sign opened %d connections to step-ca; the request must be refused before step-ca is asked",
+					n)
 			}
 		})
 	}
 	if err := b.Revoke(context.Background(), &backends.RevokeRequest{}); !errors.Is(err, backends.ErrRefused) {
 		t.Errorf("Revoke without a serial = %v, want ErrRefused", err)
 	}
-	if err := b.Revoke(context.Background(), &backends.RevokeRequest{SerialNumber: big.NewInt(1), Reason: 7}); !errors.Is(
-		err, backends.ErrRefused) {
+	reason7 := &backends.RevokeRequest{SerialNumber: big.NewInt(1), Reason: 7}
+	if err := b.Revoke(context.Background(), reason7); !errors.Is(err, backends.ErrRefused) {
 		t.Errorf("Revoke with reason 7 = %v, want ErrRefused", err)
 	}
 }

@@ -172,7 +172,8 @@ func loadJWK(cfg *JWKConfig, getenv func(string) string) (*jose.JSONWebKey, erro
 		return nil, fmt.Errorf("stepca: jwk.keyFile %s holds a public key; meshca needs the provisioner's private key",
 			cfg.KeyFile)
 	case k.KeyID == "":
-		return nil, fmt.Errorf("stepca: jwk.keyFile %s has no kid; step-ca finds a JWK provisioner by its kid", cfg.KeyFile)
+		return nil, fmt.Errorf("stepca: jwk.keyFile %s has no kid; step-ca finds a JWK provisioner by its kid",
+			cfg.KeyFile)
 	case k.Algorithm == "":
 		return nil, fmt.Errorf("stepca: jwk.keyFile %s: no signature algorithm for a %T key", cfg.KeyFile, k.Key)
 	}
@@ -286,8 +287,8 @@ func loadCredential(cfg *X5CConfig) (*credential, error) {
 		clientAuth = clientAuth || u == x509.ExtKeyUsageClientAuth || u == x509.ExtKeyUsageAny
 	}
 	if !clientAuth {
-		return nil, fmt.Errorf("stepca: the x5c certificate %s lacks the clientAuth extended key usage step-ca requires",
-			cfg.CertFile)
+		return nil, fmt.Errorf("stepca: the x5c certificate %s lacks the clientAuth extended key usage step-ca "+
+			"requires", cfg.CertFile)
 	}
 	return &credential{chain: chain, key: key, x5c: x5c, certStamp: cs, keyStamp: ks}, nil
 }

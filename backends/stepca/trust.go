@@ -50,7 +50,8 @@ func (b *Backend) refreshRoots(ctx context.Context) (*trustState, error) {
 	if err := b.call(ctx, "roots", http.MethodGet, "/1.0/roots", nil, &roots, maxResponse); err != nil {
 		return nil, err
 	}
-	if err := b.call(ctx, "intermediates", http.MethodGet, "/1.0/intermediates", nil, &inters, maxResponse); err != nil {
+	err := b.call(ctx, "intermediates", http.MethodGet, "/1.0/intermediates", nil, &inters, maxResponse)
+	if err != nil {
 		return nil, err
 	}
 	st := &trustState{pool: x509.NewCertPool(), fetched: b.cfg.Clock()}
@@ -76,7 +77,8 @@ func (b *Backend) refreshRoots(ctx context.Context) (*trustState, error) {
 		}
 	}
 	if !pinnedFound {
-		return nil, fmt.Errorf("stepca: step-ca's /roots no longer holds the pinned root; update rootFingerprint or rootsFile after a root rotation: %w", backends.ErrBadChain)
+		return nil, fmt.Errorf("stepca: step-ca's /roots no longer holds the pinned root; update rootFingerprint "+
+			"or rootsFile after a root rotation: %w", backends.ErrBadChain)
 	}
 	b.state.Store(st)
 	return st, nil
@@ -89,7 +91,8 @@ func (b *Backend) bootstrap(ctx context.Context) (*x509.Certificate, error) {
 	client := &http.Client{
 		Timeout: b.cfg.Timeout,
 		Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true}, //nolint:gosec // checked by hash below
+			//nolint:gosec // the answer is checked by its hash below
+			TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true},
 			DialContext:     (&net.Dialer{Timeout: min(b.cfg.Timeout, 2*time.Second)}).DialContext,
 		},
 	}
@@ -99,7 +102,8 @@ func (b *Backend) bootstrap(ctx context.Context) (*x509.Certificate, error) {
 	}
 	if err := b.callWith(ctx, client, "root", http.MethodGet, "/1.0/root/"+fp, nil, &resp, maxResponse); err != nil {
 		if errors.Is(err, backends.ErrRefused) {
-			return nil, fmt.Errorf("stepca: step-ca has no root with rootFingerprint %s; check the fingerprint and url: %w: %w", fp, backends.ErrBadChain, err)
+			return nil, fmt.Errorf("stepca: step-ca has no root with rootFingerprint %s; check the fingerprint and "+
+				"url: %w: %w", fp, backends.ErrBadChain, err)
 		}
 		return nil, err
 	}
@@ -109,7 +113,8 @@ func (b *Backend) bootstrap(ctx context.Context) (*x509.Certificate, error) {
 	}
 	sum := sha256.Sum256(certs[0].Raw)
 	if hex.EncodeToString(sum[:]) != fp {
-		return nil, fmt.Errorf("stepca: step-ca's root does not match rootFingerprint %s; is url pointing at the right CA?: %w", fp, backends.ErrBadChain)
+		return nil, fmt.Errorf("stepca: step-ca's root does not match rootFingerprint %s; is url pointing at the "+
+			"right CA?: %w", fp, backends.ErrBadChain)
 	}
 	return certs[0], nil
 }

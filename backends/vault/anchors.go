@@ -73,7 +73,8 @@ func (b *Backend) configuredAnchors() ([]*x509.Certificate, error) {
 	pins := b.pins()
 	for _, a := range anchors {
 		if len(pins) > 0 && !slices.Contains(pins, fingerprintBytes(a)) {
-			return nil, fmt.Errorf("vault: trust anchor %q (sha256 %s) matches no rootFingerprints entry", a.Subject, Fingerprint(a))
+			return nil, fmt.Errorf("vault: trust anchor %q (sha256 %s) matches no rootFingerprints entry", a.Subject,
+				Fingerprint(a))
 		}
 	}
 	return anchors, nil
@@ -99,7 +100,9 @@ func (b *Backend) pinnedAnchors(ctx context.Context) ([]*x509.Certificate, error
 			for _, c := range found {
 				seen = append(seen, fmt.Sprintf("%s (%q)", Fingerprint(c), c.Subject.String()))
 			}
-			return nil, fmt.Errorf("vault: no certificate with sha256 %x among the issuers of mount %s (found %s): import the root into the mount with the intermediate (intermediate/set-signed with the full chain) or configure rootsFile",
+			return nil, fmt.Errorf("vault: no certificate with sha256 %x among the issuers of mount %s (found %s): "+
+				"import the root into the mount with the intermediate (intermediate/set-signed with the full chain) "+
+				"or configure rootsFile",
 				pin, b.cfg.Mount, strings.Join(seen, ", "))
 		}
 		if !isAnchor(hit, anchors) {

@@ -103,7 +103,8 @@ func (b *Backend) classify(ctx context.Context, op, path string, err error) erro
 		msg := strings.Join(re.Errors, "; ")
 		switch {
 		case re.StatusCode == http.StatusUnauthorized || re.StatusCode == http.StatusForbidden:
-			return fmt.Errorf("vault: %s (%s): %w: %w: %s: check meshca's Vault credentials and that its policy allows this path",
+			return fmt.Errorf("vault: %s (%s): %w: %w: %s: check meshca's Vault credentials and that its policy "+
+				"allows this path",
 				op, path, backends.ErrUnavailable, errDenied, msg)
 		case re.StatusCode == http.StatusTooManyRequests || re.StatusCode >= 500:
 			return fmt.Errorf("vault: %s (%s): %w: HTTP %d: %s", op, path, backends.ErrUnavailable, re.StatusCode, msg)
@@ -112,11 +113,13 @@ func (b *Backend) classify(ctx context.Context, op, path string, err error) erro
 		}
 	}
 	if ctx.Err() != nil {
-		return fmt.Errorf("vault: %s (%s): %w: no answer within %s: %w", op, path, backends.ErrUnavailable, b.cfg.Timeout, err)
+		return fmt.Errorf("vault: %s (%s): %w: no answer within %s: %w", op, path, backends.ErrUnavailable,
+			b.cfg.Timeout, err)
 	}
 	var tlsErr *tls.CertificateVerificationError
 	if errors.As(err, &tlsErr) {
-		return fmt.Errorf("vault: %s (%s): %w: Vault's TLS certificate is not trusted: check tls.caFile or tls.caPEM and tls.serverName: %w",
+		return fmt.Errorf("vault: %s (%s): %w: Vault's TLS certificate is not trusted: check tls.caFile or "+
+			"tls.caPEM and tls.serverName: %w",
 			op, path, backends.ErrUnavailable, err)
 	}
 	var ne net.Error

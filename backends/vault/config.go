@@ -169,7 +169,8 @@ func (c *Config) Validate() error {
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf("vault: "+format, args...)) }
 	if c.Address == "" {
 		add("address is required, for example https://vault.vault.svc:8200")
-	} else if u, err := url.Parse(c.Address); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+	} else if u, err := url.Parse(c.Address); err != nil || (u.Scheme != "https" && u.Scheme != "http") ||
+		u.Host == "" {
 		add("address %q must be an http or https URL with a host", c.Address)
 	}
 	if c.Mount == "" {
@@ -196,7 +197,8 @@ func (c *Config) Validate() error {
 		add("set only one of rootsFile and rootsPEM")
 	}
 	if c.RootsFile == "" && c.RootsPEM == "" && len(c.RootFingerprints) == 0 {
-		add("the trust anchor is not configured: set rootsFile or rootsPEM, or rootFingerprints to pin the mount's root")
+		add("the trust anchor is not configured: set rootsFile or rootsPEM, or rootFingerprints to pin the " +
+			"mount's root")
 	}
 	for _, fp := range c.RootFingerprints {
 		if _, err := parseFingerprint(fp); err != nil {

@@ -57,13 +57,14 @@ func devVault(t testing.TB) *vaulttest.Server {
 // config returns a backend configuration for p on s that logs in with a token holding p's policy.
 func config(t testing.TB, s *vaulttest.Server, p *vaulttest.PKI) vault.Config {
 	t.Helper()
+	token := vault.Secret(s.CreateToken(t, time.Hour, true, p.Policy))
 	return vault.Config{
 		Address:  s.Addr,
 		Mount:    p.Mount,
 		Role:     p.Role,
 		RootsPEM: p.RootPEM,
 		Timeout:  2 * time.Second,
-		Auth:     vault.AuthConfig{Method: vault.AuthToken, Token: vault.Secret(s.CreateToken(t, time.Hour, true, p.Policy))},
+		Auth:     vault.AuthConfig{Method: vault.AuthToken, Token: token},
 		Logger:   testLogger(t, nil),
 	}
 }
@@ -147,7 +148,8 @@ func newCSRWithSubject(t testing.TB, key crypto.Signer, subject pkix.Name, uris 
 	return newCSRFrom(t, key, &x509.CertificateRequest{Subject: subject}, uris)
 }
 
-func newCSRFrom(t testing.TB, key crypto.Signer, tmpl *x509.CertificateRequest, uris []string) *x509.CertificateRequest {
+func newCSRFrom(t testing.TB, key crypto.Signer, tmpl *x509.CertificateRequest, uris []string,
+) *x509.CertificateRequest {
 	t.Helper()
 	for _, s := range uris {
 		u, err := url.Parse(s)

@@ -33,7 +33,8 @@ func (b *Backend) Revoke(ctx context.Context, req *backends.RevokeRequest) error
 	}
 	if _, err := b.write(ctx, "revoking", b.cfg.Mount+"/revoke", data); err != nil {
 		if errors.Is(err, backends.ErrRefused) && req.Certificate == nil {
-			return fmt.Errorf("%w (a no_store role's certificates can be revoked only by certificate, not by serial)", err)
+			return fmt.Errorf("%w (a no_store role's certificates can be revoked only by certificate, not by "+
+				"serial)", err)
 		}
 		return err
 	}

@@ -34,8 +34,8 @@ func signPath(c *Config) string {
 
 // Sign issues a certificate through Vault. Before anything is sent, every URI SAN must be a SPIFFE ID of the
 // exact shape spiffe://<td>/ns/<ns>/sa/<sa>; afterwards the leaf must chain to the trust anchors and be
-// exactly the requested workload certificate (backends.CheckLeaf): nothing is returned otherwise. A lifetime shorter than requested (Vault caps TTLs at the role's max_ttl
-// without saying so) is logged as a warning.
+// exactly the requested workload certificate (backends.CheckLeaf): nothing is returned otherwise. A lifetime
+// shorter than requested (Vault caps TTLs at the role's max_ttl without saying so) is logged as a warning.
 func (b *Backend) Sign(ctx context.Context, req *backends.SignRequest) (*backends.SignResponse, error) {
 	if err := b.checkRequest(req); err != nil {
 		return nil, err
@@ -55,7 +55,8 @@ func (b *Backend) Sign(ctx context.Context, req *backends.SignRequest) (*backend
 	}
 	leaf := resp.Leaf()
 	if want := start.Add(req.TTL); leaf.NotAfter.Before(want.Add(-2 * time.Second)) {
-		b.cfg.Logger.Warn("vault issued a shorter lifetime than requested: raise the role's max_ttl (or renew the issuer if it expires sooner) or lower meshca's maximum TTL",
+		b.cfg.Logger.Warn("vault issued a shorter lifetime than requested: raise the role's max_ttl (or renew the "+
+			"issuer if it expires sooner) or lower meshca's maximum TTL",
 			"mount", b.cfg.Mount, "role", b.cfg.Role, "requested_ttl", req.TTL.String(),
 			"granted_ttl", leaf.NotAfter.Sub(start).Round(time.Second).String(), "not_after", leaf.NotAfter.UTC(),
 			"serial", serialHex(leaf.SerialNumber))
@@ -95,8 +96,10 @@ func (b *Backend) checkRequest(req *backends.SignRequest) error {
 	}
 	if b.cfg.Mode == ModeSignVerbatim {
 		// sign-verbatim copies the CSR's SANs: they must be exactly meshca's decision.
-		if !sameStrings(uriStrings(req.CSR.URIs), uriStrings(req.URIs)) || !sameStrings(req.CSR.DNSNames, req.DNSNames) ||
-			!sameStrings(ipStrings(req.CSR.IPAddresses), ipStrings(req.IPAddresses)) || len(req.CSR.EmailAddresses) > 0 {
+		sameSANs := sameStrings(uriStrings(req.CSR.URIs), uriStrings(req.URIs)) &&
+			sameStrings(req.CSR.DNSNames, req.DNSNames) &&
+			sameStrings(ipStrings(req.CSR.IPAddresses), ipStrings(req.IPAddresses))
+		if !sameSANs || len(req.CSR.EmailAddresses) > 0 {
 			return refuse("mode sign-verbatim copies the CSR's SANs, and they differ from the SANs meshca decided")
 		}
 	}
@@ -139,7 +142,8 @@ func (b *Backend) signData(req *backends.SignRequest) map[string]any {
 // was signed by the mount's known issuer, whose chain to the anchors was verified when it was fetched, only the
 // leaf is verified (against that issuer) and Vault's ca_chain is not even parsed: signature checks dominate the
 // backend's own cost. Otherwise the chain is rebuilt from everything Vault returned.
-func (b *Backend) parseSigned(sec *api.Secret, req *backends.SignRequest, ca *caState, now time.Time) (*backends.SignResponse, error) {
+func (b *Backend) parseSigned(sec *api.Secret, req *backends.SignRequest, ca *caState, now time.Time) (
+	*backends.SignResponse, error) {
 	if sec == nil || sec.Data == nil {
 		return nil, fmt.Errorf("vault: %w: empty response to %s", backends.ErrBadChain, b.signPath)
 	}
@@ -229,15 +233,16 @@ func (b *Backend) checkLeaf(req *backends.SignRequest, chain []*x509.Certificate
 		hint := "check the role: use_csr_sans=false, use_csr_common_name=false, key_usage=DigitalSignature, " +
 			"no organization, ou or policy_identifiers (docs/vault.md)"
 		if b.cfg.Mode == ModeSignVerbatim {
-			hint = "sign-verbatim copies the CSR's subject, SANs and extensions: use mode sign with a role (docs/vault.md)"
+			hint = "sign-verbatim copies the CSR's subject, SANs and extensions: use mode sign with a role " +
+				"(docs/vault.md)"
 		}
 		return fmt.Errorf("vault: certificate from %s: %w; %s", b.signPath, err, hint)
 	}
 	leaf := chain[0]
 	if !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageServerAuth) ||
 		!slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageClientAuth) {
-		return fmt.Errorf("vault: %w: the certificate from %s lacks the serverAuth and clientAuth extended key usages: "+
-			"set server_flag and client_flag on the role", backends.ErrBadChain, b.signPath)
+		return fmt.Errorf("vault: %w: the certificate from %s lacks the serverAuth and clientAuth extended key "+
+			"usages: set server_flag and client_flag on the role", backends.ErrBadChain, b.signPath)
 	}
 	return nil
 }

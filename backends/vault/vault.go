@@ -63,7 +63,8 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		return nil, err
 	}
 	if cfg.TLS.InsecureSkipVerify {
-		cfg.Logger.Error("vault: TLS verification of Vault's certificate is OFF (tls.insecureSkipVerify): anyone on the path can impersonate Vault and read meshca's token",
+		cfg.Logger.Error("vault: TLS verification of Vault's certificate is OFF (tls.insecureSkipVerify): anyone "+
+			"on the path can impersonate Vault and read meshca's token",
 			"address", cfg.Address)
 	}
 	if b.anchors, err = b.configuredAnchors(); err != nil {
@@ -160,7 +161,8 @@ func (b *Backend) Check(ctx context.Context) error {
 		return b.classify(ctx, "checking health", "sys/health", err)
 	}
 	if !h.Initialized || h.Sealed {
-		return fmt.Errorf("vault: %w: Vault at %s is sealed or not initialised: unseal it", backends.ErrUnavailable, b.cfg.Address)
+		return fmt.Errorf("vault: %w: Vault at %s is sealed or not initialised: unseal it", backends.ErrUnavailable,
+			b.cfg.Address)
 	}
 	if _, err := b.client.Auth().Token().LookupSelfWithContext(ctx); err != nil {
 		return b.classify(ctx, "looking up meshca's token", "auth/token/lookup-self", err)

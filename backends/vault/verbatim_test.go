@@ -33,7 +33,9 @@ func hostileCSR(t testing.TB, key crypto.Signer, id string) *x509.CertificateReq
 	upn := asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true,
 		Bytes: append(upnType, mustDER("admin@corp.example", "utf8,explicit,tag:0")...)}
 	uri := asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 6, Bytes: []byte(id)}
-	ekus := []asn1.ObjectIdentifier{{1, 3, 6, 1, 5, 5, 7, 3, 3}, {1, 3, 6, 1, 5, 5, 7, 3, 9}} // codeSigning, OCSPSigning
+	codeSigning := asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 3}
+	ocspSigning := asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 9}
+	ekus := []asn1.ObjectIdentifier{codeSigning, ocspSigning}
 	// digitalSignature (bit 0) and keyCertSign (bit 5)
 	ku := asn1.BitString{Bytes: []byte{0x84}, BitLength: 6}
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
@@ -113,7 +115,8 @@ func TestSignVerbatim(t *testing.T) {
 		}
 		leaf := resp.Leaf()
 		if len(leaf.ExtKeyUsage) != 2 || leaf.URIs[0].String() != testID {
-			t.Fatalf("%s: leaf EKUs %v, URIs %v; want serverAuth+clientAuth and %s", kind, leaf.ExtKeyUsage, leaf.URIs, testID)
+			t.Fatalf("%s: leaf EKUs %v, URIs %v; want serverAuth+clientAuth and %s", kind, leaf.ExtKeyUsage,
+				leaf.URIs, testID)
 		}
 		verifyChain(t, resp.Chain, p.Root)
 	}

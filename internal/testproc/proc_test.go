@@ -80,7 +80,8 @@ func TestStopEndsAStoppedProcessAndIsIdempotent(t *testing.T) {
 }
 
 func TestStopKillsAProcessThatIgnoresSIGTERM(t *testing.T) {
-	p, err := testproc.Start(exec.Command("sh", "-c", "trap '' TERM; while :; do :; done"), filepath.Join(t.TempDir(), "log"))
+	spin := exec.Command("sh", "-c", "trap '' TERM; while :; do :; done")
+	p, err := testproc.Start(spin, filepath.Join(t.TempDir(), "log"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -342,7 +342,8 @@ func serial() (*big.Int, error) {
 }
 
 // newCA makes a CA certificate, self-signed when parent is nil.
-func newCA(parentKey *ecdsa.PrivateKey, parent *x509.Certificate, cn string, now time.Time, ttl time.Duration, pathLen int) (*ecdsa.PrivateKey, *x509.Certificate, error) {
+func newCA(parentKey *ecdsa.PrivateKey, parent *x509.Certificate, cn string, now time.Time, ttl time.Duration,
+	pathLen int) (*ecdsa.PrivateKey, *x509.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -374,7 +375,8 @@ func newCA(parentKey *ecdsa.PrivateKey, parent *x509.Certificate, cn string, now
 }
 
 // newLeaf makes a client certificate for signing X5C tokens.
-func newLeaf(parentKey *ecdsa.PrivateKey, parent *x509.Certificate, cn string, now time.Time, ttl time.Duration) (*ecdsa.PrivateKey, *x509.Certificate, error) {
+func newLeaf(parentKey *ecdsa.PrivateKey, parent *x509.Certificate, cn string, now time.Time, ttl time.Duration) (
+	*ecdsa.PrivateKey, *x509.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err

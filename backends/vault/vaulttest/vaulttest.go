@@ -126,7 +126,8 @@ ui            = false
 		if s.Token == "" {
 			s.Token = "root-" + randHex(12)
 		}
-		args = append(args, "-dev", "-dev-root-token-id="+s.Token, fmt.Sprintf("-dev-listen-address=127.0.0.1:%d", s.port),
+		args = append(args, "-dev", "-dev-root-token-id="+s.Token,
+			fmt.Sprintf("-dev-listen-address=127.0.0.1:%d", s.port),
 			"-dev-no-store-token")
 	}
 	cmd := exec.Command(s.bin, args...)
@@ -142,7 +143,8 @@ ui            = false
 	s.mu.Unlock()
 
 	// Vault answers at all: 501 (uninitialised) and 503 (sealed) count.
-	if err := proc.WaitReady(20*time.Second, 10*time.Millisecond, s.health(func(code int) bool { return code != 0 })); err != nil {
+	answers := s.health(func(code int) bool { return code != 0 })
+	if err := proc.WaitReady(20*time.Second, 10*time.Millisecond, answers); err != nil {
 		return err
 	}
 	if s.persistent {
@@ -178,7 +180,8 @@ func (s *Server) health(ok func(code int) bool) func() error {
 
 // waitActive polls /v1/sys/health until Vault is initialised, unsealed and active (200).
 func (s *Server) waitActive(proc *testproc.Process) error {
-	return proc.WaitReady(20*time.Second, 10*time.Millisecond, s.health(func(code int) bool { return code == http.StatusOK }))
+	active := s.health(func(code int) bool { return code == http.StatusOK })
+	return proc.WaitReady(20*time.Second, 10*time.Millisecond, active)
 }
 
 // checkOurs makes sure that the Vault answering on the port is the process just started: if another process
