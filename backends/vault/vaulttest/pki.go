@@ -88,7 +88,9 @@ func (s *Server) PKI(tb testing.TB, opts PKIOptions) *PKI {
 		"use_csr_common_name": false,
 		"use_csr_sans":        false,
 		"key_type":            "any",
-		"key_usage":           []string{"DigitalSignature", "KeyEncipherment"},
+		// Vault puts the role's key_usage in every leaf, whatever the key type; keyEncipherment would be wrong
+		// on ECDSA keys (backends.CheckLeaf refuses it), and TLS with ECDHE needs only digitalSignature.
+		"key_usage":           []string{"DigitalSignature"},
 		"server_flag":         true,
 		"client_flag":         true,
 		"no_store":            !opts.Store,
