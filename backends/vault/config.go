@@ -21,8 +21,10 @@ import (
 const (
 	// ModeSign signs with <mount>/sign/<role>: meshca passes the SANs and Vault applies the role's policy too.
 	ModeSign = "sign"
-	// ModeSignVerbatim signs with <mount>/sign-verbatim[/<role>]: Vault copies the CSR's subject and SANs, so
-	// the backend refuses a CSR whose SANs differ from the request's.
+	// ModeSignVerbatim signs with <mount>/sign-verbatim[/<role>]: Vault copies the CSR's subject, SANs and
+	// extensions, whatever the role says. The backend refuses a CSR whose SANs differ from the request's, and
+	// backends.CheckLeaf refuses every leaf that carries more than the request (istio-agent's O= subject
+	// included). Not recommended; docs/vault.md explains.
 	ModeSignVerbatim = "sign-verbatim"
 )
 

@@ -67,6 +67,11 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 			"on the path can impersonate Vault and read meshca's token",
 			"address", cfg.Address)
 	}
+	if cfg.Mode == ModeSignVerbatim {
+		cfg.Logger.Warn("vault: mode sign-verbatim copies the CSR's subject and extensions into the certificate; "+
+			"meshca refuses every leaf that is not exactly the requested workload certificate, istio-agent's CSRs "+
+			"(subject O=<trust domain>) included: use mode sign with a role (docs/vault.md)", "mount", cfg.Mount)
+	}
 	if b.anchors, err = b.configuredAnchors(); err != nil {
 		return nil, err
 	}
