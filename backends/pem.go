@@ -57,7 +57,8 @@ func ParsePrivateKey(b []byte) (crypto.Signer, error) {
 		case "EC PRIVATE KEY":
 			key, err = x509.ParseECPrivateKey(block.Bytes)
 		default:
-			return nil, fmt.Errorf("%s is not supported (encrypted keys are not); use an unencrypted PKCS #8, PKCS #1 or SEC 1 key", block.Type)
+			return nil, fmt.Errorf("%s is not supported (encrypted keys are not); use an unencrypted PKCS #8, "+
+				"PKCS #1 or SEC 1 key", block.Type)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("parsing %s: %v", block.Type, err)

@@ -30,7 +30,8 @@ func TestParsePEM(t *testing.T) {
 			t.Errorf("ParseCertificates(%s) succeeded", name)
 		}
 	}
-	key, err := backends.ParsePrivateKey(bytes.Join([][]byte{[]byte("-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n"), g.KeyPEM}, nil))
+	params := []byte("-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n")
+	key, err := backends.ParsePrivateKey(bytes.Join([][]byte{params, g.KeyPEM}, nil))
 	if err != nil || !g.Intermediate.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(key.Public()) {
 		t.Fatalf("ParsePrivateKey: %v", err)
 	}

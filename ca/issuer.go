@@ -2,7 +2,6 @@ package ca
 
 import (
 	"context"
-	"crypto"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
@@ -299,27 +298,20 @@ func (i *Issuer) signWith(ctx context.Context, b NamedBackend,
 	return resp, err
 }
 
-// verify checks a backend's answer before it leaves meshca: the leaf certifies exactly the requested key and
-// SANs, is not a CA, does not outlive its issuer, and the chain verifies to the backend's roots.
+// verify checks a backend's answer before it leaves meshca: the leaf is exactly the workload certificate that
+// was requested (backends.CheckLeaf) and the chain verifies to the backend's roots.
 func (i *Issuer) verify(ctx context.Context, b NamedBackend, req *backends.SignRequest,
 	resp *backends.SignResponse) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: backend %s: %s", backends.ErrBadChain, b.Name, fmt.Sprintf(format, args...))
 	}
-	if resp == nil || len(resp.Chain) < 2 {
-		return bad("chain must hold at least the leaf and the root")
+	if resp == nil {
+		return bad("no chain returned")
+	}
+	if err := backends.CheckLeaf(req, resp.Chain); err != nil {
+		return fmt.Errorf("backend %s: %w", b.Name, err)
 	}
 	leaf := resp.Chain[0]
-	if !publicKeyEqual(leaf.PublicKey, req.PublicKey) {
-		return bad("leaf certifies a different public key")
-	}
-	if leaf.IsCA || !sameURIs(leaf.URIs, req.URIs) || !slices.Equal(leaf.DNSNames, req.DNSNames) ||
-		len(leaf.IPAddresses) != len(req.IPAddresses) || len(leaf.EmailAddresses) != 0 {
-		return bad("leaf SANs or CA flag differ from the request")
-	}
-	if leaf.NotAfter.After(resp.Chain[1].NotAfter) {
-		return bad("leaf outlives its issuing CA (%s)", resp.Chain[1].NotAfter.UTC().Format(time.RFC3339))
-	}
 	roots, err := b.Backend.Roots(ctx)
 	if err != nil {
 		return fmt.Errorf("%w: backend %s: roots: %w", backends.ErrUnavailable, b.Name, err)
@@ -391,12 +383,3 @@ func (i *Issuer) TrustDomains() []string {
 
 // TrustDomain returns the mesh's trust domain.
 func (i *Issuer) TrustDomain() string { return i.policy.TrustDomain }
-
-func publicKeyEqual(a, b any) bool {
-	k, ok := a.(interface{ Equal(x crypto.PublicKey) bool })
-	return ok && k.Equal(b)
-}
-
-func sameURIs(a, b []*url.URL) bool {
-	return slices.EqualFunc(a, b, func(x, y *url.URL) bool { return x.String() == y.String() })
-}

@@ -48,7 +48,8 @@ func (c *Config) Validate() error {
 	var errs []error
 	switch {
 	case c.Dir == "" && c.Secret == "":
-		errs = append(errs, errors.New("file: dir or secret is required: the cacerts directory or the \"namespace/name\" of the cacerts Secret"))
+		errs = append(errs, errors.New("file: dir or secret is required: the cacerts directory or the "+
+			"\"namespace/name\" of the cacerts Secret"))
 	case c.Dir != "" && c.Secret != "":
 		errs = append(errs, errors.New("file: set only one of dir and secret"))
 	case c.Secret != "":
@@ -218,7 +219,8 @@ func (b *Backend) Reload() (bool, error) {
 	return true, nil
 }
 
-// Sign issues a certificate with the active CA. The lifetime is cut to the CA certificate's own expiry.
+// Sign issues a certificate with the active CA. The lifetime is cut to the CA certificate's own expiry. The
+// leaf is checked with backends.CheckLeaf before it is returned.
 func (b *Backend) Sign(ctx context.Context, req *backends.SignRequest) (*backends.SignResponse, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("file: %w: %v", backends.ErrUnavailable, err)
@@ -239,6 +241,9 @@ func (b *Backend) Sign(ctx context.Context, req *backends.SignRequest) (*backend
 	chain := make([]*x509.Certificate, 0, len(a.chain)+1)
 	chain = append(chain, leaf)
 	chain = append(chain, a.chain...)
+	if err := backends.CheckLeaf(req, chain); err != nil {
+		return nil, fmt.Errorf("file: %w", err)
+	}
 	return &backends.SignResponse{Chain: chain}, nil
 }
 

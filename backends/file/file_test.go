@@ -52,10 +52,12 @@ func writeDir(t *testing.T, g *file.Generated) string {
 func TestNewRefusesBrokenCAs(t *testing.T) {
 	g := generate(t)
 	other := generate(t)
-	expired := generateWith(t, file.GenerateOptions{Now: time.Now().Add(-48 * time.Hour), IntermediateTTL: 24 * time.Hour})
+	expired := generateWith(t, file.GenerateOptions{Now: time.Now().Add(-48 * time.Hour),
+		IntermediateTTL: 24 * time.Hour})
 	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	notCA := func() []byte { // a leaf certificate with its key, put where the CA belongs
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), NotBefore: time.Now().Add(-time.Hour),
+			NotAfter: time.Now().Add(time.Hour)}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, g.Intermediate, leafKey.Public(), g.IntermediateKey)
 		if err != nil {
 			t.Fatal(err)
@@ -68,12 +70,15 @@ func TestNewRefusesBrokenCAs(t *testing.T) {
 		change map[string][]byte // file name -> contents; nil contents deletes the file
 	}{
 		{"the key does not match the certificate", map[string][]byte{file.CAKeyFile: other.KeyPEM}},
-		{"the CA certificate is not a CA", map[string][]byte{file.CACertFile: notCA, file.CAKeyFile: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: leafKeyDER})}},
-		{"the CA certificate expired", map[string][]byte{file.CACertFile: expired.CertPEM, file.CAKeyFile: expired.KeyPEM, file.RootCertFile: expired.RootPEM, file.CertChainFile: expired.CertPEM}},
+		{"the CA certificate is not a CA", map[string][]byte{file.CACertFile: notCA,
+			file.CAKeyFile: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: leafKeyDER})}},
+		{"the CA certificate expired", map[string][]byte{file.CACertFile: expired.CertPEM,
+			file.CAKeyFile: expired.KeyPEM, file.RootCertFile: expired.RootPEM, file.CertChainFile: expired.CertPEM}},
 		{"the chain does not reach root-cert.pem", map[string][]byte{file.RootCertFile: other.RootPEM}},
 		{"root-cert.pem is missing", map[string][]byte{file.RootCertFile: nil}},
 		{"ca-key.pem is missing", map[string][]byte{file.CAKeyFile: nil}},
-		{"ca-cert.pem is garbage", map[string][]byte{file.CACertFile: []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")}},
+		{"ca-cert.pem is garbage", map[string][]byte{
+			file.CACertFile: []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")}},
 		{"ca-crl.pem is not a CRL", map[string][]byte{file.CRLFile: g.RootPEM}},
 	}
 	for _, tt := range tests {
@@ -112,7 +117,8 @@ func TestBrokenReloadKeepsTheActiveCA(t *testing.T) {
 		t.Fatalf("Reload of a mismatched key: %v, want ErrInvalidCA", err)
 	}
 	key := catest.ECKey(t)
-	resp, err := b.Sign(context.Background(), &backends.SignRequest{PublicKey: key.Public(), URIs: []*url.URL{mustURL(t, "spiffe://cluster.local/ns/a/sa/b")}, TTL: time.Hour})
+	resp, err := b.Sign(context.Background(), &backends.SignRequest{PublicKey: key.Public(),
+		URIs: []*url.URL{mustURL(t, "spiffe://cluster.local/ns/a/sa/b")}, TTL: time.Hour})
 	if err != nil {
 		t.Fatalf("signing after a refused reload: %v", err)
 	}
@@ -279,5 +285,20 @@ func TestSignsWithEachCAKeyType(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLeafLifetimeIsCappedAtTheCAExpiry: a CA with two hours left issues a 24h request for those two hours
+// (the core reports the shortening), never a leaf that outlives its issuer.
+func TestLeafLifetimeIsCappedAtTheCAExpiry(t *testing.T) {
+	g := generateWith(t, file.GenerateOptions{IntermediateTTL: 2 * time.Hour})
+	b := catest.FileBackend(t, writeDir(t, g), nil)
+	resp, err := b.Sign(context.Background(), &backends.SignRequest{PublicKey: catest.ECKey(t).Public(),
+		URIs: []*url.URL{mustURL(t, "spiffe://cluster.local/ns/a/sa/b")}, TTL: 24 * time.Hour})
+	if err != nil {
+		t.Fatalf("Sign with a CA that expires before the requested lifetime: %v", err)
+	}
+	if got, want := resp.Leaf().NotAfter, g.Intermediate.NotAfter; !got.Equal(want) {
+		t.Fatalf("leaf NotAfter = %s, want the CA's NotAfter %s", got.UTC(), want.UTC())
 	}
 }

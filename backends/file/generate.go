@@ -64,7 +64,8 @@ func Generate(opts GenerateOptions) (*Generated, error) {
 		if err != nil {
 			return nil, err
 		}
-		tmpl := caTemplate(pkix.Name{Organization: []string{opts.Organization}, CommonName: opts.Organization + " root CA"},
+		subject := pkix.Name{Organization: []string{opts.Organization}, CommonName: opts.Organization + " root CA"}
+		tmpl := caTemplate(subject,
 			now, now.Add(opts.RootTTL), 1)
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 		if err != nil {
@@ -87,7 +88,8 @@ func Generate(opts GenerateOptions) (*Generated, error) {
 	if notAfter.After(g.Root.NotAfter) {
 		notAfter = g.Root.NotAfter
 	}
-	tmpl := caTemplate(pkix.Name{Organization: []string{opts.Organization}, CommonName: opts.Organization + " intermediate CA"},
+	subject := pkix.Name{Organization: []string{opts.Organization}, CommonName: opts.Organization + " intermediate CA"}
+	tmpl := caTemplate(subject,
 		now, notAfter, 0)
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, g.Root, key.Public(), g.RootKey)
 	if err != nil {

@@ -83,7 +83,7 @@ func parseAuthority(files map[string][]byte, now time.Time) (*authority, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidCA, CAKeyFile, err)
 	}
-	if !publicKeysEqual(signer.Public(), caCert.PublicKey) {
+	if !backends.SameKey(signer.Public(), caCert.PublicKey) {
 		return nil, fmt.Errorf("%w: %s does not hold the key of %s", ErrInvalidCA, CAKeyFile, CACertFile)
 	}
 	if !caCert.IsCA || !caCert.BasicConstraintsValid || caCert.KeyUsage&x509.KeyUsageCertSign == 0 {
@@ -127,7 +127,8 @@ func parseAuthority(files map[string][]byte, now time.Time) (*authority, error) 
 }
 
 // buildChain orders caCert, the intermediates of cert-chain.pem and the root it verifies to, leaf-most first.
-func buildChain(caCert *x509.Certificate, inters, roots []*x509.Certificate, now time.Time) ([]*x509.Certificate, error) {
+func buildChain(caCert *x509.Certificate, inters, roots []*x509.Certificate, now time.Time) ([]*x509.Certificate,
+	error) {
 	rootPool := x509.NewCertPool()
 	for _, r := range roots {
 		rootPool.AddCert(r)
@@ -141,7 +142,8 @@ func buildChain(caCert *x509.Certificate, inters, roots []*x509.Certificate, now
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s does not chain to %s through %s: %v", ErrInvalidCA, CACertFile, RootCertFile, CertChainFile, err)
+		return nil, fmt.Errorf("%w: %s does not chain to %s through %s: %v", ErrInvalidCA, CACertFile, RootCertFile,
+			CertChainFile, err)
 	}
 	chain := chains[0]
 	for _, c := range chains[1:] { // prefer the shortest chain
@@ -150,9 +152,4 @@ func buildChain(caCert *x509.Certificate, inters, roots []*x509.Certificate, now
 		}
 	}
 	return chain, nil
-}
-
-func publicKeysEqual(a, b crypto.PublicKey) bool {
-	ak, ok := a.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && ak.Equal(b)
 }

@@ -48,7 +48,8 @@ func sign(t *testing.T, b *file.Backend) []*x509.Certificate {
 	t.Helper()
 	key := catest.ECKey(t)
 	id, _ := url.Parse("spiffe://cluster.local/ns/default/sa/app")
-	resp, err := b.Sign(context.Background(), &backends.SignRequest{PublicKey: key.Public(), URIs: []*url.URL{id}, TTL: time.Hour})
+	resp, err := b.Sign(context.Background(), &backends.SignRequest{PublicKey: key.Public(), URIs: []*url.URL{id},
+		TTL: time.Hour})
 	if err != nil {
 		t.Fatalf("Sign: %v", err)
 	}
@@ -62,7 +63,8 @@ func chainsTo(chain []*x509.Certificate, root *x509.Certificate) error {
 	for _, c := range chain[1:] {
 		inters.AddCert(c)
 	}
-	_, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inters, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	_, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inters,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
 	return err
 }
 
@@ -101,7 +103,8 @@ func TestSecretSource(t *testing.T) {
 	t.Run("a broken Secret fails start-up", func(t *testing.T) {
 		bad := cacertsData(g1)
 		bad[file.CAKeyFile] = generate(t).KeyPEM
-		if _, err := secrets.Create(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: cacerts}, Data: bad}, metav1.CreateOptions{}); err != nil {
+		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: cacerts}, Data: bad}
+		if _, err := secrets.Create(context.Background(), secret, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		_, err := newBackend(nil, catest.DiscardLogger())
@@ -230,7 +233,9 @@ func TestSecretSource(t *testing.T) {
 			Data: cacertsData(g3)}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		catest.Eventually(t, 10*time.Second, "recreated CA active", func() error { return chainsTo(sign(t, b), g3.Root) })
+		catest.Eventually(t, 10*time.Second, "recreated CA active", func() error {
+			return chainsTo(sign(t, b), g3.Root)
+		})
 	})
 
 	b.Close() // no more log writes
@@ -252,7 +257,9 @@ func TestDirSourceStillReloads(t *testing.T) {
 	if err := g2.WriteDir(dir); err != nil {
 		t.Fatal(err)
 	}
-	catest.Eventually(t, 5*time.Second, "new CA from the directory", func() error { return chainsTo(sign(t, b), g2.Root) })
+	catest.Eventually(t, 5*time.Second, "new CA from the directory", func() error {
+		return chainsTo(sign(t, b), g2.Root)
+	})
 	if err := os.WriteFile(dir+"/"+file.CAKeyFile, g1.KeyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -272,12 +279,14 @@ func TestConfigValidate(t *testing.T) {
 		ok   bool
 	}{
 		{name: "a directory is enough", cfg: file.Config{Dir: "/etc/cacerts"}, ok: true},
-		{name: "a Secret with a client is enough", cfg: file.Config{Secret: "istio-system/cacerts", Kube: kube}, ok: true},
+		{name: "a Secret with a client is enough", cfg: file.Config{Secret: "istio-system/cacerts", Kube: kube},
+			ok: true},
 		{name: "neither is refused", cfg: file.Config{}},
 		{name: "both are refused", cfg: file.Config{Dir: "/etc/cacerts", Secret: "istio-system/cacerts", Kube: kube}},
 		{name: "a Secret without a namespace is refused", cfg: file.Config{Secret: "cacerts", Kube: kube}},
 		// The client is wiring, not configuration: a config file can name a Secret; New needs the client.
-		{name: "a Secret without a client is valid configuration", cfg: file.Config{Secret: "istio-system/cacerts"}, ok: true},
+		{name: "a Secret without a client is valid configuration", cfg: file.Config{Secret: "istio-system/cacerts"},
+			ok: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

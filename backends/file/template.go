@@ -22,7 +22,8 @@ var serialLimit = new(big.Int).Lsh(big.NewInt(1), 128)
 // profile: not a CA, digitalSignature (and keyEncipherment for RSA keys), serverAuth and clientAuth, subject
 // key identifier from the key; Go adds the authority key identifier from ca and marks the SAN extension
 // critical when the subject is empty.
-func leafTemplate(req *backends.SignRequest, ca *x509.Certificate, now time.Time, backdate time.Duration) (*x509.Certificate, error) {
+func leafTemplate(req *backends.SignRequest, ca *x509.Certificate, now time.Time, backdate time.Duration) (
+	*x509.Certificate, error) {
 	if req.TTL <= 0 {
 		return nil, fmt.Errorf("%w: TTL %s must be positive", backends.ErrRefused, req.TTL)
 	}

@@ -43,7 +43,7 @@ func BenchmarkStepCASign(b *testing.B) {
 	}
 	direct := newDirectClient(b, srv)
 	be := newBackend(b, jwkConfig(srv))
-	m := newMesh(b, srv, false)
+	m := newMesh(b, srv, false, false)
 	agents := make([]agent, len(reqs))
 	for i := range agents {
 		agents[i] = m.agent(b, i)

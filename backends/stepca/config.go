@@ -83,7 +83,8 @@ func (c *Config) Validate() error {
 	}
 	switch {
 	case c.RootFingerprint == "" && c.RootsFile == "":
-		add("one of rootFingerprint (step certificate fingerprint root_ca.crt) or rootsFile is required to pin step-ca's roots")
+		add("one of rootFingerprint (step certificate fingerprint root_ca.crt) or rootsFile is required to pin " +
+			"step-ca's roots")
 	case c.RootFingerprint != "" && c.RootsFile != "":
 		add("set only one of rootFingerprint and rootsFile")
 	case c.RootFingerprint != "":

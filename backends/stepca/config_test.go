@@ -10,10 +10,11 @@ import (
 )
 
 func validConfig() stepca.Config {
+	jwk := &stepca.JWKConfig{Provisioner: "meshca", KeyFile: "/etc/meshca/jwk.json", PasswordFile: "/etc/meshca/pw"}
 	return stepca.Config{
 		URL:             "https://step-ca.pki.svc:9000",
 		RootFingerprint: strings.Repeat("ab", 32),
-		JWK:             &stepca.JWKConfig{Provisioner: "meshca", KeyFile: "/etc/meshca/jwk.json", PasswordFile: "/etc/meshca/pw"},
+		JWK:             jwk,
 	}
 }
 
@@ -44,7 +45,8 @@ func TestConfigValidate(t *testing.T) {
 		}, want: []string{"only one of jwk and x5c"}},
 		{name: "every problem is reported at once", mutate: func(c *stepca.Config) {
 			*c = stepca.Config{Timeout: -time.Second, JWK: &stepca.JWKConfig{PasswordFile: "a", PasswordEnv: "B"}}
-		}, want: []string{"url is required", "rootFingerprint", "jwk.provisioner", "jwk.keyFile", "passwordFile and jwk.passwordEnv", "timeout"}},
+		}, want: []string{"url is required", "rootFingerprint", "jwk.provisioner", "jwk.keyFile",
+			"passwordFile and jwk.passwordEnv", "timeout"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/meshca/meshca/backends"
 	"github.com/meshca/meshca/backends/file"
 	"github.com/meshca/meshca/backends/stepca"
 	"github.com/meshca/meshca/backends/stepca/stepcatest"
@@ -31,8 +32,9 @@ type mesh struct {
 }
 
 // newMesh builds an Issuer with step-ca (JWK provisioner) as the primary backend and, when withFile is
-// set, a file backend holding a CA of its own as the secondary.
-func newMesh(tb testing.TB, srv *stepcatest.Server, withFile bool) *mesh {
+// set, a file backend holding a CA of its own as the secondary. With replay, step-ca is reached through a
+// stepca.Replayer that sends the first token again with every request.
+func newMesh(tb testing.TB, srv *stepcatest.Server, withFile, replay bool) *mesh {
 	tb.Helper()
 	dev, err := devtoken.Generate("")
 	if err != nil {
@@ -42,7 +44,11 @@ func newMesh(tb testing.TB, srv *stepcatest.Server, withFile bool) *mesh {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	named := []ca.NamedBackend{{Name: "stepca", Backend: newBackend(tb, jwkConfig(srv))}}
+	var sb backends.Backend = newBackend(tb, jwkConfig(srv))
+	if replay {
+		sb = &stepca.Replayer{Backend: sb.(*stepca.Backend)}
+	}
+	named := []ca.NamedBackend{{Name: "stepca", Backend: sb}}
 	if withFile {
 		dir := tb.TempDir()
 		if _, err := file.Init(dir, file.GenerateOptions{Organization: "cluster.local"}); err != nil {
@@ -130,7 +136,7 @@ func labelValue(m *dto.Metric, name string) string {
 // that signed; every certificate verifies against the issuer's trust bundle (both backends' roots).
 func TestFailoverToFileBackendUnderLoad(t *testing.T) {
 	srv := stepcatest.Start(t, stepcatest.Options{})
-	m := newMesh(t, srv, true)
+	m := newMesh(t, srv, true, false)
 	const workers = 8
 	agents := make([]agent, workers)
 	for i := range agents {
@@ -179,7 +185,8 @@ func TestFailoverToFileBackendUnderLoad(t *testing.T) {
 				if _, err := res.Chain[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter,
 					KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 					failed.Add(1)
-					firstErr.CompareAndSwap(nil, fmt.Errorf("certificate from %s does not verify against the trust bundle: %w", res.Backend, err))
+					firstErr.CompareAndSwap(nil, fmt.Errorf(
+						"certificate from %s does not verify against the trust bundle: %w", res.Backend, err))
 				}
 				mu.Lock()
 				outcomes = append(outcomes, outcome{res.Backend, started, time.Now()})
@@ -248,7 +255,8 @@ func TestFailoverToFileBackendUnderLoad(t *testing.T) {
 	}
 	total := count("stepca", time.Time{}, end) + count("file", time.Time{}, end)
 	t.Logf("%d certificates: step-ca %d, file %d (outage %s); step-ca restart took %s",
-		total, count("stepca", time.Time{}, end), count("file", time.Time{}, end), restartAt.Sub(stopAt).Round(time.Millisecond), srv.StartupTime)
+		total, count("stepca", time.Time{}, end), count("file", time.Time{}, end),
+		restartAt.Sub(stopAt).Round(time.Millisecond), srv.StartupTime)
 	if got, want := m.issuedBy(t, "stepca"), float64(count("stepca", time.Time{}, end)); got != want {
 		t.Errorf("meshca_certificates_issued_total{backend=stepca} = %v, want %v", got, want)
 	}
@@ -261,15 +269,7 @@ func TestFailoverToFileBackendUnderLoad(t *testing.T) {
 // is counted as internal and does not fail over to the next backend.
 func TestIssuerMapsReplayToInternal(t *testing.T) {
 	srv := sharedServer(t)
-	m := newMesh(t, srv, true)
-	sb := m.issuer.Backends()[0].Backend.(*stepca.Backend)
-	var first string
-	stepca.SetTokenHook(sb, func(tok string) string {
-		if first == "" {
-			first = tok
-		}
-		return first
-	})
+	m := newMesh(t, srv, true, true)
 	a := m.agent(t, 1)
 	if _, err := m.issue(a); err != nil {
 		t.Fatal(err)

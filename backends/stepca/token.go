@@ -2,17 +2,11 @@ package stepca
 
 import (
 	"bytes"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -20,8 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
+	"go.step.sm/crypto/jose"
 
 	"github.com/meshca/meshca/backends"
 )
@@ -29,7 +22,7 @@ import (
 // tokenClaims is the payload of a step-ca one-time token (OTT): the registered claims plus the SANs the
 // certificate will carry and, for signing, the CSR's fingerprint so the token is good for that CSR only.
 type tokenClaims struct {
-	jwt.Claims
+	jose.Claims
 	SANs []string `json:"sans,omitempty"`
 	CNF  *cnf     `json:"cnf,omitempty"`
 }
@@ -47,6 +40,30 @@ type minter struct {
 
 	jwk  *jose.JSONWebKey // JWK provisioner
 	cred *credentialFile  // X5C provisioner
+}
+
+// newMinter loads the provisioner credential that cfg names. An X5C credential that has already expired is
+// an error: step-ca would refuse every token it signs.
+func newMinter(cfg *Config) (*minter, error) {
+	m := &minter{name: cfg.provisionerName(), lifetime: cfg.TokenLifetime}
+	if cfg.JWK != nil {
+		k, err := loadJWK(cfg.JWK, cfg.Getenv)
+		if err != nil {
+			return nil, err
+		}
+		m.kind, m.jwk = "JWK", k
+		return m, nil
+	}
+	m.kind, m.cred = "X5C", &credentialFile{cfg: cfg.X5C}
+	c, err := m.cred.get()
+	if err != nil {
+		return nil, err
+	}
+	if na := c.chain[0].NotAfter; !cfg.Clock().Before(na) {
+		return nil, fmt.Errorf("stepca: the x5c credential %s expired at %s; renew it", cfg.X5C.CertFile,
+			na.UTC().Format(time.RFC3339))
+	}
+	return m, nil
 }
 
 // audience returns the token audience for a step-ca endpoint ("sign" or "revoke"). step-ca finds an X5C
@@ -67,45 +84,49 @@ func (m *minter) mint(now time.Time, aud, sub string, sans []string, fingerprint
 		return "", fmt.Errorf("stepca: token id: %w", err)
 	}
 	claims := tokenClaims{
-		Claims: jwt.Claims{
+		Claims: jose.Claims{
 			ID:        hex.EncodeToString(jti[:]),
 			Issuer:    m.name,
 			Subject:   sub,
-			Audience:  jwt.Audience{aud},
-			NotBefore: jwt.NewNumericDate(now),
-			IssuedAt:  jwt.NewNumericDate(now),
-			Expiry:    jwt.NewNumericDate(now.Add(m.lifetime)),
+			Audience:  jose.Audience{aud},
+			NotBefore: jose.NewNumericDate(now),
+			IssuedAt:  jose.NewNumericDate(now),
+			Expiry:    jose.NewNumericDate(now.Add(m.lifetime)),
 		},
 		SANs: sans,
 	}
 	if fingerprint != "" {
 		claims.CNF = &cnf{Fingerprint: fingerprint}
 	}
-	var (
-		key  jose.SigningKey
-		opts = (&jose.SignerOptions{}).WithType("JWT")
-	)
-	switch m.kind {
-	case "JWK":
-		key = jose.SigningKey{Algorithm: jose.SignatureAlgorithm(m.jwk.Algorithm), Key: m.jwk.Key}
-		opts = opts.WithHeader("kid", m.jwk.KeyID)
-	case "X5C":
-		c, err := m.cred.get()
-		if err != nil {
-			return "", err
-		}
-		key = jose.SigningKey{Algorithm: c.alg, Key: c.key}
-		opts = opts.WithHeader("x5c", c.x5c)
+	key, opts, err := m.signingKey()
+	if err != nil {
+		return "", err
 	}
 	sig, err := jose.NewSigner(key, opts)
 	if err != nil {
 		return "", fmt.Errorf("stepca: token signer for provisioner %q: %w", m.name, err)
 	}
-	tok, err := jwt.Signed(sig).Claims(claims).Serialize()
+	tok, err := jose.Signed(sig).Claims(claims).Serialize()
 	if err != nil {
 		return "", fmt.Errorf("stepca: signing a token for provisioner %q: %w", m.name, err)
 	}
 	return tok, nil
+}
+
+// signingKey returns the key that signs tokens and the header that names it: the JWK's kid, or the X5C
+// credential's chain (RFC 7515 §4.1.6).
+func (m *minter) signingKey() (jose.SigningKey, *jose.SignerOptions, error) {
+	opts := (&jose.SignerOptions{}).WithType("JWT")
+	if m.kind == "JWK" {
+		return jose.SigningKey{Algorithm: jose.SignatureAlgorithm(m.jwk.Algorithm), Key: m.jwk.Key},
+			opts.WithHeader("kid", m.jwk.KeyID), nil
+	}
+	c, err := m.cred.get()
+	if err != nil {
+		return jose.SigningKey{}, nil, err
+	}
+	return jose.SigningKey{Algorithm: jose.SignatureAlgorithm(c.key.Algorithm), Key: c.key.Key},
+		opts.WithHeader("x5c", c.x5c), nil
 }
 
 // window returns the validity window step-ca allows for certificates from this provisioner: an X5C
@@ -122,104 +143,62 @@ func (m *minter) window() (notBefore, notAfter time.Time, err error) {
 	return c.chain[0].NotBefore, c.chain[0].NotAfter, nil
 }
 
-// loadJWK reads a JWK provisioner's private key: a JWE (compact or JSON serialization, as step writes it)
-// decrypted with the configured password, or a plain private JWK.
+// loadJWK reads a JWK provisioner's private key with go.step.sm/crypto/jose, as step does: a JWE (compact or
+// JSON serialization) decrypted with the configured password, or a plain private JWK. The algorithm is
+// guessed from the key when the JWK does not name one.
 func loadJWK(cfg *JWKConfig, getenv func(string) string) (*jose.JSONWebKey, error) {
 	data, err := os.ReadFile(cfg.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("stepca: reading jwk.keyFile: %w", err)
 	}
-	data = bytes.TrimSpace(data)
-	if isJWE(data) {
+	opts := []jose.Option{jose.WithFilename(cfg.KeyFile)}
+	withPassword := cfg.PasswordFile != "" || cfg.PasswordEnv != ""
+	if withPassword {
 		password, err := jwkPassword(cfg, getenv)
 		if err != nil {
 			return nil, err
 		}
-		enc, err := jose.ParseEncrypted(string(data),
-			[]jose.KeyAlgorithm{jose.PBES2_HS256_A128KW, jose.PBES2_HS384_A192KW, jose.PBES2_HS512_A256KW},
-			[]jose.ContentEncryption{jose.A128GCM, jose.A192GCM, jose.A256GCM, jose.A128CBC_HS256, jose.A192CBC_HS384, jose.A256CBC_HS512})
-		if err != nil {
-			return nil, fmt.Errorf("stepca: jwk.keyFile %s is not a JWE this backend can read (want PBES2 key wrapping): %w", cfg.KeyFile, err)
-		}
-		if data, err = enc.Decrypt(password); err != nil {
-			return nil, fmt.Errorf("stepca: decrypting jwk.keyFile %s failed; check the password: %w", cfg.KeyFile, err)
-		}
+		opts = append(opts, jose.WithPassword(password))
 	}
-	var k jose.JSONWebKey
-	if err := json.Unmarshal(data, &k); err != nil {
-		return nil, fmt.Errorf("stepca: jwk.keyFile %s is neither a JWE nor a JWK: %w", cfg.KeyFile, err)
+	k, err := jose.ParseKey(bytes.TrimSpace(data), opts...)
+	switch {
+	case err != nil && withPassword:
+		return nil, fmt.Errorf("stepca: jwk.keyFile %s could not be read or decrypted; check the file and the "+
+			"password: %w", cfg.KeyFile, err)
+	case err != nil:
+		return nil, fmt.Errorf("stepca: jwk.keyFile %s is not a plain private JWK (an encrypted JWE needs "+
+			"jwk.passwordFile or jwk.passwordEnv): %w", cfg.KeyFile, err)
+	case k.IsPublic():
+		return nil, fmt.Errorf("stepca: jwk.keyFile %s holds a public key; meshca needs the provisioner's private key",
+			cfg.KeyFile)
+	case k.KeyID == "":
+		return nil, fmt.Errorf("stepca: jwk.keyFile %s has no kid; step-ca finds a JWK provisioner by its kid",
+			cfg.KeyFile)
+	case k.Algorithm == "":
+		return nil, fmt.Errorf("stepca: jwk.keyFile %s: no signature algorithm for a %T key", cfg.KeyFile, k.Key)
 	}
-	if k.IsPublic() {
-		return nil, fmt.Errorf("stepca: jwk.keyFile %s holds a public key; meshca needs the provisioner's private key", cfg.KeyFile)
-	}
-	if k.KeyID == "" {
-		return nil, fmt.Errorf("stepca: jwk.keyFile %s has no kid; step-ca finds a JWK provisioner by its kid", cfg.KeyFile)
-	}
-	if k.Algorithm == "" {
-		signer, ok := k.Key.(crypto.Signer)
-		if !ok {
-			return nil, fmt.Errorf("stepca: jwk.keyFile %s does not hold a signing key", cfg.KeyFile)
-		}
-		if k.Algorithm, err = signatureAlgorithm(signer.Public()); err != nil {
-			return nil, fmt.Errorf("stepca: jwk.keyFile %s: %w", cfg.KeyFile, err)
-		}
-	}
-	return &k, nil
-}
-
-// isJWE reports whether data looks like a JWE: compact (five dot-separated parts) or JSON with a ciphertext.
-func isJWE(data []byte) bool {
-	if len(data) > 0 && data[0] == '{' {
-		var probe struct {
-			Ciphertext *string `json:"ciphertext"`
-		}
-		return json.Unmarshal(data, &probe) == nil && probe.Ciphertext != nil
-	}
-	return bytes.Count(data, []byte(".")) == 4
+	return k, nil
 }
 
 func jwkPassword(cfg *JWKConfig, getenv func(string) string) ([]byte, error) {
-	switch {
-	case cfg.PasswordFile != "":
+	if cfg.PasswordFile != "" {
 		b, err := os.ReadFile(cfg.PasswordFile)
 		if err != nil {
 			return nil, fmt.Errorf("stepca: reading jwk.passwordFile: %w", err)
 		}
 		return bytes.TrimRight(b, "\r\n"), nil
-	case cfg.PasswordEnv != "":
-		if p := getenv(cfg.PasswordEnv); p != "" {
-			return []byte(p), nil
-		}
-		return nil, fmt.Errorf("stepca: jwk.keyFile %s is encrypted but $%s is empty", cfg.KeyFile, cfg.PasswordEnv)
 	}
-	return nil, fmt.Errorf("stepca: jwk.keyFile %s is encrypted; set jwk.passwordFile or jwk.passwordEnv", cfg.KeyFile)
-}
-
-// signatureAlgorithm picks the JWS algorithm for a key, as step does.
-func signatureAlgorithm(pub crypto.PublicKey) (string, error) {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		switch k.Curve {
-		case elliptic.P256():
-			return string(jose.ES256), nil
-		case elliptic.P384():
-			return string(jose.ES384), nil
-		case elliptic.P521():
-			return string(jose.ES512), nil
-		}
-	case *rsa.PublicKey:
-		return string(jose.RS256), nil
-	case ed25519.PublicKey:
-		return string(jose.EdDSA), nil
+	if p := getenv(cfg.PasswordEnv); p != "" {
+		return []byte(p), nil
 	}
-	return "", fmt.Errorf("unsupported token key type %T", pub)
+	return nil, fmt.Errorf("stepca: jwk.keyFile %s is encrypted but $%s (jwk.passwordEnv) is empty", cfg.KeyFile,
+		cfg.PasswordEnv)
 }
 
 // credential is meshca's X5C credential: a certificate chain (leaf first) and the leaf's key.
 type credential struct {
 	chain []*x509.Certificate
-	key   crypto.Signer
-	alg   jose.SignatureAlgorithm
+	key   *jose.JSONWebKey
 	x5c   []string // standard base64 DER, RFC 7515 §4.1.6
 
 	certStamp, keyStamp fileStamp
@@ -269,6 +248,9 @@ func (f *credentialFile) get() (*credential, error) {
 	return c, nil
 }
 
+// loadCredential reads the X5C certificate chain and key. go.step.sm/crypto/jose checks that they belong
+// together and that the certificate may sign (digitalSignature), and encodes the x5c header; step-ca also
+// requires the clientAuth usage, checked here.
 func loadCredential(cfg *X5CConfig) (*credential, error) {
 	cs, err := stamp(cfg.CertFile)
 	if err != nil {
@@ -290,38 +272,25 @@ func loadCredential(cfg *X5CConfig) (*credential, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stepca: reading x5c.keyFile: %w", err)
 	}
-	key, err := backends.ParsePrivateKey(keyPEM)
+	key, err := jose.ParseKey(keyPEM, jose.WithFilename(cfg.KeyFile))
 	if err != nil {
 		return nil, fmt.Errorf("stepca: x5c.keyFile %s: %w", cfg.KeyFile, err)
 	}
+	x5c, err := jose.ValidateX5C(chain, key.Key)
+	if err != nil {
+		return nil, fmt.Errorf("stepca: x5c.keyFile %s and the first certificate of x5c.certFile %s cannot sign "+
+			"tokens: %w", cfg.KeyFile, cfg.CertFile, err)
+	}
 	leaf := chain[0]
-	if !publicKeysEqual(leaf.PublicKey, key.Public()) {
-		return nil, fmt.Errorf("stepca: x5c.keyFile %s does not match the first certificate in %s", cfg.KeyFile, cfg.CertFile)
-	}
-	if leaf.KeyUsage != 0 && leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
-		return nil, fmt.Errorf("stepca: the x5c certificate %s lacks the digitalSignature key usage step-ca requires", cfg.CertFile)
-	}
 	clientAuth := len(leaf.ExtKeyUsage) == 0
 	for _, u := range leaf.ExtKeyUsage {
 		clientAuth = clientAuth || u == x509.ExtKeyUsageClientAuth || u == x509.ExtKeyUsageAny
 	}
 	if !clientAuth {
-		return nil, fmt.Errorf("stepca: the x5c certificate %s lacks the clientAuth extended key usage step-ca requires", cfg.CertFile)
+		return nil, fmt.Errorf("stepca: the x5c certificate %s lacks the clientAuth extended key usage step-ca "+
+			"requires", cfg.CertFile)
 	}
-	alg, err := signatureAlgorithm(key.Public())
-	if err != nil {
-		return nil, fmt.Errorf("stepca: x5c.keyFile %s: %w", cfg.KeyFile, err)
-	}
-	x5c := make([]string, len(chain))
-	for i, c := range chain {
-		x5c[i] = base64.StdEncoding.EncodeToString(c.Raw)
-	}
-	return &credential{chain: chain, key: key, alg: jose.SignatureAlgorithm(alg), x5c: x5c, certStamp: cs, keyStamp: ks}, nil
-}
-
-func publicKeysEqual(a, b crypto.PublicKey) bool {
-	ak, ok := a.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && ak.Equal(b)
+	return &credential{chain: chain, key: key, x5c: x5c, certStamp: cs, keyStamp: ks}, nil
 }
 
 // csrFingerprint is the x5rt#S256 value step-ca compares with the CSR: base64url SHA-256 of its DER.

@@ -58,7 +58,8 @@ func (b *Backend) refreshToken(ctx context.Context, initial bool) error {
 			st.fileData = data
 			b.token.Store(st)
 			if !initial {
-				b.cfg.Logger.Info("vault token file changed; using the new token", "file", a.TokenFile, "ttl", st.ttl.String())
+				b.cfg.Logger.Info("vault token file changed; using the new token", "file", a.TokenFile,
+					"ttl", st.ttl.String())
 			}
 			b.warnExpiry(st)
 			return nil
@@ -89,7 +90,8 @@ func (b *Backend) refreshToken(ctx context.Context, initial bool) error {
 // warnExpiry logs when a token given by the operator cannot be kept alive.
 func (b *Backend) warnExpiry(st *tokenState) {
 	if st.ttl > 0 && !st.renewable {
-		b.cfg.Logger.Warn("vault token is not renewable and will expire: rotate tokenFile before then or use approle or kubernetes auth",
+		b.cfg.Logger.Warn("vault token is not renewable and will expire: rotate tokenFile before then or use "+
+			"approle or kubernetes auth",
 			"expires", st.expires().UTC())
 	}
 }
@@ -143,7 +145,8 @@ func (b *Backend) renew(ctx context.Context, cur *tokenState) (*tokenState, erro
 	if sec == nil || sec.Auth == nil {
 		return nil, errors.New("vault: empty answer to auth/token/renew-self")
 	}
-	st := &tokenState{obtained: now, ttl: time.Duration(sec.Auth.LeaseDuration) * time.Second, renewable: sec.Auth.Renewable}
+	st := &tokenState{obtained: now, ttl: time.Duration(sec.Auth.LeaseDuration) * time.Second,
+		renewable: sec.Auth.Renewable}
 	b.cfg.Logger.Debug("vault token renewed", "ttl", st.ttl.String())
 	return st, nil
 }
@@ -203,7 +206,8 @@ func (b *Backend) doLogin(ctx context.Context) error {
 		return fmt.Errorf("vault: %s answered without a token", path)
 	}
 	b.client.SetToken(sec.Auth.ClientToken)
-	st := &tokenState{obtained: now, ttl: time.Duration(sec.Auth.LeaseDuration) * time.Second, renewable: sec.Auth.Renewable}
+	st := &tokenState{obtained: now, ttl: time.Duration(sec.Auth.LeaseDuration) * time.Second,
+		renewable: sec.Auth.Renewable}
 	b.token.Store(st)
 	b.cfg.Logger.Info("vault login succeeded", "method", a.Method, "mount", a.MountPath, "ttl", st.ttl.String(),
 		"renewable", st.renewable, "policies", sec.Auth.Policies)
@@ -272,7 +276,8 @@ func (b *Backend) run(ctx context.Context) {
 		}
 		if err := b.connect(ctx); err != nil {
 			b.initErr.Store(&err)
-			b.cfg.Logger.Warn("vault still unreachable", "address", b.cfg.Address, "retry_in", backoff.String(), "error", err)
+			b.cfg.Logger.Warn("vault still unreachable", "address", b.cfg.Address, "retry_in", backoff.String(),
+				"error", err)
 			backoff = min(2*backoff, maxBackoff)
 		}
 	}
@@ -302,7 +307,8 @@ func (b *Backend) run(ctx context.Context) {
 		}
 		if !now.Before(nextChain) {
 			if err := b.refreshCAChain(ctx, b.ca.Load().anchors); err != nil {
-				b.cfg.Logger.Warn("vault CA chain refresh failed; keeping the previous chain", "mount", b.cfg.Mount, "error", err)
+				b.cfg.Logger.Warn("vault CA chain refresh failed; keeping the previous chain", "mount", b.cfg.Mount,
+					"error", err)
 				nextChain = now.Add(maxBackoff)
 			} else {
 				nextChain = now.Add(b.cfg.RefreshInterval)

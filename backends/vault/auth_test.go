@@ -86,7 +86,8 @@ func TestAuthAppRole(t *testing.T) {
 	cfg := config(t, s, p)
 	var logs logBuffer
 	cfg.Logger = testLogger(t, &logs)
-	cfg.Auth = vault.AuthConfig{Method: vault.AuthAppRole, MountPath: mount, RoleID: roleID, SecretID: vault.Secret(secretID)}
+	cfg.Auth = vault.AuthConfig{Method: vault.AuthAppRole, MountPath: mount, RoleID: roleID,
+		SecretID: vault.Secret(secretID)}
 	b := newBackend(t, cfg)
 	signWorks(t, b, "after AppRole login")
 
@@ -140,7 +141,8 @@ func TestAuthJWT(t *testing.T) {
 
 	writeFile(t, file, signJWT(t, key, iss, sub, "someone-else"))
 	s.Write(t, "sys/leases/revoke-prefix/auth/"+mount+"/login", nil)
-	if _, err := b.Sign(ctxTimeout(t, 10*time.Second), request(t, "ecdsa", testID, time.Hour)); !errors.Is(err, backends.ErrUnavailable) || errors.Is(err, backends.ErrRefused) {
+	_, err = b.Sign(ctxTimeout(t, 10*time.Second), request(t, "ecdsa", testID, time.Hour))
+	if !errors.Is(err, backends.ErrUnavailable) || errors.Is(err, backends.ErrRefused) {
 		t.Fatalf("Sign with a revoked token and a wrong-audience JWT in the file: %v, want ErrUnavailable only", err)
 	}
 	writeFile(t, file, signJWT(t, key, iss, sub, "vault"))
@@ -155,7 +157,8 @@ func TestAuthKubernetes(t *testing.T) {
 	p := s.PKI(t, vaulttest.PKIOptions{})
 	ns := k.Namespace(t)
 	ctx := t.Context()
-	if _, err := k.Client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "meshca"}}, metav1.CreateOptions{}); err != nil {
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "meshca"}}
+	if _, err := k.Client.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	caPEM, err := os.ReadFile(k.CAFile)
@@ -173,7 +176,8 @@ func TestAuthKubernetes(t *testing.T) {
 	projected := func(sa string) string { // what the kubelet writes into a projected volume
 		exp := int64(600)
 		tr, err := k.Client.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa, &authv1.TokenRequest{
-			Spec: authv1.TokenRequestSpec{Audiences: []string{"vault"}, ExpirationSeconds: &exp}}, metav1.CreateOptions{})
+			Spec: authv1.TokenRequestSpec{Audiences: []string{"vault"}, ExpirationSeconds: &exp}},
+			metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -191,7 +195,8 @@ func TestAuthKubernetes(t *testing.T) {
 	signWorks(t, b, "after a re-login with the rotated token")
 
 	// A valid token of another service account, which the Vault role does not bind: the next login is refused.
-	if _, err := k.Client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "intruder"}}, metav1.CreateOptions{}); err != nil {
+	intruder := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "intruder"}}
+	if _, err := k.Client.CoreV1().ServiceAccounts(ns).Create(ctx, intruder, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	writeFile(t, file, projected("intruder"))
@@ -219,7 +224,8 @@ func signJWT(t testing.TB, key *ecdsa.PrivateKey, iss, sub, aud string) string {
 		return base64.RawURLEncoding.EncodeToString(b)
 	}
 	signing := enc(map[string]string{"alg": "ES256", "typ": "JWT"}) + "." + enc(map[string]any{
-		"iss": iss, "sub": sub, "aud": []string{aud}, "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(),
+		"iss": iss, "sub": sub, "aud": []string{aud}, "iat": now.Unix(), "nbf": now.Unix(),
+		"exp": now.Add(10 * time.Minute).Unix(),
 	})
 	h := sha256.Sum256([]byte(signing))
 	r, sv, err := ecdsa.Sign(rand.Reader, key, h[:])
@@ -252,7 +258,8 @@ func TestAuthNonRenewableToken(t *testing.T) {
 	if used := cpuTime(t) - before; used > 300*time.Millisecond {
 		t.Fatalf("the test process used %s of CPU in 1s while idle: the token goroutine spins", used)
 	}
-	if _, err := b.Sign(ctxTimeout(t, 10*time.Second), request(t, "ecdsa", testID, time.Hour)); !errors.Is(err, backends.ErrUnavailable) {
+	_, err := b.Sign(ctxTimeout(t, 10*time.Second), request(t, "ecdsa", testID, time.Hour))
+	if !errors.Is(err, backends.ErrUnavailable) {
 		t.Fatalf("Sign with an expired token: %v, want ErrUnavailable", err)
 	}
 }
@@ -275,7 +282,8 @@ func TestAuthPolicyDenialDoesNotReLogin(t *testing.T) {
 	cfg := config(t, s, p)
 	var logs logBuffer
 	cfg.Logger = testLogger(t, &logs)
-	cfg.Auth = vault.AuthConfig{Method: vault.AuthAppRole, MountPath: mount, RoleID: roleID, SecretID: vault.Secret(secretID)}
+	cfg.Auth = vault.AuthConfig{Method: vault.AuthAppRole, MountPath: mount, RoleID: roleID,
+		SecretID: vault.Secret(secretID)}
 	b := newBackend(t, cfg)
 	for range 3 {
 		_, err := b.Sign(ctxTimeout(t, 10*time.Second), request(t, "ecdsa", testID, time.Hour))

@@ -60,8 +60,8 @@ func BenchmarkVaultSign(b *testing.B) {
 			b.Fatal(err)
 		}
 		inputs[i] = input{req: req, csrPEM: pemBlock("CERTIFICATE REQUEST", req.CSR.Raw), token: tok,
-			payload: map[string]any{"csr": string(pemBlock("CERTIFICATE REQUEST", req.CSR.Raw)), "uri_sans": []string{id},
-				"ttl": "3600s", "format": "pem", "exclude_cn_from_sans": true}}
+			payload: map[string]any{"csr": string(pemBlock("CERTIFICATE REQUEST", req.CSR.Raw)),
+				"uri_sans": []string{id}, "ttl": "3600s", "format": "pem", "exclude_cn_from_sans": true}}
 	}
 	signPath := p.Mount + "/sign/" + p.Role
 	modes := []struct {
@@ -77,7 +77,8 @@ func BenchmarkVaultSign(b *testing.B) {
 			return err
 		}},
 		{"issuer", func(ctx context.Context, in *input) error {
-			_, err := issuer.Issue(ctx, &ca.Request{Credentials: authn.Request{Token: in.token}, CSR: in.csrPEM, TTL: time.Hour})
+			_, err := issuer.Issue(ctx, &ca.Request{Credentials: authn.Request{Token: in.token}, CSR: in.csrPEM,
+				TTL: time.Hour})
 			return err
 		}},
 	}

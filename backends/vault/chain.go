@@ -16,7 +16,8 @@ const maxChainLen = 8
 // intermediates from candidates in whatever order and multiplicity Vault returned them (ca_chain, issuing_ca,
 // extra blocks of certificate): Vault may return the intermediate as issuing_ca, leave out the root or repeat
 // entries. The result holds each certificate once, ends with the anchor, and is verified with crypto/x509 at now.
-func buildChain(first *x509.Certificate, candidates, anchors []*x509.Certificate, now time.Time) ([]*x509.Certificate, error) {
+func buildChain(first *x509.Certificate, candidates, anchors []*x509.Certificate, now time.Time) (
+	[]*x509.Certificate, error) {
 	if len(anchors) == 0 {
 		return nil, fmt.Errorf("%w: no trust anchor configured", backends.ErrBadChain)
 	}
@@ -45,7 +46,8 @@ func buildChain(first *x509.Certificate, candidates, anchors []*x509.Certificate
 	}
 	for cur := first; ; {
 		if len(chain) >= maxChainLen {
-			return nil, fmt.Errorf("%w: no path to a trust anchor within %d certificates", backends.ErrBadChain, maxChainLen)
+			return nil, fmt.Errorf("%w: no path to a trust anchor within %d certificates", backends.ErrBadChain,
+				maxChainLen)
 		}
 		if a := issuerOf(cur, anchors); a != nil {
 			chain = append(chain, a)
@@ -53,8 +55,9 @@ func buildChain(first *x509.Certificate, candidates, anchors []*x509.Certificate
 		}
 		next := issuerOf(cur, candidates)
 		if next == nil {
-			return nil, fmt.Errorf("%w: no issuer found for %q (issuer %q) among Vault's ca_chain and the trust anchors: "+
-				"check that the mount's issuer chains to the configured root", backends.ErrBadChain, cur.Subject, cur.Issuer)
+			return nil, fmt.Errorf("%w: no issuer found for %q (issuer %q) among Vault's ca_chain and the trust "+
+				"anchors: check that the mount's issuer chains to the configured root", backends.ErrBadChain,
+				cur.Subject, cur.Issuer)
 		}
 		chain = append(chain, next)
 		cur = next
@@ -100,9 +103,10 @@ func newCAState(chain, anchors []*x509.Certificate) *caState {
 	st := &caState{chain: chain, anchors: anchors, issuerAsRoot: x509.NewCertPool(), fast: true}
 	st.issuerAsRoot.AddCert(chain[0])
 	for _, c := range chain[1:] {
-		if c.PermittedDNSDomainsCritical || len(c.PermittedDNSDomains)+len(c.ExcludedDNSDomains)+len(c.PermittedIPRanges)+
-			len(c.ExcludedIPRanges)+len(c.PermittedEmailAddresses)+len(c.ExcludedEmailAddresses)+len(c.PermittedURIDomains)+
-			len(c.ExcludedURIDomains) > 0 {
+		constraints := len(c.PermittedDNSDomains) + len(c.ExcludedDNSDomains) + len(c.PermittedIPRanges) +
+			len(c.ExcludedIPRanges) + len(c.PermittedEmailAddresses) + len(c.ExcludedEmailAddresses) +
+			len(c.PermittedURIDomains) + len(c.ExcludedURIDomains)
+		if c.PermittedDNSDomainsCritical || constraints > 0 {
 			st.fast = false
 		}
 	}

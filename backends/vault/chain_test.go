@@ -56,9 +56,10 @@ func newTestPKI(t testing.TB) testPKI {
 	p.otherRoot = mk(ca(2, "root"), ca(2, "root"), ok.Public(), ok) // same name, other key
 	p.inter = mk(ca(3, "intermediate"), p.root, ik.Public(), rk)
 	u, _ := url.Parse("spiffe://cluster.local/ns/default/sa/x")
-	p.leaf = mk(&x509.Certificate{SerialNumber: big.NewInt(4), NotBefore: now.Add(-time.Minute), NotAfter: now.Add(time.Hour),
-		URIs: []*url.URL{u}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		KeyUsage: x509.KeyUsageDigitalSignature}, p.inter, lk.Public(), ik)
+	p.leaf = mk(&x509.Certificate{SerialNumber: big.NewInt(4), NotBefore: now.Add(-time.Minute),
+		NotAfter: now.Add(time.Hour), URIs: []*url.URL{u}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}},
+		p.inter, lk.Public(), ik)
 	return p
 }
 
@@ -73,9 +74,11 @@ func TestBuildChain(t *testing.T) {
 	}{
 		{"Vault's ca_chain as documented: intermediate then root", c(p.inter, p.root), c(p.root), nil},
 		{"root missing from Vault's answer", c(p.inter), c(p.root), nil},
-		{"intermediate only as issuing_ca plus a duplicated chain", c(p.inter, p.inter, p.root, p.inter, p.root), c(p.root), nil},
+		{"intermediate only as issuing_ca plus a duplicated chain", c(p.inter, p.inter, p.root, p.inter, p.root),
+			c(p.root), nil},
 		{"reversed order with an unrelated certificate", c(p.root, p.otherRoot, p.inter), c(p.root), nil},
-		{"a same-named root with another key is not the anchor", c(p.inter, p.root), c(p.otherRoot), backends.ErrBadChain},
+		{"a same-named root with another key is not the anchor", c(p.inter, p.root), c(p.otherRoot),
+			backends.ErrBadChain},
 		{"no intermediate anywhere", c(p.root), c(p.root), backends.ErrBadChain},
 		{"no anchor configured", c(p.inter, p.root), nil, backends.ErrBadChain},
 		{"the leaf itself offered as anchor", c(p.inter), c(p.leaf), backends.ErrBadChain},
@@ -94,7 +97,8 @@ func TestBuildChain(t *testing.T) {
 			}
 		})
 	}
-	if _, err := buildChain(p.leaf, c(p.inter, p.root), c(p.root), time.Now().Add(48*time.Hour)); !errors.Is(err, backends.ErrBadChain) {
+	stale := time.Now().Add(48 * time.Hour)
+	if _, err := buildChain(p.leaf, c(p.inter, p.root), c(p.root), stale); !errors.Is(err, backends.ErrBadChain) {
 		t.Fatalf("buildChain after the CAs expired: %v, want ErrBadChain", err)
 	}
 }
@@ -128,12 +132,14 @@ func TestParseIssuedMalformed(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Run(filepath.Base(f)+" as certificate", func(t *testing.T) {
-			if _, _, err := parseIssued(map[string]any{"certificate": string(raw)}); !errors.Is(err, backends.ErrBadChain) {
+			_, _, err := parseIssued(map[string]any{"certificate": string(raw)})
+			if !errors.Is(err, backends.ErrBadChain) {
 				t.Fatalf("parseIssued: %v, want ErrBadChain", err)
 			}
 		})
 		t.Run(filepath.Base(f)+" in ca_chain", func(t *testing.T) {
-			_, _, err := parseIssued(map[string]any{"certificate": pemOf(p.leaf), "ca_chain": []any{pemOf(p.inter), string(raw)}})
+			_, _, err := parseIssued(map[string]any{"certificate": pemOf(p.leaf),
+				"ca_chain": []any{pemOf(p.inter), string(raw)}})
 			if !errors.Is(err, backends.ErrBadChain) {
 				t.Fatalf("parseIssued: %v, want ErrBadChain", err)
 			}
@@ -202,7 +208,8 @@ func TestFastChain(t *testing.T) {
 	if _, ok := st.fastChain(p.leaf, time.Now().Add(48*time.Hour)); ok {
 		t.Fatal("fastChain accepted a chain past its expiry")
 	}
-	if _, ok := newCAState([]*x509.Certificate{p.otherRoot}, []*x509.Certificate{p.otherRoot}).fastChain(p.leaf, time.Now()); ok {
+	other := newCAState([]*x509.Certificate{p.otherRoot}, []*x509.Certificate{p.otherRoot})
+	if _, ok := other.fastChain(p.leaf, time.Now()); ok {
 		t.Fatal("fastChain accepted a leaf of another issuer")
 	}
 }

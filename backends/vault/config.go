@@ -21,8 +21,10 @@ import (
 const (
 	// ModeSign signs with <mount>/sign/<role>: meshca passes the SANs and Vault applies the role's policy too.
 	ModeSign = "sign"
-	// ModeSignVerbatim signs with <mount>/sign-verbatim[/<role>]: Vault copies the CSR's subject and SANs, so
-	// the backend refuses a CSR whose SANs differ from the request's.
+	// ModeSignVerbatim signs with <mount>/sign-verbatim[/<role>]: Vault copies the CSR's subject, SANs and
+	// extensions, whatever the role says. The backend refuses a CSR whose SANs differ from the request's, and
+	// backends.CheckLeaf refuses every leaf that carries more than the request (istio-agent's O= subject
+	// included). Not recommended; docs/vault.md explains.
 	ModeSignVerbatim = "sign-verbatim"
 )
 
@@ -169,7 +171,8 @@ func (c *Config) Validate() error {
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf("vault: "+format, args...)) }
 	if c.Address == "" {
 		add("address is required, for example https://vault.vault.svc:8200")
-	} else if u, err := url.Parse(c.Address); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+	} else if u, err := url.Parse(c.Address); err != nil || (u.Scheme != "https" && u.Scheme != "http") ||
+		u.Host == "" {
 		add("address %q must be an http or https URL with a host", c.Address)
 	}
 	if c.Mount == "" {
@@ -196,7 +199,8 @@ func (c *Config) Validate() error {
 		add("set only one of rootsFile and rootsPEM")
 	}
 	if c.RootsFile == "" && c.RootsPEM == "" && len(c.RootFingerprints) == 0 {
-		add("the trust anchor is not configured: set rootsFile or rootsPEM, or rootFingerprints to pin the mount's root")
+		add("the trust anchor is not configured: set rootsFile or rootsPEM, or rootFingerprints to pin the " +
+			"mount's root")
 	}
 	for _, fp := range c.RootFingerprints {
 		if _, err := parseFingerprint(fp); err != nil {

@@ -15,7 +15,8 @@ func validConfig() vault.Config {
 	return vault.Config{
 		Address: "https://vault.vault.svc:8200", Mount: "pki_int", Role: "mesh",
 		RootFingerprints: []string{strings.Repeat("ab", 32)},
-		Auth:             vault.AuthConfig{Method: vault.AuthAppRole, RoleID: "r", SecretIDFile: "/etc/meshca/secret-id"},
+		Auth: vault.AuthConfig{Method: vault.AuthAppRole, RoleID: "r",
+			SecretIDFile: "/etc/meshca/secret-id"},
 	}
 }
 
@@ -29,15 +30,20 @@ func TestConfigValidate(t *testing.T) {
 		{"a valid Kubernetes configuration", func(c *vault.Config) {
 			c.Auth = vault.AuthConfig{Method: vault.AuthKubernetes, Role: "meshca"}
 		}, nil},
-		{"a valid sign-verbatim configuration without role", func(c *vault.Config) { c.Mode, c.Role = vault.ModeSignVerbatim, "" }, nil},
+		{"a valid sign-verbatim configuration without role", func(c *vault.Config) {
+			c.Mode, c.Role = vault.ModeSignVerbatim, ""
+		}, nil},
 		{"an empty configuration reports everything", func(c *vault.Config) { *c = vault.Config{} },
-			[]string{"address is required", "mount is required", "role is required", "trust anchor is not configured", "method is required"}},
+			[]string{"address is required", "mount is required", "role is required", "trust anchor is not configured",
+				"method is required"}},
 		{"bad address, mount, mode and timeout", func(c *vault.Config) {
 			c.Address, c.Mount, c.Mode, c.Timeout = "vault:8200", "/pki/../x", "issue", -time.Second
 		}, []string{"must be an http or https URL", "mount \"/pki/../x\"", "mode \"issue\"", "timeout"}},
 		{"a role with a slash", func(c *vault.Config) { c.Role = "a/b" }, []string{"role \"a/b\""}},
-		{"a short fingerprint", func(c *vault.Config) { c.RootFingerprints = []string{"abcd"} }, []string{"not a SHA-256 fingerprint"}},
-		{"both root sources", func(c *vault.Config) { c.RootsFile, c.RootsPEM = "/a", "x" }, []string{"only one of rootsFile and rootsPEM"}},
+		{"a short fingerprint", func(c *vault.Config) { c.RootFingerprints = []string{"abcd"} },
+			[]string{"not a SHA-256 fingerprint"}},
+		{"both root sources", func(c *vault.Config) { c.RootsFile, c.RootsPEM = "/a", "x" },
+			[]string{"only one of rootsFile and rootsPEM"}},
 		{"roots PEM that is not PEM", func(c *vault.Config) { c.RootsPEM = "nope" }, []string{"rootsPEM"}},
 		{"token method without token", func(c *vault.Config) { c.Auth = vault.AuthConfig{Method: vault.AuthToken} },
 			[]string{"exactly one of token and tokenFile"}},
@@ -71,7 +77,8 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestDecodeConfigIsStrict(t *testing.T) {
-	_, err := vault.DecodeConfig([]byte(`{"address":"https://v:8200","mount":"pki","role":"r","auth":{"method":"token","tokn":"x"}}`))
+	_, err := vault.DecodeConfig([]byte(
+		`{"address":"https://v:8200","mount":"pki","role":"r","auth":{"method":"token","tokn":"x"}}`))
 	if err == nil || !strings.Contains(err.Error(), "tokn") {
 		t.Fatalf("DecodeConfig with a misspelt key: %v, want an unknown-field error", err)
 	}
@@ -95,7 +102,8 @@ func TestSecretsAreRedacted(t *testing.T) {
 	js, _ := json.Marshal(c)
 	var logs logBuffer
 	slog.New(slog.NewJSONHandler(&logs, nil)).Info("config", "auth", c.Auth, "secret", c.Auth.SecretID)
-	for what, out := range map[string]string{"fmt": fmt.Sprintf("%v %+v", c, c.Auth), "json": string(js), "slog": logs.String()} {
+	printed := map[string]string{"fmt": fmt.Sprintf("%v %+v", c, c.Auth), "json": string(js), "slog": logs.String()}
+	for what, out := range printed {
 		if strings.Contains(out, "s3cr3t-id") {
 			t.Errorf("%s output holds the secret ID: %s", what, out)
 		}

@@ -44,9 +44,9 @@ func newIssuer(tb testing.TB, b backends.Backend) (*ca.Issuer, *devtoken.Minter)
 	return iss, dev
 }
 
-// The whole request path against a real Vault, including meshca's serving certificate: istio-agent's gRPC call with a service-account JWT, meshca's
-// authentication, CSR checks and policy, the Vault backend, and back; then a revocation in Vault appears in
-// the CRL meshca publishes, and a stopped Vault is codes.Unavailable, fast.
+// The whole request path against a real Vault, including meshca's serving certificate: istio-agent's gRPC call
+// with a service-account JWT, meshca's authentication, CSR checks and policy, the Vault backend, and back; then
+// a revocation in Vault appears in the CRL meshca publishes, and a stopped Vault is codes.Unavailable, fast.
 func TestEndToEndGRPCWithVault(t *testing.T) {
 	s := vaulttest.Start(t, vaulttest.Options{}) // its own server: this test stops it
 	p := s.PKI(t, vaulttest.PKIOptions{Role: map[string]any{"allow_localhost": true, "allow_ip_sans": true}})
@@ -60,7 +60,8 @@ func TestEndToEndGRPCWithVault(t *testing.T) {
 	tok := m.Token(t, "default", "bookinfo")
 	csrPEM, _ := catest.WorkloadCSR(t, testID)
 	call := func() (*pb.IstioCertificateResponse, error) {
-		cctx, ccancel := context.WithTimeout(metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+tok), 10*time.Second)
+		authCtx := metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+tok)
+		cctx, ccancel := context.WithTimeout(authCtx, 10*time.Second)
 		defer ccancel()
 		return pb.NewIstioCertificateServiceClient(conn).CreateCertificate(cctx,
 			&pb.IstioCertificateRequest{Csr: string(csrPEM), ValidityDuration: 3600})
@@ -117,7 +118,8 @@ func TestEndToEndGRPCWithVault(t *testing.T) {
 	_, err = call()
 	took := time.Since(start)
 	if status.Code(err) != codes.Unavailable || took > cfg.Timeout+time.Second {
-		t.Fatalf("CreateCertificate with Vault stopped: %v after %s, want Unavailable within %s", err, took, cfg.Timeout+time.Second)
+		t.Fatalf("CreateCertificate with Vault stopped: %v after %s, want Unavailable within %s", err, took,
+			cfg.Timeout+time.Second)
 	}
 	if errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "127.0.0.1:") {
 		t.Fatalf("status leaks the inner error: %v", err)

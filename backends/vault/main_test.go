@@ -46,19 +46,25 @@ func devVault(t testing.TB) *vaulttest.Server {
 	if shared.srv == nil {
 		t.Fatal("the shared Vault failed to start in an earlier test")
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(shared.srv.Describe())
+		}
+	})
 	return shared.srv
 }
 
 // config returns a backend configuration for p on s that logs in with a token holding p's policy.
 func config(t testing.TB, s *vaulttest.Server, p *vaulttest.PKI) vault.Config {
 	t.Helper()
+	token := vault.Secret(s.CreateToken(t, time.Hour, true, p.Policy))
 	return vault.Config{
 		Address:  s.Addr,
 		Mount:    p.Mount,
 		Role:     p.Role,
 		RootsPEM: p.RootPEM,
 		Timeout:  2 * time.Second,
-		Auth:     vault.AuthConfig{Method: vault.AuthToken, Token: vault.Secret(s.CreateToken(t, time.Hour, true, p.Policy))},
+		Auth:     vault.AuthConfig{Method: vault.AuthToken, Token: token},
 		Logger:   testLogger(t, nil),
 	}
 }
@@ -129,10 +135,22 @@ func newCSR(t testing.TB, key crypto.Signer, uris ...string) *x509.CertificateRe
 	return newCSRWith(t, key, uris, nil, nil)
 }
 
-// newCSRWith returns a parsed CSR for key asking for the given SANs.
+// newCSRWith returns a parsed CSR for key asking for the given SANs, with the subject istio-agent sends.
 func newCSRWith(t testing.TB, key crypto.Signer, uris, dns []string, ips []net.IP) *x509.CertificateRequest {
 	t.Helper()
-	tmpl := &x509.CertificateRequest{Subject: pkix.Name{Organization: []string{"cluster.local"}}, DNSNames: dns, IPAddresses: ips}
+	return newCSRFrom(t, key, &x509.CertificateRequest{Subject: pkix.Name{Organization: []string{"cluster.local"}},
+		DNSNames: dns, IPAddresses: ips}, uris)
+}
+
+// newCSRWithSubject returns a parsed CSR for key with the given subject and URI SANs.
+func newCSRWithSubject(t testing.TB, key crypto.Signer, subject pkix.Name, uris ...string) *x509.CertificateRequest {
+	t.Helper()
+	return newCSRFrom(t, key, &x509.CertificateRequest{Subject: subject}, uris)
+}
+
+func newCSRFrom(t testing.TB, key crypto.Signer, tmpl *x509.CertificateRequest, uris []string,
+) *x509.CertificateRequest {
+	t.Helper()
 	for _, s := range uris {
 		u, err := url.Parse(s)
 		if err != nil {

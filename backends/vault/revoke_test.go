@@ -51,9 +51,11 @@ func TestRevocationShowsInCRL(t *testing.T) {
 		}
 		err = b.Revoke(ctxTimeout(t, 10*time.Second), &backends.RevokeRequest{SerialNumber: leaf.SerialNumber})
 		if !errors.Is(err, backends.ErrRefused) {
-			t.Fatalf("Revoke by serial on a no_store role: %v, want ErrRefused (Vault has no record of the serial)", err)
+			t.Fatalf("Revoke by serial on a no_store role: %v, want ErrRefused (Vault has no record of the serial)",
+				err)
 		}
-		if err := b.Revoke(ctxTimeout(t, 10*time.Second), &backends.RevokeRequest{SerialNumber: leaf.SerialNumber, Certificate: leaf}); err != nil {
+		byCert := &backends.RevokeRequest{SerialNumber: leaf.SerialNumber, Certificate: leaf}
+		if err := b.Revoke(ctxTimeout(t, 10*time.Second), byCert); err != nil {
 			t.Fatalf("Revoke by certificate: %v", err)
 		}
 		if !inCRL(t, b, leaf, p.Intermediate) {
@@ -78,7 +80,8 @@ func TestRevocationShowsInCRL(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Sign: %v", err)
 		}
-		if err := b.Revoke(ctxTimeout(t, 10*time.Second), &backends.RevokeRequest{SerialNumber: resp.Leaf().SerialNumber}); err != nil {
+		bySerial := &backends.RevokeRequest{SerialNumber: resp.Leaf().SerialNumber}
+		if err := b.Revoke(ctxTimeout(t, 10*time.Second), bySerial); err != nil {
 			t.Fatalf("Revoke by serial: %v", err)
 		}
 		if !inCRL(t, b, resp.Leaf(), p.Intermediate) {

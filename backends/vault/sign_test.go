@@ -95,14 +95,16 @@ func TestSignDetectsTTLCapping(t *testing.T) {
 		t.Fatalf("leaf lives %s, want Vault's cap of 1h", got)
 	}
 	l := logs.String()
-	if !strings.Contains(l, `"msg":"vault issued a shorter lifetime than requested`) || !strings.Contains(l, `"requested_ttl":"5h0m0s"`) ||
+	if !strings.Contains(l, `"msg":"vault issued a shorter lifetime than requested`) ||
+		!strings.Contains(l, `"requested_ttl":"5h0m0s"`) ||
 		!regexp.MustCompile(`"granted_ttl":"(59m5\ds|1h0m0s)"`).MatchString(l) {
 		t.Fatalf("no structured warning about the capped TTL in the log:\n%s", l)
 	}
 
 	var logs2 logBuffer
 	cfg.Logger = testLogger(t, &logs2)
-	if _, err := newBackend(t, cfg).Sign(ctxTimeout(t, 10*time.Second), request(t, "ecdsa", testID, 30*time.Minute)); err != nil {
+	short := request(t, "ecdsa", testID, 30*time.Minute)
+	if _, err := newBackend(t, cfg).Sign(ctxTimeout(t, 10*time.Second), short); err != nil {
 		t.Fatalf("Sign: %v", err)
 	}
 	if strings.Contains(logs2.String(), "shorter lifetime") {
@@ -116,7 +118,8 @@ func TestSignChainPitfalls(t *testing.T) {
 	s := devVault(t)
 	t.Run("root missing from the mount", func(t *testing.T) {
 		p := s.PKI(t, vaulttest.PKIOptions{OmitRoot: true})
-		resp, err := newBackend(t, config(t, s, p)).Sign(ctxTimeout(t, 10*time.Second), request(t, "ecdsa", testID, time.Hour))
+		req := request(t, "ecdsa", testID, time.Hour)
+		resp, err := newBackend(t, config(t, s, p)).Sign(ctxTimeout(t, 10*time.Second), req)
 		if err != nil {
 			t.Fatalf("Sign: %v", err)
 		}
@@ -151,7 +154,8 @@ func TestSignChainPitfalls(t *testing.T) {
 		cfg := config(t, s, p)
 		cfg.RootsPEM = ""
 		cfg.RootFingerprints = []string{vault.Fingerprint(other.Root)}
-		if _, err := vault.New(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "no certificate with sha256") {
+		_, err := vault.New(t.Context(), cfg)
+		if err == nil || !strings.Contains(err.Error(), "no certificate with sha256") {
 			t.Fatalf("New with a foreign pin: %v, want a pin mismatch", err)
 		}
 	})
@@ -172,33 +176,6 @@ func colons(h string) string {
 		parts = append(parts, h[i:i+2])
 	}
 	return strings.Join(parts, ":")
-}
-
-// sign-verbatim copies the CSR; the backend passes ext_key_usage so the leaf keeps serverAuth and clientAuth,
-// and refuses a CSR whose SANs are not exactly the request's.
-func TestSignVerbatim(t *testing.T) {
-	s := devVault(t)
-	p := s.PKI(t, vaulttest.PKIOptions{})
-	cfg := config(t, s, p)
-	cfg.Mode = vault.ModeSignVerbatim
-	b := newBackend(t, cfg)
-	resp, err := b.Sign(ctxTimeout(t, 10*time.Second), request(t, "ecdsa", testID, time.Hour))
-	if err != nil {
-		t.Fatalf("Sign: %v", err)
-	}
-	leaf := resp.Leaf()
-	if len(leaf.ExtKeyUsage) != 2 || leaf.URIs[0].String() != testID {
-		t.Fatalf("leaf EKUs %v, URIs %v; want serverAuth+clientAuth and %s", leaf.ExtKeyUsage, leaf.URIs, testID)
-	}
-	verifyChain(t, resp.Chain, p.Root)
-
-	key := newKey(t, "ecdsa")
-	c := newCSR(t, key, "spiffe://cluster.local/ns/kube-system/sa/admin")
-	u, _ := url.Parse(testID)
-	_, err = b.Sign(ctxTimeout(t, 10*time.Second), &backends.SignRequest{CSR: c, PublicKey: c.PublicKey, URIs: []*url.URL{u}, TTL: time.Hour})
-	if !errors.Is(err, backends.ErrRefused) {
-		t.Fatalf("sign-verbatim with a CSR for another identity: %v, want ErrRefused", err)
-	}
 }
 
 // Refusals: a bad SPIFFE shape is refused before anything reaches Vault (the role's glob would let
@@ -233,17 +210,22 @@ func TestSignRefusals(t *testing.T) {
 		andWant error
 	}{
 		{"extra path segments that Vault's glob accepts are refused before sending",
-			mod(func(r *backends.SignRequest) { r.URIs = []*url.URL{uri(badShape)} }), backends.ErrRefused, csr.ErrInvalidID},
+			mod(func(r *backends.SignRequest) { r.URIs = []*url.URL{uri(badShape)} }),
+			backends.ErrRefused, csr.ErrInvalidID},
 		{"a non-SPIFFE URI is refused before sending",
-			mod(func(r *backends.SignRequest) { r.URIs = []*url.URL{uri("https://cluster.local/ns/a/sa/b")} }), backends.ErrRefused, csr.ErrInvalidID},
+			mod(func(r *backends.SignRequest) { r.URIs = []*url.URL{uri("https://cluster.local/ns/a/sa/b")} }),
+			backends.ErrRefused, csr.ErrInvalidID},
 		{"a query string is refused before sending",
-			mod(func(r *backends.SignRequest) { r.URIs = []*url.URL{uri(testID + "?x=1")} }), backends.ErrRefused, csr.ErrInvalidID},
+			mod(func(r *backends.SignRequest) { r.URIs = []*url.URL{uri(testID + "?x=1")} }),
+			backends.ErrRefused, csr.ErrInvalidID},
 		{"a trust domain outside the role's glob is refused by Vault",
-			mod(func(r *backends.SignRequest) { r.URIs = []*url.URL{uri("spiffe://other.domain/ns/a/sa/b")} }), backends.ErrRefused, nil},
+			mod(func(r *backends.SignRequest) { r.URIs = []*url.URL{uri("spiffe://other.domain/ns/a/sa/b")} }),
+			backends.ErrRefused, nil},
 		{"a DNS SAN the role does not allow is refused by Vault",
 			mod(func(r *backends.SignRequest) { r.DNSNames = []string{"evil.example.com"} }), backends.ErrRefused, nil},
 		{"an IP SAN the role does not allow is refused by Vault",
-			mod(func(r *backends.SignRequest) { r.IPAddresses = []net.IP{net.IPv4(10, 0, 0, 1)} }), backends.ErrRefused, nil},
+			mod(func(r *backends.SignRequest) { r.IPAddresses = []net.IP{net.IPv4(10, 0, 0, 1)} }),
+			backends.ErrRefused, nil},
 		{"a key other than the CSR's is refused before sending",
 			mod(func(r *backends.SignRequest) { r.PublicKey = newKey(t, "ecdsa").Public() }), backends.ErrRefused, nil},
 		{"a request without CSR is refused before sending",
@@ -289,14 +271,18 @@ func TestSignWithIssuerRef(t *testing.T) {
 	s := devVault(t)
 	p := s.PKI(t, vaulttest.PKIOptions{})
 	// A second issuer in the same mount, not the default, signed by the same root.
-	csrSec := s.Write(t, p.Mount+"/intermediate/generate/internal", map[string]any{"common_name": "second intermediate", "key_type": "ec"})
-	signed := s.Write(t, p.RootMount+"/root/sign-intermediate", map[string]any{"csr": csrSec.Data["csr"], "format": "pem", "ttl": "8760h"})
-	imp := s.Write(t, p.Mount+"/issuers/import/cert", map[string]any{"pem_bundle": signed.Data["certificate"].(string) + "\n" + p.RootPEM})
+	csrSec := s.Write(t, p.Mount+"/intermediate/generate/internal",
+		map[string]any{"common_name": "second intermediate", "key_type": "ec"})
+	signed := s.Write(t, p.RootMount+"/root/sign-intermediate",
+		map[string]any{"csr": csrSec.Data["csr"], "format": "pem", "ttl": "8760h"})
+	bundle := signed.Data["certificate"].(string) + "\n" + p.RootPEM
+	imp := s.Write(t, p.Mount+"/issuers/import/cert", map[string]any{"pem_bundle": bundle})
 	second := vaulttest.ParsePEM(t, signed.Data["certificate"].(string))
 	var id string
 	for iss, cert := range imp.Data["mapping"].(map[string]any) {
 		if cert != "" {
-			if c := s.Read(t, p.Mount+"/issuer/"+iss+"/json"); vaulttest.ParsePEM(t, c.Data["certificate"].(string)).Equal(second) {
+			c := s.Read(t, p.Mount+"/issuer/"+iss+"/json")
+			if vaulttest.ParsePEM(t, c.Data["certificate"].(string)).Equal(second) {
 				id = iss
 			}
 		}

@@ -56,7 +56,8 @@ func newTLSFront(t *testing.T, vaultAddr string) *tlsFront {
 		t.Fatal(err)
 	}
 	target, _ := url.Parse(vaultAddr)
-	f := &tlsFront{caPEM: string(pemBlock("CERTIFICATE", caDER)), namespaces: map[string]int{}, paths: map[string]bool{}}
+	f := &tlsFront{caPEM: string(pemBlock("CERTIFICATE", caDER)), namespaces: map[string]int{},
+		paths: map[string]bool{}}
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
@@ -83,7 +84,8 @@ func TestTLSAndNamespace(t *testing.T) {
 	cfg.Address = front.srv.URL // https://127.0.0.1:<port>
 	cfg.Namespace = "team-a/mesh"
 	cfg.TLS = vault.TLSConfig{CAPEM: front.caPEM, ServerName: "vault.internal"}
-	cfg.Auth = vault.AuthConfig{Method: vault.AuthAppRole, MountPath: mount, RoleID: roleID, SecretID: vault.Secret(secretID)}
+	cfg.Auth = vault.AuthConfig{Method: vault.AuthAppRole, MountPath: mount, RoleID: roleID,
+		SecretID: vault.Secret(secretID)}
 	b := newBackend(t, cfg)
 	signWorks(t, b, "over TLS")
 	if _, err := b.CRL(t.Context()); err != nil {
@@ -93,7 +95,9 @@ func TestTLSAndNamespace(t *testing.T) {
 	if n := front.namespaces[""]; n != 0 || front.namespaces["team-a/mesh"] < 4 {
 		t.Errorf("requests by namespace header: %v, want every request with team-a/mesh", front.namespaces)
 	}
-	for _, path := range []string{"/v1/auth/" + mount + "/login", "/v1/" + p.Mount + "/sign/" + p.Role, "/v1/" + p.Mount + "/crl"} {
+	for _, path := range []string{
+		"/v1/auth/" + mount + "/login", "/v1/" + p.Mount + "/sign/" + p.Role, "/v1/" + p.Mount + "/crl",
+	} {
 		if !front.paths[path] {
 			t.Errorf("no request for %s went through the TLS front (saw %v)", path, front.paths)
 		}

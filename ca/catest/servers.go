@@ -1,7 +1,6 @@
 package catest
 
 import (
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/meshca/meshca/internal/testproc"
 )
 
 // binaries maps a test server to the environment variable that may name its binary and the project script
@@ -61,17 +62,20 @@ func RepoRoot(tb testing.TB) string {
 	return filepath.Dir(filepath.Dir(filepath.Dir(file)))
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago (testproc.FreePort).
 func FreePort(tb testing.TB) int {
 	tb.Helper()
-	return freePort()
+	p, err := testproc.FreePort()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
 }
 
 func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := testproc.FreePort()
 	if err != nil {
-		panic("catest: finding a free port: " + err.Error())
+		panic(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }

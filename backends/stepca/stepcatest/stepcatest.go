@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,13 +24,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/meshca/meshca/ca/catest"
+	"github.com/meshca/meshca/internal/testproc"
 )
 
 // Options shapes a test step-ca. The zero value is usable.
@@ -71,11 +70,9 @@ type Server struct {
 	// StartupTime is how long the last start took, from exec to a healthy /health.
 	StartupTime time.Duration
 
-	bin    string
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan error // receives cmd.Wait's result
-	log    *os.File
+	bin  string
+	mu   sync.Mutex
+	proc *testproc.Process
 }
 
 // JWKProvisioner is the JWK provisioner's name and key files.
@@ -125,12 +122,10 @@ func Launch(bin, dir string, opts Options) (*Server, error) {
 		opts.X5CCredentialTTL = 2 * time.Hour
 	}
 	if opts.Port == 0 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("finding a free port: %w", err)
+		var err error
+		if opts.Port, err = testproc.FreePort(); err != nil {
+			return nil, err
 		}
-		opts.Port = l.Addr().(*net.TCPAddr).Port
-		l.Close()
 	}
 	s := &Server{
 		URL:         "https://127.0.0.1:" + strconv.Itoa(opts.Port),
@@ -149,93 +144,48 @@ func Launch(bin, dir string, opts Options) (*Server, error) {
 }
 
 // Restart starts step-ca again on the same port with the same ca.json and database. It is a no-op when
-// step-ca is running.
+// step-ca is running. It waits until /health answers over TLS with the test root, which also shows that the
+// server on the port is this step-ca and not another process that took the port.
 func (s *Server) Restart() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd != nil {
+	if s.proc != nil {
 		return nil
-	}
-	logf, err := os.OpenFile(filepath.Join(s.Dir, "step-ca.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
 	}
 	start := time.Now()
 	cmd := exec.Command(s.bin, filepath.Join(s.Dir, "ca.json"))
 	cmd.Dir = s.Dir
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("starting %s: %w", s.bin, err)
+	proc, err := testproc.Start(cmd, filepath.Join(s.Dir, "step-ca.log"))
+	if err != nil {
+		return err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	s.cmd, s.exited, s.log = cmd, exited, logf
-
-	pool := x509.NewCertPool()
-	pool.AddCert(s.Root)
-	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	defer client.CloseIdleConnections()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			s.cmd = nil
-			logf.Close()
-			return fmt.Errorf("step-ca exited during start-up (%v); its log:\n%s", err, s.tailLog())
-		default:
-		}
-		resp, err := client.Get(s.URL + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				s.StartupTime = time.Since(start)
-				return nil
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := proc.WaitReady(30*time.Second, 20*time.Millisecond, func() error { return s.Health(ctx) }); err != nil {
+		_ = proc.Stop(time.Second)
+		return fmt.Errorf("step-ca on port %d: %w", s.Port, err)
 	}
-	_ = cmd.Process.Kill()
-	<-exited
-	s.cmd = nil
-	logf.Close()
-	return fmt.Errorf("step-ca did not answer /health within 30s; its log:\n%s", s.tailLog())
+	s.proc = proc
+	s.StartupTime = time.Since(start)
+	return nil
 }
 
 // Stop stops step-ca by its PID: SIGTERM, then SIGKILL after 5s. It is a no-op when step-ca is stopped.
 func (s *Server) Stop() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd == nil {
+	if s.proc == nil {
 		return nil
 	}
-	cmd, exited := s.cmd, s.exited
-	s.cmd = nil
-	defer s.log.Close()
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-		return nil
-	case <-time.After(5 * time.Second):
-		_ = cmd.Process.Kill()
-		<-exited
-		return fmt.Errorf("step-ca (pid %d) ignored SIGTERM for 5s and was killed", cmd.Process.Pid)
-	}
+	err := s.proc.Stop(5 * time.Second)
+	s.proc = nil
+	return err
 }
 
 // Log returns step-ca's log so far. It holds whole tokens: print it only in tests.
 func (s *Server) Log() string {
 	b, _ := os.ReadFile(filepath.Join(s.Dir, "step-ca.log"))
 	return string(b)
-}
-
-func (s *Server) tailLog() string {
-	l := s.Log()
-	if len(l) > 4000 {
-		l = l[len(l)-4000:]
-	}
-	return l
 }
 
 // writeCA generates every key and certificate and writes ca.json.
@@ -334,11 +284,15 @@ func (s *Server) writeCA(opts Options) error {
 	}
 
 	// The template certifies exactly the token's SANs (the backend puts the request's SANs there) with an
-	// empty subject, as a SPIFFE X.509-SVID wants.
+	// empty subject, as a SPIFFE X.509-SVID wants; keyEncipherment only for RSA keys (backends.CheckLeaf).
 	const template = `{
 	"subject": {},
 	"sans": {{ toJson .SANs }},
+{{- if typeIs "*rsa.PublicKey" .Insecure.CR.PublicKey }}
 	"keyUsage": ["digitalSignature", "keyEncipherment"],
+{{- else }}
+	"keyUsage": ["digitalSignature"],
+{{- end }}
 	"extKeyUsage": ["serverAuth", "clientAuth"],
 	"basicConstraints": {"isCA": false}
 }`
@@ -388,7 +342,8 @@ func serial() (*big.Int, error) {
 }
 
 // newCA makes a CA certificate, self-signed when parent is nil.
-func newCA(parentKey *ecdsa.PrivateKey, parent *x509.Certificate, cn string, now time.Time, ttl time.Duration, pathLen int) (*ecdsa.PrivateKey, *x509.Certificate, error) {
+func newCA(parentKey *ecdsa.PrivateKey, parent *x509.Certificate, cn string, now time.Time, ttl time.Duration,
+	pathLen int) (*ecdsa.PrivateKey, *x509.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -420,7 +375,8 @@ func newCA(parentKey *ecdsa.PrivateKey, parent *x509.Certificate, cn string, now
 }
 
 // newLeaf makes a client certificate for signing X5C tokens.
-func newLeaf(parentKey *ecdsa.PrivateKey, parent *x509.Certificate, cn string, now time.Time, ttl time.Duration) (*ecdsa.PrivateKey, *x509.Certificate, error) {
+func newLeaf(parentKey *ecdsa.PrivateKey, parent *x509.Certificate, cn string, now time.Time, ttl time.Duration) (
+	*ecdsa.PrivateKey, *x509.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -449,7 +405,8 @@ func newLeaf(parentKey *ecdsa.PrivateKey, parent *x509.Certificate, cn string, n
 func (s *Server) Health(ctx context.Context) error {
 	pool := x509.NewCertPool()
 	pool.AddCert(s.Root)
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	client := &http.Client{Timeout: time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	defer client.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/health", nil)
 	if err != nil {

@@ -88,7 +88,9 @@ func (s *Server) PKI(tb testing.TB, opts PKIOptions) *PKI {
 		"use_csr_common_name": false,
 		"use_csr_sans":        false,
 		"key_type":            "any",
-		"key_usage":           []string{"DigitalSignature", "KeyEncipherment"},
+		// Vault puts the role's key_usage in every leaf, whatever the key type; keyEncipherment would be wrong
+		// on ECDSA keys (backends.CheckLeaf refuses it), and TLS with ECDHE needs only digitalSignature.
+		"key_usage":           []string{"DigitalSignature"},
 		"server_flag":         true,
 		"client_flag":         true,
 		"no_store":            !opts.Store,
@@ -143,11 +145,13 @@ func (s *Server) AppRole(tb testing.TB, tokenTTL time.Duration, policies ...stri
 
 // JWTAuth enables a JWT auth mount that trusts tokens signed by pubPEM (a PEM public key) with the given issuer,
 // audience "vault" and subject, and creates a role "meshca" with the given policies. It returns the mount path.
-func (s *Server) JWTAuth(tb testing.TB, pubPEM, issuer, subject string, tokenTTL time.Duration, policies ...string) string {
+func (s *Server) JWTAuth(tb testing.TB, pubPEM, issuer, subject string, tokenTTL time.Duration,
+	policies ...string) string {
 	tb.Helper()
 	mount := Unique("jwt")
 	s.Write(tb, "sys/auth/"+mount, map[string]any{"type": "jwt"})
-	s.Write(tb, "auth/"+mount+"/config", map[string]any{"jwt_validation_pubkeys": []string{pubPEM}, "bound_issuer": issuer})
+	s.Write(tb, "auth/"+mount+"/config",
+		map[string]any{"jwt_validation_pubkeys": []string{pubPEM}, "bound_issuer": issuer})
 	s.Write(tb, "auth/"+mount+"/role/meshca", map[string]any{
 		"role_type": "jwt", "bound_audiences": []string{"vault"}, "user_claim": "sub", "bound_subject": subject,
 		"token_policies": policies, "token_ttl": fmt.Sprintf("%ds", int(tokenTTL.Seconds())),

@@ -13,6 +13,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -21,13 +22,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/vault/api"
 
 	"github.com/meshca/meshca/ca/catest"
+	"github.com/meshca/meshca/internal/testproc"
 )
 
 // Options selects the kind of server.
@@ -51,18 +52,23 @@ type Server struct {
 	persistent bool
 	unsealKey  string
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
+	mu   sync.Mutex
+	proc *testproc.Process
 }
 
 var seq atomic.Int64
 
-// Start starts a Vault server and stops it when tb's test ends.
+// Start starts a Vault server and stops it when tb's test ends. When the test fails, the server's port, PID
+// and the tail of its log are written to the test log.
 func Start(tb testing.TB, opts Options) *Server {
 	tb.Helper()
 	s := Launch(tb, opts)
-	tb.Cleanup(s.Stop)
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			tb.Log(s.Describe())
+		}
+		s.Stop()
+	})
 	return s
 }
 
@@ -76,19 +82,25 @@ func Launch(tb testing.TB, opts Options) *Server {
 		tb.Fatalf("vaulttest: %v", err)
 	}
 	s := &Server{bin: bin, dir: dir, persistent: opts.Persistent}
-	var lastErr error
+	var errs []error
 	for range 3 { // a free port can be taken between FreePort and Vault's bind
-		s.port = catest.FreePort(tb)
+		if s.port, err = testproc.FreePort(); err != nil {
+			tb.Fatalf("vaulttest: %v", err)
+		}
 		s.Addr = fmt.Sprintf("http://127.0.0.1:%d", s.port)
-		if lastErr = s.start(); lastErr == nil {
+		s.Token, s.unsealKey = "", ""
+		err := s.start()
+		if err == nil {
 			return s
 		}
-		s.Stop()
+		errs = append(errs, fmt.Errorf("port %d: %w", s.port, err))
+		s.stopProcess()
+		_ = os.RemoveAll(dir) // a fresh server on the next port: no half-initialised storage
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			tb.Fatalf("vaulttest: %v", err)
 		}
 	}
-	tb.Fatalf("vaulttest: starting Vault: %v", lastErr)
+	tb.Fatalf("vaulttest: starting Vault failed three times: %v", errors.Join(errs...))
 	return nil
 }
 
@@ -114,30 +126,25 @@ ui            = false
 		if s.Token == "" {
 			s.Token = "root-" + randHex(12)
 		}
-		args = append(args, "-dev", "-dev-root-token-id="+s.Token, fmt.Sprintf("-dev-listen-address=127.0.0.1:%d", s.port),
+		args = append(args, "-dev", "-dev-root-token-id="+s.Token,
+			fmt.Sprintf("-dev-listen-address=127.0.0.1:%d", s.port),
 			"-dev-no-store-token")
-	}
-	logf, err := os.OpenFile(filepath.Join(s.dir, "vault.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
 	}
 	cmd := exec.Command(s.bin, args...)
 	cmd.Dir = s.dir
 	// A clean environment: nothing from the developer's VAULT_* variables, and HOME in the temporary directory.
 	cmd.Env = []string{"HOME=" + s.dir, "PATH=" + os.Getenv("PATH"), "VAULT_DISABLE_MLOCK=true"}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = procAttr()
-	if err := cmd.Start(); err != nil {
-		logf.Close()
+	proc, err := testproc.Start(cmd, filepath.Join(s.dir, "vault.log"))
+	if err != nil {
 		return err
 	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
 	s.mu.Lock()
-	s.cmd, s.exited = cmd, exited
+	s.proc = proc
 	s.mu.Unlock()
 
-	if err := s.waitListening(exited, 20*time.Second); err != nil {
+	// Vault answers at all: 501 (uninitialised) and 503 (sealed) count.
+	answers := s.health(func(code int) bool { return code != 0 })
+	if err := proc.WaitReady(20*time.Second, 10*time.Millisecond, answers); err != nil {
 		return err
 	}
 	if s.persistent {
@@ -145,45 +152,59 @@ ui            = false
 			return err
 		}
 	}
-	if err := s.waitActive(exited, 20*time.Second); err != nil {
+	if err := s.waitActive(proc); err != nil {
+		return err
+	}
+	if err := s.checkOurs(proc); err != nil {
 		return err
 	}
 	s.ReadyAfter = time.Since(t0)
 	return nil
 }
 
-// waitListening polls /v1/sys/health until Vault answers at all (501 uninitialised and 503 sealed count).
-func (s *Server) waitListening(exited chan struct{}, limit time.Duration) error {
-	return s.poll(exited, limit, func(code int) bool { return code != 0 })
+// health returns a probe that asks /v1/sys/health and accepts the status codes ok accepts.
+func (s *Server) health(ok func(code int) bool) func() error {
+	hc := &http.Client{Timeout: time.Second}
+	return func() error {
+		resp, err := hc.Get(s.Addr + "/v1/sys/health")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if !ok(resp.StatusCode) {
+			return fmt.Errorf("/v1/sys/health answered %d", resp.StatusCode)
+		}
+		return nil
+	}
 }
 
 // waitActive polls /v1/sys/health until Vault is initialised, unsealed and active (200).
-func (s *Server) waitActive(exited chan struct{}, limit time.Duration) error {
-	return s.poll(exited, limit, func(code int) bool { return code == http.StatusOK })
+func (s *Server) waitActive(proc *testproc.Process) error {
+	active := s.health(func(code int) bool { return code == http.StatusOK })
+	return proc.WaitReady(20*time.Second, 10*time.Millisecond, active)
 }
 
-func (s *Server) poll(exited chan struct{}, limit time.Duration, ok func(code int) bool) error {
-	deadline := time.Now().Add(limit)
-	hc := &http.Client{Timeout: time.Second}
-	for {
-		code := 0
-		if resp, err := hc.Get(s.Addr + "/v1/sys/health"); err == nil {
-			code = resp.StatusCode
-			resp.Body.Close()
-		}
-		if ok(code) {
-			return nil
-		}
-		select {
-		case <-exited:
-			return fmt.Errorf("vault exited during start: %s", s.logTail())
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("vault not ready after %s (last /v1/sys/health status %d): %s", limit, code, s.logTail())
-		}
-		time.Sleep(10 * time.Millisecond)
+// checkOurs makes sure that the Vault answering on the port is the process just started: if another process
+// took the port between FreePort and Vault's bind, our Vault exits with "address already in use" while the
+// probes above reach the other server. Only our server knows our root token.
+func (s *Server) checkOurs(proc *testproc.Process) error {
+	c, err := s.newClient(s.Token)
+	if err != nil {
+		return err
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Auth().Token().LookupSelfWithContext(ctx); err != nil {
+		return fmt.Errorf("the Vault on port %d does not know this server's root token, so it is another process "+
+			"(pid %d exited: %v): %w; log:\n%s", s.port, proc.PID(), proc.ExitError(), err, proc.LogTail(2000))
+	}
+	select {
+	case <-proc.Exited():
+		return fmt.Errorf("vault (pid %d) exited after it answered: %v; log:\n%s", proc.PID(), proc.ExitError(),
+			proc.LogTail(2000))
+	default:
+	}
+	return nil
 }
 
 func (s *Server) initAndUnseal() error {
@@ -197,7 +218,14 @@ func (s *Server) initAndUnseal() error {
 	if err != nil {
 		return fmt.Errorf("init status: %w", err)
 	}
-	if !st {
+	switch {
+	case !st && s.unsealKey != "":
+		return fmt.Errorf("the Vault on port %d is not initialised although this server was: another process "+
+			"holds the port", s.port)
+	case st && s.unsealKey == "":
+		return fmt.Errorf("the Vault on port %d is already initialised although this server is new: another "+
+			"process holds the port", s.port)
+	case !st:
 		resp, err := c.Sys().InitWithContext(ctx, &api.InitRequest{SecretShares: 1, SecretThreshold: 1})
 		if err != nil {
 			return fmt.Errorf("init: %w", err)
@@ -218,29 +246,31 @@ func (s *Server) Stop() {
 
 func (s *Server) stopProcess() {
 	s.mu.Lock()
-	cmd, exited := s.cmd, s.exited
-	s.cmd = nil
+	proc := s.proc
+	s.proc = nil
 	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-exited
+	if proc != nil {
+		_ = proc.Stop(10 * time.Second)
 	}
 }
 
 // Restart stops the server and starts it again on the same port. A persistent server is unsealed again and
-// keeps its state; a dev server comes back empty with the same root token.
+// keeps its state; a dev server comes back empty with the same root token. When the start fails (the port may
+// be held for a moment by another process), it is tried twice more.
 func (s *Server) Restart(tb testing.TB) {
 	tb.Helper()
 	s.stopProcess()
-	if err := s.start(); err != nil {
-		tb.Fatalf("vaulttest: restarting Vault on port %d: %v", s.port, err)
+	var errs []error
+	for attempt := range 3 {
+		err := s.start()
+		if err == nil {
+			return
+		}
+		errs = append(errs, fmt.Errorf("attempt %d: %w", attempt+1, err))
+		s.stopProcess()
+		time.Sleep(200 * time.Millisecond)
 	}
+	tb.Fatalf("vaulttest: restarting Vault on port %d: %v", s.port, errors.Join(errs...))
 }
 
 // Kill stops the server process (as Stop) but keeps a persistent server's data for Restart.
@@ -260,25 +290,30 @@ func (s *Server) Unseal(tb testing.TB) {
 	if !s.persistent {
 		tb.Fatalf("vaulttest: a dev server cannot be unsealed by the harness; use Options{Persistent: true}")
 	}
+	t0 := time.Now()
 	if err := s.initAndUnseal(); err != nil {
 		tb.Fatalf("vaulttest: %v", err)
 	}
 	s.mu.Lock()
-	exited := s.exited
+	proc := s.proc
 	s.mu.Unlock()
-	if err := s.waitActive(exited, 20*time.Second); err != nil {
-		tb.Fatalf("vaulttest: %v", err)
+	if proc == nil {
+		tb.Fatalf("vaulttest: Unseal: the server is stopped")
 	}
+	if err := s.waitActive(proc); err != nil {
+		tb.Fatalf("vaulttest: unsealed, but not active: %v", err)
+	}
+	tb.Logf("vaulttest: unsealed and active after %s", time.Since(t0).Round(time.Millisecond))
 }
 
 // PID returns the server's process ID, or 0 when it is stopped.
 func (s *Server) PID() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd == nil {
+	if s.proc == nil {
 		return 0
 	}
-	return s.cmd.Process.Pid
+	return s.proc.PID()
 }
 
 // Client returns a client authenticated with the root token, taking nothing from the environment.
@@ -327,12 +362,18 @@ func (s *Server) Log() string {
 	return string(b)
 }
 
-func (s *Server) logTail() string {
-	l := s.Log()
-	if len(l) > 2000 {
-		l = l[len(l)-2000:]
+// Describe says which server this is and how it is doing, with the tail of its log: for failure messages.
+func (s *Server) Describe() string {
+	state := "stopped"
+	if pid := s.PID(); pid != 0 {
+		state = fmt.Sprintf("pid %d", pid)
 	}
-	return strings.TrimSpace(l)
+	l := s.Log()
+	if len(l) > 3000 {
+		l = "…" + l[len(l)-3000:]
+	}
+	return fmt.Sprintf("vaulttest: Vault at %s (%s, persistent=%v, last start took %s); its log:\n%s", s.Addr, state,
+		s.persistent, s.ReadyAfter.Round(time.Millisecond), strings.TrimSpace(l))
 }
 
 // Unique returns a name not used before in this process, for mounts and roles.
