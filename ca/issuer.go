@@ -224,6 +224,9 @@ func checkMetadata(req *Request) error {
 		return fmt.Errorf("%w: %w", ErrInvalidRequest, req.DecodeErr)
 	}
 	for k, v := range req.Metadata {
+		if k == "CertSigner" && v == "" {
+			continue // Istio's CA client always sends the key; empty asks for no signer
+		}
 		if k == "CertSigner" {
 			return fmt.Errorf("%w: metadata CertSigner %.64q: this CA does not route requests by signer; "+
 				"unset ISTIO_META_CERT_SIGNER on the workload", ErrInvalidRequest, v)

@@ -162,11 +162,12 @@ type AuditRecord struct {
 	Attrs   map[string]string
 }
 
-// Audit returns the audit records written so far: the log records that carry an outcome.
+// Audit returns the audit records of workload requests written so far: the log records that carry an
+// outcome, without those of meshca's own serving certificate (authn "self").
 func (c *CA) Audit() []AuditRecord {
 	var out []AuditRecord
 	for _, r := range c.audit.records() {
-		if _, ok := r.Attrs["outcome"]; ok {
+		if _, ok := r.Attrs["outcome"]; ok && r.Attrs["authn"] != "self" {
 			out = append(out, r)
 		}
 	}
