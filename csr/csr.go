@@ -26,7 +26,12 @@ type Request struct {
 	KeyType string
 	// IsCA reports whether the CSR asked for a CA certificate (basicConstraints cA=TRUE).
 	IsCA bool
+	// HasSubject reports whether the CSR's subject holds any attribute.
+	HasSubject bool
 }
+
+// KeyTypes lists every KeyType a Request can carry.
+func KeyTypes() []string { return nil }
 
 // Extension OIDs a CSR may carry. Their content is ignored except basicConstraints; meshca never copies
 // extensions from a CSR into a certificate.
