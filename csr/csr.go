@@ -123,6 +123,7 @@ func extensionRequest(tbs []byte) ([]pkix.Extension, error) {
 		return nil, fmt.Errorf("%w: malformed CertificationRequestInfo", ErrInvalidCSR)
 	}
 	var exts []pkix.Extension
+	found := false
 	for i, raw := range info.Attributes {
 		var attr struct {
 			ID     asn1.ObjectIdentifier
@@ -135,9 +136,10 @@ func extensionRequest(tbs []byte) ([]pkix.Extension, error) {
 			return nil, fmt.Errorf("%w: attribute %s; a CSR may carry only an extensionRequest",
 				ErrUnsupportedRequest, oidName(attr.ID))
 		}
-		if i > 0 {
+		if found {
 			return nil, fmt.Errorf("%w: more than one extensionRequest attribute", ErrInvalidCSR)
 		}
+		found = true
 		if len(attr.Values) != 1 {
 			return nil, fmt.Errorf("%w: extensionRequest holds %d values, want 1", ErrInvalidCSR, len(attr.Values))
 		}
