@@ -3,44 +3,49 @@ package csr
 import (
 	"bytes"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
 	"fmt"
+	"slices"
 )
 
-// MaxPEMSize bounds the PEM text of one CSR. An ML-DSA-87 CSR, the largest meshca accepts, is about 10 KiB.
+// MaxPEMSize bounds the PEM text of one CSR. An RSA-8192 CSR, the largest meshca accepts, is under 3 KiB.
 const MaxPEMSize = 32 << 10
 
-// Request is a parsed, self-signature-verified CSR whose key passed the key policy.
+// Request is a parsed, self-signature-verified CSR whose key passed the key policy and whose every extension
+// request is one meshca can honour.
 type Request struct {
-	// CSR is the parsed request. Its SANs are requests, not facts.
+	// CSR is the parsed request. Its SANs are requests, not facts: the issuance policy compares them with
+	// the caller's identity. Email and IP SANs are left here for that policy to refuse.
 	CSR *x509.CertificateRequest
 	// PublicKey is the key to certify.
 	PublicKey crypto.PublicKey
-	// KeyType names the key for metrics and audit, e.g. "ECDSA-P256", "RSA-2048", "Ed25519".
+	// KeyType names the key for metrics and audit; it is always one of KeyTypes().
 	KeyType string
 	// IsCA reports whether the CSR asked for a CA certificate (basicConstraints cA=TRUE).
 	IsCA bool
+	// HasSubject reports whether the CSR's subject holds any attribute. The subject is never copied into a
+	// certificate (see the package documentation); this is for audit records.
+	HasSubject bool
 }
 
-// Extension OIDs a CSR may carry. Their content is ignored except basicConstraints; meshca never copies
-// extensions from a CSR into a certificate.
-var (
-	oidSubjectAltName       = asn1.ObjectIdentifier{2, 5, 29, 17}
-	oidBasicConstraints     = asn1.ObjectIdentifier{2, 5, 29, 19}
-	oidKeyUsage             = asn1.ObjectIdentifier{2, 5, 29, 15}
-	oidExtKeyUsage          = asn1.ObjectIdentifier{2, 5, 29, 37}
-	oidSubjectKeyIdentifier = asn1.ObjectIdentifier{2, 5, 29, 14}
-)
+// oidExtensionRequest is PKCS #9's extensionRequest attribute (RFC 2985 §5.4.2), the one attribute a CSR
+// may carry.
+var oidExtensionRequest = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 14}
 
-// Parse decodes one PEM "CERTIFICATE REQUEST" block, verifies its self-signature and applies the key policy.
-// Trailing data other than whitespace, a second block, unknown critical extensions and malformed
-// basicConstraints are refused.
+// signatureAlgorithms are the CSR signature algorithms meshca accepts: SHA-2 with RSA (PKCS #1 v1.5 or
+// PSS), ECDSA and Ed25519. SHA-1, MD5, MD2 and DSA are refused.
+var signatureAlgorithms = []x509.SignatureAlgorithm{
+	x509.SHA256WithRSA, x509.SHA384WithRSA, x509.SHA512WithRSA,
+	x509.SHA256WithRSAPSS, x509.SHA384WithRSAPSS, x509.SHA512WithRSAPSS,
+	x509.ECDSAWithSHA256, x509.ECDSAWithSHA384, x509.ECDSAWithSHA512,
+	x509.PureEd25519,
+}
+
+// Parse decodes one PEM "CERTIFICATE REQUEST" block and checks it as ParseRaw does. Text before or after
+// the block, PEM headers and a second block are refused.
 func Parse(pemBytes []byte) (*Request, error) {
 	if len(pemBytes) > MaxPEMSize {
 		return nil, fmt.Errorf("%w: %d bytes is larger than the %d-byte limit", ErrInvalidCSR, len(pemBytes), MaxPEMSize)
@@ -50,76 +55,97 @@ func Parse(pemBytes []byte) (*Request, error) {
 		return nil, fmt.Errorf("%w: no PEM block found; send a PEM \"CERTIFICATE REQUEST\"", ErrInvalidCSR)
 	}
 	if block.Type != "CERTIFICATE REQUEST" && block.Type != "NEW CERTIFICATE REQUEST" {
-		return nil, fmt.Errorf("%w: PEM block is %q, want \"CERTIFICATE REQUEST\"", ErrInvalidCSR, block.Type)
+		return nil, fmt.Errorf("%w: PEM block is %q, want \"CERTIFICATE REQUEST\"", ErrInvalidCSR, bounded(block.Type))
 	}
-	if len(bytes.TrimSpace(rest)) != 0 {
-		return nil, fmt.Errorf("%w: unexpected data after the CSR; send exactly one request", ErrInvalidCSR)
+	if len(block.Headers) != 0 {
+		return nil, fmt.Errorf("%w: the PEM block has headers; send a plain \"CERTIFICATE REQUEST\"", ErrInvalidCSR)
+	}
+	if !bytes.HasPrefix(bytes.TrimSpace(pemBytes), []byte("-----BEGIN ")) || len(bytes.TrimSpace(rest)) != 0 {
+		return nil, fmt.Errorf("%w: data around the CSR; send exactly one PEM block", ErrInvalidCSR)
 	}
 	return ParseRaw(block.Bytes)
 }
 
-// ParseRaw is Parse for a DER-encoded CSR.
+// ParseRaw is Parse for a DER-encoded CSR. In order, it refuses:
+//   - anything that is not a version 1 PKCS #10 request (RFC 2986 §4) with at most one attribute, an
+//     extensionRequest holding exactly one list of extensions (ErrInvalidCSR; ErrUnsupportedRequest for
+//     any other attribute, such as challengePassword);
+//   - a signature algorithm other than SHA-2 with RSA or ECDSA, or Ed25519 (ErrKeyPolicy);
+//   - a key outside the key policy, before the signature is checked (ErrKeyPolicy, see CheckKey);
+//   - a self-signature that does not verify (ErrInvalidCSR);
+//   - any extension request meshca would not honour (ErrUnsupportedRequest, see checkExtensions).
 func ParseRaw(der []byte) (*Request, error) {
 	c, err := x509.ParseCertificateRequest(der)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidCSR, err)
 	}
-	if err := c.CheckSignature(); err != nil {
-		return nil, fmt.Errorf("%w: self-signature does not verify: %v", ErrInvalidCSR, err)
+	if c.Version != 0 {
+		return nil, fmt.Errorf("%w: CSR version %d; PKCS #10 defines only version 1 (0)", ErrInvalidCSR, c.Version+1)
+	}
+	exts, err := extensionRequest(c.RawTBSCertificateRequest)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(signatureAlgorithms, c.SignatureAlgorithm) {
+		alg := c.SignatureAlgorithm.String()
+		if c.SignatureAlgorithm == x509.UnknownSignatureAlgorithm {
+			alg = "an algorithm meshca does not know"
+		}
+		return nil, fmt.Errorf("%w: the CSR is signed with %s; sign it with SHA-256 or stronger (RSA, ECDSA) or Ed25519",
+			ErrKeyPolicy, alg)
 	}
 	keyType, err := CheckKey(c.PublicKey)
 	if err != nil {
 		return nil, err
 	}
-	r := &Request{CSR: c, PublicKey: c.PublicKey, KeyType: keyType}
-	for _, ext := range c.Extensions {
-		switch {
-		case ext.Id.Equal(oidBasicConstraints):
-			var bc struct {
-				IsCA       bool `asn1:"optional"`
-				MaxPathLen int  `asn1:"optional,default:-1"`
-			}
-			if rest, err := asn1.Unmarshal(ext.Value, &bc); err != nil || len(rest) != 0 {
-				return nil, fmt.Errorf("%w: malformed basicConstraints extension", ErrInvalidCSR)
-			}
-			r.IsCA = bc.IsCA
-		case ext.Id.Equal(oidSubjectAltName), ext.Id.Equal(oidKeyUsage), ext.Id.Equal(oidExtKeyUsage),
-			ext.Id.Equal(oidSubjectKeyIdentifier):
-		default:
-			if ext.Critical {
-				return nil, fmt.Errorf("%w: unknown critical extension %s", ErrInvalidCSR, ext.Id)
-			}
-		}
+	if err := c.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("%w: self-signature does not verify: %v", ErrInvalidCSR, err)
 	}
-	return r, nil
+	isCA, err := checkExtensions(exts, c.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	hasSubject := len(c.RawSubject) > 2 // more than an empty SEQUENCE
+	return &Request{CSR: c, PublicKey: c.PublicKey, KeyType: keyType, IsCA: isCA, HasSubject: hasSubject}, nil
 }
 
-// CheckKey applies meshca's key policy (RSA of at least 2048 bits and at most 8192, ECDSA P-256 or P-384,
-// Ed25519) and returns a short name for the key type.
-func CheckKey(pub crypto.PublicKey) (string, error) {
-	switch k := pub.(type) {
-	case *rsa.PublicKey:
-		bits := k.N.BitLen()
-		if bits < 2048 {
-			return "", fmt.Errorf("%w: RSA key of %d bits; use at least 2048", ErrKeyPolicy, bits)
-		}
-		if bits > 8192 {
-			return "", fmt.Errorf("%w: RSA key of %d bits; use at most 8192", ErrKeyPolicy, bits)
-		}
-		if k.E < 3 || k.E%2 == 0 {
-			return "", fmt.Errorf("%w: RSA public exponent %d", ErrKeyPolicy, k.E)
-		}
-		return fmt.Sprintf("RSA-%d", bits), nil
-	case *ecdsa.PublicKey:
-		switch k.Curve {
-		case elliptic.P256():
-			return "ECDSA-P256", nil
-		case elliptic.P384():
-			return "ECDSA-P384", nil
-		}
-		return "", fmt.Errorf("%w: ECDSA curve %s; use P-256 or P-384", ErrKeyPolicy, k.Curve.Params().Name)
-	case ed25519.PublicKey:
-		return "Ed25519", nil
+// extensionRequest returns the extensions a CSR asks for, from its DER-encoded CertificationRequestInfo.
+// crypto/x509 skips attributes it does not know or cannot parse and reads only the first value of each
+// extensionRequest; here every attribute must be accounted for.
+func extensionRequest(tbs []byte) ([]pkix.Extension, error) {
+	var info struct {
+		Version    int
+		Subject    asn1.RawValue
+		PublicKey  asn1.RawValue
+		Attributes []asn1.RawValue `asn1:"tag:0"`
 	}
-	return "", fmt.Errorf("%w: key type %T; use ECDSA P-256/P-384, RSA >= 2048 or Ed25519", ErrKeyPolicy, pub)
+	if rest, err := asn1.Unmarshal(tbs, &info); err != nil || len(rest) != 0 {
+		return nil, fmt.Errorf("%w: malformed CertificationRequestInfo", ErrInvalidCSR)
+	}
+	var exts []pkix.Extension
+	found := false
+	for i, raw := range info.Attributes {
+		var attr struct {
+			ID     asn1.ObjectIdentifier
+			Values []asn1.RawValue `asn1:"set"`
+		}
+		if rest, err := asn1.Unmarshal(raw.FullBytes, &attr); err != nil || len(rest) != 0 {
+			return nil, fmt.Errorf("%w: attribute %d is malformed", ErrInvalidCSR, i)
+		}
+		if !attr.ID.Equal(oidExtensionRequest) {
+			return nil, fmt.Errorf("%w: attribute %s; a CSR may carry only an extensionRequest",
+				ErrUnsupportedRequest, oidName(attr.ID))
+		}
+		if found {
+			return nil, fmt.Errorf("%w: more than one extensionRequest attribute", ErrInvalidCSR)
+		}
+		found = true
+		if len(attr.Values) != 1 {
+			return nil, fmt.Errorf("%w: extensionRequest holds %d values, want 1", ErrInvalidCSR, len(attr.Values))
+		}
+		if rest, err := asn1.Unmarshal(attr.Values[0].FullBytes, &exts); err != nil || len(rest) != 0 {
+			return nil, fmt.Errorf("%w: malformed extensionRequest", ErrInvalidCSR)
+		}
+	}
+	return exts, nil
 }

@@ -1,86 +1,37 @@
 package csr_test
 
 import (
+	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
-	"github.com/meshca/meshca/ca/catest"
 	"github.com/meshca/meshca/csr"
 )
 
-func readTestdata(t *testing.T, name string) []byte {
-	t.Helper()
+func readTestdata(tb testing.TB, name string) []byte {
+	tb.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return b
 }
 
-func TestParse(t *testing.T) {
-	good, _ := catest.WorkloadCSR(t, "spiffe://cluster.local/ns/default/sa/sleep")
-	critical := pkix.Extension{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}, Critical: true, Value: []byte{5, 0}}
-	nonCritical := critical
-	nonCritical.Critical = false
-	withExt := func(e pkix.Extension) []byte {
-		b, _ := catest.CSR(t, catest.CSROptions{URIs: []string{"spiffe://cluster.local/ns/default/sa/sleep"}, Extensions: []pkix.Extension{e}})
-		return b
-	}
-	rsa2048, _ := catest.CSR(t, catest.CSROptions{Key: catest.RSAKey(t, 2048)})
-	rsa1024, _ := catest.CSR(t, catest.CSROptions{Key: catest.RSAKey(t, 1024)})
-	ed, _ := catest.CSR(t, catest.CSROptions{Key: catest.Ed25519Key(t)})
-	caCSR, _ := catest.CSR(t, catest.CSROptions{IsCA: true})
-	tests := []struct {
-		name    string
-		in      []byte
-		wantErr error
-		keyType string
-	}{
-		{"a P-256 CSR parses", good, nil, "ECDSA-P256"},
-		{"a committed P-256 CSR parses", readTestdata(t, "good-p256.pem"), nil, "ECDSA-P256"},
-		{"an RSA-2048 CSR parses", rsa2048, nil, "RSA-2048"},
-		{"an Ed25519 CSR parses", ed, nil, "Ed25519"},
-		{"a CA request parses and is flagged", caCSR, nil, "ECDSA-P256"},
-		{"an unknown non-critical extension is ignored", withExt(nonCritical), nil, "ECDSA-P256"},
-		{"an unknown critical extension is refused", withExt(critical), csr.ErrInvalidCSR, ""},
-		{"a P-224 key is refused", readTestdata(t, "p224.pem"), csr.ErrKeyPolicy, ""},
-		{"a 1024-bit RSA key is refused", rsa1024, csr.ErrKeyPolicy, ""},
-		{"a bad self-signature is refused", readTestdata(t, "bad-signature.pem"), csr.ErrInvalidCSR, ""},
-		{"a truncated CSR is refused", readTestdata(t, "truncated.pem"), csr.ErrInvalidCSR, ""},
-		{"empty input is refused", nil, csr.ErrInvalidCSR, ""},
-		{"a certificate instead of a CSR is refused", []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), csr.ErrInvalidCSR, ""},
-		{"two CSRs are refused", append(append([]byte{}, good...), good...), csr.ErrInvalidCSR, ""},
-		{"trailing garbage is refused", append(append([]byte{}, good...), "junk"...), csr.ErrInvalidCSR, ""},
-		{"an oversized input is refused before parsing", []byte(strings.Repeat("A", csr.MaxPEMSize+1)), csr.ErrInvalidCSR, ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r, err := csr.Parse(tt.in)
-			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
-				t.Fatalf("Parse: %v, want %v", err, tt.wantErr)
-			}
-			if err == nil && r.KeyType != tt.keyType {
-				t.Errorf("KeyType = %q, want %q", r.KeyType, tt.keyType)
-			}
-		})
-	}
-	if r, _ := csr.Parse(caCSR); !r.IsCA {
-		t.Error("a CSR with basicConstraints cA=TRUE is not flagged IsCA")
-	}
-}
-
 func TestParseID(t *testing.T) {
+	td := csr.Identity{TrustDomain: "cluster.local", Namespace: "default", ServiceAccount: "sleep"}
 	tests := []struct {
 		in   string
 		want csr.Identity
 		ok   bool
 	}{
-		{"spiffe://cluster.local/ns/default/sa/sleep", csr.Identity{TrustDomain: "cluster.local", Namespace: "default", ServiceAccount: "sleep"}, true},
+		{"spiffe://cluster.local/ns/default/sa/sleep", td, true},
 		{"spiffe://td/ns/a-b/sa/c.d", csr.Identity{TrustDomain: "td", Namespace: "a-b", ServiceAccount: "c.d"}, true},
 		{"spiffe://cluster.local/ns/a/b/sa/c", csr.Identity{}, false},
 		{"spiffe://cluster.local/ns/default/sa/sleep/", csr.Identity{}, false},
@@ -108,30 +59,92 @@ func TestParseID(t *testing.T) {
 	}
 }
 
-// FuzzParse: no input may panic, and anything accepted must satisfy the key policy and verify.
-func FuzzParse(f *testing.F) {
-	for _, name := range []string{"good-p256.pem", "p224.pem", "bad-signature.pem", "truncated.pem"} {
-		b, err := os.ReadFile(filepath.Join("testdata", name))
-		if err != nil {
-			f.Fatal(err)
+// Independent statements of the policy, for the fuzz targets to check Parse against.
+var (
+	fuzzAllowedExtensions = []string{"2.5.29.17", "2.5.29.15", "2.5.29.37", "2.5.29.19", "2.5.29.14"}
+	fuzzAllowedSigAlgs    = []x509.SignatureAlgorithm{x509.SHA256WithRSA, x509.SHA384WithRSA, x509.SHA512WithRSA,
+		x509.SHA256WithRSAPSS, x509.SHA384WithRSAPSS, x509.SHA512WithRSAPSS, x509.ECDSAWithSHA256,
+		x509.ECDSAWithSHA384, x509.ECDSAWithSHA512, x509.PureEd25519}
+)
+
+// checkOutcome asserts what must hold for any input: a refusal wraps a sentinel and returns nothing; an
+// acceptance has a verified signature made with a strong algorithm, a key the policy allows and names with
+// one of KeyTypes, only allowed extensions, and only DNS, email, URI and IP SANs.
+func checkOutcome(t *testing.T, r *csr.Request, err error) {
+	t.Helper()
+	if err != nil {
+		if !errors.Is(err, csr.ErrInvalidCSR) && !errors.Is(err, csr.ErrKeyPolicy) {
+			t.Fatalf("error %v wraps neither ErrInvalidCSR nor ErrKeyPolicy", err)
 		}
-		f.Add(b)
+		if r != nil {
+			t.Fatalf("a Request was returned along with %v", err)
+		}
+		return
+	}
+	if err := r.CSR.CheckSignature(); err != nil {
+		t.Fatalf("accepted a CSR whose signature does not verify: %v", err)
+	}
+	if !slices.Contains(fuzzAllowedSigAlgs, r.CSR.SignatureAlgorithm) {
+		t.Fatalf("accepted a CSR signed with %v", r.CSR.SignatureAlgorithm)
+	}
+	if kt, err := csr.CheckKey(r.PublicKey); err != nil || kt != r.KeyType || !slices.Contains(csr.KeyTypes(), kt) {
+		t.Fatalf("accepted key type %q: CheckKey says %q, %v", r.KeyType, kt, err)
+	}
+	for _, e := range r.CSR.Extensions {
+		if !slices.Contains(fuzzAllowedExtensions, e.Id.String()) {
+			t.Fatalf("accepted extension %s", e.Id)
+		}
+		if e.Id.String() != "2.5.29.17" {
+			continue
+		}
+		var names []asn1.RawValue
+		if _, err := asn1.Unmarshal(e.Value, &names); err != nil {
+			t.Fatalf("accepted a subjectAltName that does not parse: %v", err)
+		}
+		for _, n := range names {
+			if n.Class != asn1.ClassContextSpecific || !slices.Contains([]int{1, 2, 6, 7}, n.Tag) {
+				t.Fatalf("accepted a GeneralName of class %d, tag %d", n.Class, n.Tag)
+			}
+		}
+	}
+}
+
+func fuzzSeeds(f *testing.F) [][]byte {
+	seeds := [][]byte{readTestdata(f, "ztunnel-openssl-p256.pem"), readTestdata(f, "vault-verbatim-attack.pem")}
+	for _, name := range []string{"good-p256.pem", "p224.pem", "bad-signature.pem", "truncated.pem"} {
+		seeds = append(seeds, readTestdata(f, name))
+	}
+	spiffe := san(f, true, uriName(sleepID))
+	return append(seeds,
+		rawCSR{exts: []pkix.Extension{spiffe, keyUsage(f, kuDigitalSignature), extKeyUsage(f, oidServerAuth)}}.build(f),
+		rawCSR{exts: []pkix.Extension{san(f, true, uriName(sleepID), generalName(0, true, []byte{6, 1, 1}))}}.build(f),
+		rawCSR{exts: []pkix.Extension{spiffe, keyUsage(f, kuKeyCertSign)}}.build(f),
+		rawCSR{exts: []pkix.Extension{spiffe, ext(f, oidBasicConstraints, true, struct{ IsCA bool }{true})}}.build(f),
+	)
+}
+
+// FuzzParse: no input may panic, and every outcome satisfies checkOutcome.
+func FuzzParse(f *testing.F) {
+	for _, s := range fuzzSeeds(f) {
+		f.Add(s)
 	}
 	f.Add([]byte("-----BEGIN CERTIFICATE REQUEST-----\n\n-----END CERTIFICATE REQUEST-----\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r, err := csr.Parse(in)
-		if err != nil {
-			if !errors.Is(err, csr.ErrInvalidCSR) && !errors.Is(err, csr.ErrKeyPolicy) {
-				t.Fatalf("error %v wraps neither ErrInvalidCSR nor ErrKeyPolicy", err)
-			}
-			return
+		checkOutcome(t, r, err)
+	})
+}
+
+// FuzzParseRaw is FuzzParse on DER, where mutations reach the ASN.1 structure instead of the base64 text.
+func FuzzParseRaw(f *testing.F) {
+	for _, s := range fuzzSeeds(f) {
+		if b, _ := pem.Decode(s); b != nil {
+			f.Add(b.Bytes)
 		}
-		if err := r.CSR.CheckSignature(); err != nil {
-			t.Fatalf("accepted a CSR whose signature does not verify: %v", err)
-		}
-		if _, err := csr.CheckKey(r.PublicKey); err != nil {
-			t.Fatalf("accepted a key the policy refuses: %v", err)
-		}
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r, err := csr.ParseRaw(in)
+		checkOutcome(t, r, err)
 	})
 }
 

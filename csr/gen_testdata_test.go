@@ -22,7 +22,8 @@ func TestRegenerateTestdata(t *testing.T) {
 		t.Skip("run with -regenerate to rewrite testdata")
 	}
 	write := func(name string, der []byte) {
-		if err := os.WriteFile(filepath.Join("testdata", name), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), 0o644); err != nil {
+		b := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+		if err := os.WriteFile(filepath.Join("testdata", name), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -54,7 +54,8 @@ func ParseID(s string) (Identity, error) {
 	}
 	parts := strings.Split(path, "/")
 	if len(parts) != 4 || parts[0] != "ns" || parts[2] != "sa" {
-		return Identity{}, fmt.Errorf("%w: %q is not of the form spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>", ErrInvalidID, s)
+		return Identity{}, fmt.Errorf("%w: %q is not of the form "+
+			"spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>", ErrInvalidID, s)
 	}
 	id := Identity{TrustDomain: td, Namespace: parts[1], ServiceAccount: parts[3]}
 	if err := id.Validate(); err != nil {
