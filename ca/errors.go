@@ -75,6 +75,8 @@ var classes = []struct {
 	{authn.ErrUnavailable, Class{"authn_unavailable", OutcomeFailed, codes.Unavailable,
 		"cannot verify credentials right now; retry", citadelSignErr}},
 	{csr.ErrKeyPolicy, Class{"key_policy", OutcomeRejected, codes.InvalidArgument, "", citadelParseErr}},
+	{csr.ErrUnsupportedRequest, Class{"unsupported_request", OutcomeRejected, codes.PermissionDenied, "",
+		citadelParseErr}},
 	{csr.ErrInvalidCSR, Class{"invalid_csr", OutcomeRejected, codes.InvalidArgument, "", citadelParseErr}},
 	{ErrIdentityMismatch, Class{"identity_mismatch", OutcomeRejected, codes.PermissionDenied, "", citadelIDErr}},
 	{ErrForbiddenSAN, Class{"forbidden_san", OutcomeRejected, codes.PermissionDenied, "", citadelIDErr}},

@@ -32,6 +32,8 @@ func TestClassify(t *testing.T) {
 			ca.OutcomeFailed, codes.Unavailable, false},
 		{"a weak key is invalid", wrap(csr.ErrKeyPolicy), "key_policy", ca.OutcomeRejected, codes.InvalidArgument,
 			true},
+		{"a CSR asking for what meshca does not issue is denied", wrap(csr.ErrUnsupportedRequest),
+			"unsupported_request", ca.OutcomeRejected, codes.PermissionDenied, true},
 		{"a broken CSR is invalid", wrap(csr.ErrInvalidCSR), "invalid_csr", ca.OutcomeRejected,
 			codes.InvalidArgument, true},
 		{"a foreign identity is denied precisely", wrap(ca.ErrPermissionDenied, ca.ErrIdentityMismatch),
