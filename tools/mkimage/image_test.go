@@ -145,11 +145,12 @@ func TestReproducible(t *testing.T) {
 	b, outB := mkimage(t, args...)
 	ab, _ := os.ReadFile(a)
 	bb, _ := os.ReadFile(b)
-	if !bytes.Equal(ab, bb) || outA != outB {
+	ref := func(out string) string { s, _, _ := strings.Cut(out, " in "); return s }
+	if !bytes.Equal(ab, bb) || ref(outA) != ref(outB) {
 		t.Fatalf("two builds differ: %q vs %q", outA, outB)
 	}
 	_, later := mkimage(t, "--binary", bin, "--ref", "example.com:5000/meshca:v1.2.3", "--created", "1700000001")
-	if later == outA {
+	if ref(later) == ref(outA) {
 		t.Errorf("another creation time gave the same digest: %q", later)
 	}
 	img := readImage(t, a)
