@@ -47,7 +47,8 @@ func normalize(t *testing.T, objs []*unstructured.Unstructured) map[string]map[s
 			unstructured.RemoveNestedField(o.Object, "spec", "template", "metadata", "annotations", "checksum/config")
 			vols, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "volumes")
 			for _, v := range vols {
-				if cm, ok := v.(map[string]any)["configMap"].(map[string]any); ok && configMapHash.MatchString(cm["name"].(string)) {
+				cm, ok := v.(map[string]any)["configMap"].(map[string]any)
+				if ok && configMapHash.MatchString(cm["name"].(string)) {
 					cm["name"] = "meshca-config"
 				}
 			}

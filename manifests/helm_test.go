@@ -130,7 +130,8 @@ func TestChartSchemaRefuses(t *testing.T) {
 		{"an unknown backend", "app.backend.kind=pkcs11", "/app/backend/kind"},
 		{"a misspelt value", "app.server.maxCertificateDurtion=1h", "maxCertificateDurtion"},
 		{"a port out of range", "app.metrics.port=70000", "/app/metrics/port"},
-		{"a node account without a namespace", "app.server.caTrustedNodeAccounts=ztunnel", "/app/server/caTrustedNodeAccounts"},
+		{"a node account without a namespace", "app.server.caTrustedNodeAccounts=ztunnel",
+			"/app/server/caTrustedNodeAccounts"},
 		{"a log level meshca does not have", "app.logLevel=5", "/app/logLevel"},
 	}
 	for _, c := range cases {

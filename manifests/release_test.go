@@ -52,7 +52,9 @@ func TestImageReference(t *testing.T) {
 	if err := yaml.Unmarshal(readFile(t, chartDir+"/Chart.yaml"), &chart); err != nil {
 		t.Fatal(err)
 	}
-	var values struct{ Image struct{ Repository, Tag string } }
+	var values struct {
+		Image struct{ Repository, Tag string }
+	}
 	if err := yaml.Unmarshal(readFile(t, chartDir+"/values.yaml"), &values); err != nil {
 		t.Fatal(err)
 	}
