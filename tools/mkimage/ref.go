@@ -27,7 +27,7 @@ type Ref struct {
 func (r Ref) String() string { return r.Repository + ":" + r.Tag }
 
 // ParseRef parses repository:tag. The tag is required and may not be "latest": a manifest must name the
-// version it runs (docs/releasing in README.md), and a moving tag would hide which one that is.
+// version it runs (README.md, "Versions and releases"), and a moving tag would hide which one that is.
 func ParseRef(s string) (Ref, error) {
 	if len(s) > 255 {
 		return Ref{}, fmt.Errorf("%w: longer than 255 characters", ErrBadRef)
