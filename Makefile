@@ -4,10 +4,18 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 DEV_DIR  ?= .dev
 FUZZTIME ?= 20s
+# Container image (make image): repository and tag. Released manifests pin IMAGE_REPO:<vX.Y.Z> (README.md,
+# "Versions and releases"); a build off a tag gets the git describe version, never latest.
+IMAGE_REPO ?= ghcr.io/meshca/meshca
+IMAGE      ?= $(IMAGE_REPO):$(VERSION)
+IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
+IMAGE_TAR  ?= bin/meshca-image.tar
+# Debian's ca-certificates bundle goes into the image when installed here (for OIDC issuers on public HTTPS).
+CA_BUNDLE  ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
 # Nested Go modules with heavy dependencies (istio.io/istio), kept out of meshca's go.mod.
 NESTED   := $(wildcard test/*/go.mod)
 
-.PHONY: all build run test test-short testbins lint bench fuzz mutate clean
+.PHONY: all build run test test-short testbins lint bench fuzz mutate clean image helm-lint
 
 all: build
 
@@ -23,6 +31,19 @@ run: build
 testbins:
 	bash scripts/testbins.sh >/dev/null
 
+## image: the container image as one tar (OCI layout + docker save) in $(IMAGE_TAR); prints its reference.
+## No container runtime needed: tools/mkimage writes it. Load or push it with docker load -i, podman load -i,
+## skopeo copy oci-archive:$(IMAGE_TAR) docker://$(IMAGE), or crane push $(IMAGE_TAR) $(IMAGE).
+image:
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/image/meshca ./cmd/meshca
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 0) $(GO) run ./tools/mkimage \
+	  --binary bin/image/meshca --ref '$(IMAGE)' --out $(IMAGE_TAR) --ca-bundle '$(CA_BUNDLE)' \
+	  --version '$(VERSION)' --revision "$$(git rev-parse HEAD 2>/dev/null)"
+
+## helm-lint: helm lint the chart (helm is built from its Go module the first time, like the test servers).
+helm-lint:
+	$$(bash scripts/get-helm.sh) lint --strict manifests/helm/meshca
+
 ## test: every test, integration included (real Vault, step-ca, kube-apiserver + etcd, pilot-agent).
 test: lint testbins
 	$(GO) test -count=1 -timeout 30m ./...
@@ -36,6 +57,9 @@ test-short:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod is not tidy: run 'go mod tidy' and commit it"; exit 1; }
+	@for m in $(NESTED); do (cd $$(dirname $$m) && $(GO) mod tidy -diff >/dev/null) || \
+	  { echo "$$m is not tidy: run 'go mod tidy' there and commit it"; exit 1; }; done
 
 ## bench: benchmarks; results go to bench/results.txt.
 bench: testbins

@@ -8,3 +8,4 @@ echo "export MESHCA_STEPCA=$("$here/get-stepca.sh")"
 echo "export MESHCA_VAULT=$("$here/get-vault.sh")"
 k=$("$here/get-k8s.sh")
 echo "export MESHCA_KUBE_APISERVER=$k/kube-apiserver MESHCA_ETCD=$k/etcd"
+echo "export MESHCA_HELM=$("$here/get-helm.sh")"
