@@ -376,6 +376,34 @@ func (i *Issuer) Check(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// IssuingCAs returns the CA certificate each backend signs workload certificates with (the first of its
+// backends.Chainer chain), without duplicates. A backend that cannot say contributes nothing.
+func (i *Issuer) IssuingCAs(ctx context.Context) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	var errs []error
+	for _, b := range i.backends {
+		ch, ok := b.Backend.(backends.Chainer)
+		if !ok {
+			continue
+		}
+		chain, err := ch.CAChain(ctx)
+		if err != nil || len(chain) == 0 {
+			errs = append(errs, fmt.Errorf("backend %s: issuing CA: %v", b.Name, err))
+			continue
+		}
+		if !isRoot(chain[0], out) {
+			out = append(out, chain[0])
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("ca: no issuing CA known: %w", errors.Join(errs...))
+	}
+	return out, nil
+}
+
+// MaxTTL is the longest lifetime this CA issues (issuance.maxTTL).
+func (i *Issuer) MaxTTL() time.Duration { return i.policy.EffectiveMaxTTL() }
+
 // Backends returns the configured backends in order.
 func (i *Issuer) Backends() []NamedBackend { return slices.Clone(i.backends) }
 

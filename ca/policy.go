@@ -58,6 +58,9 @@ func (p *Policy) Validate() error {
 	return errors.Join(errs...)
 }
 
+// EffectiveMaxTTL is MaxTTL after defaults: the longest lifetime this policy issues.
+func (p Policy) EffectiveMaxTTL() time.Duration { return p.withDefaults().MaxTTL }
+
 func (p Policy) withDefaults() Policy {
 	if p.DefaultTTL == 0 {
 		p.DefaultTTL = 24 * time.Hour

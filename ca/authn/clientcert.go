@@ -15,6 +15,13 @@ import (
 type ClientCert struct {
 	// Roots returns the CA's current trust anchors.
 	Roots func(ctx context.Context) ([]*x509.Certificate, error)
+	// IssuingCAs returns the CA certificates meshca signs workload certificates with (each backend's issuing
+	// CA). A renewal certificate must have been signed by one of them, not merely chain to a root: a sibling
+	// CA under the same enterprise root issues certificates meshca never vouched for.
+	IssuingCAs func(ctx context.Context) ([]*x509.Certificate, error)
+	// MaxLifetime is the longest lifetime meshca issues (issuance.maxTTL); a longer-lived certificate is not
+	// one of meshca's and is refused.
+	MaxLifetime time.Duration
 	// TrustDomains are the accepted trust domains (the mesh's and its aliases).
 	TrustDomains []string
 	// Revoked, when set, reports whether a certificate has been revoked.
@@ -36,17 +43,32 @@ func (c *ClientCert) Authenticate(ctx context.Context, req *Request) (*Caller, e
 	if err != nil {
 		return nil, fmt.Errorf("%w: loading roots: %v", ErrUnavailable, err)
 	}
+	var issuing []*x509.Certificate
+	if c.IssuingCAs != nil {
+		if issuing, err = c.IssuingCAs(ctx); err != nil {
+			return nil, fmt.Errorf("%w: loading the issuing CAs: %v", ErrUnavailable, err)
+		}
+	}
 	pool, inters := x509.NewCertPool(), x509.NewCertPool()
 	for _, r := range roots {
 		pool.AddCert(r)
 	}
-	for _, ic := range req.PeerCertificates[1:] {
+	for _, ic := range append(issuing, req.PeerCertificates[1:]...) {
 		inters.AddCert(ic)
 	}
 	leaf := req.PeerCertificates[0]
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inters, CurrentTime: now,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+	chains, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inters, CurrentTime: now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	if err != nil {
 		return nil, fmt.Errorf("%w: client certificate is not valid for this CA: %v", ErrUnauthenticated, err)
+	}
+	if c.IssuingCAs != nil && !signedByOneOf(chains, issuing) {
+		return nil, fmt.Errorf("%w: client certificate was not issued by this CA's issuing CA", ErrUnauthenticated)
+	}
+	// Backends backdate notBefore a little for clock skew; anything beyond that is not a certificate of ours.
+	if life := leaf.NotAfter.Sub(leaf.NotBefore); c.MaxLifetime > 0 && life > c.MaxLifetime+maxBackdate {
+		return nil, fmt.Errorf("%w: client certificate lives %s, longer than this CA issues (%s)",
+			ErrUnauthenticated, life.Round(time.Second), c.MaxLifetime)
 	}
 	if leaf.IsCA || len(leaf.URIs) != 1 || len(leaf.DNSNames)+len(leaf.IPAddresses)+len(leaf.EmailAddresses) != 0 {
 		return nil, fmt.Errorf("%w: client certificate must carry exactly one SPIFFE ID and no other SAN", ErrUnauthenticated)
@@ -64,4 +86,19 @@ func (c *ClientCert) Authenticate(ctx context.Context, req *Request) (*Caller, e
 	}
 	return &Caller{Namespace: id.Namespace, ServiceAccount: id.ServiceAccount, Method: "client-cert",
 		Issuer: id.TrustDomain, ExpiresAt: leaf.NotAfter, ClusterID: req.ClusterID}, nil
+}
+
+// maxBackdate is how far before issuance a backend may set notBefore (clock skew allowance).
+const maxBackdate = 10 * time.Minute
+
+// signedByOneOf reports whether some verified chain has one of cas as the leaf's direct issuer.
+func signedByOneOf(chains [][]*x509.Certificate, cas []*x509.Certificate) bool {
+	for _, ch := range chains {
+		for _, ca := range cas {
+			if len(ch) > 1 && ch[1].Equal(ca) {
+				return true
+			}
+		}
+	}
+	return false
 }

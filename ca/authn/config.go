@@ -72,6 +72,11 @@ type Deps struct {
 	// Roots is first called when a caller presents a certificate, so it may reach a CA built after New.
 	Roots        func(context.Context) ([]*x509.Certificate, error)
 	TrustDomains []string
+	// IssuingCAs returns the CAs meshca signs with and MaxLifetime is the longest lifetime it issues: a
+	// renewal certificate must come from one of those CAs and live no longer (ClientCert). Both are required
+	// when client certificates are allowed.
+	IssuingCAs  func(context.Context) ([]*x509.Certificate, error)
+	MaxLifetime time.Duration
 	// Logger receives the remote key sets' logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -101,10 +106,12 @@ func New(cfg Config, deps Deps) (Chain, error) {
 	}
 	chain = append(chain, deps.Then...)
 	if cfg.ClientCertAllowed() {
-		if deps.Roots == nil {
-			return nil, errors.New("authn: client certificates need the CA's roots (Deps.Roots)")
+		if deps.Roots == nil || deps.IssuingCAs == nil || deps.MaxLifetime <= 0 {
+			return nil, errors.New("authn: client certificates need the CA's roots, issuing CAs and maximum " +
+				"lifetime (Deps.Roots, Deps.IssuingCAs, Deps.MaxLifetime)")
 		}
-		chain = append(chain, &ClientCert{Roots: deps.Roots, TrustDomains: deps.TrustDomains})
+		chain = append(chain, &ClientCert{Roots: deps.Roots, IssuingCAs: deps.IssuingCAs,
+			MaxLifetime: deps.MaxLifetime, TrustDomains: deps.TrustDomains})
 	}
 	return chain, nil
 }

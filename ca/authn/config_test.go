@@ -92,7 +92,8 @@ func TestNewBuildsTheConfiguredChain(t *testing.T) {
 	roots := func(context.Context) ([]*x509.Certificate, error) { return nil, nil }
 	ctx := context.Background()
 
-	chain, err := authn.New(cfg, authn.Deps{Roots: roots, TrustDomains: []string{"cluster.local"}})
+	chain, err := authn.New(cfg, authn.Deps{Roots: roots, IssuingCAs: roots, MaxLifetime: time.Hour,
+		TrustDomains: []string{"cluster.local"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +113,7 @@ func TestNewBuildsTheConfiguredChain(t *testing.T) {
 	first := &staticCaller{authn.Caller{Namespace: "first", ServiceAccount: "a", Method: "first"}}
 	then := &staticCaller{authn.Caller{Namespace: "then", ServiceAccount: "b", Method: "then"}}
 	chain, err = authn.New(cfg, authn.Deps{First: []authn.Authenticator{first}, Then: []authn.Authenticator{then},
-		Roots: roots})
+		Roots: roots, IssuingCAs: roots, MaxLifetime: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,10 +133,15 @@ func TestNewRefusesWhatCannotWork(t *testing.T) {
 		deps authn.Deps
 	}{
 		{"client certificates without the CA's roots", authn.Config{}, authn.Deps{}},
+		{"client certificates without the issuing CAs", authn.Config{},
+			authn.Deps{Roots: func(context.Context) ([]*x509.Certificate, error) { return nil, nil },
+				MaxLifetime: time.Hour}},
 		{"neither a token issuer nor client certificates", authn.Config{ClientCert: &off}, authn.Deps{}},
 		{"a JWKS file that does not exist",
 			authn.Config{TokenIssuers: []authn.TokenIssuerConfig{{Issuer: "https://k", JWKSFile: "/nonexistent/jwks"}}},
-			authn.Deps{Roots: func(context.Context) ([]*x509.Certificate, error) { return nil, nil }}},
+			authn.Deps{Roots: func(context.Context) ([]*x509.Certificate, error) { return nil, nil },
+				IssuingCAs:  func(context.Context) ([]*x509.Certificate, error) { return nil, nil },
+				MaxLifetime: time.Hour}},
 		{"an invalid config", authn.Config{Leeway: time.Hour}, authn.Deps{}},
 	}
 	for _, tt := range tests {

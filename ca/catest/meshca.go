@@ -123,7 +123,8 @@ func StartMeshca(tb testing.TB, o MeshcaOptions) *Meshca {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	chain = append(chain, &authn.ClientCert{Roots: issuer.Roots, TrustDomains: issuer.TrustDomains()})
+	chain = append(chain, &authn.ClientCert{Roots: issuer.Roots, IssuingCAs: issuer.IssuingCAs,
+		MaxLifetime: issuer.MaxTTL(), TrustDomains: issuer.TrustDomains()})
 	scfg := o.Server
 	scfg.DNSNames, scfg.IPAddresses = []string{"localhost"}, []string{"127.0.0.1"}
 	scfg.Logger, scfg.Gatherer, scfg.ServingTTL = o.Logger, o.Registry, o.ServingTTL

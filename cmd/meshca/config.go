@@ -192,6 +192,8 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	var issuer *ca.Issuer
 	chain, err := authn.New(cfg.Authn, authn.Deps{First: extraAuthn, Then: kubeAuth.Authenticators,
 		Roots:        func(ctx context.Context) ([]*x509.Certificate, error) { return issuer.Roots(ctx) },
+		IssuingCAs:   func(ctx context.Context) ([]*x509.Certificate, error) { return issuer.IssuingCAs(ctx) },
+		MaxLifetime:  cfg.Issuance.EffectiveMaxTTL(),
 		TrustDomains: append([]string{cfg.Issuance.TrustDomain}, cfg.Issuance.TrustDomainAliases...), Logger: log})
 	if err != nil {
 		return nil, err
