@@ -49,7 +49,10 @@ func (c *ClientCert) Authenticate(ctx context.Context, req *Request) (*Caller, e
 		return nil, fmt.Errorf("%w: client certificate is not valid for this CA: %v", ErrUnauthenticated, err)
 	}
 	if leaf.IsCA || len(leaf.URIs) != 1 || len(leaf.DNSNames)+len(leaf.IPAddresses)+len(leaf.EmailAddresses) != 0 {
-		return nil, fmt.Errorf("%w: client certificate must carry exactly one SPIFFE ID and no other SAN", ErrUnauthenticated)
+		return nil, fmt.Errorf(
+			"%w: client certificate must carry exactly one SPIFFE ID and no other SAN",
+			ErrUnauthenticated,
+		)
 	}
 	id, err := csr.ParseURI(leaf.URIs[0])
 	if err != nil {
