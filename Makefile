@@ -56,6 +56,8 @@ test-short:
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(git ls-files -z '*.go' | xargs -0 awk '{l=$$0; gsub(/\t/,"    ",l); if (length(l)>120) print FILENAME":"FNR}'); \
+	  if [ -n "$$out" ]; then echo "Go lines over 120 columns (tabs count 4):"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod is not tidy: run 'go mod tidy' and commit it"; exit 1; }
 	@for m in $(NESTED); do (cd $$(dirname $$m) && $(GO) mod tidy -diff >/dev/null) || \

@@ -93,7 +93,8 @@ func New(cfg Config) (*Issuer, error) {
 		return nil, err
 	}
 	i := &Issuer{backends: cfg.Backends, authn: cfg.Authenticator, imp: cfg.Impersonator,
-		policy: cfg.Policy.withDefaults(), timeout: cfg.SignTimeout, clock: cfg.Clock, log: cfg.Logger, audit: cfg.Audit,
+		policy: cfg.Policy.withDefaults(), timeout: cfg.SignTimeout, clock: cfg.Clock, log: cfg.Logger,
+		audit:  cfg.Audit,
 		bundle: trustBundle{last: map[string][]*x509.Certificate{}}, extraRoots: cfg.ExtraRoots}
 	if i.timeout == 0 {
 		i.timeout = 10 * time.Second
@@ -275,7 +276,8 @@ func (i *Issuer) sign(ctx context.Context, req *backends.SignRequest) (*backends
 		}
 		if n+1 < len(i.backends) {
 			i.m.failovers.WithLabelValues(b.Name).Inc()
-			i.log.Warn("backend unavailable; trying the next one", "backend", b.Name, "next", i.backends[n+1].Name, "error", err)
+			i.log.Warn("backend unavailable; trying the next one",
+				"backend", b.Name, "next", i.backends[n+1].Name, "error", err)
 		}
 	}
 	return nil, "", errors.Join(errs...)

@@ -236,11 +236,19 @@ func TestPolicy(t *testing.T) {
 	}{
 		{"the caller's own ID", catest.CSROptions{URIs: []string{target.String()}}, 0, nil, 24 * time.Hour, 0},
 		{"the caller's ID in an alias trust domain",
-			catest.CSROptions{URIs: []string{"spiffe://old.example/ns/default/sa/sleep"}}, 2 * time.Hour, nil, 2 * time.Hour, 0},
+			catest.CSROptions{
+				URIs: []string{"spiffe://old.example/ns/default/sa/sleep"},
+			}, 2 * time.Hour, nil, 2 * time.Hour, 0},
 		{"a DNS name the templates allow",
-			catest.CSROptions{URIs: []string{target.String()}, DNS: []string{"sleep.default.svc"}}, 0, nil, 24 * time.Hour, 1},
+			catest.CSROptions{
+				URIs: []string{target.String()},
+				DNS:  []string{"sleep.default.svc"},
+			}, 0, nil, 24 * time.Hour, 1},
 		{"a DNS name of another service",
-			catest.CSROptions{URIs: []string{target.String()}, DNS: []string{"admin.default.svc"}}, 0, ca.ErrForbiddenSAN, 0, 0},
+			catest.CSROptions{
+				URIs: []string{target.String()},
+				DNS:  []string{"admin.default.svc"},
+			}, 0, ca.ErrForbiddenSAN, 0, 0},
 		{"another trust domain", catest.CSROptions{URIs: []string{"spiffe://evil/ns/default/sa/sleep"}}, 0,
 			ca.ErrIdentityMismatch, 0, 0},
 		{"a URI that is not a SPIFFE ID", catest.CSROptions{URIs: []string{"https://example.com/"}}, 0,
@@ -260,7 +268,14 @@ func TestPolicy(t *testing.T) {
 				return
 			}
 			if err != nil || g.TTL != tt.wantTTL || len(g.DNSNames) != tt.wantDNS || g.Identity != target {
-				t.Fatalf("Authorize: %+v %v; want TTL %s, %d DNS names, identity %s", g, err, tt.wantTTL, tt.wantDNS, target)
+				t.Fatalf(
+					"Authorize: %+v %v; want TTL %s, %d DNS names, identity %s",
+					g,
+					err,
+					tt.wantTTL,
+					tt.wantDNS,
+					target,
+				)
 			}
 		})
 	}

@@ -52,10 +52,16 @@ func (l Limits) withDefaults() Limits {
 func (l Limits) Validate() error {
 	var errs []error
 	if l.MaxInFlight < -1 {
-		errs = append(errs, fmt.Errorf("limits.maxInFlight %d: use a positive number, or -1 for no limit", l.MaxInFlight))
+		errs = append(
+			errs,
+			fmt.Errorf("limits.maxInFlight %d: use a positive number, or -1 for no limit", l.MaxInFlight),
+		)
 	}
 	if l.PerCallerRate < 0 && l.PerCallerRate != -1 {
-		errs = append(errs, fmt.Errorf("limits.perCallerRate %g: use a positive rate, or -1 for no limit", l.PerCallerRate))
+		errs = append(
+			errs,
+			fmt.Errorf("limits.perCallerRate %g: use a positive rate, or -1 for no limit", l.PerCallerRate),
+		)
 	}
 	if l.PerCallerBurst < 0 {
 		errs = append(errs, fmt.Errorf("limits.perCallerBurst %d must not be negative", l.PerCallerBurst))

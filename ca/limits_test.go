@@ -30,7 +30,12 @@ func (b *blocking) Sign(ctx context.Context, req *backends.SignRequest) (*backen
 	return b.Backend.Sign(ctx, req)
 }
 
-func limitedIssuer(t *testing.T, lim ca.Limits, clock func() time.Time, b backends.Backend) (*ca.Issuer, *devtoken.Minter) {
+func limitedIssuer(
+	t *testing.T,
+	lim ca.Limits,
+	clock func() time.Time,
+	b backends.Backend,
+) (*ca.Issuer, *devtoken.Minter) {
 	t.Helper()
 	dev, err := devtoken.Generate("")
 	if err != nil {

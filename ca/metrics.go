@@ -26,15 +26,18 @@ func newMetrics(reg prometheus.Registerer, i *Issuer) (*metrics, error) {
 	buckets := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshca_csr_requests_total",
-			Help: "Certificate requests by result (issued, rejected, failed) and reason."}, []string{"result", "reason"}),
+			Help: "Certificate requests by result (issued, rejected, failed) and reason."},
+			[]string{"result", "reason"}),
 		issued: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshca_certificates_issued_total",
 			Help: "Certificates issued by backend and key type."}, []string{"backend", "key_type"}),
 		requestDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "meshca_request_duration_seconds",
 			Help: "Time to handle a certificate request, authentication to response.", Buckets: buckets}),
 		signDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "meshca_sign_duration_seconds",
-			Help: "Time a backend took to sign, by backend and result.", Buckets: buckets}, []string{"backend", "result"}),
+			Help: "Time a backend took to sign, by backend and result.", Buckets: buckets},
+			[]string{"backend", "result"}),
 		ttlAdjusted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshca_ttl_adjusted_total",
-			Help: "Requested lifetimes changed by policy (clamped_to_max, raised_to_min) or shortened by the backend (backend_shortened)."},
+			Help: "Requested lifetimes changed by policy (clamped_to_max, raised_to_min) " +
+				"or shortened by the backend (backend_shortened)."},
 			[]string{"how"}),
 		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshca_backend_failovers_total",
 			Help: "Requests passed to the next backend because this one was unavailable."}, []string{"backend"}),
@@ -89,10 +92,19 @@ var (
 	caExpiryDesc = prometheus.NewDesc("meshca_ca_cert_expiration_timestamp_seconds",
 		"Expiry (Unix time) of each CA certificate of each backend: its roots and its issuing chain.",
 		[]string{"backend", "role", "subject", "serial"}, nil)
-	rootExpiryDesc = prometheus.NewDesc("citadel_server_root_cert_expiry_timestamp",
-		"The unix timestamp, in seconds, when the primary backend's root certificate will expire (istiod-compatible).", nil, nil)
-	chainExpiryDesc = prometheus.NewDesc("citadel_server_cert_chain_expiry_timestamp",
-		"The unix timestamp, in seconds, when the first certificate of the primary backend's issuing chain will expire (istiod-compatible).", nil, nil)
+	rootExpiryDesc = prometheus.NewDesc(
+		"citadel_server_root_cert_expiry_timestamp",
+		"The unix timestamp, in seconds, when the primary backend's root certificate will expire (istiod-compatible).",
+		nil,
+		nil,
+	)
+	chainExpiryDesc = prometheus.NewDesc(
+		"citadel_server_cert_chain_expiry_timestamp",
+		"The unix timestamp, in seconds, when the first certificate of the primary backend's issuing chain "+
+			"will expire (istiod-compatible).",
+		nil,
+		nil,
+	)
 )
 
 // expiryCollector reads the backends' CA certificates at scrape time, so the gauges follow every reload.

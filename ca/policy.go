@@ -48,7 +48,15 @@ func (p *Policy) Validate() error {
 		errs = append(errs, fmt.Errorf("policy: need 0 < minTTL (%s) <= maxTTL (%s)", d.MinTTL, d.MaxTTL))
 	}
 	if d.DefaultTTL < d.MinTTL || d.DefaultTTL > d.MaxTTL {
-		errs = append(errs, fmt.Errorf("policy: defaultTTL %s must lie within [minTTL %s, maxTTL %s]", d.DefaultTTL, d.MinTTL, d.MaxTTL))
+		errs = append(
+			errs,
+			fmt.Errorf(
+				"policy: defaultTTL %s must lie within [minTTL %s, maxTTL %s]",
+				d.DefaultTTL,
+				d.MinTTL,
+				d.MaxTTL,
+			),
+		)
 	}
 	for _, t := range p.DNSNameTemplates {
 		if strings.ContainsAny(strings.NewReplacer("{ns}", "", "{sa}", "").Replace(t), "{}*") {
@@ -102,7 +110,12 @@ func (p *Policy) Authorize(target csr.Identity, req *csr.Request, ttl time.Durat
 	}
 	c := req.CSR
 	if len(c.URIs) > 1 {
-		return nil, fmt.Errorf("%w: %w: CSR asks for %d URI SANs; ask for exactly your own SPIFFE ID", ErrPermissionDenied, ErrForbiddenSAN, len(c.URIs))
+		return nil, fmt.Errorf(
+			"%w: %w: CSR asks for %d URI SANs; ask for exactly your own SPIFFE ID",
+			ErrPermissionDenied,
+			ErrForbiddenSAN,
+			len(c.URIs),
+		)
 	}
 	if len(c.URIs) == 1 {
 		if err := pol.matches(c.URIs[0], target); err != nil {
@@ -110,12 +123,22 @@ func (p *Policy) Authorize(target csr.Identity, req *csr.Request, ttl time.Durat
 		}
 	}
 	if len(c.EmailAddresses) > 0 || len(c.IPAddresses) > 0 {
-		return nil, fmt.Errorf("%w: %w: email and IP SANs are not issued to workloads", ErrPermissionDenied, ErrForbiddenSAN)
+		return nil, fmt.Errorf(
+			"%w: %w: email and IP SANs are not issued to workloads",
+			ErrPermissionDenied,
+			ErrForbiddenSAN,
+		)
 	}
 	allowed := pol.dnsNames(target)
 	for _, d := range c.DNSNames {
 		if !slices.Contains(allowed, strings.ToLower(d)) {
-			return nil, fmt.Errorf("%w: %w: DNS SAN %q is not allowed for %s", ErrPermissionDenied, ErrForbiddenSAN, d, target)
+			return nil, fmt.Errorf(
+				"%w: %w: DNS SAN %q is not allowed for %s",
+				ErrPermissionDenied,
+				ErrForbiddenSAN,
+				d,
+				target,
+			)
 		}
 	}
 	g := &Grant{Identity: target, TTL: ttl}
@@ -142,10 +165,22 @@ func (p Policy) matches(u *url.URL, target csr.Identity) error {
 		return fmt.Errorf("%w: %w: CSR URI SAN: %v", ErrPermissionDenied, ErrIdentityMismatch, err)
 	}
 	if id.TrustDomain != p.TrustDomain && !slices.Contains(p.TrustDomainAliases, id.TrustDomain) {
-		return fmt.Errorf("%w: %w: CSR asks for trust domain %q; this CA serves %q", ErrPermissionDenied, ErrIdentityMismatch, id.TrustDomain, p.TrustDomain)
+		return fmt.Errorf(
+			"%w: %w: CSR asks for trust domain %q; this CA serves %q",
+			ErrPermissionDenied,
+			ErrIdentityMismatch,
+			id.TrustDomain,
+			p.TrustDomain,
+		)
 	}
 	if id.Namespace != target.Namespace || id.ServiceAccount != target.ServiceAccount {
-		return fmt.Errorf("%w: %w: CSR asks for %s but the caller is %s", ErrPermissionDenied, ErrIdentityMismatch, id, target)
+		return fmt.Errorf(
+			"%w: %w: CSR asks for %s but the caller is %s",
+			ErrPermissionDenied,
+			ErrIdentityMismatch,
+			id,
+			target,
+		)
 	}
 	return nil
 }

@@ -43,8 +43,12 @@ func (i *Issuer) IssueServing(ctx context.Context, req *ServingRequest) (*Result
 		return nil, err
 	}
 	leaf := res.Chain[0]
-	attrs = append(attrs, slog.String("backend", res.Backend), slog.String("serial", fmt.Sprintf("%x", leaf.SerialNumber)),
-		slog.Time("not_after", leaf.NotAfter.UTC()))
+	attrs = append(
+		attrs,
+		slog.String("backend", res.Backend),
+		slog.String("serial", fmt.Sprintf("%x", leaf.SerialNumber)),
+		slog.Time("not_after", leaf.NotAfter.UTC()),
+	)
 	i.audit.LogAttrs(ctx, slog.LevelInfo, "serving certificate issued", attrs...)
 	return res, nil
 }

@@ -49,7 +49,13 @@ func TestParseAccepts(t *testing.T) {
 		hasSubject bool
 		isCA       bool
 	}{
-		{"istio-agent's RSA-2048 CSR with an empty O parses", istioAgentCSR(t, rsa2048, "", ""), "RSA-2048", true, false},
+		{
+			"istio-agent's RSA-2048 CSR with an empty O parses",
+			istioAgentCSR(t, rsa2048, "", ""),
+			"RSA-2048",
+			true,
+			false,
+		},
 		{"istio-agent's RSA-2048 CSR with O=<trust domain> parses",
 			istioAgentCSR(t, rsa2048, "cluster.local", ""), "RSA-2048", true, false},
 		{"istio-agent's ECDSA P-256 CSR with O=<trust domain> parses",
@@ -74,7 +80,13 @@ func TestParseAccepts(t *testing.T) {
 			SignatureAlgorithm: x509.SHA256WithRSAPSS}), "RSA-2048", false, false},
 		{"a P-256 CSR signed over SHA-384 parses", goCSR(t, ecKey(t), &x509.CertificateRequest{URIs: []*url.URL{u},
 			SignatureAlgorithm: x509.ECDSAWithSHA384}), "ECDSA-P256", false, false},
-		{"keyUsage digitalSignature parses", withSPIFFE(t, keyUsage(t, kuDigitalSignature)), "ECDSA-P256", false, false},
+		{
+			"keyUsage digitalSignature parses",
+			withSPIFFE(t, keyUsage(t, kuDigitalSignature)),
+			"ECDSA-P256",
+			false,
+			false,
+		},
 		{"keyUsage digitalSignature and keyEncipherment for an RSA key parses", rawCSR{key: rsa2048,
 			exts: []pkix.Extension{spiffe, keyUsage(t, kuDigitalSignature, kuKeyEncipherment)}}.build(t),
 			"RSA-2048", false, false},
@@ -82,7 +94,13 @@ func TestParseAccepts(t *testing.T) {
 			rawCSR{key: rsa2048, exts: []pkix.Extension{spiffe, keyUsage(t, kuKeyEncipherment)}}.build(t),
 			"RSA-2048", false, false},
 		{"extKeyUsage serverAuth and clientAuth parses", withSPIFFE(t, both), "ECDSA-P256", false, false},
-		{"extKeyUsage clientAuth alone parses", withSPIFFE(t, extKeyUsage(t, oidClientAuth)), "ECDSA-P256", false, false},
+		{
+			"extKeyUsage clientAuth alone parses",
+			withSPIFFE(t, extKeyUsage(t, oidClientAuth)),
+			"ECDSA-P256",
+			false,
+			false,
+		},
 		{"basicConstraints cA=FALSE parses", withSPIFFE(t, ext(t, oidBasicConstraints, true, []byte{0x30, 0})),
 			"ECDSA-P256", false, false},
 		{"a subjectKeyIdentifier parses", withSPIFFE(t, ext(t, oidSKI, false, []byte{4, 3, 1, 2, 3})), "ECDSA-P256",

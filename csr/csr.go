@@ -48,7 +48,12 @@ var signatureAlgorithms = []x509.SignatureAlgorithm{
 // the block, PEM headers and a second block are refused.
 func Parse(pemBytes []byte) (*Request, error) {
 	if len(pemBytes) > MaxPEMSize {
-		return nil, fmt.Errorf("%w: %d bytes is larger than the %d-byte limit", ErrInvalidCSR, len(pemBytes), MaxPEMSize)
+		return nil, fmt.Errorf(
+			"%w: %d bytes is larger than the %d-byte limit",
+			ErrInvalidCSR,
+			len(pemBytes),
+			MaxPEMSize,
+		)
 	}
 	block, rest := pem.Decode(pemBytes)
 	if block == nil {
@@ -91,8 +96,11 @@ func ParseRaw(der []byte) (*Request, error) {
 		if c.SignatureAlgorithm == x509.UnknownSignatureAlgorithm {
 			alg = "an algorithm meshca does not know"
 		}
-		return nil, fmt.Errorf("%w: the CSR is signed with %s; sign it with SHA-256 or stronger (RSA, ECDSA) or Ed25519",
-			ErrKeyPolicy, alg)
+		return nil, fmt.Errorf(
+			"%w: the CSR is signed with %s; sign it with SHA-256 or stronger (RSA, ECDSA) or Ed25519",
+			ErrKeyPolicy,
+			alg,
+		)
 	}
 	keyType, err := CheckKey(c.PublicKey)
 	if err != nil {

@@ -85,7 +85,11 @@ func ValidateTrustDomain(td string) error {
 		switch {
 		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '.', c == '-', c == '_':
 		default:
-			return fmt.Errorf("%w: trust domain %q may hold only lowercase letters, digits, '.', '-' and '_'", ErrInvalidID, td)
+			return fmt.Errorf(
+				"%w: trust domain %q may hold only lowercase letters, digits, '.', '-' and '_'",
+				ErrInvalidID,
+				td,
+			)
 		}
 	}
 	return nil

@@ -46,7 +46,9 @@ func check(chainPEM []string, wantID string, pub crypto.PublicKey, roots *x509.C
 	for _, c := range certs[1:] {
 		inter.AddCert(c)
 	}
-	chains, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	chains, err := leaf.Verify(
+		x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}},
+	)
 	if err != nil {
 		return fmt.Errorf("chain does not verify to the roots: %w", err)
 	}

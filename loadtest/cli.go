@@ -49,10 +49,20 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.Audience, "audience", authn.DefaultAudience, "token audience")
 	fs.Float64Var(&c.Rate, "rate", 100, "offered load, requests per second (open loop)")
 	fs.DurationVar(&c.Duration, "duration", 10e9, "how long to send requests (at most 1h)")
-	fs.IntVar(&c.Concurrency, "concurrency", 64, "most requests in flight; a request due beyond it is dropped and counted")
+	fs.IntVar(
+		&c.Concurrency,
+		"concurrency",
+		64,
+		"most requests in flight; a request due beyond it is dropped and counted",
+	)
 	fs.IntVar(&c.Connections, "connections", 1, "gRPC connections to spread requests over")
 	fs.DurationVar(&c.Timeout, "timeout", 10e9, "per-request timeout")
-	fs.DurationVar(&c.ValidityDuration, "validity", 24*3600e9, "requested certificate lifetime (istio-agent SECRET_TTL)")
+	fs.DurationVar(
+		&c.ValidityDuration,
+		"validity",
+		24*3600e9,
+		"requested certificate lifetime (istio-agent SECRET_TTL)",
+	)
 	key := fs.String("key", string(KeyECDSAP256),
 		"key `type` per request: "+string(KeyECDSAP256)+" or "+string(KeyRSA2048))
 	pregen := fs.Bool("pregenerate", true,
@@ -86,7 +96,12 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	keyFile := filepath.Join(*devDir, devtoken.KeyFile)
 	if c.Tokens, err = devtoken.Load("", keyFile); err != nil {
-		fmt.Fprintf(stderr, "meshca-loadtest: dev token key: %v (start meshca with 'meshca serve --dev %s')\n", err, *devDir)
+		fmt.Fprintf(
+			stderr,
+			"meshca-loadtest: dev token key: %v (start meshca with 'meshca serve --dev %s')\n",
+			err,
+			*devDir,
+		)
 		return ExitError
 	}
 	if !*asJSON && isTerminal(stderr) {

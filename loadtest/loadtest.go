@@ -216,7 +216,10 @@ func newCSR(kt KeyType, id *url.URL) (prepared, error) {
 	if err != nil {
 		return prepared{}, err
 	}
-	return prepared{csr: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), pub: key.Public()}, nil
+	return prepared{
+		csr: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}),
+		pub: key.Public(),
+	}, nil
 }
 
 // dial opens cfg.Connections connections verifying meshca's serving certificate against cfg.Roots, and proves

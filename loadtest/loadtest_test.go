@@ -66,7 +66,8 @@ func TestRunAgainstMeshca(t *testing.T) {
 				t.Fatal(err)
 			}
 			assertConsistent(t, res)
-			if res.Scheduled != tt.want || res.Dropped != 0 || res.OK != tt.want || res.Invalid != 0 || len(res.Errors) != 0 {
+			if res.Scheduled != tt.want || res.Dropped != 0 || res.OK != tt.want || res.Invalid != 0 ||
+				len(res.Errors) != 0 {
 				t.Errorf("scheduled %d dropped %d ok %d invalid %d errors %v (%v), want %d all ok",
 					res.Scheduled, res.Dropped, res.OK, res.Invalid, res.Errors, res.Samples, tt.want)
 			}
@@ -107,8 +108,16 @@ func TestForeignIdentitiesAreRefused(t *testing.T) {
 			assertConsistent(t, res)
 			denied := res.Errors[codes.PermissionDenied.String()]
 			if denied != tt.denied || res.OK != tt.ok || res.Sent != tt.all || !res.Failed() {
-				t.Errorf("errors %v ok %d sent %d (%v); want %d PermissionDenied, %d ok of %d", res.Errors, res.OK, res.Sent,
-					res.Samples, tt.denied, tt.ok, tt.all)
+				t.Errorf(
+					"errors %v ok %d sent %d (%v); want %d PermissionDenied, %d ok of %d",
+					res.Errors,
+					res.OK,
+					res.Sent,
+					res.Samples,
+					tt.denied,
+					tt.ok,
+					tt.all,
+				)
 			}
 		})
 	}
@@ -236,7 +245,13 @@ func TestCheck(t *testing.T) {
 	}{
 		{"the issued chain for the requested identity and key is valid", chain, id.String(), p.pub, true},
 		{"a leaf alone is too short for istio-agent", chain[:1], id.String(), p.pub, false},
-		{"a leaf for another identity is invalid", chain, spiffeID(catest.TrustDomain, "ns1", "sa2").String(), p.pub, false},
+		{
+			"a leaf for another identity is invalid",
+			chain,
+			spiffeID(catest.TrustDomain, "ns1", "sa2").String(),
+			p.pub,
+			false,
+		},
 		{"a leaf for another key is invalid", chain, id.String(), other.pub, false},
 		{"a chain without its intermediate does not verify", []string{chain[0], chain[len(chain)-1]}, id.String(),
 			p.pub, false},
@@ -277,7 +292,11 @@ func TestValidate(t *testing.T) {
 		{"an unknown key type is refused", func(c *Config) { c.Key = "dsa" }, false},
 		{"a foreign fraction above 1 is refused", func(c *Config) { c.ForeignFraction = 1.5 }, false},
 		{"negative concurrency is refused", func(c *Config) { c.Concurrency = -1 }, false},
-		{"too many requests to prepare are refused", func(c *Config) { c.Rate, c.Duration = MaxRate, time.Hour }, false},
+		{
+			"too many requests to prepare are refused",
+			func(c *Config) { c.Rate, c.Duration = MaxRate, time.Hour },
+			false,
+		},
 		{"too many requests to prepare are fine inline", func(c *Config) {
 			c.Rate, c.Duration, c.GenerateKeysInline = MaxRate, time.Hour, true
 		}, true},

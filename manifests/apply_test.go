@@ -28,7 +28,8 @@ func installCRDs(t *testing.T, k *catest.Kube) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: catest.MeshcaNamespace}}
-		if _, err := k.Client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		if _, err := k.Client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil &&
+			!apierrors.IsAlreadyExists(err) {
 			t.Fatal(err)
 		}
 		files, _ := filepath.Glob("testdata/crds/*.yaml")
@@ -81,7 +82,8 @@ func TestServerSideDryRun(t *testing.T) {
 			if err := catest.Apply(ctx, k.Config, objs, catest.ApplyOptions{DryRun: true}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := k.Client.AppsV1().Deployments(catest.MeshcaNamespace).Get(ctx, "meshca", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			if _, err := k.Client.AppsV1().Deployments(catest.MeshcaNamespace).Get(ctx, "meshca",
+				metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 				t.Errorf("after a dry run, Deployment meshca: %v, want NotFound", err)
 			}
 		})
@@ -116,9 +118,14 @@ func TestServerSideDryRunRefuses(t *testing.T) {
 			rules[0].(map[string]any)["for"] = "1 hour"
 			_ = unstructured.SetNestedSlice(o, groups, "spec", "groups")
 		}, "spec.groups[0].rules[0].for"},
-		{"a PodDisruptionBudget with both minAvailable and maxUnavailable", "PodDisruptionBudget", func(o map[string]any) {
-			_ = unstructured.SetNestedField(o, int64(1), "spec", "maxUnavailable")
-		}, "minAvailable"},
+		{
+			"a PodDisruptionBudget with both minAvailable and maxUnavailable",
+			"PodDisruptionBudget",
+			func(o map[string]any) {
+				_ = unstructured.SetNestedField(o, int64(1), "spec", "maxUnavailable")
+			},
+			"minAvailable",
+		},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -132,7 +139,12 @@ func TestServerSideDryRunRefuses(t *testing.T) {
 				t.Fatalf("no %s in the base", c.kind)
 			}
 			c.edit(obj.Object)
-			err := catest.Apply(context.Background(), k.Config, []*unstructured.Unstructured{obj}, catest.ApplyOptions{DryRun: true})
+			err := catest.Apply(
+				context.Background(),
+				k.Config,
+				[]*unstructured.Unstructured{obj},
+				catest.ApplyOptions{DryRun: true},
+			)
 			// Schema errors come back as 422 Invalid; fields unknown to the server-side-apply schema as 500
 			// "failed to create typed patch object". Either way the API server refused, naming the field.
 			if code := statusCode(err); code < 400 || !strings.Contains(err.Error(), c.want) {

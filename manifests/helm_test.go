@@ -112,7 +112,8 @@ func TestChartServerSideDryRun(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := catest.Apply(context.Background(), k.Config, objs, catest.ApplyOptions{DryRun: true}); err != nil {
+			if err := catest.Apply(context.Background(), k.Config, objs,
+				catest.ApplyOptions{DryRun: true}); err != nil {
 				t.Fatal(err)
 			}
 		})

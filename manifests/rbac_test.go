@@ -52,17 +52,23 @@ func TestRBACLeastPrivilege(t *testing.T) {
 		_, err := admin.CoreV1().Secrets(s.Namespace).Create(ctx, s, metav1.CreateOptions{})
 		mustCreate(err)
 	}
-	_, err = admin.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "app-config"}}, metav1.CreateOptions{})
+	_, err = admin.CoreV1().
+		ConfigMaps(ns).
+		Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "app-config"}}, metav1.CreateOptions{})
 	mustCreate(err)
 	// No controller-manager runs: create the service account the pod runs as.
-	_, err = admin.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "workload"}}, metav1.CreateOptions{})
+	_, err = admin.CoreV1().
+		ServiceAccounts(ns).
+		Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "workload"}}, metav1.CreateOptions{})
 	mustCreate(err)
 	no := false
 	_, err = admin.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "workload"},
 		Spec: corev1.PodSpec{ServiceAccountName: "workload", AutomountServiceAccountToken: &no,
 			Containers: []corev1.Container{{Name: "app", Image: "example.invalid/app"}}}}, metav1.CreateOptions{})
 	mustCreate(err)
-	_, err = admin.CoordinationV1().Leases(istio).Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "istio-leader"}}, metav1.CreateOptions{})
+	_, err = admin.CoordinationV1().
+		Leases(istio).
+		Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "istio-leader"}}, metav1.CreateOptions{})
 	mustCreate(err)
 	root := selfSignedCA(t)
 	byName := func(name string) metav1.ListOptions {
@@ -72,7 +78,10 @@ func TestRBACLeastPrivilege(t *testing.T) {
 		return &certificatesv1.ClusterTrustBundle{ObjectMeta: metav1.ObjectMeta{Name: name},
 			Spec: certificatesv1.ClusterTrustBundleSpec{SignerName: signer, TrustBundle: root}}
 	}
-	rootCM := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "istio-ca-root-cert"}, Data: map[string]string{"root-cert.pem": root}}
+	rootCM := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "istio-ca-root-cert"},
+		Data:       map[string]string{"root-cert.pem": root},
+	}
 
 	// In order: later steps use objects earlier ones made.
 	allowed := []struct {
@@ -81,7 +90,10 @@ func TestRBACLeastPrivilege(t *testing.T) {
 	}{
 		{"create a TokenReview", func() error {
 			_, err := meshca.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{
-				Spec: authenticationv1.TokenReviewSpec{Token: "x", Audiences: []string{"istio-ca"}}}, metav1.CreateOptions{})
+				Spec: authenticationv1.TokenReviewSpec{
+					Token:     "x",
+					Audiences: []string{"istio-ca"},
+				}}, metav1.CreateOptions{})
 			return err
 		}},
 		{"read the service-account issuer's keys (authn.issuers jwksURL)", func() error {
@@ -92,10 +104,22 @@ func TestRBACLeastPrivilege(t *testing.T) {
 			_, err := meshca.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
 			return err
 		}},
-		{"watch pods in all namespaces", func() error { return watchOnce(meshca.CoreV1().Pods("").Watch(ctx, metav1.ListOptions{})) }},
-		{"get a pod", func() error { _, err := meshca.CoreV1().Pods(ns).Get(ctx, "workload", metav1.GetOptions{}); return err }},
-		{"list namespaces", func() error { _, err := meshca.CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); return err }},
-		{"watch namespaces", func() error { return watchOnce(meshca.CoreV1().Namespaces().Watch(ctx, metav1.ListOptions{})) }},
+		{
+			"watch pods in all namespaces",
+			func() error { return watchOnce(meshca.CoreV1().Pods("").Watch(ctx, metav1.ListOptions{})) },
+		},
+		{
+			"get a pod",
+			func() error { _, err := meshca.CoreV1().Pods(ns).Get(ctx, "workload", metav1.GetOptions{}); return err },
+		},
+		{
+			"list namespaces",
+			func() error { _, err := meshca.CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); return err },
+		},
+		{
+			"watch namespaces",
+			func() error { return watchOnce(meshca.CoreV1().Namespaces().Watch(ctx, metav1.ListOptions{})) },
+		},
 		{"create istio-ca-root-cert in a new namespace", func() error {
 			_, err := meshca.CoreV1().ConfigMaps(ns).Create(ctx, rootCM, metav1.CreateOptions{})
 			return err
@@ -120,11 +144,15 @@ func TestRBACLeastPrivilege(t *testing.T) {
 			return meshca.CoreV1().ConfigMaps(ns).Delete(ctx, "istio-ca-root-cert", metav1.DeleteOptions{})
 		}},
 		{"create the ClusterTrustBundle for meshca.io/workload-ca", func() error {
-			_, err := meshca.CertificatesV1().ClusterTrustBundles().Create(ctx, ctb("meshca.io:workload-ca:roots", "meshca.io/workload-ca"), metav1.CreateOptions{})
+			_, err := meshca.CertificatesV1().
+				ClusterTrustBundles().
+				Create(ctx, ctb("meshca.io:workload-ca:roots", "meshca.io/workload-ca"), metav1.CreateOptions{})
 			return err
 		}},
 		{"update the ClusterTrustBundle", func() error {
-			b, err := meshca.CertificatesV1().ClusterTrustBundles().Get(ctx, "meshca.io:workload-ca:roots", metav1.GetOptions{})
+			b, err := meshca.CertificatesV1().
+				ClusterTrustBundles().
+				Get(ctx, "meshca.io:workload-ca:roots", metav1.GetOptions{})
 			if err != nil {
 				return err
 			}
@@ -139,11 +167,15 @@ func TestRBACLeastPrivilege(t *testing.T) {
 			return watchOnce(meshca.CertificatesV1().ClusterTrustBundles().Watch(ctx, metav1.ListOptions{}))
 		}},
 		{"create a ClusterTrustBundle for another meshca.io signer", func() error {
-			_, err := meshca.CertificatesV1().ClusterTrustBundles().Create(ctx, ctb("meshca.io:east:roots", "meshca.io/east"), metav1.CreateOptions{})
+			_, err := meshca.CertificatesV1().
+				ClusterTrustBundles().
+				Create(ctx, ctb("meshca.io:east:roots", "meshca.io/east"), metav1.CreateOptions{})
 			return err
 		}},
 		{"delete the ClusterTrustBundle", func() error {
-			return meshca.CertificatesV1().ClusterTrustBundles().Delete(ctx, "meshca.io:workload-ca:roots", metav1.DeleteOptions{})
+			return meshca.CertificatesV1().
+				ClusterTrustBundles().
+				Delete(ctx, "meshca.io:workload-ca:roots", metav1.DeleteOptions{})
 		}},
 		{"get the cacerts Secret", func() error {
 			_, err := meshca.CoreV1().Secrets(istio).Get(ctx, "cacerts", metav1.GetOptions{})
@@ -156,7 +188,10 @@ func TestRBACLeastPrivilege(t *testing.T) {
 			return watchOnce(meshca.CoreV1().Secrets(istio).Watch(ctx, byName("cacerts")))
 		}},
 		{"create, get and update the Lease", func() error {
-			l, err := meshca.CoordinationV1().Leases(istio).Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "meshca-trustbundle"}}, metav1.CreateOptions{})
+			l, err := meshca.CoordinationV1().
+				Leases(istio).
+				Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "meshca-trustbundle"}},
+					metav1.CreateOptions{})
 			if apierrors.IsAlreadyExists(err) {
 				l, err = meshca.CoordinationV1().Leases(istio).Get(ctx, "meshca-trustbundle", metav1.GetOptions{})
 			}
@@ -202,14 +237,20 @@ func TestRBACLeastPrivilege(t *testing.T) {
 			_, err = meshca.CoreV1().Secrets(istio).Update(ctx, s, metav1.UpdateOptions{})
 			return err
 		}},
-		{"delete a pod", func() error { return meshca.CoreV1().Pods(ns).Delete(ctx, "workload", metav1.DeleteOptions{}) }},
+		{
+			"delete a pod",
+			func() error { return meshca.CoreV1().Pods(ns).Delete(ctx, "workload", metav1.DeleteOptions{}) },
+		},
 		{"create a pod", func() error {
 			_, err := meshca.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "x"},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "x", Image: "x"}}}}, metav1.CreateOptions{})
 			return err
 		}},
 		{"get nodes", func() error { _, err := meshca.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); return err }},
-		{"list all ConfigMaps", func() error { _, err := meshca.CoreV1().ConfigMaps("").List(ctx, metav1.ListOptions{}); return err }},
+		{
+			"list all ConfigMaps",
+			func() error { _, err := meshca.CoreV1().ConfigMaps("").List(ctx, metav1.ListOptions{}); return err },
+		},
 		{"get another ConfigMap", func() error {
 			_, err := meshca.CoreV1().ConfigMaps(ns).Get(ctx, "app-config", metav1.GetOptions{})
 			return err
@@ -218,11 +259,15 @@ func TestRBACLeastPrivilege(t *testing.T) {
 			return meshca.CoreV1().ConfigMaps(ns).Delete(ctx, "app-config", metav1.DeleteOptions{})
 		}},
 		{"create a ClusterTrustBundle for another signer", func() error {
-			_, err := meshca.CertificatesV1().ClusterTrustBundles().Create(ctx, ctb("example.com:other:roots", "example.com/other"), metav1.CreateOptions{})
+			_, err := meshca.CertificatesV1().
+				ClusterTrustBundles().
+				Create(ctx, ctb("example.com:other:roots", "example.com/other"), metav1.CreateOptions{})
 			return err
 		}},
 		{"update a ClusterTrustBundle not meshca's", func() error {
-			b, err := meshca.CertificatesV1().ClusterTrustBundles().Get(ctx, "meshca.io:east:roots", metav1.GetOptions{})
+			b, err := meshca.CertificatesV1().
+				ClusterTrustBundles().
+				Get(ctx, "meshca.io:east:roots", metav1.GetOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -235,16 +280,24 @@ func TestRBACLeastPrivilege(t *testing.T) {
 			return err
 		}},
 		{"create a Lease in another namespace", func() error {
-			_, err := meshca.CoordinationV1().Leases(ns).Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "meshca-trustbundle"}}, metav1.CreateOptions{})
+			_, err := meshca.CoordinationV1().
+				Leases(ns).
+				Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "meshca-trustbundle"}},
+					metav1.CreateOptions{})
 			return err
 		}},
 		{"create a SubjectAccessReview", func() error {
 			_, err := meshca.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
-				Spec: authorizationv1.SubjectAccessReviewSpec{User: "x", ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "get", Resource: "pods"}}}, metav1.CreateOptions{})
+				Spec: authorizationv1.SubjectAccessReviewSpec{
+					User:               "x",
+					ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "get", Resource: "pods"},
+				}}, metav1.CreateOptions{})
 			return err
 		}},
 		{"create a service-account token", func() error {
-			_, err := meshca.CoreV1().ServiceAccounts(istio).CreateToken(ctx, "meshca", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+			_, err := meshca.CoreV1().
+				ServiceAccounts(istio).
+				CreateToken(ctx, "meshca", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
 			return err
 		}},
 	}
@@ -293,7 +346,10 @@ func TestMulticlusterComponentRBAC(t *testing.T) {
 		}
 	}
 	if len(extra) != 2 {
-		t.Fatalf("found %d meshca-remote-secrets objects in overlays/multicluster, want a Role and a RoleBinding", len(extra))
+		t.Fatalf(
+			"found %d meshca-remote-secrets objects in overlays/multicluster, want a Role and a RoleBinding",
+			len(extra),
+		)
 	}
 	if err := catest.Apply(ctx, k.Config, extra, catest.ApplyOptions{}); err != nil {
 		t.Fatal(err)
@@ -324,8 +380,11 @@ func TestMulticlusterComponentRBAC(t *testing.T) {
 	if _, err := meshca.CoreV1().Secrets("").List(ctx, remote); !apierrors.IsForbidden(err) {
 		t.Errorf("listing Secrets in all namespaces as meshca: got %v, want Forbidden", err)
 	}
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "x", Labels: map[string]string{"istio/multiCluster": "true"}}}
-	if _, err := meshca.CoreV1().Secrets(catest.MeshcaNamespace).Create(ctx, s, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "x", Labels: map[string]string{"istio/multiCluster": "true"}},
+	}
+	if _, err := meshca.CoreV1().Secrets(catest.MeshcaNamespace).Create(ctx, s,
+		metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("creating a Secret in istio-system as meshca: got %v, want Forbidden", err)
 	}
 }

@@ -66,7 +66,11 @@ func TestImageReference(t *testing.T) {
 		t.Errorf("the chart runs %s, want %s", got, want)
 	}
 	if "v"+chart.Version != chart.AppVersion {
-		t.Errorf("Chart.yaml version %s, appVersion %s: released together, they are equal", chart.Version, chart.AppVersion)
+		t.Errorf(
+			"Chart.yaml version %s, appVersion %s: released together, they are equal",
+			chart.Version,
+			chart.AppVersion,
+		)
 	}
 	if !semverTag.MatchString(strings.TrimPrefix(want, repo+":")) {
 		t.Errorf("%s: the tag is not vMAJOR.MINOR.PATCH", want)

@@ -44,7 +44,8 @@ func TestDeploymentHardened(t *testing.T) {
 				t.Errorf("serviceAccountName %q, want meshca", pod.ServiceAccountName)
 			}
 			if a := pod.Affinity; a == nil || a.PodAntiAffinity == nil ||
-				len(a.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution)+len(a.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution) == 0 {
+				len(a.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution)+
+					len(a.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution) == 0 {
 				t.Error("no pod anti-affinity: both replicas may land on one node")
 			} else {
 				for _, w := range a.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution {
@@ -58,7 +59,8 @@ func TestDeploymentHardened(t *testing.T) {
 			if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot {
 				t.Error("pod securityContext.runAsNonRoot is not true")
 			}
-			if psc == nil || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+			if psc == nil || psc.SeccompProfile == nil ||
+				psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
 				t.Error("pod seccompProfile is not RuntimeDefault")
 			}
 			if len(pod.Containers) != 1 {
@@ -73,7 +75,8 @@ func TestDeploymentHardened(t *testing.T) {
 				t.Error("readOnlyRootFilesystem is not true")
 			case sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation:
 				t.Error("allowPrivilegeEscalation is not false")
-			case sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) > 0:
+			case sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop,
+				[]corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) > 0:
 				t.Errorf("capabilities %+v, want drop [ALL] and no add", sc.Capabilities)
 			}
 			ports := map[string]int32{}
@@ -93,7 +96,8 @@ func TestDeploymentHardened(t *testing.T) {
 					t.Errorf("%s probe %+v, want GET %s on 15014", p.name, p.probe, p.path)
 				}
 			}
-			if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
+			if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() ||
+				c.Resources.Limits.Memory().IsZero() {
 				t.Errorf("resources %+v: want cpu and memory requests and a memory limit", c.Resources)
 			}
 			env := map[string]string{}
@@ -137,7 +141,12 @@ func TestDeploymentHardened(t *testing.T) {
 					continue
 				}
 				if !external[kind+"/"+name] && !has(objs, kind, name) {
-					t.Errorf("volume %s refers to %s %s, which is neither in the build nor a documented external object", v.Name, kind, name)
+					t.Errorf(
+						"volume %s refers to %s %s, which is neither in the build nor a documented external object",
+						v.Name,
+						kind,
+						name,
+					)
 				}
 			}
 
@@ -156,7 +165,8 @@ func TestDeploymentHardened(t *testing.T) {
 				t.Errorf("config ConfigMap %s, want meshca-config-<hash>", cm.Name)
 			}
 			var cfg map[string]any
-			if err := yaml.UnmarshalStrict([]byte(cm.Data[path.Base(file)]), &cfg); err != nil || cfg["backends"] == nil {
+			if err := yaml.UnmarshalStrict([]byte(cm.Data[path.Base(file)]), &cfg); err != nil ||
+				cfg["backends"] == nil {
 				t.Errorf("ConfigMap %s key %s: not a meshca configuration (%v)", cm.Name, path.Base(file), err)
 			}
 		})
@@ -178,7 +188,13 @@ func TestServiceAndMonitoring(t *testing.T) {
 			want := map[string]int32{"grpc": 15012, "http-monitoring": 15014}
 			for _, p := range svc.Spec.Ports {
 				if want[p.Name] != p.Port || p.TargetPort.String() != p.Name {
-					t.Errorf("Service port %s %d → %s, want %d → the container port of that name", p.Name, p.Port, p.TargetPort.String(), want[p.Name])
+					t.Errorf(
+						"Service port %s %d → %s, want %d → the container port of that name",
+						p.Name,
+						p.Port,
+						p.TargetPort.String(),
+						want[p.Name],
+					)
 				}
 				delete(want, p.Name)
 			}
@@ -200,7 +216,8 @@ func TestServiceAndMonitoring(t *testing.T) {
 				t.Errorf("ServiceMonitor selector %v does not select the Service (labels %v)", smLabels, svc.Labels)
 			}
 			eps, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
-			if len(eps) != 1 || eps[0].(map[string]any)["port"] != "http-monitoring" || eps[0].(map[string]any)["path"] != "/metrics" {
+			if len(eps) != 1 || eps[0].(map[string]any)["port"] != "http-monitoring" ||
+				eps[0].(map[string]any)["path"] != "/metrics" {
 				t.Errorf("ServiceMonitor endpoints %v, want port http-monitoring path /metrics", eps)
 			}
 
@@ -238,8 +255,15 @@ func TestNamespacesAndSubjects(t *testing.T) {
 				}
 				if o.GetKind() == "RoleBinding" || o.GetKind() == "ClusterRoleBinding" {
 					b := typed[rbacv1.RoleBinding](t, o)
-					if len(b.Subjects) != 1 || b.Subjects[0] != (rbacv1.Subject{Kind: "ServiceAccount", Name: "meshca", Namespace: "istio-system"}) {
-						t.Errorf("%s %s subjects %+v, want only ServiceAccount istio-system/meshca", o.GetKind(), o.GetName(), b.Subjects)
+					if len(b.Subjects) != 1 ||
+						b.Subjects[0] != (rbacv1.Subject{Kind: "ServiceAccount", Name: "meshca",
+							Namespace: "istio-system"}) {
+						t.Errorf(
+							"%s %s subjects %+v, want only ServiceAccount istio-system/meshca",
+							o.GetKind(),
+							o.GetName(),
+							b.Subjects,
+						)
 					}
 				}
 			}
@@ -248,7 +272,10 @@ func TestNamespacesAndSubjects(t *testing.T) {
 }
 
 func has(objs []*unstructured.Unstructured, kind, name string) bool {
-	return slices.ContainsFunc(objs, func(o *unstructured.Unstructured) bool { return o.GetKind() == kind && o.GetName() == name })
+	return slices.ContainsFunc(
+		objs,
+		func(o *unstructured.Unstructured) bool { return o.GetKind() == kind && o.GetName() == name },
+	)
 }
 
 func metaSelector(t *testing.T, m map[string]string) (labels.Selector, error) {
@@ -323,7 +350,13 @@ func TestWithoutPrometheusOperator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := "resources:\n  - " + filepath.Join(rel, "overlays/file") + "\ncomponents:\n  - " + filepath.Join(rel, "components/without-prometheus-operator") + "\n"
+	k := "resources:\n  - " + filepath.Join(
+		rel,
+		"overlays/file",
+	) + "\ncomponents:\n  - " + filepath.Join(
+		rel,
+		"components/without-prometheus-operator",
+	) + "\n"
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -46,8 +46,15 @@ func Encode(roots []*x509.Certificate) ([]byte, error) {
 		}
 		sum := sha256.Sum256(c.Raw)
 		if !c.IsCA || !c.BasicConstraintsValid {
-			errs = append(errs, fmt.Errorf("%w: %q (sha256 %x) is not a CA certificate (basic constraints with the CA bit are required)",
-				ErrInvalidRoots, c.Subject.String(), sum[:8]))
+			errs = append(
+				errs,
+				fmt.Errorf(
+					"%w: %q (sha256 %x) is not a CA certificate (basic constraints with the CA bit are required)",
+					ErrInvalidRoots,
+					c.Subject.String(),
+					sum[:8],
+				),
+			)
 			continue
 		}
 		if !slices.ContainsFunc(entries, func(e entry) bool { return e.sum == sum }) {

@@ -79,10 +79,22 @@ func TestEncode(t *testing.T) {
 		wantErr error
 	}{
 		{name: "one root is published as is", roots: []*x509.Certificate{a}, want: []*x509.Certificate{a}},
-		{name: "two roots during a rotation are both published", roots: []*x509.Certificate{a, b}, want: []*x509.Certificate{a, b}},
-		{name: "a duplicate root is published once", roots: []*x509.Certificate{a, b, a}, want: []*x509.Certificate{a, b}},
+		{
+			name:  "two roots during a rotation are both published",
+			roots: []*x509.Certificate{a, b},
+			want:  []*x509.Certificate{a, b},
+		},
+		{
+			name:  "a duplicate root is published once",
+			roots: []*x509.Certificate{a, b, a},
+			want:  []*x509.Certificate{a, b},
+		},
 		{name: "no roots are refused", roots: nil, wantErr: trustbundle.ErrInvalidRoots},
-		{name: "a certificate without the CA bit is refused with the whole set", roots: []*x509.Certificate{a, leaf}, wantErr: trustbundle.ErrInvalidRoots},
+		{
+			name:    "a certificate without the CA bit is refused with the whole set",
+			roots:   []*x509.Certificate{a, leaf},
+			wantErr: trustbundle.ErrInvalidRoots,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -134,11 +146,31 @@ func TestConfigValidate(t *testing.T) {
 		ok   bool
 	}{
 		{name: "a minimal configuration is valid", cfg: trustbundle.Config{LeaseNamespace: "meshca"}, ok: true},
-		{name: "a signer name without a path is refused", cfg: trustbundle.Config{LeaseNamespace: "meshca", SignerName: "meshca.io"}},
-		{name: "a bad namespace selector is refused", cfg: trustbundle.Config{LeaseNamespace: "meshca", NamespaceSelector: "a in ("}},
+		{
+			name: "a signer name without a path is refused",
+			cfg:  trustbundle.Config{LeaseNamespace: "meshca", SignerName: "meshca.io"},
+		},
+		{
+			name: "a bad namespace selector is refused",
+			cfg:  trustbundle.Config{LeaseNamespace: "meshca", NamespaceSelector: "a in ("},
+		},
 		{name: "a lease namespace is required", cfg: trustbundle.Config{}},
-		{name: "disabling both targets is refused", cfg: trustbundle.Config{LeaseNamespace: "meshca", DisableConfigMaps: true, DisableClusterTrustBundle: true}},
-		{name: "a renew deadline past the lease duration is refused", cfg: trustbundle.Config{LeaseNamespace: "meshca", LeaseDuration: time.Second, RenewDeadline: 2 * time.Second}},
+		{
+			name: "disabling both targets is refused",
+			cfg: trustbundle.Config{
+				LeaseNamespace:            "meshca",
+				DisableConfigMaps:         true,
+				DisableClusterTrustBundle: true,
+			},
+		},
+		{
+			name: "a renew deadline past the lease duration is refused",
+			cfg: trustbundle.Config{
+				LeaseNamespace: "meshca",
+				LeaseDuration:  time.Second,
+				RenewDeadline:  2 * time.Second,
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

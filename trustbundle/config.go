@@ -69,7 +69,10 @@ type Config struct {
 func (c *Config) Validate() error {
 	var errs []error
 	if c.DisableClusterTrustBundle && c.DisableConfigMaps {
-		errs = append(errs, errors.New("trustbundle: both the ClusterTrustBundle and the ConfigMaps are disabled: nothing to publish"))
+		errs = append(
+			errs,
+			errors.New("trustbundle: both the ClusterTrustBundle and the ConfigMaps are disabled: nothing to publish"),
+		)
 	}
 	if c.SignerName != "" {
 		if err := validateSignerName(c.SignerName); err != nil {
@@ -87,7 +90,8 @@ func (c *Config) Validate() error {
 	if c.LeaseNamespace == "" {
 		errs = append(errs, errors.New("trustbundle: leaseNamespace is required: the namespace meshca runs in"))
 	} else if msgs := validation.IsDNS1123Label(c.LeaseNamespace); len(msgs) > 0 {
-		errs = append(errs, fmt.Errorf("trustbundle: leaseNamespace %q: %s", c.LeaseNamespace, strings.Join(msgs, "; ")))
+		errs = append(errs,
+			fmt.Errorf("trustbundle: leaseNamespace %q: %s", c.LeaseNamespace, strings.Join(msgs, "; ")))
 	}
 	if c.LeaseName != "" {
 		if msgs := validation.IsDNS1123Subdomain(c.LeaseName); len(msgs) > 0 {

@@ -40,8 +40,11 @@ func TestRotationFromTheCacertsSecretReachesEveryTarget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	backend, err := file.New(context.Background(), file.Config{Secret: catest.MeshcaNamespace + "/cacerts", Kube: client,
-		Logger: catest.DiscardLogger()})
+	backend, err := file.New(context.Background(), file.Config{
+		Secret: catest.MeshcaNamespace + "/cacerts",
+		Kube:   client,
+		Logger: catest.DiscardLogger(),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -119,7 +119,8 @@ func (p *Publisher) campaign(ctx context.Context) error {
 			OnStoppedLeading: func() {},
 			OnNewLeader: func(id string) {
 				if id != p.cfg.Identity {
-					p.cfg.Logger.Info("trust bundle publisher follows another replica", "identity", p.cfg.Identity, "leader", id)
+					p.cfg.Logger.Info("trust bundle publisher follows another replica",
+						"identity", p.cfg.Identity, "leader", id)
 				}
 			},
 		},
@@ -161,7 +162,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"target"}),
 		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meshca_trustbundle_writes_total",
-			Help: "Objects written by the trust bundle publisher by target (clustertrustbundle, configmap) and operation (create, update).",
+			Help: "Objects written by the trust bundle publisher by target (clustertrustbundle, configmap) " +
+				"and operation (create, update).",
 		}, []string{"target", "operation"}),
 		leader: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "meshca_trustbundle_leader",

@@ -87,7 +87,8 @@ func newFixture(t *testing.T, k *catest.Kube) *fixture {
 	t.Cleanup(func() { // runs after the publishers have stopped
 		ctx := context.Background()
 		_ = k.Client.CoordinationV1().Leases(f.leaseNS).Delete(ctx, "meshca-trustbundle", metav1.DeleteOptions{})
-		_ = f.dyn.Resource(f.gvr).Delete(ctx, trustbundle.ClusterTrustBundleName(f.signer, "roots"), metav1.DeleteOptions{})
+		_ = f.dyn.Resource(f.gvr).
+			Delete(ctx, trustbundle.ClusterTrustBundleName(f.signer, "roots"), metav1.DeleteOptions{})
 	})
 	f.rootA = newRoot(t)
 	f.source.set(f.rootA)
@@ -113,7 +114,8 @@ func (f *fixture) labelNamespace(t *testing.T, ns string) {
 	t.Helper()
 	k, v, _ := strings.Cut(f.label, "=")
 	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, k, v)
-	if _, err := f.k.Client.CoreV1().Namespaces().Patch(context.Background(), ns, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+	if _, err := f.k.Client.CoreV1().Namespaces().Patch(context.Background(), ns, types.MergePatchType, []byte(patch),
+		metav1.PatchOptions{}); err != nil {
 		t.Fatalf("labelling namespace %s: %v", ns, err)
 	}
 }
@@ -150,7 +152,8 @@ func (f *fixture) start(t *testing.T, identity string, mutate ...func(*trustbund
 		LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 250 * time.Millisecond,
 		PollInterval: 200 * time.Millisecond,
 		Kube:         cfg, Source: f.source, Registerer: reg,
-		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})).With("replica", identity),
+		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})).
+			With("replica", identity),
 	}
 	for _, m := range mutate {
 		m(&c)
@@ -173,7 +176,9 @@ func (f *fixture) start(t *testing.T, identity string, mutate ...func(*trustbund
 
 func (f *fixture) configMapHolds(ns string, want []byte) func() error {
 	return func() error {
-		cm, err := f.k.Client.CoreV1().ConfigMaps(ns).Get(context.Background(), trustbundle.ConfigMapName, metav1.GetOptions{})
+		cm, err := f.k.Client.CoreV1().
+			ConfigMaps(ns).
+			Get(context.Background(), trustbundle.ConfigMapName, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
@@ -236,14 +241,20 @@ func TestPublisherPublishesAndRepairs(t *testing.T) {
 	want := encode(t, f.rootA)
 
 	took := catest.Eventually(t, 20*time.Second, "first publication", f.allHold(r.p, want))
-	t.Logf("ClusterTrustBundle and %d ConfigMaps published %s after start", len(f.selected), took.Round(time.Millisecond))
+	t.Logf(
+		"ClusterTrustBundle and %d ConfigMaps published %s after start",
+		len(f.selected),
+		took.Round(time.Millisecond),
+	)
 	if !strings.HasPrefix(r.p.ClusterTrustBundleName(), strings.ReplaceAll(f.signer, "/", ":")+":") {
 		t.Errorf("ClusterTrustBundle name %q lacks the signer prefix", r.p.ClusterTrustBundleName())
 	}
 
 	t.Run("a namespace the selector does not match gets no ConfigMap", func(t *testing.T) {
 		time.Sleep(time.Second) // several polls and sync rounds
-		_, err := k.Client.CoreV1().ConfigMaps(other).Get(context.Background(), trustbundle.ConfigMapName, metav1.GetOptions{})
+		_, err := k.Client.CoreV1().
+			ConfigMaps(other).
+			Get(context.Background(), trustbundle.ConfigMapName, metav1.GetOptions{})
 		if !apierrors.IsNotFound(err) {
 			t.Fatalf("ConfigMap in unselected namespace %s: err = %v, want NotFound", other, err)
 		}
@@ -260,7 +271,8 @@ func TestPublisherPublishesAndRepairs(t *testing.T) {
 	})
 
 	t.Run("a deleted ConfigMap comes back", func(t *testing.T) {
-		if err := k.Client.CoreV1().ConfigMaps(ns1).Delete(context.Background(), trustbundle.ConfigMapName, metav1.DeleteOptions{}); err != nil {
+		if err := k.Client.CoreV1().ConfigMaps(ns1).Delete(context.Background(), trustbundle.ConfigMapName,
+			metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		took := catest.Eventually(t, 10*time.Second, "ConfigMap recreated", f.configMapHolds(ns1, want))
@@ -268,21 +280,26 @@ func TestPublisherPublishesAndRepairs(t *testing.T) {
 	})
 
 	t.Run("an edited ConfigMap is reverted", func(t *testing.T) {
-		cm, err := k.Client.CoreV1().ConfigMaps(ns2).Get(context.Background(), trustbundle.ConfigMapName, metav1.GetOptions{})
+		cm, err := k.Client.CoreV1().
+			ConfigMaps(ns2).
+			Get(context.Background(), trustbundle.ConfigMapName, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		cm.Data[trustbundle.ConfigMapKey] = string(encode(t, newRoot(t)))
 		cm.Data["extra"] = "x"
 		delete(cm.Labels, trustbundle.ManagedByLabel)
-		if _, err := k.Client.CoreV1().ConfigMaps(ns2).Update(context.Background(), cm, metav1.UpdateOptions{}); err != nil {
+		if _, err := k.Client.CoreV1().ConfigMaps(ns2).Update(context.Background(), cm,
+			metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		took := catest.Eventually(t, 10*time.Second, "ConfigMap reverted", func() error {
 			if err := f.configMapHolds(ns2, want)(); err != nil {
 				return err
 			}
-			cm, err := k.Client.CoreV1().ConfigMaps(ns2).Get(context.Background(), trustbundle.ConfigMapName, metav1.GetOptions{})
+			cm, err := k.Client.CoreV1().
+				ConfigMaps(ns2).
+				Get(context.Background(), trustbundle.ConfigMapName, metav1.GetOptions{})
 			if err == nil && len(cm.Data) != 1 {
 				return fmt.Errorf("ConfigMap keeps %d keys", len(cm.Data))
 			}
@@ -292,7 +309,8 @@ func TestPublisherPublishesAndRepairs(t *testing.T) {
 	})
 
 	t.Run("a deleted ClusterTrustBundle comes back", func(t *testing.T) {
-		if err := f.dyn.Resource(f.gvr).Delete(context.Background(), r.p.ClusterTrustBundleName(), metav1.DeleteOptions{}); err != nil {
+		if err := f.dyn.Resource(f.gvr).Delete(context.Background(), r.p.ClusterTrustBundleName(),
+			metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		took := catest.Eventually(t, 10*time.Second, "ClusterTrustBundle recreated", f.bundleHolds(r.p, want))
@@ -420,14 +438,17 @@ func TestOnlyTheLeaderWrites(t *testing.T) {
 	if !leader.p.Leader() || follower.p.Leader() {
 		t.Fatalf("leaders: a=%v b=%v, want exactly one", a.p.Leader(), b.p.Leader())
 	}
-	lease, err := k.Client.CoordinationV1().Leases(f.leaseNS).Get(context.Background(), "meshca-trustbundle", metav1.GetOptions{})
+	lease, err := k.Client.CoordinationV1().
+		Leases(f.leaseNS).
+		Get(context.Background(), "meshca-trustbundle", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("lease holder %s", *lease.Spec.HolderIdentity)
 
 	// Cause more writes: a deletion and a rotation.
-	if err := k.Client.CoreV1().ConfigMaps(ns).Delete(context.Background(), trustbundle.ConfigMapName, metav1.DeleteOptions{}); err != nil {
+	if err := k.Client.CoreV1().ConfigMaps(ns).Delete(context.Background(), trustbundle.ConfigMapName,
+		metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	catest.Eventually(t, 10*time.Second, "ConfigMap recreated", f.configMapHolds(ns, want))
@@ -454,7 +475,8 @@ func TestOnlyTheLeaderWrites(t *testing.T) {
 		return nil
 	})
 	t.Logf("follower leads %s after the leader stopped", took.Round(time.Millisecond))
-	if err := k.Client.CoreV1().ConfigMaps(ns).Delete(context.Background(), trustbundle.ConfigMapName, metav1.DeleteOptions{}); err != nil {
+	if err := k.Client.CoreV1().ConfigMaps(ns).Delete(context.Background(), trustbundle.ConfigMapName,
+		metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	catest.Eventually(t, 10*time.Second, "ConfigMap recreated by the new leader", f.configMapHolds(ns, want))
@@ -469,7 +491,11 @@ func TestOnlyTheLeaderWrites(t *testing.T) {
 
 // A cluster that serves ClusterTrustBundle only as v1beta1, like Kubernetes 1.33–1.36 with the beta enabled.
 func TestPublisherFallsBackToV1beta1(t *testing.T) {
-	k := catest.StartKube(t, "--runtime-config=certificates.k8s.io/v1/clustertrustbundles=false,certificates.k8s.io/v1beta1=true,certificates.k8s.io/v1beta1/clustertrustbundles=true")
+	k := catest.StartKube(
+		t,
+		"--runtime-config=certificates.k8s.io/v1/clustertrustbundles=false,certificates.k8s.io/v1beta1=true,"+
+			"certificates.k8s.io/v1beta1/clustertrustbundles=true",
+	)
 	if _, err := k.Client.Discovery().ServerResourcesForGroupVersion("certificates.k8s.io/v1beta1"); err != nil {
 		t.Fatalf("test cluster does not serve certificates.k8s.io/v1beta1: %v", err)
 	}
@@ -480,7 +506,8 @@ func TestPublisherFallsBackToV1beta1(t *testing.T) {
 	catest.Eventually(t, 20*time.Second, "v1beta1 ClusterTrustBundle published", f.allHold(r.p, encode(t, f.rootA)))
 	v1 := f.gvr
 	v1.Version = "v1"
-	if _, err := f.dyn.Resource(v1).Get(context.Background(), r.p.ClusterTrustBundleName(), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+	if _, err := f.dyn.Resource(v1).Get(context.Background(), r.p.ClusterTrustBundleName(),
+		metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("v1 ClusterTrustBundle: %v, want NotFound (v1 disabled in this cluster)", err)
 	}
 }
@@ -513,14 +540,16 @@ func TestLeaderThatLosesTheLeaseStopsWriting(t *testing.T) {
 	})
 	t.Logf("stepped down %s after the Lease was taken (renewDeadline 3s)", took.Round(time.Millisecond))
 	writes := r.writes.n.Load()
-	if err := k.Client.CoreV1().ConfigMaps(ns).Delete(context.Background(), trustbundle.ConfigMapName, metav1.DeleteOptions{}); err != nil {
+	if err := k.Client.CoreV1().ConfigMaps(ns).Delete(context.Background(), trustbundle.ConfigMapName,
+		metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
 	if n := r.writes.n.Load(); n != writes {
 		t.Fatalf("a replica that lost the Lease sent %d writes", n-writes)
 	}
-	if _, err := k.Client.CoreV1().ConfigMaps(ns).Get(context.Background(), trustbundle.ConfigMapName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+	if _, err := k.Client.CoreV1().ConfigMaps(ns).Get(context.Background(), trustbundle.ConfigMapName,
+		metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("ConfigMap while nobody of ours leads: %v, want NotFound", err)
 	}
 	took = catest.Eventually(t, 20*time.Second, "replica leads again and repairs", f.configMapHolds(ns, want))
@@ -544,7 +573,8 @@ func TestRotationReachesManyNamespaces(t *testing.T) {
 	rootB := newRoot(t)
 	f.source.set(f.rootA, rootB)
 	start = time.Now()
-	catest.Eventually(t, 60*time.Second, "rotation written", func() error { // the metric, to time it without reading 200 objects
+	catest.Eventually(t, 60*time.Second, "rotation written", func() error {
+		// the metric, to time it without reading 200 objects
 		// labels sorted by name: operation, target
 		if got := metricWith(t, r.reg, "meshca_trustbundle_writes_total", "update", "configmap"); got < n {
 			return fmt.Errorf("%v ConfigMaps updated", got)

@@ -206,7 +206,8 @@ func (t *leaderTerm) poll(ctx context.Context) {
 			level = slog.LevelDebug
 		}
 		t.lastErr = err.Error()
-		p.cfg.Logger.Log(ctx, level, "trust bundle not updated: the roots source failed; the published bundle stays", "error", err)
+		p.cfg.Logger.Log(ctx, level, "trust bundle not updated: the roots source failed; the published bundle stays",
+			"error", err)
 		return
 	}
 	t.lastErr = ""
@@ -285,8 +286,12 @@ func (t *leaderTerm) syncConfigMap(ctx context.Context, ns string, bundle []byte
 	}
 	if !ok {
 		cm := &corev1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{Name: ConfigMapName, Namespace: ns, Labels: map[string]string{ManagedByLabel: managedBy}},
-			Data:       want,
+			ObjectMeta: metav1.ObjectMeta{
+				Name:      ConfigMapName,
+				Namespace: ns,
+				Labels:    map[string]string{ManagedByLabel: managedBy},
+			},
+			Data: want,
 		}
 		_, err := client.Create(ctx, cm, metav1.CreateOptions{FieldManager: managedBy})
 		if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
@@ -331,7 +336,13 @@ func (t *leaderTerm) syncClusterTrustBundle(ctx context.Context, ctb *ctbState, 
 			"spec":       map[string]any{"signerName": t.p.cfg.SignerName, "trustBundle": string(bundle)},
 		}}
 		if _, err := client.Create(ctx, u, metav1.CreateOptions{FieldManager: managedBy}); err != nil {
-			return fmt.Errorf("creating ClusterTrustBundle %s (%s): %w%s", name, ctb.gvr.Version, err, attestHint(err, t.p.cfg.SignerName))
+			return fmt.Errorf(
+				"creating ClusterTrustBundle %s (%s): %w%s",
+				name,
+				ctb.gvr.Version,
+				err,
+				attestHint(err, t.p.cfg.SignerName),
+			)
 		}
 		t.p.m.writes.WithLabelValues("clustertrustbundle", "create").Inc()
 		t.p.cfg.Logger.Info("ClusterTrustBundle created", "name", name, "version", ctb.gvr.Version)
@@ -353,7 +364,13 @@ func (t *leaderTerm) syncClusterTrustBundle(ctx context.Context, ctb *ctbState, 
 	l[ManagedByLabel] = managedBy
 	u.SetLabels(l)
 	if _, err := client.Update(ctx, u, metav1.UpdateOptions{FieldManager: managedBy}); err != nil {
-		return fmt.Errorf("updating ClusterTrustBundle %s (%s): %w%s", name, ctb.gvr.Version, err, attestHint(err, t.p.cfg.SignerName))
+		return fmt.Errorf(
+			"updating ClusterTrustBundle %s (%s): %w%s",
+			name,
+			ctb.gvr.Version,
+			err,
+			attestHint(err, t.p.cfg.SignerName),
+		)
 	}
 	t.p.m.writes.WithLabelValues("clustertrustbundle", "update").Inc()
 	t.p.cfg.Logger.Info("ClusterTrustBundle updated", "name", name, "version", ctb.gvr.Version)

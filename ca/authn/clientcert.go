@@ -71,7 +71,10 @@ func (c *ClientCert) Authenticate(ctx context.Context, req *Request) (*Caller, e
 			ErrUnauthenticated, life.Round(time.Second), c.MaxLifetime)
 	}
 	if leaf.IsCA || len(leaf.URIs) != 1 || len(leaf.DNSNames)+len(leaf.IPAddresses)+len(leaf.EmailAddresses) != 0 {
-		return nil, fmt.Errorf("%w: client certificate must carry exactly one SPIFFE ID and no other SAN", ErrUnauthenticated)
+		return nil, fmt.Errorf(
+			"%w: client certificate must carry exactly one SPIFFE ID and no other SAN",
+			ErrUnauthenticated,
+		)
 	}
 	id, err := csr.ParseURI(leaf.URIs[0])
 	if err != nil {

@@ -30,9 +30,13 @@ func TestConfigValidate(t *testing.T) {
 		{"no token issuer and no client certificates is refused", authn.Config{ClientCert: &off},
 			[]string{"token issuer"}},
 		{"a token issuer without its issuer is refused",
-			authn.Config{TokenIssuers: []authn.TokenIssuerConfig{{JWKSFile: "/jwks.json"}}}, []string{"authn.issuers[0]"}},
+			authn.Config{
+				TokenIssuers: []authn.TokenIssuerConfig{{JWKSFile: "/jwks.json"}},
+			}, []string{"authn.issuers[0]"}},
 		{"a token issuer with both a JWKS file and a JWKS URL is refused",
-			authn.Config{TokenIssuers: []authn.TokenIssuerConfig{{Issuer: "https://k", JWKSFile: "/j", JWKSURL: "https://k/j"}}},
+			authn.Config{
+				TokenIssuers: []authn.TokenIssuerConfig{{Issuer: "https://k", JWKSFile: "/j", JWKSURL: "https://k/j"}},
+			},
 			[]string{"authn.issuers[0]", "jwksFile"}},
 		{"a leeway over 5m is refused", authn.Config{Leeway: 6 * time.Minute}, []string{"authn.leeway"}},
 		{"every problem is reported at once",
@@ -88,7 +92,9 @@ func TestNewBuildsTheConfiguredChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := authn.Config{TokenIssuers: []authn.TokenIssuerConfig{{Issuer: cluster.Issuer, JWKSFile: writeJWKS(t, cluster)}}}
+	cfg := authn.Config{
+		TokenIssuers: []authn.TokenIssuerConfig{{Issuer: cluster.Issuer, JWKSFile: writeJWKS(t, cluster)}},
+	}
 	roots := func(context.Context) ([]*x509.Certificate, error) { return nil, nil }
 	ctx := context.Background()
 

@@ -167,7 +167,8 @@ func (r *RemoteKeys) Keys(ctx context.Context, kid string) ([]jose.JSONWebKey, e
 			if set == nil {
 				return nil, err
 			}
-			r.cfg.Logger.Warn("refreshing token issuer keys failed; using cached keys", "issuer", r.cfg.Issuer, "error", err)
+			r.cfg.Logger.Warn("refreshing token issuer keys failed; using cached keys",
+				"issuer", r.cfg.Issuer, "error", err)
 		}
 		r.mu.RLock()
 		set = r.set
@@ -202,7 +203,12 @@ func (r *RemoteKeys) refresh(ctx context.Context, seen time.Time) error {
 			return fmt.Errorf("%w: OIDC discovery for %q has no jwks_uri", ErrUnavailable, r.cfg.Issuer)
 		}
 		if doc.Issuer != r.cfg.Issuer {
-			return fmt.Errorf("%w: OIDC discovery document names issuer %q, want %q", ErrUnavailable, doc.Issuer, r.cfg.Issuer)
+			return fmt.Errorf(
+				"%w: OIDC discovery document names issuer %q, want %q",
+				ErrUnavailable,
+				doc.Issuer,
+				r.cfg.Issuer,
+			)
 		}
 		r.jwksURL = doc.JWKSURI
 		if r.cfg.DiscoveryURL != "" {

@@ -94,7 +94,13 @@ func clients(cfg *rest.Config) (meta.RESTMapper, dynamic.Interface, error) {
 	return restmapper.NewDiscoveryRESTMapper(groups), dyn, nil
 }
 
-func applyOne(ctx context.Context, mapper meta.RESTMapper, dyn dynamic.Interface, o *unstructured.Unstructured, opts ApplyOptions) error {
+func applyOne(
+	ctx context.Context,
+	mapper meta.RESTMapper,
+	dyn dynamic.Interface,
+	o *unstructured.Unstructured,
+	opts ApplyOptions,
+) error {
 	gvk := o.GroupVersionKind()
 	id := fmt.Sprintf("%s %s", gvk.Kind, o.GetName())
 	if ns := o.GetNamespace(); ns != "" {

@@ -67,7 +67,12 @@ func CSR(tb testing.TB, o CSROptions) ([]byte, crypto.Signer) {
 	if o.Key == nil {
 		o.Key = ECKey(tb)
 	}
-	tmpl := &x509.CertificateRequest{Subject: o.Subject, DNSNames: o.DNS, EmailAddresses: o.Emails, ExtraExtensions: o.Extensions}
+	tmpl := &x509.CertificateRequest{
+		Subject:         o.Subject,
+		DNSNames:        o.DNS,
+		EmailAddresses:  o.Emails,
+		ExtraExtensions: o.Extensions,
+	}
 	for _, u := range o.URIs {
 		pu, err := url.Parse(u)
 		if err != nil {
@@ -80,7 +85,10 @@ func CSR(tb testing.TB, o CSROptions) ([]byte, crypto.Signer) {
 	}
 	if o.IsCA {
 		v, _ := asn1.Marshal(struct{ IsCA bool }{true})
-		tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 19}, Critical: true, Value: v})
+		tmpl.ExtraExtensions = append(
+			tmpl.ExtraExtensions,
+			pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 19}, Critical: true, Value: v},
+		)
 	}
 	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, o.Key)
 	if err != nil {

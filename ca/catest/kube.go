@@ -120,16 +120,19 @@ func startKube(dir, apiserver, etcd string, extraArgs []string) (*Kube, error) {
 		return nil, err
 	}
 	pubDER, _ := x509.MarshalPKIXPublicKey(&saKey.PublicKey)
-	if err := os.WriteFile(filepath.Join(certs, "sa.key"), pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(saKey)}), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(certs, "sa.key"), pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY",
+		Bytes: x509.MarshalPKCS1PrivateKey(saKey)}), 0o600); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(certs, "sa.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(certs, "sa.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY",
+		Bytes: pubDER}), 0o644); err != nil {
 		return nil, err
 	}
 	tokBytes := make([]byte, 24)
 	rand.Read(tokBytes)
 	token := hex.EncodeToString(tokBytes)
-	if err := os.WriteFile(filepath.Join(certs, "tokens.csv"), []byte(token+",admin,admin-uid,system:masters\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(certs, "tokens.csv"), []byte(token+",admin,admin-uid,system:masters\n"),
+		0o600); err != nil {
 		return nil, err
 	}
 	etcdPort, peerPort, apiPort := freePort(), freePort(), freePort()
@@ -238,7 +241,8 @@ func (k *Kube) Namespace(tb testing.TB) string {
 	}
 	name = strings.Trim(name, "-") + "-" + hex.EncodeToString(suffix)
 	ctx := context.Background()
-	if _, err := k.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+	if _, err := k.Client.CoreV1().Namespaces().Create(ctx,
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
 		tb.Fatalf("catest: creating namespace %s: %v", name, err)
 	}
 	tb.Cleanup(func() { _ = k.Client.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{}) })

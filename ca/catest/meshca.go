@@ -165,7 +165,12 @@ func StartMeshca(tb testing.TB, o MeshcaOptions) *Meshca {
 // optionally presenting a client certificate.
 func (m *Meshca) Dial(tb testing.TB, clientCert ...tls.Certificate) *grpc.ClientConn {
 	tb.Helper()
-	cfg := &tls.Config{RootCAs: m.Roots, ServerName: "127.0.0.1", Certificates: clientCert, MinVersion: tls.VersionTLS12}
+	cfg := &tls.Config{
+		RootCAs:      m.Roots,
+		ServerName:   "127.0.0.1",
+		Certificates: clientCert,
+		MinVersion:   tls.VersionTLS12,
+	}
 	conn, err := grpc.NewClient(m.GRPCAddr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
 	if err != nil {
 		tb.Fatal(err)

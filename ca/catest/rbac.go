@@ -37,7 +37,11 @@ func MeshcaRBAC(tb testing.TB, k *Kube) *rest.Config {
 	cfg := rest.CopyConfig(k.Config)
 	cfg.Impersonate = rest.ImpersonationConfig{
 		UserName: MeshcaUser,
-		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + MeshcaNamespace, "system:authenticated"},
+		Groups: []string{
+			"system:serviceaccounts",
+			"system:serviceaccounts:" + MeshcaNamespace,
+			"system:authenticated",
+		},
 	}
 	rbacMu.Lock()
 	defer rbacMu.Unlock()
@@ -55,7 +59,8 @@ func MeshcaRBAC(tb testing.TB, k *Kube) *rest.Config {
 
 func applyMeshcaRBAC(ctx context.Context, k *Kube, impersonated *rest.Config) error {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: MeshcaNamespace}}
-	if _, err := k.Client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	if _, err := k.Client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil &&
+		!apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("creating namespace %s: %w", MeshcaNamespace, err)
 	}
 	objs, err := DecodeYAML(manifests.RBAC)
@@ -77,8 +82,10 @@ func applyMeshcaRBAC(ctx context.Context, k *Kube, impersonated *rest.Config) er
 	for {
 		allowed := 0
 		for _, p := range probes {
-			r, err := client.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
-				Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &p}}, metav1.CreateOptions{})
+			r, err := client.AuthorizationV1().
+				SelfSubjectAccessReviews().
+				Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+					Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &p}}, metav1.CreateOptions{})
 			if err != nil {
 				return fmt.Errorf("checking access as %s: %w", MeshcaUser, err)
 			}

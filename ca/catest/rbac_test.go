@@ -29,7 +29,9 @@ func TestMeshcaRBACImpersonatesMeshca(t *testing.T) {
 	}
 	ctx := context.Background()
 
-	review, err := c.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	review, err := c.AuthenticationV1().
+		SelfSubjectReviews().
+		Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("SelfSubjectReview: %v", err)
 	}
@@ -42,10 +44,12 @@ func TestMeshcaRBACImpersonatesMeshca(t *testing.T) {
 		t.Errorf("creating a TokenReview as meshca: %v", err)
 	}
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "not-meshcas"}}
-	if _, err := k.Client.CoreV1().Secrets(catest.MeshcaNamespace).Create(ctx, secret, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	if _, err := k.Client.CoreV1().Secrets(catest.MeshcaNamespace).Create(ctx, secret,
+		metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
-	if _, err := c.CoreV1().Secrets(catest.MeshcaNamespace).Get(ctx, "not-meshcas", metav1.GetOptions{}); !apierrors.IsForbidden(err) {
+	if _, err := c.CoreV1().Secrets(catest.MeshcaNamespace).Get(ctx, "not-meshcas",
+		metav1.GetOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("reading another Secret in %s as meshca: got %v, want Forbidden", catest.MeshcaNamespace, err)
 	}
 }

@@ -39,9 +39,17 @@ type service struct {
 // CreateCertificate authenticates the caller from its metadata and TLS peer, and issues the certificate its
 // CSR asks for if that is the caller's identity. The chain is [leaf, intermediates..., root], one PEM
 // certificate per element, as istiod answers.
-func (s *service) CreateCertificate(ctx context.Context, req *pb.IstioCertificateRequest) (*pb.IstioCertificateResponse, error) {
+func (s *service) CreateCertificate(
+	ctx context.Context,
+	req *pb.IstioCertificateRequest,
+) (*pb.IstioCertificateResponse, error) {
 	creds, p := credentialsFrom(ctx)
-	r := &ca.Request{Credentials: creds, CSR: []byte(req.GetCsr()), TTL: time.Duration(req.GetValidityDuration()) * time.Second, Peer: p}
+	r := &ca.Request{
+		Credentials: creds,
+		CSR:         []byte(req.GetCsr()),
+		TTL:         time.Duration(req.GetValidityDuration()) * time.Second,
+		Peer:        p,
+	}
 	if req.GetValidityDuration() > int64((100*365*24*time.Hour)/time.Second) {
 		r.TTL = 100 * 365 * 24 * time.Hour // far beyond any max; policy clamps it
 	}

@@ -42,7 +42,8 @@ func call(t *testing.T, conn *grpc.ClientConn, token string,
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if token != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token, "clusterid", authn.DefaultClusterID)
+		ctx = metadata.AppendToOutgoingContext(ctx,
+			"authorization", "Bearer "+token, "clusterid", authn.DefaultClusterID)
 	}
 	return pb.NewIstioCertificateServiceClient(conn).CreateCertificate(ctx, req)
 }
@@ -70,12 +71,16 @@ func unsignedToken(issuer string) string {
 
 func hmacToken(t *testing.T, issuer string) string {
 	t.Helper()
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: []byte("0123456789abcdef0123456789abcdef")}, nil)
+	s, err := jose.NewSigner(
+		jose.SigningKey{Algorithm: jose.HS256, Key: []byte("0123456789abcdef0123456789abcdef")},
+		nil,
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tok, err := jwt.Signed(s).Claims(jwt.Claims{Issuer: issuer, Subject: "system:serviceaccount:default:sleep",
-		Audience: jwt.Audience{authn.DefaultAudience}, Expiry: jwt.NewNumericDate(time.Now().Add(time.Hour))}).Serialize()
+		Audience: jwt.Audience{authn.DefaultAudience},
+		Expiry:   jwt.NewNumericDate(time.Now().Add(time.Hour))}).Serialize()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +153,9 @@ func TestRefusals(t *testing.T) {
 				DNS: []string{"kubernetes.default.svc"}})},
 			codes.PermissionDenied, "forbidden_san", "DNS SAN"},
 		{"a CSR with an IP SAN is denied", goodTok,
-			&pb.IstioCertificateRequest{Csr: csr(catest.CSROptions{URIs: []string{sleepID}, IPs: []string{"10.0.0.1"}})},
+			&pb.IstioCertificateRequest{
+				Csr: csr(catest.CSROptions{URIs: []string{sleepID}, IPs: []string{"10.0.0.1"}}),
+			},
 			codes.PermissionDenied, "forbidden_san", ""},
 		{"a CSR with an email SAN is denied", goodTok,
 			&pb.IstioCertificateRequest{Csr: csr(catest.CSROptions{URIs: []string{sleepID},
@@ -167,8 +174,14 @@ func TestRefusals(t *testing.T) {
 		{"a not-yet-valid token is unauthenticated",
 			mint(t, m.Tokens, devtoken.Claims{NotBefore: time.Now().Add(10 * time.Minute)}),
 			&pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", "not valid yet"},
-		{"a token for another audience is unauthenticated", mint(t, m.Tokens, devtoken.Claims{Audiences: []string{"vault"}}),
-			&pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", "audience"},
+		{
+			"a token for another audience is unauthenticated",
+			mint(t, m.Tokens, devtoken.Claims{Audiences: []string{"vault"}}),
+			&pb.IstioCertificateRequest{Csr: string(good)},
+			codes.Unauthenticated,
+			"unauthenticated",
+			"audience",
+		},
 		{"a token from an untrusted issuer is unauthenticated", mint(t, otherIssuer, devtoken.Claims{}),
 			&pb.IstioCertificateRequest{Csr: string(good)}, codes.Unauthenticated, "unauthenticated", "not trusted"},
 		{"a token signed with the wrong key is unauthenticated", mint(t, forger, devtoken.Claims{}),
@@ -180,22 +193,32 @@ func TestRefusals(t *testing.T) {
 		{"a garbage token is unauthenticated", "not-a-jwt", &pb.IstioCertificateRequest{Csr: string(good)},
 			codes.Unauthenticated, "unauthenticated", ""},
 		{"a garbage CSR is invalid", goodTok,
-			&pb.IstioCertificateRequest{Csr: "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"},
+			&pb.IstioCertificateRequest{
+				Csr: "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
+			},
 			codes.InvalidArgument, "invalid_csr", ""},
 		{"a CSR that is not PEM is invalid", goodTok, &pb.IstioCertificateRequest{Csr: "hello"},
 			codes.InvalidArgument, "invalid_csr", "PEM"},
 		{"a CSR with a bad self-signature is invalid", goodTok, &pb.IstioCertificateRequest{Csr: badSig},
 			codes.InvalidArgument, "invalid_csr", "self-signature"},
 		{"a CSR with a 1024-bit RSA key is refused", goodTok,
-			&pb.IstioCertificateRequest{Csr: csr(catest.CSROptions{URIs: []string{sleepID}, Key: catest.RSAKey(t, 1024)})},
+			&pb.IstioCertificateRequest{
+				Csr: csr(catest.CSROptions{URIs: []string{sleepID}, Key: catest.RSAKey(t, 1024)}),
+			},
 			codes.InvalidArgument, "key_policy", "2048"},
 		{"a CSR bigger than the CSR limit is invalid", goodTok,
 			&pb.IstioCertificateRequest{Csr: string(good) + strings.Repeat(" ", 40<<10)},
 			codes.InvalidArgument, "invalid_csr", "limit"},
 		{"a request bigger than the message limit is refused by gRPC", goodTok,
 			&pb.IstioCertificateRequest{Csr: strings.Repeat("A", 100<<10)}, codes.ResourceExhausted, "", ""},
-		{"a negative validity is invalid", goodTok, &pb.IstioCertificateRequest{Csr: string(good), ValidityDuration: -5},
-			codes.InvalidArgument, "invalid_request", "negative"},
+		{
+			"a negative validity is invalid",
+			goodTok,
+			&pb.IstioCertificateRequest{Csr: string(good), ValidityDuration: -5},
+			codes.InvalidArgument,
+			"invalid_request",
+			"negative",
+		},
 		{"an empty ImpersonatedIdentity is invalid", goodTok, md(map[string]any{"ImpersonatedIdentity": ""}),
 			codes.InvalidArgument, "invalid_request", "ImpersonatedIdentity"},
 		{"a non-string ImpersonatedIdentity is invalid", goodTok, md(map[string]any{"ImpersonatedIdentity": 7.0}),
@@ -272,7 +295,12 @@ func TestIssuesCallersIdentity(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			csrPEM, key := catest.CSR(t, tt.opts)
 			start := time.Now()
-			resp, err := call(t, conn, tok, &pb.IstioCertificateRequest{Csr: string(csrPEM), ValidityDuration: tt.validity})
+			resp, err := call(
+				t,
+				conn,
+				tok,
+				&pb.IstioCertificateRequest{Csr: string(csrPEM), ValidityDuration: tt.validity},
+			)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -286,7 +314,10 @@ func TestIssuesCallersIdentity(t *testing.T) {
 			}
 			// go-spiffe's X.509-SVID verifier with the mesh root as the bundle.
 			td := spiffeid.RequireTrustDomainFromString("cluster.local")
-			id, _, err := x509svid.Verify(chain[:len(chain)-1], x509bundle.FromX509Authorities(td, chain[len(chain)-1:]))
+			id, _, err := x509svid.Verify(
+				chain[:len(chain)-1],
+				x509bundle.FromX509Authorities(td, chain[len(chain)-1:]),
+			)
 			if err != nil {
 				t.Fatalf("x509svid.Verify: %v", err)
 			}
@@ -298,16 +329,29 @@ func TestIssuesCallersIdentity(t *testing.T) {
 				t.Errorf("lifetime %s, want about %s", got, tt.wantTTL)
 			}
 			if leaf.KeyUsage != tt.wantKU || len(leaf.ExtKeyUsage) != 2 || leaf.IsCA || !leaf.BasicConstraintsValid {
-				t.Errorf("KU %v EKU %v CA %v: want %v, serverAuth+clientAuth, not a CA", leaf.KeyUsage, leaf.ExtKeyUsage, leaf.IsCA,
-					tt.wantKU)
+				t.Errorf(
+					"KU %v EKU %v CA %v: want %v, serverAuth+clientAuth, not a CA",
+					leaf.KeyUsage,
+					leaf.ExtKeyUsage,
+					leaf.IsCA,
+					tt.wantKU,
+				)
 			}
 			if len(leaf.SubjectKeyId) == 0 || len(leaf.AuthorityKeyId) == 0 || leaf.Subject.CommonName != "" ||
 				len(leaf.Subject.Organization) != 0 {
-				t.Errorf("SKI %x AKI %x subject %q: want both key IDs and an empty subject", leaf.SubjectKeyId, leaf.AuthorityKeyId,
-					leaf.Subject)
+				t.Errorf(
+					"SKI %x AKI %x subject %q: want both key IDs and an empty subject",
+					leaf.SubjectKeyId,
+					leaf.AuthorityKeyId,
+					leaf.Subject,
+				)
 			}
 			if leaf.SerialNumber.BitLen() != 128 || leaf.Version != 3 {
-				t.Errorf("serial of %d bits, version %d: want 128 random bits, v3", leaf.SerialNumber.BitLen(), leaf.Version)
+				t.Errorf(
+					"serial of %d bits, version %d: want 128 random bits, v3",
+					leaf.SerialNumber.BitLen(),
+					leaf.Version,
+				)
 			}
 		})
 	}
@@ -317,7 +361,12 @@ func TestIssuesCallersIdentity(t *testing.T) {
 func TestRenewalWithClientCertificate(t *testing.T) {
 	m := catest.StartMeshca(t, catest.MeshcaOptions{})
 	csrPEM, key := catest.WorkloadCSR(t, sleepID)
-	resp, err := call(t, m.Dial(t), mint(t, m.Tokens, devtoken.Claims{}), &pb.IstioCertificateRequest{Csr: string(csrPEM)})
+	resp, err := call(
+		t,
+		m.Dial(t),
+		mint(t, m.Tokens, devtoken.Claims{}),
+		&pb.IstioCertificateRequest{Csr: string(csrPEM)},
+	)
 	if err != nil {
 		t.Fatal(err)
 	}

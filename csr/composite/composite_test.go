@@ -224,7 +224,11 @@ func TestMalformedKeysAreRefused(t *testing.T) {
 		{"a private key that is only a seed", privErr(nil), composite.ErrMalformed},
 		{"a private key whose ECPrivateKey carries the public key", privErr(ecPrivateKey(1, d, p256, point)),
 			composite.ErrMalformed},
-		{"a private key on P-384 for a P-256 composite", privErr(ecPrivateKey(1, d, p384, nil)), composite.ErrMalformed},
+		{
+			"a private key on P-384 for a P-256 composite",
+			privErr(ecPrivateKey(1, d, p384, nil)),
+			composite.ErrMalformed,
+		},
 		{"a private key of version 0", privErr(ecPrivateKey(0, d, p256, nil)), composite.ErrMalformed},
 		{"a private key with a zero scalar", privErr(ecPrivateKey(1, make([]byte, 32), p256, nil)),
 			composite.ErrMalformed},

@@ -34,7 +34,11 @@ func newCSR(tb testing.TB, key *composite.PrivateKey, exts ...pkix.Extension) []
 
 func TestCSRRoundTrip(t *testing.T) {
 	key := newKey(t, composite.MLDSA65ECDSAP256SHA512())
-	critical := pkix.Extension{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}, Critical: true, Value: []byte{5, 0}}
+	critical := pkix.Extension{
+		Id:       asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1},
+		Critical: true,
+		Value:    []byte{5, 0},
+	}
 	der := newCSR(t, key, critical)
 	req, err := composite.ParseCertificateRequest(der)
 	if err != nil {

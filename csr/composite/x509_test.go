@@ -114,10 +114,12 @@ func TestCompositeCAIssuesLeaves(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(leaf.RawIssuer, ca.cert.RawSubject) || !bytes.Equal(leaf.AuthorityKeyId, ca.cert.SubjectKeyId) {
+			if !bytes.Equal(leaf.RawIssuer, ca.cert.RawSubject) ||
+				!bytes.Equal(leaf.AuthorityKeyId, ca.cert.SubjectKeyId) {
 				t.Error("the leaf's issuer or authority key identifier is not the root's")
 			}
-			if len(leaf.URIs) != 1 || leaf.URIs[0].String() != "spiffe://cluster.local/ns/default/sa/sleep" || leaf.IsCA {
+			if len(leaf.URIs) != 1 || leaf.URIs[0].String() != "spiffe://cluster.local/ns/default/sa/sleep" ||
+				leaf.IsCA {
 				t.Errorf("leaf fields: URIs %v, IsCA %v", leaf.URIs, leaf.IsCA)
 			}
 			var certified crypto.PublicKey = leaf.PublicKey
@@ -182,8 +184,12 @@ func TestVerifyCertificateSignatureRefusals(t *testing.T) {
 		issuer  crypto.PublicKey
 		wantErr error
 	}{
-		{"an outer algorithm other than the inner one", withOuterAlgorithm(t, ca.der, []int{1, 3, 6, 1, 5, 5, 7, 6, 40}, nil),
-			ca.key.PublicKey(), composite.ErrMalformed},
+		{
+			"an outer algorithm other than the inner one",
+			withOuterAlgorithm(t, ca.der, []int{1, 3, 6, 1, 5, 5, 7, 6, 40}, nil),
+			ca.key.PublicKey(),
+			composite.ErrMalformed,
+		},
 		{"a classical issuer key", ca.der, &ecKey.PublicKey, composite.ErrUnsupported},
 		{"an ML-DSA issuer for a composite signature", ca.der, mkey.PublicKey(), composite.ErrInvalidSignature},
 		{"trailing data", append(bytes.Clone(ca.der), 0), ca.key.PublicKey(), composite.ErrMalformed},

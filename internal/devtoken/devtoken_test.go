@@ -30,7 +30,9 @@ func TestMintedTokensAuthenticate(t *testing.T) {
 	if m.Issuer != devtoken.DefaultIssuer {
 		t.Fatalf("issuer %q, want %q", m.Issuer, devtoken.DefaultIssuer)
 	}
-	tok, err := m.Mint(devtoken.Claims{Namespace: "default", ServiceAccount: "sleep", PodName: "sleep-0", NodeName: "n1"})
+	tok, err := m.Mint(
+		devtoken.Claims{Namespace: "default", ServiceAccount: "sleep", PodName: "sleep-0", NodeName: "n1"},
+	)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,8 @@ func startAgent(tb testing.TB, bin, caAddr string, rootPEM []byte, cfg agentConf
 			tb.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, "var/run/secrets/tokens/istio-token"), []byte(cfg.Token), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "var/run/secrets/tokens/istio-token"), []byte(cfg.Token),
+		0o600); err != nil {
 		tb.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "var/run/secrets/istio/root-cert.pem"), rootPEM, 0o644); err != nil {
@@ -226,8 +227,13 @@ func TestPilotAgentObtainsAndRotates(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			mc := meshcatest.Start(t, meshcatest.Options{MinTTL: 5 * time.Second})
-			a := startAgent(t, bin, mc.GRPCAddr, mc.RootPEM, agentConfig{Namespace: ns, ServiceAccount: sa, Token: mc.Token(t, ns, sa),
-				ECDSA: tc.ecdsa, SecretTTL: secretTTL})
+			a := startAgent(t, bin, mc.GRPCAddr, mc.RootPEM, agentConfig{
+				Namespace:      ns,
+				ServiceAccount: sa,
+				Token:          mc.Token(t, ns, sa),
+				ECDSA:          tc.ecdsa,
+				SecretTTL:      secretTTL,
+			})
 
 			obs := a.watchCerts(t, wantCerts, 45*time.Second)
 			a.stop()
@@ -245,7 +251,12 @@ func TestPilotAgentObtainsAndRotates(t *testing.T) {
 				verifySVID(t, mc.Root, o.chain, wantID)
 				tc.checkPK(t, leaf.PublicKey)
 				if life := leaf.NotAfter.Sub(o.seen); life <= 0 || life > secretTTL+time.Second {
-					t.Errorf("certificate %d: expires %s after it was written, want about SECRET_TTL %s", n, life, secretTTL)
+					t.Errorf(
+						"certificate %d: expires %s after it was written, want about SECRET_TTL %s",
+						n,
+						life,
+						secretTTL,
+					)
 				}
 			}
 
@@ -283,12 +294,14 @@ func TestPilotAgentObtainsAndRotates(t *testing.T) {
 					t.Errorf("certificate %d (serial %x) has no audit record", n, o.chain[0].SerialNumber)
 					continue
 				}
-				if r.Attrs["identity"] != wantID || r.Attrs["caller"] != "ns/"+ns+"/sa/"+sa || r.Attrs["key_type"] != tc.keyType {
+				if r.Attrs["identity"] != wantID || r.Attrs["caller"] != "ns/"+ns+"/sa/"+sa ||
+					r.Attrs["key_type"] != tc.keyType {
 					t.Errorf("certificate %d audit record = %v, want identity %s, caller ns/%s/sa/%s, key_type %s",
 						n, r.Attrs, wantID, ns, sa, tc.keyType)
 				}
 			}
-			if got := mc.Counter(t, "meshca_certificates_issued_total", map[string]string{"key_type": tc.keyType}); got < wantCerts {
+			if got := mc.Counter(t, "meshca_certificates_issued_total",
+				map[string]string{"key_type": tc.keyType}); got < wantCerts {
 				t.Errorf("meshca_certificates_issued_total{key_type=%q} = %v, want >= %d", tc.keyType, got, wantCerts)
 			}
 			if got := mc.Counter(t, "meshca_csr_requests_total", map[string]string{"result": "rejected"}); got != 0 {
@@ -341,7 +354,10 @@ func TestPilotAgentWithAnotherServiceAccountsToken(t *testing.T) {
 		case "rejected":
 			refused++
 			if r.Attrs["reason"] != "identity_mismatch" || r.Attrs["caller"] != "ns/default/sa/other" {
-				t.Errorf("refusal audit record = %v, want reason identity_mismatch for caller ns/default/sa/other", r.Attrs)
+				t.Errorf(
+					"refusal audit record = %v, want reason identity_mismatch for caller ns/default/sa/other",
+					r.Attrs,
+				)
 			}
 		}
 	}

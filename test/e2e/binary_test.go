@@ -137,7 +137,8 @@ func TestPilotAgentWithMeshcaServeDev(t *testing.T) {
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t))
 	serveDev(t, meshca, dir, grpcAddr, httpAddr)
 
-	tok, err := exec.Command(meshca, "token", "--dir", dir, "--namespace", "default", "--service-account", "sleep").Output()
+	tok, err := exec.Command(meshca, "token", "--dir", dir, "--namespace", "default", "--service-account", "sleep").
+		Output()
 	if err != nil {
 		t.Fatalf("meshca token: %v", err)
 	}
@@ -145,7 +146,10 @@ func TestPilotAgentWithMeshcaServeDev(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if served := httpGet(t, "http://"+httpAddr+"/roots.pem"); !bytes.Equal(bytes.TrimSpace(served), bytes.TrimSpace(rootPEM)) {
+	if served := httpGet(t, "http://"+httpAddr+"/roots.pem"); !bytes.Equal(
+		bytes.TrimSpace(served),
+		bytes.TrimSpace(rootPEM),
+	) {
 		t.Errorf("/roots.pem is not cacerts/root-cert.pem:\n%s", served)
 	}
 	roots, err := parsePEMCerts(rootPEM)
@@ -163,7 +167,8 @@ func TestPilotAgentWithMeshcaServeDev(t *testing.T) {
 	if life := time.Until(obs[0].chain[0].NotAfter); life < 23*time.Hour || life > 24*time.Hour {
 		t.Errorf("certificate expires in %s, want the 24h SECRET_TTL", life)
 	}
-	if got := scrape(t, "http://"+httpAddr+"/metrics", "meshca_certificates_issued_total", `key_type="RSA-2048"`); got != 1 {
+	if got := scrape(t, "http://"+httpAddr+"/metrics", "meshca_certificates_issued_total",
+		`key_type="RSA-2048"`); got != 1 {
 		t.Errorf("/metrics: meshca_certificates_issued_total{key_type=\"RSA-2048\"} = %v, want 1", got)
 	}
 	if got := scrape(t, "http://"+httpAddr+"/metrics", "citadel_server_success_cert_issuance_count"); got != 1 {

@@ -95,7 +95,8 @@ func TestIssuedCertificateIsAnX509SVID(t *testing.T) {
 			}
 			verifySVID(t, mc.Root, chain, wantID)
 			verifyChain(t, mc.Root, chain, wantID)
-			if pub, ok := chain[0].PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(key.Public()) {
+			if pub, ok := chain[0].PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok ||
+				!pub.Equal(key.Public()) {
 				t.Error("leaf does not certify the CSR's key")
 			}
 		})

@@ -20,7 +20,8 @@ func verifyChain(tb testing.TB, root *x509.Certificate, chain []*x509.Certificat
 	}
 	leaf := chain[0]
 	for _, eku := range []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth} {
-		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inters, KeyUsages: []x509.ExtKeyUsage{eku},
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inters,
+			KeyUsages:   []x509.ExtKeyUsage{eku},
 			CurrentTime: leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2)}); err != nil {
 			tb.Errorf("serial %x does not verify to the mesh root for EKU %v: %v", leaf.SerialNumber, eku, err)
 		}
@@ -28,7 +29,8 @@ func verifyChain(tb testing.TB, root *x509.Certificate, chain []*x509.Certificat
 	if !chain[len(chain)-1].Equal(root) {
 		tb.Errorf("serial %x: chain does not end with the mesh root", leaf.SerialNumber)
 	}
-	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != wantID || len(leaf.DNSNames)+len(leaf.IPAddresses)+len(leaf.EmailAddresses) != 0 {
+	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != wantID ||
+		len(leaf.DNSNames)+len(leaf.IPAddresses)+len(leaf.EmailAddresses) != 0 {
 		tb.Errorf("serial %x: SANs URIs=%v DNS=%v IP=%v email=%v, want exactly the URI %s", leaf.SerialNumber,
 			leaf.URIs, leaf.DNSNames, leaf.IPAddresses, leaf.EmailAddresses, wantID)
 	}
@@ -42,7 +44,11 @@ func verifySVID(tb testing.TB, root *x509.Certificate, chain []*x509.Certificate
 	bundle := x509bundle.FromX509Authorities(want.TrustDomain(), []*x509.Certificate{root})
 	// go-spiffe verifies at the current time; a certificate seen earlier in a test may have expired since.
 	leaf := chain[0]
-	id, _, err := x509svid.Verify(chain, bundle, x509svid.WithTime(leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore)/2)))
+	id, _, err := x509svid.Verify(
+		chain,
+		bundle,
+		x509svid.WithTime(leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore)/2)),
+	)
 	if err != nil {
 		tb.Errorf("serial %x: go-spiffe x509svid.Verify: %v", leaf.SerialNumber, err)
 		return

@@ -145,7 +145,8 @@ func TestCitadelClientObtainsCertificate(t *testing.T) {
 				t.Fatalf("CSRSign: %v", err)
 			}
 			checkChain(t, mc, chain, keyPEM, !tc.ecdsa, time.Hour)
-			if got := mc.Counter(t, "meshca_certificates_issued_total", map[string]string{"key_type": tc.keyType}); got != 1 {
+			if got := mc.Counter(t, "meshca_certificates_issued_total",
+				map[string]string{"key_type": tc.keyType}); got != 1 {
 				t.Errorf("meshca_certificates_issued_total{key_type=%q} = %v, want 1", tc.keyType, got)
 			}
 		})

@@ -89,7 +89,13 @@ func istiodProblems(r rendered, wantTrustedNodes bool) []string {
 		p = append(p, fmt.Sprintf("istiod ENABLE_CA_SERVER=%q, want \"false\"", env["ENABLE_CA_SERVER"]))
 	}
 	if wantTrustedNodes && env["CA_TRUSTED_NODE_ACCOUNTS"] != "istio-system/ztunnel" {
-		p = append(p, fmt.Sprintf("istiod CA_TRUSTED_NODE_ACCOUNTS=%q, want istio-system/ztunnel", env["CA_TRUSTED_NODE_ACCOUNTS"]))
+		p = append(
+			p,
+			fmt.Sprintf(
+				"istiod CA_TRUSTED_NODE_ACCOUNTS=%q, want istio-system/ztunnel",
+				env["CA_TRUSTED_NODE_ACCOUNTS"],
+			),
+		)
 	}
 	var inj corev1.ConfigMap
 	if !r.find("ConfigMap", "istio-sidecar-injector", &inj) {
@@ -100,8 +106,12 @@ func istiodProblems(r rendered, wantTrustedNodes bool) []string {
 			CAAddress string `json:"caAddress"`
 		} `json:"global"`
 	}
-	if err := json.Unmarshal([]byte(inj.Data["values"]), &injVals); err != nil || injVals.Global.CAAddress != caAddress {
-		p = append(p, fmt.Sprintf("sidecar injector global.caAddress %q (%v), want %q", injVals.Global.CAAddress, err, caAddress))
+	if err := json.Unmarshal([]byte(inj.Data["values"]), &injVals); err != nil ||
+		injVals.Global.CAAddress != caAddress {
+		p = append(
+			p,
+			fmt.Sprintf("sidecar injector global.caAddress %q (%v), want %q", injVals.Global.CAAddress, err, caAddress),
+		)
 	}
 	var mesh corev1.ConfigMap
 	if !r.find("ConfigMap", "istio", &mesh) {
@@ -161,7 +171,13 @@ func TestHelmValues(t *testing.T) {
 // The checks are real: istiod rendered with Istio's defaults fails those that meshca changes (the defaults
 // already trust istio-system/ztunnel and use cluster.local).
 func TestDefaultsFailTheChecks(t *testing.T) {
-	objs, _, err := helm.Render("istio", "istio-system", "istio-control/istio-discovery", values.MakeMap(map[string]any{}, "spec", "values"), nil)
+	objs, _, err := helm.Render(
+		"istio",
+		"istio-system",
+		"istio-control/istio-discovery",
+		values.MakeMap(map[string]any{}, "spec", "values"),
+		nil,
+	)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,7 +61,9 @@ func Start(tb testing.TB, opts Options) *CA {
 		}
 	})
 	audit := newRecorder()
-	log := slog.New(slog.NewMultiHandler(audit, slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	log := slog.New(
+		slog.NewMultiHandler(audit, slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	)
 	reg := prometheus.NewRegistry()
 	dir, g := catest.FileCA(tb)
 	m := catest.StartMeshca(tb, catest.MeshcaOptions{

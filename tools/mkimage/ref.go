@@ -41,7 +41,10 @@ func ParseRef(s string) (Ref, error) {
 		return Ref{}, fmt.Errorf("%w: tag %q is not [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", ErrBadRef, r.Tag)
 	}
 	if r.Tag == "latest" {
-		return Ref{}, fmt.Errorf("%w: the tag latest names no version; tag with the version (make image does)", ErrBadRef)
+		return Ref{}, fmt.Errorf(
+			"%w: the tag latest names no version; tag with the version (make image does)",
+			ErrBadRef,
+		)
 	}
 	parts := strings.Split(r.Repository, "/")
 	for n, p := range parts {

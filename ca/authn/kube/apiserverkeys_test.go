@@ -56,7 +56,8 @@ func TestAPIServerKeysVerifyRealTokens(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := j.Authenticate(ctx, &authn.Request{Token: tt.token}); !errors.Is(err, authn.ErrUnauthenticated) {
+			if _, err := j.Authenticate(ctx,
+				&authn.Request{Token: tt.token}); !errors.Is(err, authn.ErrUnauthenticated) {
 				t.Fatalf("Authenticate: %v, want ErrUnauthenticated", err)
 			} else {
 				t.Logf("refused: %v", err)

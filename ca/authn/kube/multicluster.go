@@ -262,8 +262,11 @@ func checkRemoteKubeconfig(cfg *clientcmdapi.Config) error {
 	var errs []error
 	for name, a := range cfg.AuthInfos {
 		if a.Exec != nil || a.AuthProvider != nil {
-			errs = append(errs, fmt.Errorf("user %q uses an exec or auth-provider plugin, not allowed in remote secrets",
-				name))
+			errs = append(
+				errs,
+				fmt.Errorf("user %q uses an exec or auth-provider plugin, not allowed in remote secrets",
+					name),
+			)
 		}
 		if a.TokenFile != "" || a.ClientCertificate != "" || a.ClientKey != "" {
 			errs = append(errs, fmt.Errorf("user %q refers to files; put the token or client certificate inline", name))

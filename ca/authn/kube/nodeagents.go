@@ -141,8 +141,11 @@ func (a *NodeAgents) Start(ctx context.Context) error {
 	defer cancel()
 	start := time.Now()
 	if !cache.WaitForCacheSync(wctx.Done(), a.pods.HasSynced) {
-		return fmt.Errorf("kube: node agents: pod cache not synced after %s: check that meshca may list and watch pods "+
-			"in all namespaces and that the API server is reachable", a.cfg.SyncTimeout)
+		return fmt.Errorf(
+			"kube: node agents: pod cache not synced after %s: check that meshca may list and watch pods "+
+				"in all namespaces and that the API server is reachable",
+			a.cfg.SyncTimeout,
+		)
 	}
 	a.cfg.Logger.Info("node agent check ready", "pods", len(a.pods.GetStore().ListKeys()),
 		"trusted_accounts", a.cfg.TrustedAccounts, "elapsed", time.Since(start).Round(time.Millisecond))
@@ -214,11 +217,13 @@ func (a *NodeAgents) nodeOf(ctx context.Context, caller *authn.Caller) (string, 
 	}
 	if caller.PodName == "" {
 		return "", deny("cannot tell which node %s/%s runs on: its token names neither a node nor a pod; "+
-			"node agents must use a projected (pod-bound) service-account token", caller.Namespace, caller.ServiceAccount)
+			"node agents must use a projected (pod-bound) service-account token",
+			caller.Namespace, caller.ServiceAccount)
 	}
 	belongs := func(p *corev1.Pod) bool {
 		return p.Name == caller.PodName && p.Namespace == caller.Namespace &&
-			p.Spec.ServiceAccountName == caller.ServiceAccount && (caller.PodUID == "" || string(p.UID) == caller.PodUID)
+			p.Spec.ServiceAccountName == caller.ServiceAccount &&
+			(caller.PodUID == "" || string(p.UID) == caller.PodUID)
 	}
 	var pod *corev1.Pod
 	obj, ok, _ := a.pods.GetStore().GetByKey(caller.Namespace + "/" + caller.PodName)

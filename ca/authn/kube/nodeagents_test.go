@@ -32,7 +32,8 @@ import (
 // podLists counts LIST requests for pods that the API server receives from cfg's client.
 func podLists(cfg *rest.Config) (*rest.Config, *atomic.Int64) {
 	return counting(cfg, func(r *http.Request) bool {
-		return r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/pods") && r.URL.Query().Get("watch") != "true"
+		return r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/pods") &&
+			r.URL.Query().Get("watch") != "true"
 	})
 }
 

@@ -15,8 +15,10 @@ func LoadRESTConfig(path string) (*rest.Config, error) {
 	if path == "" {
 		cfg, err := rest.InClusterConfig()
 		if err != nil {
-			return nil, fmt.Errorf("kube: in-cluster Kubernetes config (set a kubeconfig when running outside a pod): %w",
-				err)
+			return nil, fmt.Errorf(
+				"kube: in-cluster Kubernetes config (set a kubeconfig when running outside a pod): %w",
+				err,
+			)
 		}
 		return cfg, nil
 	}

@@ -49,7 +49,13 @@ func TestUnverifiedClaims(t *testing.T) {
 		exp         int64
 		ok          bool
 	}{
-		{"a JWT with iss and exp", "x." + enc(`{"iss":"https://k","exp":1700000000}`) + ".y", "https://k", 1700000000, true},
+		{
+			"a JWT with iss and exp",
+			"x." + enc(`{"iss":"https://k","exp":1700000000}`) + ".y",
+			"https://k",
+			1700000000,
+			true,
+		},
 		{"a JWT without exp", "x." + enc(`{"iss":"https://k"}`) + ".y", "https://k", 0, false},
 		{"an opaque token", "abcdef", "", 0, false},
 		{"bad base64", "x.!!!.y", "", 0, false},

@@ -209,7 +209,8 @@ func TestTokenReviewRefuses(t *testing.T) {
 			}
 			t.Logf("refused: %v", err)
 			// A refusal is remembered briefly (NegativeTTL) and never as a success.
-			if _, err := tr.Authenticate(ctx, &authn.Request{Token: tt.token}); !errors.Is(err, authn.ErrUnauthenticated) {
+			if _, err := tr.Authenticate(ctx,
+				&authn.Request{Token: tt.token}); !errors.Is(err, authn.ErrUnauthenticated) {
 				t.Fatalf("second attempt: %v, want ErrUnauthenticated", err)
 			}
 			if n := reviews.Load() - before; n != 1 {
@@ -233,7 +234,12 @@ func TestTokenReviewServiceAccountDeletedAfterCaching(t *testing.T) {
 	ns := k.Namespace(t)
 	w := newWorkload(t, k, ns, "short-lived", "node-"+ns)
 	var c clock
-	tr := newTokenReview(t, meshcaConfig(t, k), &c, func(trc *kube.TokenReviewConfig) { trc.CacheTTL = 30 * time.Second })
+	tr := newTokenReview(
+		t,
+		meshcaConfig(t, k),
+		&c,
+		func(trc *kube.TokenReviewConfig) { trc.CacheTTL = 30 * time.Second },
+	)
 	tok := mintToken(t, k.Client, w, authn.DefaultAudience)
 	ctx := context.Background()
 	if _, err := tr.Authenticate(ctx, &authn.Request{Token: tok}); err != nil {
@@ -276,7 +282,8 @@ func TestTokenReviewUnavailable(t *testing.T) {
 	// Without RBAC for TokenReview: unavailable, with a message saying which permission is missing.
 	nobody := rest.AnonymousClientConfig(k.Config)
 	tr = newTokenReview(t, nobody, &c, nil)
-	if _, err := tr.Authenticate(context.Background(), &authn.Request{Token: tok}); !errors.Is(err, authn.ErrUnavailable) {
+	if _, err := tr.Authenticate(context.Background(),
+		&authn.Request{Token: tok}); !errors.Is(err, authn.ErrUnavailable) {
 		t.Fatalf("anonymous client: %v, want ErrUnavailable", err)
 	} else {
 		t.Logf("anonymous: %v", err)
@@ -304,7 +311,10 @@ func waitRefused(t *testing.T, k *catest.Kube, tok string) {
 	deadline := start.Add(30 * time.Second)
 	for {
 		tr, err := k.Client.AuthenticationV1().TokenReviews().Create(context.Background(), &authnv1.TokenReview{
-			Spec: authnv1.TokenReviewSpec{Token: tok, Audiences: []string{authn.DefaultAudience}}}, metav1.CreateOptions{})
+			Spec: authnv1.TokenReviewSpec{
+				Token:     tok,
+				Audiences: []string{authn.DefaultAudience},
+			}}, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
