@@ -81,7 +81,7 @@ fuzz:
 MUTATE_PKGS ?= csr ca ca/authn backends backends/file
 mutate:
 	@g=$$(bash scripts/get-gremlins.sh); for p in $(MUTATE_PKGS); do echo "== $$p"; \
-	  (cd $$p && GOFLAGS=-short $$g unleash --workers 1 --timeout-coefficient 5 . 2>&1 | \
+	  (GOFLAGS=-short $$g unleash --workers 1 --timeout-coefficient 5 ./$$p 2>&1 | \
 	    grep -E '^(Killed|Lived|Not covered|Timed out|Not viable|Mutator|Test efficacy|Mutant coverage)|LIVED') \
 	    || exit 1; done
 
