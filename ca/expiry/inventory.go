@@ -133,8 +133,11 @@ func (c inventoryCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, set := range c.inv.Sets() {
 		for _, cert := range set.Certs {
 			var l [8]string
-			copy(l[:], append(labelsOf(cert.Source), bound(cert.Name(), maxLabel), bound(cert.Serial, 64),
-				fmt.Sprint(cert.IsCA)))
+			isCA := "false"
+			if cert.IsCA {
+				isCA = "true"
+			}
+			copy(l[:], append(labelsOf(cert.Source), bound(cert.Name(), maxLabel), bound(cert.Serial, 64), isCA))
 			keep(series{labels: l, at: cert.NotAfter, labelCount: 7})
 			for _, p := range cert.Problems {
 				problems[[5]string(append(labelsOf(cert.Source), string(p.Kind)))]++

@@ -3,6 +3,7 @@ package expiry_test
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/pem"
 	"fmt"
 	"net/http"
@@ -300,4 +301,23 @@ func FuzzParseSet(f *testing.F) {
 		}
 		expiry.NewReport([]*expiry.Set{set}, expiry.ReportOptions{Now: t0}).WriteTable(&bytes.Buffer{})
 	})
+}
+
+// The serving certificate's gauges follow the certificate the server holds, and say nothing before it has one.
+func TestServingCertificateGauges(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	var cur *x509.Certificate
+	if err := expiry.RegisterServing(reg, func() *x509.Certificate { return cur }); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(gather(t, reg, "meshca_serving_certificate_expiry_timestamp_seconds")); n != 0 {
+		t.Errorf("%d series before there is a certificate", n)
+	}
+	cur = makeCert(t, certSpec{CN: "meshca", Serial: 5, NotBefore: t0, Life: day}).Cert
+	if got := gather(t, reg, "meshca_serving_certificate_expiry_timestamp_seconds")[""]; got != float64(cur.NotAfter.Unix()) {
+		t.Errorf("expiry %v, want %v", got, cur.NotAfter.Unix())
+	}
+	if got := gather(t, reg, "meshca_serving_certificate_not_before_timestamp_seconds")[""]; got != float64(t0.Unix()) {
+		t.Errorf("notBefore %v, want %v", got, t0.Unix())
+	}
 }
