@@ -329,7 +329,8 @@ func TestAlertsHaveRunbooks(t *testing.T) {
 			t.Errorf("alert %s: no \"### %s\" section in docs/runbooks.md", name, name)
 			continue
 		}
-		if !bytes.Contains(section[1], []byte("**What it means.**")) || !bytes.Contains(section[1], []byte("**What to do.**")) {
+		body := string(section[1])
+		if !strings.Contains(body, "**What it means.**") || !strings.Contains(body, "**What to do.**") {
 			t.Errorf("alert %s: its runbook section lacks \"What it means\" or \"What to do\"", name)
 		}
 	}

@@ -314,7 +314,8 @@ func TestServingCertificateGauges(t *testing.T) {
 		t.Errorf("%d series before there is a certificate", n)
 	}
 	cur = makeCert(t, certSpec{CN: "meshca", Serial: 5, NotBefore: t0, Life: day}).Cert
-	if got := gather(t, reg, "meshca_serving_certificate_expiry_timestamp_seconds")[""]; got != float64(cur.NotAfter.Unix()) {
+	got := gather(t, reg, "meshca_serving_certificate_expiry_timestamp_seconds")[""]
+	if got != float64(cur.NotAfter.Unix()) {
 		t.Errorf("expiry %v, want %v", got, cur.NotAfter.Unix())
 	}
 	if got := gather(t, reg, "meshca_serving_certificate_not_before_timestamp_seconds")[""]; got != float64(t0.Unix()) {
