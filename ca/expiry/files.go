@@ -46,6 +46,7 @@ type FileWatcher struct {
 	cfg     FilesConfig
 	digests map[string][sha256.Size]byte
 	errs    map[string]string
+	sources map[string]Source // the Source each path was last stored under
 }
 
 // NewFileWatcher checks cfg and returns a watcher; call Scan or Run to read the files.
@@ -62,7 +63,8 @@ func NewFileWatcher(cfg FilesConfig) (*FileWatcher, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &FileWatcher{cfg: cfg, digests: map[string][sha256.Size]byte{}, errs: map[string]string{}}, nil
+	return &FileWatcher{cfg: cfg, digests: map[string][sha256.Size]byte{}, errs: map[string]string{},
+		sources: map[string]Source{}}, nil
 }
 
 // Scan reads every path once and updates the inventory where the content changed. It is not safe to call
@@ -70,6 +72,10 @@ func NewFileWatcher(cfg FilesConfig) (*FileWatcher, error) {
 func (w *FileWatcher) Scan() {
 	for _, path := range w.cfg.Paths {
 		src, files, err := readPath(path)
+		if old, ok := w.sources[path]; ok && old != src { // a file that vanished, a directory that became a file
+			w.cfg.Inventory.Delete(old)
+		}
+		w.sources[path] = src
 		if err != nil {
 			if w.errs[path] != err.Error() {
 				w.cfg.Logger.Warn("expiry: cannot read a watched path", "path", bound(path, maxLabel), "error", err)

@@ -249,6 +249,20 @@ func TestFileWatcherFollowsChanges(t *testing.T) {
 		s[0].Problems[0].Kind != expiry.ProblemUnreadable {
 		t.Errorf("after removal: %+v", s)
 	}
+	single := filepath.Join(dir, "v1", "ca-cert.pem")
+	w, err = expiry.NewFileWatcher(expiry.FilesConfig{Paths: []string{single}, Inventory: inv,
+		Logger: catest.DiscardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := len(inv.Sets())
+	w.Scan()
+	os.Remove(single)
+	w.Scan()
+	if s := inv.Sets(); len(s) != before+1 {
+		t.Errorf("after a watched file vanished: %d sets, want %d (its certificates replaced by a problem)",
+			len(s), before+1)
+	}
 	if _, err := expiry.NewFileWatcher(expiry.FilesConfig{Inventory: inv}); err == nil {
 		t.Error("a watcher without paths was accepted")
 	}

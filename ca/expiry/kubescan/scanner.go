@@ -82,9 +82,9 @@ func (s *Scanner) delete(obj any) {
 	s.cfg.Inventory.Delete(src)
 }
 
-// Run starts the informers, waits at most SyncTimeout for their first lists, and keeps them running until ctx
-// ends. It returns an error when the first lists did not complete (RBAC, an unreachable API server); the
-// informers keep retrying in the background until ctx ends.
+// Run starts the informers, which run until ctx ends, and returns once their first lists have completed, or
+// with an error after SyncTimeout when they have not (RBAC, an unreachable API server); the informers then
+// keep retrying in the background. Call it once.
 func (s *Scanner) Run(ctx context.Context) error {
 	for _, inf := range s.informers {
 		go inf.RunWithContext(ctx)
