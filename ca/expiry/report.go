@@ -23,12 +23,15 @@ const (
 	WarnCRLStale    Warning = "crl_stale"     // in the last quarter of its thisUpdate..nextUpdate window
 )
 
-// Exit statuses of a report (ExitCode).
+// Exit statuses of a report (ExitCode). ExitExpiring: a certificate expires within the threshold or has
+// expired, or a CRL is stale or expired. ExitProblem, when nothing is expiring: a check failed (chain, key,
+// CRL signature), a certificate is not yet valid, or a source could not be read. ExitError: the report could
+// not be made (no input, or writing it failed).
 const (
-	ExitOK       = 0 // nothing expires within the threshold, every check passed
-	ExitExpiring = 1 // a certificate expires within the threshold or has expired, or a CRL is stale or expired
-	ExitProblem  = 2 // otherwise: a check failed (chain, key, CRL signature) or a source could not be read
-	ExitError    = 3 // the report could not be made (no input, or writing it failed)
+	ExitOK       = 0
+	ExitExpiring = 1
+	ExitProblem  = 2
+	ExitError    = 3
 )
 
 // ReportOptions set the time and threshold a report is made for.
@@ -88,10 +91,11 @@ func NewReport(sets []*Set, opts ReportOptions) *Report {
 			case c.NotAfter.Sub(now) <= opts.Within:
 				row.Warnings = append(row.Warnings, WarnExpiring)
 			}
+			expiring = expiring || len(row.Warnings) > 0
 			if now.Before(c.NotBefore) {
 				row.Warnings = append(row.Warnings, WarnNotYetValid)
+				problem = true
 			}
-			expiring = expiring || len(row.Warnings) > 0
 			for _, p := range c.Problems {
 				row.Warnings = append(row.Warnings, Warning(p.Kind))
 				problem = true
