@@ -108,21 +108,21 @@ func TestScannerFollowsTheCluster(t *testing.T) {
 	l1 := leaf(0x101)
 	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "istio.default",
 		Labels: map[string]string{kubescan.KeyAndCertLabel: "true"}}, Data: map[string][]byte{
-		"cert-chain.pem": certtest.CertsPEM(l1), "key.pem": certtest.KeyPEM(t, l1.Key),
+		"cert-chain.pem": certtest.CertsPEM(l1, p.Inter), "key.pem": certtest.KeyPEM(t, l1.Key),
 		"root-cert.pem": certtest.CertsPEM(p.Root)}}
 	if _, err := secrets.Create(ctx, sec, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	follow("a created key-and-cert Secret", certMetric, leafSeries("istio.default", 0x101),
-		"name=istio.default", "key=cert-chain.pem")
+		"name=istio.default", "key=cert-chain.pem", "ca=false")
 
 	l2 := leaf(0x102)
-	sec.Data["cert-chain.pem"], sec.Data["key.pem"] = certtest.CertsPEM(l2), certtest.KeyPEM(t, l1.Key)
+	sec.Data["cert-chain.pem"], sec.Data["key.pem"] = certtest.CertsPEM(l2, p.Inter), certtest.KeyPEM(t, l1.Key)
 	if _, err := secrets.Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	follow("an updated Secret", certMetric, leafSeries("istio.default", 0x102), "name=istio.default",
-		"key=cert-chain.pem")
+		"key=cert-chain.pem", "ca=false")
 	follow("its key no longer matching", "meshca_scanned_problems", []string{
 		fmt.Sprintf("key=cert-chain.pem,name=istio.default,namespace=%s,problem=key_mismatch,source=secret", ns)},
 		"namespace="+ns)

@@ -48,7 +48,7 @@ func TestListGolden(t *testing.T) {
 			"cert-chain.pem": certtest.CertsPEM(p.Inter, p.Root), "root-cert.pem": certtest.CertsPEM(p.Root)}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "istio.default",
 			Labels: map[string]string{kubescan.KeyAndCertLabel: "true"}}, Data: map[string][]byte{
-			"cert-chain.pem": certtest.CertsPEM(leaf), "key.pem": certtest.KeyPEM(t, leaf.Key),
+			"cert-chain.pem": certtest.CertsPEM(leaf, p.Inter), "key.pem": certtest.KeyPEM(t, leaf.Key),
 			"root-cert.pem": certtest.CertsPEM(p.Root)}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "web-tls",
 			Labels: map[string]string{"meshca.io/expiry-scan": "true"}}, Type: corev1.SecretTypeTLS,
