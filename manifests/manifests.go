@@ -7,3 +7,9 @@ import _ "embed"
 //
 //go:embed base/rbac.yaml
 var RBAC []byte
+
+// ExpiryScannerRBAC is components/expiry-scanner/rbac.yaml: the ClusterRole and binding the expiry scanner
+// (ca/expiry/kubescan) needs beyond RBAC.
+//
+//go:embed components/expiry-scanner/rbac.yaml
+var ExpiryScannerRBAC []byte

@@ -131,7 +131,10 @@ func TestQueriesUseExportedMetrics(t *testing.T) {
 
 // promqlFuncs are the PromQL functions and aggregations the shipped queries may use.
 var promqlFuncs = []string{"sum", "min", "max", "avg", "count", "rate", "increase", "histogram_quantile",
-	"absent", "vector", "time", "by", "without", "on", "ignoring", "group_left", "group_right"}
+	"absent", "vector", "time", "bottomk", "by", "without", "on", "ignoring", "group_left", "group_right"}
+
+// promqlOperators are the keyword operators that may precede a parenthesis.
+var promqlOperators = []string{"and", "or", "unless"}
 
 // A light syntax check of every query (the Prometheus parser is too heavy a dependency for meshca's go.mod):
 // balanced brackets and quotes, known functions, and range selectors Prometheus accepts.
@@ -160,7 +163,8 @@ func TestQueriesAreWellFormed(t *testing.T) {
 			t.Errorf("%s: unclosed quote or bracket in %s", q.where, q.expr)
 		}
 		for _, m := range funcCall.FindAllStringSubmatch(q.expr, -1) {
-			if !slices.Contains(promqlFuncs, m[1]) && !metricName.MatchString(m[1]) {
+			if !slices.Contains(promqlFuncs, m[1]) && !slices.Contains(promqlOperators, m[1]) &&
+				!metricName.MatchString(m[1]) {
 				t.Errorf("%s: unknown function %s(", q.where, m[1])
 			}
 		}
