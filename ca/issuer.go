@@ -43,10 +43,19 @@ type Config struct {
 	Logger, Audit *slog.Logger
 	// Registerer receives the metrics; nil leaves them unregistered.
 	Registerer prometheus.Registerer
+	// Observer, when set, is told of every workload certificate issued (e.g. expiry.Tracker, for the
+	// per-identity expiry gauges and the stuck-agent signal). It is called on the request path: it must be
+	// cheap and must not block.
+	Observer IssuanceObserver
 	// ExtraRoots, when set, returns trust anchors that workloads should trust beside the backends' roots
 	// (a federated mesh's root, the next root of a rotation). They join the trust bundle in every response;
 	// they do not authenticate anything at meshca.
 	ExtraRoots func(context.Context) ([]*x509.Certificate, error)
+}
+
+// IssuanceObserver is told of every workload certificate issued.
+type IssuanceObserver interface {
+	Observe(id csr.Identity, notBefore, notAfter time.Time)
 }
 
 // Issuer is meshca's issuance core. It is safe for concurrent use.
@@ -63,6 +72,7 @@ type Issuer struct {
 	chains   chainCache
 	bundle   trustBundle
 	limits   *limiter
+	observer IssuanceObserver
 
 	extraRoots func(context.Context) ([]*x509.Certificate, error)
 }
@@ -95,7 +105,8 @@ func New(cfg Config) (*Issuer, error) {
 	i := &Issuer{backends: cfg.Backends, authn: cfg.Authenticator, imp: cfg.Impersonator,
 		policy: cfg.Policy.withDefaults(), timeout: cfg.SignTimeout, clock: cfg.Clock, log: cfg.Logger,
 		audit:  cfg.Audit,
-		bundle: trustBundle{last: map[string][]*x509.Certificate{}}, extraRoots: cfg.ExtraRoots}
+		bundle: trustBundle{last: map[string][]*x509.Certificate{}}, extraRoots: cfg.ExtraRoots,
+		observer: cfg.Observer}
 	if i.timeout == 0 {
 		i.timeout = 10 * time.Second
 	}
@@ -216,6 +227,9 @@ func (i *Issuer) issue(ctx context.Context, req *Request, rec *auditRecord) (*Re
 	leaf := resp.Leaf()
 	rec.backend, rec.serial, rec.notAfter = name, fmt.Sprintf("%x", leaf.SerialNumber), leaf.NotAfter
 	i.m.issued.WithLabelValues(name, parsed.KeyType).Inc()
+	if i.observer != nil {
+		i.observer.Observe(target, leaf.NotBefore, leaf.NotAfter)
+	}
 	return &Result{Chain: resp.Chain, TrustBundle: bundle, Identity: target, Backend: name}, nil
 }
 

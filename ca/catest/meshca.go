@@ -79,6 +79,8 @@ type MeshcaOptions struct {
 	Logger *slog.Logger
 	// ServingTTL is the lifetime of meshca's serving certificate; default the server's (24h).
 	ServingTTL time.Duration
+	// Observer is told of every issuance (ca.Config.Observer).
+	Observer ca.IssuanceObserver
 	// Limits are the issuer's flood limits; the zero value is meshca's defaults.
 	Limits ca.Limits
 	// ExtraRoots join the trust bundle of every response (ca.Config.ExtraRoots).
@@ -115,7 +117,7 @@ func StartMeshca(tb testing.TB, o MeshcaOptions) *Meshca {
 	}
 	chain := authn.Chain{jwt}
 	cfg := ca.Config{Backends: o.Backends, Authenticator: &chain, Impersonator: o.Impersonator,
-		Policy: *o.Policy, Limits: o.Limits, Logger: o.Logger, Audit: o.Logger, Registerer: o.Registry}
+		Policy: *o.Policy, Limits: o.Limits, Observer: o.Observer, Logger: o.Logger, Audit: o.Logger, Registerer: o.Registry}
 	if o.ExtraRoots != nil {
 		cfg.ExtraRoots = func(context.Context) ([]*x509.Certificate, error) { return o.ExtraRoots, nil }
 	}
