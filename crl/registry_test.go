@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshca/meshca/backends/file"
 	"github.com/meshca/meshca/crl"
 	"github.com/meshca/meshca/crl/internal/crltest"
 )
@@ -298,31 +297,5 @@ func TestIssueChecksWhatTheSignerReturns(t *testing.T) {
 	wrong := crl.KeySigner{CA: e.pki.Inter, Key: crltest.Key(t)} // signs under the right name with another key
 	if _, err := e.reg.Issue(context.Background(), e.pki.Inter, wrong); !errors.Is(err, crl.ErrBadCRL) {
 		t.Fatalf("a CRL signed by another key: err = %v, want ErrBadCRL", err)
-	}
-}
-
-// TestFileBackendSignsCRLs checks that the file backend's backends.CRLSigner is a crl.Signer for its CA.
-func TestFileBackendSignsCRLs(t *testing.T) {
-	g, err := file.Generate(file.GenerateOptions{Organization: "cluster.local"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := g.WriteDir(dir); err != nil {
-		t.Fatal(err)
-	}
-	b, err := file.New(context.Background(), file.Config{Dir: dir, Logger: discard()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	e := newEnv(t)
-	var s crl.Signer = b
-	c, err := e.reg.Issue(context.Background(), g.Intermediate, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.List.CheckSignatureFrom(g.Intermediate); err != nil {
-		t.Fatal(err)
 	}
 }

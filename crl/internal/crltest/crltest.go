@@ -136,3 +136,20 @@ func WritePEM(tb testing.TB, dir, name string, certs ...*x509.Certificate) strin
 	}
 	return path
 }
+
+// NewIntermediate returns a PKI with the same root and a new intermediate named after name, as an
+// intermediate rotation makes.
+func (p *PKI) NewIntermediate(tb testing.TB, name string) *PKI {
+	tb.Helper()
+	n := *p
+	n.InterKey = Key(tb)
+	n.Inter = sign(tb, &x509.Certificate{
+		Subject:               pkix.Name{Organization: []string{"meshca test"}, CommonName: name + " intermediate"},
+		NotBefore:             p.Now.Add(-time.Hour),
+		NotAfter:              p.Now.Add(365 * 24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+	}, p.Root, n.InterKey.Public(), p.RootKey)
+	return &n
+}
