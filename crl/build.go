@@ -86,8 +86,13 @@ func (r *Registry) Issue(ctx context.Context, ca *x509.Certificate, s Signer) (*
 		NextUpdate: info.NextUpdate,
 	}
 	for _, e := range r.listed(st, id, info.ThisUpdate) {
+		// thisUpdate is backdated; a revocation time after it would be one the CRL's issuer had not seen yet.
+		at := e.RevokedAt
+		if at.After(info.ThisUpdate) {
+			at = info.ThisUpdate
+		}
 		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{
-			SerialNumber: e.Serial, RevocationTime: e.RevokedAt, ReasonCode: int(e.Reason)})
+			SerialNumber: e.Serial, RevocationTime: at, ReasonCode: int(e.Reason)})
 	}
 	der, err := s.SignCRL(ctx, tmpl)
 	if err != nil {

@@ -61,8 +61,8 @@ func TestRevokedSerialIsInTheCRL(t *testing.T) {
 	if d := l.NextUpdate.Sub(l.ThisUpdate); d != 24*time.Hour {
 		t.Errorf("nextUpdate - thisUpdate = %s, want the default 24h", d)
 	}
-	if l.ThisUpdate.After(e.clk.Now()) {
-		t.Errorf("thisUpdate %s is in the future", l.ThisUpdate)
+	if l.ThisUpdate.After(e.clk.Now()) || got.RevocationTime.After(l.ThisUpdate) {
+		t.Errorf("thisUpdate %s is in the future, or the revocation time %s after it", l.ThisUpdate, got.RevocationTime)
 	}
 	again, err := e.reg.Revoke(ctx, crl.RevokeRequest{Certificate: leaf, Reason: crl.Superseded})
 	if err != nil || !again.Existing || again.Reason != crl.KeyCompromise {
