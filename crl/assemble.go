@@ -67,7 +67,8 @@ func (p *Publisher) assemble(cas []*x509.Certificate, own, others []*CRL, now ti
 		next.pem = EncodeBundle(ders...)
 	}
 	next.report = rep
-	p.note("coverage", TargetCoverage, coverageErr(rep, p.cfg.FailClosed), "not every CA of the served chains has a valid CRL")
+	p.note("coverage", TargetCoverage, coverageErr(rep, p.cfg.FailClosed),
+		"not every CA of the served chains has a valid CRL")
 	if rep.Complete {
 		p.m.complete.Set(1)
 	} else {
@@ -75,7 +76,8 @@ func (p *Publisher) assemble(cas []*x509.Certificate, own, others []*CRL, now ti
 	}
 	prev := p.cur.Swap(next)
 	if prev == nil || !bytes.Equal(prev.pem, next.pem) {
-		p.cfg.Logger.Info("ca-crl.pem changed", "crls", len(next.crls), "bytes", len(next.pem), "complete", rep.Complete)
+		p.cfg.Logger.Info("ca-crl.pem changed", "crls", len(next.crls), "bytes", len(next.pem),
+			"complete", rep.Complete)
 		p.changed.notify()
 	}
 	return rep

@@ -69,7 +69,8 @@ func (r *Registry) Issue(ctx context.Context, ca *x509.Certificate, s Signer) (*
 	now := seconds(r.cfg.Clock())
 	if !r.current(st, id, now) {
 		var err error
-		if st, err = r.update(ctx, func(s *State, now time.Time) (bool, error) { return r.refreshCRL(s, id, now), nil }); err != nil {
+		refresh := func(s *State, now time.Time) (bool, error) { return r.refreshCRL(s, id, now), nil }
+		if st, err = r.update(ctx, refresh); err != nil {
 			return nil, fmt.Errorf("crl: recording a new CRL for %s: %w", id, err)
 		}
 	}

@@ -22,7 +22,8 @@ func ParseBundle(data []byte) ([]*x509.RevocationList, error) {
 		if block == nil {
 			return nil, fmt.Errorf("crl: %w: text that is not a PEM block after CRL %d", ErrBadCRL, len(out))
 		}
-		if skipped := rest[:len(rest)-len(next)]; !bytes.HasPrefix(bytes.TrimLeft(skipped, " \t\r\n"), []byte("-----BEGIN")) {
+		skipped := bytes.TrimLeft(rest[:len(rest)-len(next)], " \t\r\n")
+		if !bytes.HasPrefix(skipped, []byte("-----BEGIN")) {
 			return nil, fmt.Errorf("crl: %w: text before PEM block %d", ErrBadCRL, len(out)+1)
 		}
 		if block.Type != pemType {

@@ -26,7 +26,8 @@ func twoCRLs(tb testing.TB) []byte {
 func TestParseBundle(t *testing.T) {
 	good := twoCRLs(t)
 	block, _ := pem.Decode(good)
-	withHeaders := pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Headers: map[string]string{"a": "b"}, Bytes: block.Bytes})
+	withHeaders := pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Headers: map[string]string{"a": "b"},
+		Bytes: block.Bytes})
 	for _, tc := range []struct {
 		name  string
 		data  []byte

@@ -53,8 +53,8 @@ func Check(cas []*x509.Certificate, crls []*x509.RevocationList, now time.Time) 
 			continue
 		}
 		for j, parent := range cas {
-			if j == i || out[j].Err != nil || bytes.Equal(ca.Raw, parent.Raw) || !bytes.Equal(ca.RawIssuer, parent.RawSubject) ||
-				ca.CheckSignatureFrom(parent) != nil {
+			if j == i || out[j].Err != nil || bytes.Equal(ca.Raw, parent.Raw) ||
+				!bytes.Equal(ca.RawIssuer, parent.RawSubject) || ca.CheckSignatureFrom(parent) != nil {
 				continue
 			}
 			for _, e := range crls[out[j].Index].RevokedCertificateEntries {

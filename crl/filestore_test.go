@@ -54,12 +54,14 @@ func crashChild(path string) error {
 	notAfter := time.Now().Add(24 * time.Hour)
 	for i := next; ; i++ {
 		for j := range int64(20) {
-			if err := reg.Record(crl.Issuance{Serial: big.NewInt(1_000_000 + i*100 + j), CA: crashCA,
-				Identity: "spiffe://cluster.local/ns/crash/sa/sa-" + strconv.FormatInt(j, 10), NotAfter: notAfter}); err != nil {
+			rec := crl.Issuance{Serial: big.NewInt(1_000_000 + i*100 + j), CA: crashCA, NotAfter: notAfter,
+				Identity: "spiffe://cluster.local/ns/crash/sa/sa-" + strconv.FormatInt(j, 10)}
+			if err := reg.Record(rec); err != nil {
 				return err
 			}
 		}
-		if _, err := reg.Revoke(ctx, crl.RevokeRequest{Serial: big.NewInt(i), CA: crashCA, NotAfter: notAfter}); err != nil {
+		req := crl.RevokeRequest{Serial: big.NewInt(i), CA: crashCA, NotAfter: notAfter}
+		if _, err := reg.Revoke(ctx, req); err != nil {
 			return err
 		}
 		if _, err := fmt.Fprintln(os.Stdout, i); err != nil { // the acknowledgement

@@ -37,7 +37,8 @@ func TestOpenSSLReadsTheCRL(t *testing.T) {
 	bin := opensslBin(t)
 	e := newEnv(t)
 	leaf := e.issue(t, idA, time.Hour)
-	if _, err := e.reg.Revoke(context.Background(), crl.RevokeRequest{Certificate: leaf, Reason: crl.KeyCompromise}); err != nil {
+	req := crl.RevokeRequest{Certificate: leaf, Reason: crl.KeyCompromise}
+	if _, err := e.reg.Revoke(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
 	c := e.crlOf(t)
@@ -70,7 +71,8 @@ func TestOpenSSLVerifyRefusesRevokedLeaves(t *testing.T) {
 	pe := newPublisher(t)
 	dir := t.TempDir()
 	good, bad := pe.pki.Leaf(t, idA, time.Hour), pe.pki.Leaf(t, idB, time.Hour)
-	if _, err := pe.env.reg.Revoke(context.Background(), crl.RevokeRequest{Certificate: bad, Reason: crl.KeyCompromise}); err != nil {
+	req := crl.RevokeRequest{Certificate: bad, Reason: crl.KeyCompromise}
+	if _, err := pe.env.reg.Revoke(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
 	if rep := pe.pub.Refresh(context.Background()); !rep.Complete {
@@ -96,10 +98,12 @@ func TestOpenSSLVerifyRefusesRevokedLeaves(t *testing.T) {
 	}{
 		{"a good leaf is accepted with the published CRLs", full, goodPath, true, ""},
 		{"the revoked leaf is refused", full, badPath, false, "certificate revoked"},
-		{"without the root's CRL even a good leaf is refused", interOnly, goodPath, false, "unable to get certificate CRL"},
+		{"without the root's CRL even a good leaf is refused", interOnly, goodPath, false,
+			"unable to get certificate CRL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := run(t, bin, "verify", "-crl_check_all", "-CRLfile", tc.crls, "-CAfile", root, "-untrusted", inter, tc.leaf)
+			out, err := run(t, bin, "verify", "-crl_check_all", "-CRLfile", tc.crls, "-CAfile", root,
+				"-untrusted", inter, tc.leaf)
 			if tc.ok {
 				if err != nil {
 					t.Fatalf("openssl verify refused: %v\n%s", err, out)

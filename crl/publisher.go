@@ -236,7 +236,8 @@ func (p *Publisher) Refresh(ctx context.Context) Report {
 		if err == nil && len(chain) == 0 {
 			err = errors.New("empty chain")
 		}
-		p.note("chain/"+a.Name, TargetSource, err, "reading the CA chain failed; the last one stays", "authority", a.Name)
+		p.note("chain/"+a.Name, TargetSource, err, "reading the CA chain failed; the last one stays",
+			"authority", a.Name)
 		if err == nil {
 			p.chains[i] = chain
 		}

@@ -164,7 +164,8 @@ func TestPublisherFollowsRevocationsAtOnce(t *testing.T) {
 	}
 	changed := pe.pub.Changed()
 	start := time.Now()
-	if _, err := pe.env.reg.Revoke(ctx, crl.RevokeRequest{Serial: bad.SerialNumber, Reason: crl.KeyCompromise}); err != nil {
+	req := crl.RevokeRequest{Serial: bad.SerialNumber, Reason: crl.KeyCompromise}
+	if _, err := pe.env.reg.Revoke(ctx, req); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -239,7 +240,8 @@ func TestPublisherTakesTheCRLOfABackendThatOwnsRevocation(t *testing.T) {
 
 func TestPublisherPrefersItsOwnCRLToAFileCRLOfTheSameCA(t *testing.T) {
 	pe := newPublisher(t)
-	foreign := crltest.CRL(t, pe.pki.Inter, pe.pki.InterKey, 1<<62, pe.pki.Now, pe.pki.Now.Add(time.Hour), big.NewInt(5))
+	foreign := crltest.CRL(t, pe.pki.Inter, pe.pki.InterKey, 1<<62, pe.pki.Now, pe.pki.Now.Add(time.Hour),
+		big.NewInt(5))
 	pe.writeRoot(t, crl.EncodeBundle(pe.pki.RootCRL(t, 1, 48*time.Hour), foreign))
 	pe.pub.Refresh(context.Background())
 	if c := pe.pub.CRLs()[0]; c.Origin != "meshca" || c.List.Number.Int64() == 1<<62 {

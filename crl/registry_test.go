@@ -259,7 +259,8 @@ func TestRevokeRefusesBadRequests(t *testing.T) {
 		{"a 21-octet serial is refused", crl.RevokeRequest{Serial: new(big.Int).Lsh(big.NewInt(1), 161), CA: ca},
 			crl.ErrInvalidRequest},
 		{"removeFromCRL is refused", crl.RevokeRequest{Serial: big.NewInt(7), CA: ca, Reason: 8}, crl.ErrInvalidReason},
-		{"a malformed CA id is refused", crl.RevokeRequest{Serial: big.NewInt(7), CA: "ski:xyz"}, crl.ErrInvalidRequest},
+		{"a malformed CA id is refused", crl.RevokeRequest{Serial: big.NewInt(7), CA: "ski:xyz"},
+			crl.ErrInvalidRequest},
 		{"an overlong identity is refused", crl.RevokeRequest{Serial: big.NewInt(7), CA: ca,
 			Identity: "spiffe://x/" + strings.Repeat("a", crl.MaxIdentityLen)}, crl.ErrInvalidRequest},
 	} {
@@ -269,7 +270,8 @@ func TestRevokeRefusesBadRequests(t *testing.T) {
 			}
 		})
 	}
-	if err := e.reg.Record(crl.Issuance{Serial: big.NewInt(5), Identity: "", CA: ca}); !errors.Is(err, crl.ErrInvalidRequest) {
+	err := e.reg.Record(crl.Issuance{Serial: big.NewInt(5), Identity: "", CA: ca})
+	if !errors.Is(err, crl.ErrInvalidRequest) {
 		t.Errorf("Record without identity: %v, want ErrInvalidRequest", err)
 	}
 	if len(e.reg.Entries()) != 0 {

@@ -70,7 +70,8 @@ func (r *Registry) Revoke(ctx context.Context, req RevokeRequest) (Revocation, e
 		if err := r.resolve(s, &e, now); err != nil {
 			return false, err
 		}
-		if i := slices.IndexFunc(s.Revoked, func(x Entry) bool { return x.CA == e.CA && x.Serial.Cmp(e.Serial) == 0 }); i >= 0 {
+		same := func(x Entry) bool { return x.CA == e.CA && x.Serial.Cmp(e.Serial) == 0 }
+		if i := slices.IndexFunc(s.Revoked, same); i >= 0 {
 			res = Revocation{Entry: s.Revoked[i], CRLNumber: s.CRLs[e.CA].Number, Existing: true}
 			return false, nil
 		}

@@ -174,10 +174,12 @@ func Marshal(s *State) ([]byte, error) {
 	}
 	issued := slices.Clone(s.Issued)
 	slices.SortFunc(issued, func(a, b Issuance) int {
-		return cmp.Or(a.NotAfter.Compare(b.NotAfter), strings.Compare(string(a.CA), string(b.CA)), a.Serial.Cmp(b.Serial))
+		return cmp.Or(a.NotAfter.Compare(b.NotAfter), strings.Compare(string(a.CA), string(b.CA)),
+			a.Serial.Cmp(b.Serial))
 	})
 	for _, r := range issued {
-		w.Issued = append(w.Issued, wireIssuance{r.Serial.Text(16), r.Identity, r.CA, unix(r.NotAfter), unix(r.IssuedAt)})
+		w.Issued = append(w.Issued,
+			wireIssuance{r.Serial.Text(16), r.Identity, r.CA, unix(r.NotAfter), unix(r.IssuedAt)})
 	}
 	if len(s.Quarantine) > 0 {
 		w.Quarantine = make(map[string]int64, len(s.Quarantine))

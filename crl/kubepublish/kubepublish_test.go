@@ -39,8 +39,8 @@ var (
 	}
 	leaseRules = []rbacv1.PolicyRule{
 		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"create"}},
-		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, ResourceNames: []string{"meshca-crl"},
-			Verbs: []string{"get", "update"}},
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"},
+			ResourceNames: []string{"meshca-crl"}, Verbs: []string{"get", "update"}},
 	}
 )
 
@@ -69,7 +69,8 @@ func newFixture(t *testing.T, withRootCRL bool) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	if f.reg, err = crl.NewRegistry(context.Background(), crl.RegistryConfig{Store: store, Logger: discard()}); err != nil {
+	f.reg, err = crl.NewRegistry(context.Background(), crl.RegistryConfig{Store: store, Logger: discard()})
+	if err != nil {
 		t.Fatal(err)
 	}
 	f.rootFile = filepath.Join(dir, "ca-crl.pem")
@@ -125,10 +126,14 @@ func (f *fixture) publisher(t *testing.T, identity, selector string, src kubepub
 	return p, f.run(t, p.Run)
 }
 
+func (f *fixture) configMap(ns string) (*corev1.ConfigMap, error) {
+	return f.k.Client.CoreV1().ConfigMaps(ns).Get(context.Background(), kubepublish.ConfigMapName, metav1.GetOptions{})
+}
+
 // holds checks that the ConfigMap of ns holds want with Istio's label.
 func (f *fixture) holds(ns string, want func(string) error) func() error {
 	return func() error {
-		cm, err := f.k.Client.CoreV1().ConfigMaps(ns).Get(context.Background(), kubepublish.ConfigMapName, metav1.GetOptions{})
+		cm, err := f.configMap(ns)
 		if err != nil {
 			return err
 		}
@@ -174,7 +179,8 @@ func TestConfigMapsInEveryNamespaceFollowRevocations(t *testing.T) {
 	t.Run("a revocation reaches the ConfigMaps within a second", func(t *testing.T) {
 		leaf := f.pki.Leaf(t, "spiffe://cluster.local/ns/shop/sa/cart", time.Hour)
 		start := time.Now()
-		if _, err := f.reg.Revoke(context.Background(), crl.RevokeRequest{Certificate: leaf, Reason: crl.KeyCompromise}); err != nil {
+		req := crl.RevokeRequest{Certificate: leaf, Reason: crl.KeyCompromise}
+		if _, err := f.reg.Revoke(context.Background(), req); err != nil {
 			t.Fatal(err)
 		}
 		lists := func(got string) error {
@@ -198,13 +204,14 @@ func TestConfigMapsInEveryNamespaceFollowRevocations(t *testing.T) {
 	})
 
 	t.Run("an edited ConfigMap is reverted", func(t *testing.T) {
-		cm, err := f.k.Client.CoreV1().ConfigMaps(ns1).Get(context.Background(), kubepublish.ConfigMapName, metav1.GetOptions{})
+		cm, err := f.configMap(ns1)
 		if err != nil {
 			t.Fatal(err)
 		}
 		cm.Data[kubepublish.ConfigMapKey] = "tampered"
 		delete(cm.Labels, kubepublish.IstioConfigLabel)
-		if _, err := f.k.Client.CoreV1().ConfigMaps(ns1).Update(context.Background(), cm, metav1.UpdateOptions{}); err != nil {
+		_, err = f.k.Client.CoreV1().ConfigMaps(ns1).Update(context.Background(), cm, metav1.UpdateOptions{})
+		if err != nil {
 			t.Fatal(err)
 		}
 		catest.Eventually(t, 5*time.Second, "edit reverted", f.holds(ns1, f.current(t)))
@@ -223,7 +230,8 @@ func TestConfigMapsInEveryNamespaceFollowRevocations(t *testing.T) {
 		catest.Eventually(t, 5*time.Second, "ConfigMap", f.holds(ns, f.current(t)))
 		before, _ := f.src.PEM()
 		// No namespace controller runs in the test cluster: the namespace stays Terminating.
-		if err := f.k.Client.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}); err != nil {
+		err := f.k.Client.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
+		if err != nil {
 			t.Fatal(err)
 		}
 		catest.Eventually(t, 5*time.Second, "namespace terminating", func() error {
@@ -234,7 +242,8 @@ func TestConfigMapsInEveryNamespaceFollowRevocations(t *testing.T) {
 			return nil
 		})
 		time.Sleep(300 * time.Millisecond) // the informer sees the phase
-		if _, err := f.reg.Revoke(context.Background(), crl.RevokeRequest{Certificate: f.pki.Leaf(t, "spiffe://x/y", time.Hour)}); err != nil {
+		leaf := f.pki.Leaf(t, "spiffe://x/y", time.Hour)
+		if _, err := f.reg.Revoke(context.Background(), crl.RevokeRequest{Certificate: leaf}); err != nil {
 			t.Fatal(err)
 		}
 		catest.Eventually(t, 5*time.Second, "revocation elsewhere", f.holds(ns1, f.current(t)))
@@ -288,7 +297,7 @@ func TestNothingIsWrittenBeforeTheSourceIsReady(t *testing.T) {
 		return nil
 	})
 	time.Sleep(time.Second)
-	_, err := f.k.Client.CoreV1().ConfigMaps(ns).Get(context.Background(), kubepublish.ConfigMapName, metav1.GetOptions{})
+	_, err := f.configMap(ns)
 	if !apierrors.IsNotFound(err) {
 		t.Fatalf("ConfigMap with a source not ready: %v, want NotFound", err)
 	}

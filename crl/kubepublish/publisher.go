@@ -79,7 +79,8 @@ func (c *Config) Validate() error {
 	if c.LeaseNamespace == "" {
 		errs = append(errs, errors.New("kubepublish: leaseNamespace is required: the namespace meshca runs in"))
 	} else if msgs := validation.IsDNS1123Label(c.LeaseNamespace); len(msgs) > 0 {
-		errs = append(errs, fmt.Errorf("kubepublish: leaseNamespace %q: %s", c.LeaseNamespace, strings.Join(msgs, "; ")))
+		errs = append(errs, fmt.Errorf("kubepublish: leaseNamespace %q: %s", c.LeaseNamespace,
+			strings.Join(msgs, "; ")))
 	}
 	if c.LeaseName != "" {
 		if msgs := validation.IsDNS1123Subdomain(c.LeaseName); len(msgs) > 0 {

@@ -70,7 +70,8 @@ func (f *fixture) replica(t *testing.T) (*kubestore.Store, *crl.Registry) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	r, err := crl.NewRegistry(context.Background(), crl.RegistryConfig{Store: s, Logger: discard(), FlushInterval: time.Hour})
+	r, err := crl.NewRegistry(context.Background(),
+		crl.RegistryConfig{Store: s, Logger: discard(), FlushInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +137,8 @@ func TestTwoReplicasAgreeOnRevocationsAndCRLNumbers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n1, n2 := len(ca1.List.RevokedCertificateEntries), len(ca2.List.RevokedCertificateEntries); n1 != 2*each || n2 != 2*each {
+	n1, n2 := len(ca1.List.RevokedCertificateEntries), len(ca2.List.RevokedCertificateEntries)
+	if n1 != 2*each || n2 != 2*each {
 		t.Fatalf("CRLs list %d and %d entries, want %d: revocations were lost", n1, n2, 2*each)
 	}
 	if ca1.List.Number.Cmp(ca2.List.Number) != 0 || !ca1.List.ThisUpdate.Equal(ca2.List.ThisUpdate) {

@@ -63,8 +63,9 @@ func Impersonate(t testing.TB, k *catest.Kube, ns string, clusterRules, nsRules 
 	}
 	// The RBAC authorizer works from an informer cache: wait until the rules are in effect.
 	catest.Eventually(t, 30*time.Second, "RBAC rules in effect", func() error {
-		r, err := client.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
-			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &probe}}, metav1.CreateOptions{})
+		review := &authorizationv1.SelfSubjectAccessReview{
+			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &probe}}
+		r, err := client.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
 		if err != nil {
 			return err
 		}
