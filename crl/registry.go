@@ -246,7 +246,9 @@ func (r *Registry) Revoked(ca CAID, serial *big.Int) (Entry, bool) {
 	if !ok {
 		return Entry{}, false
 	}
-	return s.state.Revoked[i], true
+	e := s.state.Revoked[i]
+	e.Serial = new(big.Int).Set(e.Serial)
+	return e, true
 }
 
 // Snapshot returns a copy of the current state (for listings; the Registry's own methods are cheaper).

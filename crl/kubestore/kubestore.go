@@ -83,9 +83,11 @@ type Store struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu      sync.Mutex
-	last    *crl.State // last state read or written, with its resourceVersion as Revision
-	waiters chan struct{}
+	mu       sync.Mutex
+	last     *crl.State     // last state read or written, with its resourceVersion as Revision
+	written  *corev1.Secret // the Secret as this store last wrote it
+	replaced string         // the resourceVersion that write replaced
+	waiters  chan struct{}
 }
 
 var (
@@ -198,9 +200,7 @@ func (s *Store) Update(ctx context.Context, fn func(*crl.State) (bool, error)) (
 	var err error
 	for attempt := range s.cfg.MaxAttempts {
 		if attempt == 0 {
-			if obj, ok, _ := s.inf.GetStore().GetByKey(s.cfg.Namespace + "/" + s.cfg.Name); ok {
-				sec = obj.(*corev1.Secret)
-			}
+			sec = s.cached()
 		} else {
 			if err := sleep(ctx, time.Duration(rand.IntN(5*attempt+1))*time.Millisecond); err != nil {
 				return nil, err
@@ -226,17 +226,38 @@ func (s *Store) Update(ctx context.Context, fn func(*crl.State) (bool, error)) (
 		}
 		written, err := s.write(ctx, sec, next)
 		switch {
-		case apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err):
-			continue
+		case apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) || apierrors.IsNotFound(err):
+			continue // changed, created or deleted meanwhile: re-read
 		case err != nil:
 			return nil, err
 		}
 		next.Revision = written.ResourceVersion
 		s.remember(next)
+		s.mu.Lock()
+		s.written, s.replaced = written, ""
+		if sec != nil {
+			s.replaced = sec.ResourceVersion
+		}
+		s.mu.Unlock()
 		return next.Clone(), nil
 	}
 	return nil, fmt.Errorf("kubestore: %w: Secret %s/%s changed under %d consecutive writes", crl.ErrContended,
 		s.cfg.Namespace, s.cfg.Name, s.cfg.MaxAttempts)
+}
+
+// cached returns the Secret as the watch last saw it or, when the watch has not yet delivered this store's own
+// last write, as written: starting from an older version would only cost a conflict and a re-read.
+func (s *Store) cached() *corev1.Secret {
+	var sec *corev1.Secret
+	if obj, ok, _ := s.inf.GetStore().GetByKey(s.cfg.Namespace + "/" + s.cfg.Name); ok {
+		sec = obj.(*corev1.Secret)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.written != nil && (sec == nil && s.replaced == "" || sec != nil && sec.ResourceVersion == s.replaced) {
+		return s.written
+	}
+	return sec
 }
 
 func (s *Store) write(ctx context.Context, sec *corev1.Secret, st *crl.State) (*corev1.Secret, error) {
@@ -268,7 +289,7 @@ func (s *Store) write(ctx context.Context, sec *corev1.Secret, st *crl.State) (*
 	}
 	sec.Data[DataKey] = data
 	out, err := s.secrets.Update(ctx, sec, opts)
-	if err != nil && !apierrors.IsConflict(err) {
+	if err != nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
 		err = fmt.Errorf("kubestore: updating Secret %s/%s: %w", s.cfg.Namespace, s.cfg.Name, err)
 	}
 	return out, err
