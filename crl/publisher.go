@@ -38,6 +38,9 @@ type PublisherConfig struct {
 	// Interval. A file that cannot be read or parsed keeps its previous CRLs in use; a blank file holds none.
 	// A CRL in a file for a CA that meshca signs for is ignored: meshca's own CRL of that CA wins.
 	Files []string `json:"files,omitempty"`
+	// Bundles are other sources of ca-crl.pem content with the same rules as Files, for CRLs that are not in
+	// a file (the ca-crl.pem key of a cacerts Secret read through the API server).
+	Bundles []Bundle `json:"-"`
 	// Interval is how often chains, backend CRLs and files are re-read and CRLs re-issued when due. Default
 	// 10s. A revocation through the Registry is published at once.
 	Interval time.Duration `json:"interval,omitempty"`
@@ -53,6 +56,14 @@ type PublisherConfig struct {
 	Logger *slog.Logger `json:"-"`
 	// Metrics receives the CRL gauges; default unregistered metrics.
 	Metrics *Metrics `json:"-"`
+}
+
+// Bundle is a named source of ca-crl.pem content: zero or more PEM CRLs.
+type Bundle struct {
+	// Name identifies it in logs and CRL origins.
+	Name string
+	// Read returns the current content; an error keeps the last good CRLs in use.
+	Read func(ctx context.Context) ([]byte, error)
 }
 
 // Validate reports every problem with c that a configuration file can cause. It has no side effects.
@@ -126,6 +137,11 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 		}
 		if a.Signer != nil && cfg.Registry == nil {
 			return nil, fmt.Errorf("crl: authority %q signs CRLs but the publisher has no registry", a.Name)
+		}
+	}
+	for _, b := range cfg.Bundles {
+		if b.Read == nil {
+			return nil, fmt.Errorf("crl: bundle %q has no Read", b.Name)
 		}
 	}
 	if cfg.Interval == 0 {
@@ -269,7 +285,12 @@ func (p *Publisher) Refresh(ctx context.Context) Report {
 		}
 	}
 	for _, f := range p.cfg.Files {
-		others = append(others, p.readFile(f)...)
+		data, err := os.ReadFile(f)
+		others = append(others, p.readBundle("file "+f, data, err)...)
+	}
+	for _, b := range p.cfg.Bundles {
+		data, err := b.Read(ctx)
+		others = append(others, p.readBundle("bundle "+b.Name, data, err)...)
 	}
 	cas := CAs(chains...)
 	return p.assemble(cas, own, others, now)
@@ -287,10 +308,10 @@ func (p *Publisher) fromSource(ctx context.Context, a Authority) (*CRL, error) {
 	return &CRL{DER: der, List: list, Origin: "backend " + a.Name}, nil
 }
 
-// readFile returns the CRLs of the file f, or its last good ones when it cannot be read or parsed.
-func (p *Publisher) readFile(f string) []*CRL {
-	prev := p.files[f]
-	data, err := os.ReadFile(f)
+// readBundle returns the CRLs of data read from origin, or the last good ones of origin when err is set or
+// data does not parse.
+func (p *Publisher) readBundle(origin string, data []byte, err error) []*CRL {
+	prev := p.files[origin]
 	if err == nil {
 		d := sha256.Sum256(data)
 		if prev != nil && prev.digest == d {
@@ -300,15 +321,15 @@ func (p *Publisher) readFile(f string) []*CRL {
 		if lists, err = ParseBundle(data); err == nil {
 			next := &fileCRLs{digest: d}
 			for _, l := range lists {
-				next.crls = append(next.crls, &CRL{DER: l.Raw, List: l, Origin: "file " + f})
+				next.crls = append(next.crls, &CRL{DER: l.Raw, List: l, Origin: origin})
 			}
-			p.files[f] = next
-			p.note("file/"+f, TargetFile, nil, "")
-			p.cfg.Logger.Info("CRL file read", "file", f, "crls", len(lists))
+			p.files[origin] = next
+			p.note(origin, TargetFile, nil, "")
+			p.cfg.Logger.Info("CRLs read", "origin", origin, "crls", len(lists))
 			return next.crls
 		}
 	}
-	p.note("file/"+f, TargetFile, err, "reading a CRL file failed; its last good CRLs stay", "file", f)
+	p.note(origin, TargetFile, err, "reading CRLs failed; the last good ones stay", "origin", origin)
 	if prev == nil {
 		return nil
 	}

@@ -149,6 +149,33 @@ func TestPublisherKeepsTheLastGoodCRLsOfABrokenFile(t *testing.T) {
 	}
 }
 
+func TestPublisherReadsBundlesAsFiles(t *testing.T) {
+	var content []byte
+	var readErr error
+	pe := newPublisher(t, func(c *crl.PublisherConfig) {
+		c.Files = nil
+		c.Bundles = []crl.Bundle{{Name: "cacerts secret", Read: func(context.Context) ([]byte, error) {
+			return content, readErr
+		}}}
+	})
+	content = crl.EncodeBundle(pe.pki.RootCRL(t, 1, 48*time.Hour))
+	ctx := context.Background()
+	if rep := pe.pub.Refresh(ctx); !rep.Complete {
+		t.Fatal(rep.Err)
+	}
+	if o := pe.pub.CRLs()[1].Origin; o != "bundle cacerts secret" {
+		t.Errorf("origin %q", o)
+	}
+	readErr = errors.New("API server unreachable")
+	if rep := pe.pub.Refresh(ctx); !rep.Complete {
+		t.Fatalf("a failing bundle dropped its last good CRLs: %v", rep.Err)
+	}
+	content, readErr = nil, nil
+	if rep := pe.pub.Refresh(ctx); rep.Complete {
+		t.Fatal("an empty bundle did not withdraw its CRLs")
+	}
+}
+
 func TestPublisherFollowsRevocationsAtOnce(t *testing.T) {
 	pe := newPublisher(t, func(c *crl.PublisherConfig) { c.Interval = time.Hour })
 	ctx, cancel := context.WithCancel(context.Background())
