@@ -35,21 +35,21 @@ type Metrics struct {
 // NewMetrics creates the metrics and registers them on reg when it is not nil.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	ca := []string{"ca"}
-	gauge := func(name, help string) *prometheus.GaugeVec {
-		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, ca)
-	}
 	m := &Metrics{
-		nextUpdate: gauge("meshca_crl_next_update_timestamp_seconds",
-			"nextUpdate of the published CRL of each CA of the served chains (Unix seconds); past it, "+
-				"proxies refuse the CRL."),
-		thisUpdate: gauge("meshca_crl_this_update_timestamp_seconds",
-			"thisUpdate of the published CRL of each CA of the served chains (Unix seconds)."),
-		entries: gauge("meshca_crl_entries", "Revoked certificates listed in the published CRL of each CA."),
-		size:    gauge("meshca_crl_size_bytes", "DER size of the published CRL of each CA."),
-		number:  gauge("meshca_crl_number", "CRL number of the published CRL of each CA."),
+		nextUpdate: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "meshca_crl_next_update_timestamp_seconds",
+			Help: "nextUpdate of the published CRL of each CA of the served chains (Unix seconds); past it, " +
+				"proxies refuse the CRL."}, ca),
+		thisUpdate: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "meshca_crl_this_update_timestamp_seconds",
+			Help: "thisUpdate of the published CRL of each CA of the served chains (Unix seconds)."}, ca),
+		entries: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "meshca_crl_entries",
+			Help: "Revoked certificates listed in the published CRL of each CA."}, ca),
+		size: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "meshca_crl_size_bytes",
+			Help: "DER size of the published CRL of each CA."}, ca),
+		number: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "meshca_crl_number",
+			Help: "CRL number of the published CRL of each CA."}, ca),
 		info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "meshca_crl_info",
 			Help: "1 for each CA of the served chains: its subject and where its CRL comes from " +
-				"(meshca, backend, file)."},
+				"(meshca, backend, file, bundle)."},
 			[]string{"ca", "subject", "origin"}),
 		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshca_revocations_total",
 			Help: "Certificates revoked by this replica, by RFC 5280 reason."}, []string{"reason"}),
