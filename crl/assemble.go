@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // assemble checks coverage, picks one CRL per CA and publishes the result.
@@ -30,6 +32,7 @@ func (p *Publisher) assemble(cas []*x509.Certificate, own, others []*CRL, now ti
 	rep := Report{Time: now, Coverage: cov, Complete: true, Err: err}
 	next := &published{byID: map[CAID]*CRL{}, revoked: map[string]x509.RevocationListEntry{}, report: rep}
 	var usable []*CRL
+	seen := map[CAID]bool{} // CAs with CRL gauges this round
 	for _, c := range cov {
 		if c.Index < 0 {
 			rep.Complete = false
@@ -39,7 +42,9 @@ func (p *Publisher) assemble(cas []*x509.Certificate, own, others []*CRL, now ti
 		chosen := *cands[c.Index]
 		chosen.CA, chosen.ID = c.CA, c.ID
 		p.m.setCRL(&chosen)
+		p.m.info.DeletePartialMatch(prometheus.Labels{"ca": string(c.ID)})
 		p.m.info.WithLabelValues(string(c.ID), c.CA.Subject.String(), originKind(chosen.Origin)).Set(1)
+		seen[c.ID] = true
 		if c.Err != nil && !errors.Is(c.Err, ErrCARevoked) {
 			rep.Complete = false
 			continue
@@ -49,8 +54,16 @@ func (p *Publisher) assemble(cas []*x509.Certificate, own, others []*CRL, now ti
 	for id, c := range p.last { // CAs that left the chains: their last CRL stays while valid
 		if !containsID(usable, id) && !containsCA(cas, id) && inTime(c.List, now) == nil {
 			usable = append(usable, c)
+			p.m.setCRL(c)
+			seen[id] = true
 		}
 	}
+	for id := range p.gauged {
+		if !seen[id] {
+			p.m.deleteCRL(id)
+		}
+	}
+	p.gauged = seen
 	p.last = map[CAID]*CRL{}
 	for _, c := range usable {
 		next.byID[c.ID], p.last[c.ID] = c, c

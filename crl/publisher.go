@@ -95,6 +95,7 @@ type Publisher struct {
 	built   map[CAID]*CRL
 	files   map[string]*fileCRLs
 	last    map[CAID]*CRL // CRLs published last time, kept while valid after their CA leaves the chains
+	gauged  map[CAID]bool // CAs that have CRL gauges
 	logged  map[string]string
 }
 

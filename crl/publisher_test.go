@@ -325,6 +325,16 @@ func TestPublisherKeepsTheCRLOfARetiredCAWhileValid(t *testing.T) {
 	if _, ok := pe.pub.DER(old); ok {
 		t.Fatal("the retired intermediate's CRL is published past its nextUpdate")
 	}
+	mfs, _ := pe.reg.Gather()
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "ca" && l.GetValue() == string(old) {
+					t.Errorf("%s still has a series for the retired intermediate", mf.GetName())
+				}
+			}
+		}
+	}
 }
 
 // gauge returns the value of the metric name with labels (a counter or a gauge) in reg.
