@@ -245,8 +245,10 @@ func (s *Store) Update(ctx context.Context, fn func(*crl.State) (bool, error)) (
 		s.cfg.Namespace, s.cfg.Name, s.cfg.MaxAttempts)
 }
 
-// cached returns the Secret as the watch last saw it or, when the watch has not yet delivered this store's own
-// last write, as written: starting from an older version would only cost a conflict and a re-read.
+// cached returns the Secret as the watch last saw it or, when the watch still shows the version this store's
+// last update replaced, as written: starting from the older version would only cost a conflict and a re-read.
+// (A Secret the watch does not show is taken as missing: if this store just created it, the create conflicts
+// and the retry reads it.)
 func (s *Store) cached() *corev1.Secret {
 	var sec *corev1.Secret
 	if obj, ok, _ := s.inf.GetStore().GetByKey(s.cfg.Namespace + "/" + s.cfg.Name); ok {
@@ -254,7 +256,7 @@ func (s *Store) cached() *corev1.Secret {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.written != nil && (sec == nil && s.replaced == "" || sec != nil && sec.ResourceVersion == s.replaced) {
+	if s.written != nil && sec != nil && sec.ResourceVersion == s.replaced {
 		return s.written
 	}
 	return sec
