@@ -1,0 +1,99 @@
+package crl_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/meshca/meshca/crl"
+)
+
+// TestUnmarshalChecksEveryField reads testdata/state: files ending in .ok are valid states, the others must be
+// refused as corrupt.
+func TestUnmarshalChecksEveryField(t *testing.T) {
+	files, err := filepath.Glob("testdata/state/*")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no test states: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := crl.Unmarshal(data)
+			if strings.HasSuffix(f, ".ok") {
+				if err != nil {
+					t.Fatalf("a valid state is refused: %v", err)
+				}
+				roundTrip(t, s)
+				return
+			}
+			if !errors.Is(err, crl.ErrCorrupt) {
+				t.Fatalf("err = %v, want ErrCorrupt", err)
+			}
+		})
+	}
+}
+
+func TestStateSurvivesMarshal(t *testing.T) {
+	data, err := os.ReadFile("testdata/state/full.json.ok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := crl.Unmarshal(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Revoked) != 1 || len(s.Issued) != 1 || len(s.Quarantine) != 1 || len(s.Marks) != 1 || len(s.CRLs) != 1 ||
+		s.LastNumber != 9 || s.InventoryGap.IsZero() {
+		t.Fatalf("fields lost in decoding: %+v", s)
+	}
+	c := s.Clone()
+	c.Revoked[0].Serial.SetInt64(99)
+	if s.Revoked[0].Serial.Int64() == 99 {
+		t.Fatal("Clone shares serials")
+	}
+	roundTrip(t, s)
+}
+
+func roundTrip(t *testing.T, s *crl.State) {
+	t.Helper()
+	a, err := crl.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := crl.Unmarshal(a)
+	if err != nil {
+		t.Fatalf("Marshal wrote a state Unmarshal refuses: %v\n%s", err, a)
+	}
+	b, err := crl.Marshal(s2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, b) {
+		t.Fatalf("the state changed in a round trip:\n%s\n%s", a, b)
+	}
+}
+
+func FuzzUnmarshal(f *testing.F) {
+	files, _ := filepath.Glob("testdata/state/*")
+	for _, file := range files {
+		if data, err := os.ReadFile(file); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := crl.Unmarshal(data)
+		if err != nil {
+			if !errors.Is(err, crl.ErrCorrupt) {
+				t.Fatalf("error %v does not wrap ErrCorrupt", err)
+			}
+			return
+		}
+		roundTrip(t, s)
+	})
+}
