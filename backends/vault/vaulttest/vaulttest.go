@@ -273,6 +273,26 @@ func (s *Server) Restart(tb testing.TB) {
 	tb.Fatalf("vaulttest: restarting Vault on port %d: %v", s.port, errors.Join(errs...))
 }
 
+// Hang stops the server process as a hung Vault (SIGSTOP: the kernel still accepts connections, nothing
+// answers) and returns once no thread of it runs any more, so that a request sent next cannot be served. resume
+// continues the process; it also runs when the test ends.
+func (s *Server) Hang(tb testing.TB) (resume func()) {
+	tb.Helper()
+	s.mu.Lock()
+	proc := s.proc
+	s.mu.Unlock()
+	if proc == nil {
+		tb.Fatalf("vaulttest: Hang: the server is stopped")
+	}
+	var once sync.Once
+	resume = func() { once.Do(func() { _ = proc.Resume() }) }
+	tb.Cleanup(resume)
+	if err := proc.Suspend(10 * time.Second); err != nil {
+		tb.Fatalf("vaulttest: %v", err)
+	}
+	return resume
+}
+
 // Kill stops the server process (as Stop) but keeps a persistent server's data for Restart.
 func (s *Server) Kill() { s.stopProcess() }
 
