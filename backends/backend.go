@@ -30,9 +30,10 @@ var (
 // Implementations must be safe for concurrent use and must not hold a lock across a remote call.
 type Backend interface {
 	// Sign issues a certificate for req. The returned chain is parsed and ordered leaf first, then the
-	// intermediates, then the root; the leaf certifies exactly req.PublicKey and req's SANs. Sign must not
-	// modify req, must honour ctx's deadline, and returns errors wrapping ErrUnavailable or ErrRefused where
-	// they apply.
+	// intermediates, then the root; the leaf is exactly the workload certificate req asks for, as CheckLeaf
+	// defines it (implementations call CheckLeaf before returning). Sign must not modify req, must honour ctx's
+	// deadline, and returns errors wrapping ErrUnavailable or ErrRefused where they apply (ErrRefused also for a
+	// request the backend will not send to its CA).
 	Sign(ctx context.Context, req *SignRequest) (*SignResponse, error)
 	// Roots returns the trust anchors that certificates from this backend chain to; during a CA rotation there
 	// may be several. It is called on the signing path and must be cheap: remote backends cache their roots

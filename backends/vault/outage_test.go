@@ -3,7 +3,6 @@ package vault_test
 import (
 	"errors"
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,8 +17,9 @@ import (
 // Vault works again retry for a while (recovers), and only the checks that it fails are timed.
 const (
 	outageTimeout = time.Second
-	// failMargin is how much later than the deadline a failing call may return: scheduling, not waiting.
-	failMargin = 750 * time.Millisecond
+	// failMargin is how much later than the deadline a failing call may return: scheduling on a busy machine,
+	// not waiting (0.46 s was seen on a 2-core machine shared with builds).
+	failMargin = time.Second
 	// recoverWithin bounds how long a working Vault may take to serve one request again.
 	recoverWithin = 20 * time.Second
 )
@@ -122,24 +122,15 @@ func TestOutageAndRecovery(t *testing.T) {
 
 	t.Run("hung", func(t *testing.T) {
 		// SIGSTOP: the kernel still accepts connections but Vault never answers; only the deadline ends the call.
-		pid := s.PID()
-		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
-		}
-		tl.logf("SIGSTOP sent to pid %d", pid)
-		resumed := false
-		resume := func() {
-			if !resumed {
-				resumed = true
-				_ = syscall.Kill(pid, syscall.SIGCONT)
-			}
-		}
-		t.Cleanup(resume)
+		// Hang returns once every Vault thread has stopped: kill(2) returns earlier, and a request sent at once
+		// could still be served (the test once saw Sign succeed against a "hung" Vault on a busy machine).
+		resume := s.Hang(t)
+		tl.logf("Vault (pid %d) stopped by SIGSTOP", s.PID())
 		if took := failsFast(t, tl, b, outageTimeout, "Vault is hung"); took < outageTimeout/2 {
 			t.Fatalf("Sign against a hung Vault returned after %s: it cannot have waited for the deadline", took)
 		}
 		resume()
-		tl.logf("SIGCONT sent")
+		tl.logf("Vault resumed by SIGCONT")
 		recovers(t, tl, b, "after Vault resumed")
 	})
 

@@ -1,6 +1,7 @@
 package vault_test
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/rand"
 	"crypto/x509"
@@ -19,7 +20,8 @@ import (
 
 // hostileCSR is a CSR for key that names only id in its SANs, as the core requires, but carries everything a
 // workload certificate must not: subject CN=admin, O=system:masters, a UPN otherName SAN, the extended key
-// usages codeSigning and OCSPSigning, keyUsage keyCertSign and id-pkix-ocsp-nocheck.
+// usages codeSigning and OCSPSigning (next to serverAuth and clientAuth), keyUsage keyCertSign and
+// id-pkix-ocsp-nocheck.
 func hostileCSR(t testing.TB, key crypto.Signer, id string) *x509.CertificateRequest {
 	t.Helper()
 	mustDER := func(v any, params string) []byte {
@@ -33,9 +35,9 @@ func hostileCSR(t testing.TB, key crypto.Signer, id string) *x509.CertificateReq
 	upn := asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true,
 		Bytes: append(upnType, mustDER("admin@corp.example", "utf8,explicit,tag:0")...)}
 	uri := asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 6, Bytes: []byte(id)}
-	codeSigning := asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 3}
-	ocspSigning := asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 9}
-	ekus := []asn1.ObjectIdentifier{codeSigning, ocspSigning}
+	// serverAuth and clientAuth too, so that the leaf still looks usable for mutual TLS.
+	eku := func(n int) asn1.ObjectIdentifier { return asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, n} }
+	ekus := []asn1.ObjectIdentifier{eku(1), eku(2), eku(3), eku(9)} // serverAuth, clientAuth, codeSigning, OCSPSigning
 	// digitalSignature (bit 0) and keyCertSign (bit 5)
 	ku := asn1.BitString{Bytes: []byte{0x84}, BitLength: 6}
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
@@ -76,11 +78,27 @@ func TestSignVerbatimRefusesWhatVaultCopiesFromTheCSR(t *testing.T) {
 		"ext_key_usage": []string{"ServerAuth", "ClientAuth"}, "key_usage": []string{"DigitalSignature"},
 	})
 	leaf := vaulttest.ParsePEM(t, sec.Data["certificate"].(string))
-	if leaf.Subject.CommonName != "admin" || !slices.Contains(leaf.Subject.Organization, "system:masters") {
-		t.Fatalf("Vault's sign-verbatim issued subject %q; this test assumes it copies the CSR's", leaf.Subject)
-	}
 	t.Logf("Vault's sign-verbatim leaf: subject %q, EKU %v %v, key usage %#x, %d extensions", leaf.Subject,
 		leaf.ExtKeyUsage, leaf.UnknownExtKeyUsage, int(leaf.KeyUsage), len(leaf.Extensions))
+	hasExt := func(oid asn1.ObjectIdentifier, content []byte) bool {
+		return slices.ContainsFunc(leaf.Extensions, func(e pkix.Extension) bool {
+			return e.Id.Equal(oid) && bytes.Contains(e.Value, content)
+		})
+	}
+	upnOID, _ := asn1.Marshal(asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 20, 2, 3})
+	for what, copied := range map[string]bool{
+		"subject CN=admin, O=system:masters": leaf.Subject.CommonName == "admin" &&
+			slices.Contains(leaf.Subject.Organization, "system:masters"),
+		"the UPN otherName SAN": hasExt(asn1.ObjectIdentifier{2, 5, 29, 17}, upnOID),
+		"extKeyUsage codeSigning and OCSPSigning": slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageCodeSigning) &&
+			slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageOCSPSigning),
+		"keyUsage keyCertSign": leaf.KeyUsage&x509.KeyUsageCertSign != 0,
+		"id-pkix-ocsp-nocheck": hasExt(asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}, nil),
+	} {
+		if !copied {
+			t.Errorf("Vault's sign-verbatim leaf lacks %s; this test assumes Vault copies it from the CSR", what)
+		}
+	}
 
 	cfg := config(t, s, p)
 	cfg.Mode = vault.ModeSignVerbatim

@@ -72,6 +72,29 @@ func (p *Process) ExitError() error {
 // Signal sends sig to the process (not its group).
 func (p *Process) Signal(sig syscall.Signal) error { return p.cmd.Process.Signal(sig) }
 
+// Suspend stops the process with SIGSTOP, as a hung server, and returns once every thread has stopped.
+// kill(2) returns before that: the kernel wakes one thread to act on the signal, and until it runs the other
+// threads keep running, so on a busy machine a request sent right after kill can still be answered.
+func (p *Process) Suspend(timeout time.Duration) error {
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		return fmt.Errorf("testproc: SIGSTOP to pid %d: %w", p.PID(), err)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		stopped, err := allThreadsStopped(p.PID())
+		if err != nil || stopped {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("testproc: pid %d did not stop within %s of SIGSTOP", p.PID(), timeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Resume continues a process stopped by Suspend.
+func (p *Process) Resume() error { return p.Signal(syscall.SIGCONT) }
+
 // Stop stops the process by its PID: SIGTERM, then SIGKILL once grace has passed. It waits for the exit and
 // returns an error when the process had to be killed. It is safe to call more than once.
 func (p *Process) Stop(grace time.Duration) error {

@@ -3,8 +3,10 @@ package testproc_test
 import (
 	"errors"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -89,4 +91,61 @@ func TestStopKillsAProcessThatIgnoresSIGTERM(t *testing.T) {
 	if err := p.Stop(300 * time.Millisecond); err == nil {
 		t.Fatal("Stop of a process ignoring SIGTERM returned nil, want an error saying it was killed")
 	}
+}
+
+// TestSuspendReturnsOnceTheProcessIsStopped: after Suspend the process makes no progress at all (its log stops
+// growing at once), and after Resume it goes on. The process is this test binary spinning on more threads than
+// there are CPUs, so that SIGSTOP alone leaves some of them running for a while.
+func TestSuspendReturnsOnceTheProcessIsStopped(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "log")
+	spinner := exec.Command(os.Args[0], "-test.run=^$")
+	spinner.Env = append(os.Environ(), "TESTPROC_SPIN=1")
+	p, err := testproc.Start(spinner, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Stop(time.Second) })
+	size := func() int64 {
+		fi, err := os.Stat(log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	time.Sleep(50 * time.Millisecond)
+	if err := p.Suspend(5 * time.Second); err != nil {
+		t.Fatalf("Suspend: %v", err)
+	}
+	stopped := size()
+	time.Sleep(200 * time.Millisecond)
+	if grown := size() - stopped; grown != 0 {
+		t.Fatalf("the log grew by %d bytes after Suspend returned", grown)
+	}
+	if err := p.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if size() == stopped {
+		t.Fatal("the log did not grow after Resume")
+	}
+}
+
+func TestMain(m *testing.M) {
+	if os.Getenv("TESTPROC_SPIN") != "" {
+		spin()
+	}
+	os.Exit(m.Run())
+}
+
+// spin writes to stdout from eight threads until it is killed.
+func spin() {
+	runtime.GOMAXPROCS(8)
+	for range 8 {
+		go func() {
+			for {
+				os.Stdout.WriteString("tick\n")
+			}
+		}()
+	}
+	select {}
 }

@@ -1,10 +1,3 @@
-// Package vaulttest starts a real HashiCorp Vault server on loopback for tests and configures it: PKI mounts
-// with a root and an intermediate CA, roles, policies, AppRole and JWT auth.
-//
-// The Vault binary comes from catest.Binary (built once by scripts/get-vault.sh and cached outside the clone),
-// so every helper skips under -short. A server is either a dev server (in memory, ready in a fraction of a
-// second, state lost on restart) or a persistent one (file storage, initialised and unsealed by the harness,
-// state kept across Restart).
 package vaulttest
 
 import (
@@ -271,6 +264,26 @@ func (s *Server) Restart(tb testing.TB) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	tb.Fatalf("vaulttest: restarting Vault on port %d: %v", s.port, errors.Join(errs...))
+}
+
+// Hang stops the server process as a hung Vault (SIGSTOP: the kernel still accepts connections, nothing
+// answers) and returns once no thread of it runs any more, so that a request sent next cannot be served. resume
+// continues the process; it also runs when the test ends.
+func (s *Server) Hang(tb testing.TB) (resume func()) {
+	tb.Helper()
+	s.mu.Lock()
+	proc := s.proc
+	s.mu.Unlock()
+	if proc == nil {
+		tb.Fatalf("vaulttest: Hang: the server is stopped")
+	}
+	var once sync.Once
+	resume = func() { once.Do(func() { _ = proc.Resume() }) }
+	tb.Cleanup(resume)
+	if err := proc.Suspend(10 * time.Second); err != nil {
+		tb.Fatalf("vaulttest: %v", err)
+	}
+	return resume
 }
 
 // Kill stops the server process (as Stop) but keeps a persistent server's data for Restart.
