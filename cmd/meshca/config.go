@@ -152,8 +152,10 @@ func (a *app) Close() {
 
 // build wires the packages. extraAuthn, when set, is tried before the configured token issuers (dev mode).
 func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.Registry,
-	extraAuthn ...authn.Authenticator) (a *app, err error) {
-	a = &app{}
+	extraAuthn ...authn.Authenticator) (_ *app, err error) {
+	// a is not the named result: every error path returns nil, and the deferred Close must still see what was
+	// started (a nil result here once turned each start-up failure into a nil dereference hiding the cause).
+	a := &app{}
 	defer func() {
 		if err != nil {
 			a.Close()
