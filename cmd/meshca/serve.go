@@ -65,6 +65,13 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if *httpAddr != "" {
 		cfg.Server.HTTPAddr = *httpAddr
 	}
+	if err := errors.Join(checkAddrs(cfg.Server)...); err != nil {
+		return fmt.Errorf("--grpc-addr/--http-addr: %w", err)
+	}
+	if cfg.AllowShortTTLs {
+		log.Warn("allowShortTTLs is set: certificate lifetimes below the floor are allowed; for tests only",
+			"floor", MinLifetime.String())
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a, err := build(ctx, cfg, log, reg, extra...)
