@@ -1,25 +1,41 @@
 package main
 
 import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/meshca/meshca/backends/file"
 	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/csr"
 	"github.com/meshca/meshca/internal/devtoken"
 )
 
 // initDev creates dir/cacerts and the dev token issuer key when missing; it reports whether it created the CA.
+// It never replaces part of a CA set, and an existing set must load.
 func initDev(dir, trustDomain string) (bool, error) {
+	if err := csr.ValidateTrustDomain(trustDomain); err != nil {
+		return false, usageError{fmt.Errorf("--trust-domain %q: %w", bounded(trustDomain), err)}
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return false, err
 	}
-	created, err := file.Init(filepath.Join(dir, "cacerts"), file.GenerateOptions{Organization: trustDomain})
+	cacerts := filepath.Join(dir, "cacerts")
+	if err := checkExistingCA(cacerts); err != nil {
+		return false, err
+	}
+	created, err := file.Init(cacerts, file.GenerateOptions{Organization: trustDomain})
 	if err != nil {
 		return false, fmt.Errorf("creating the dev CA: %w", err)
 	}
@@ -36,6 +52,80 @@ func initDev(dir, trustDomain string) (bool, error) {
 		return false, err
 	}
 	return created, nil
+}
+
+// caFiles is the Istio cacerts layout.
+var caFiles = []string{file.CACertFile, file.CAKeyFile, file.CertChainFile, file.RootCertFile}
+
+// checkExistingCA accepts an empty or missing cacerts directory, or a whole set that loads.
+func checkExistingCA(cacerts string) error {
+	var present, missing []string
+	for _, f := range caFiles {
+		if _, err := os.Stat(filepath.Join(cacerts, f)); err == nil {
+			present = append(present, f)
+		} else if errors.Is(err, os.ErrNotExist) {
+			missing = append(missing, f)
+		} else {
+			return err
+		}
+	}
+	switch {
+	case len(present) == 0:
+		return nil
+	case len(missing) > 0:
+		return fmt.Errorf("%s holds %s but not %s: refusing to replace part of a CA; "+
+			"complete the set or remove it", cacerts, strings.Join(present, ", "), strings.Join(missing, ", "))
+	}
+	b, err := file.New(context.Background(), file.Config{Dir: cacerts,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return fmt.Errorf("%s holds a CA that does not load: %w; fix it or remove it", cacerts, err)
+	}
+	return b.Close()
+}
+
+// devTrustDomain is the trust domain 'meshca init' wrote into the dev root's Organization.
+func devTrustDomain(cacerts string) (string, bool) {
+	b, err := os.ReadFile(filepath.Join(cacerts, file.RootCertFile))
+	if err != nil {
+		return "", false
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return "", false
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil || len(c.Subject.Organization) != 1 || csr.ValidateTrustDomain(c.Subject.Organization[0]) != nil {
+		return "", false
+	}
+	return c.Subject.Organization[0], true
+}
+
+// usageError is a mistake in the command line: meshca prints it and exits 2.
+type usageError struct{ err error }
+
+func (u usageError) Error() string { return u.err.Error() }
+func (u usageError) Unwrap() error { return u.err }
+
+// checkTokenFlags refuses claims the dev issuer should never sign.
+func checkTokenFlags(ns, sa, aud string, ttl time.Duration) error {
+	var errs []error
+	if ttl <= 0 {
+		errs = append(errs, fmt.Errorf("--ttl %s: a token lifetime must be positive", ttl))
+	}
+	if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
+		errs = append(errs, fmt.Errorf("--namespace %q: %s", bounded(ns), strings.Join(msgs, "; ")))
+	}
+	if msgs := validation.IsDNS1123Subdomain(sa); len(msgs) > 0 {
+		errs = append(errs, fmt.Errorf("--service-account %q: %s", bounded(sa), strings.Join(msgs, "; ")))
+	}
+	if strings.TrimSpace(aud) == "" {
+		errs = append(errs, fmt.Errorf("--audience: empty; meshca accepts %s by default", authn.DefaultAudience))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return usageError{err}
+	}
+	return nil
 }
 
 func initCmd(args []string, stdout, stderr io.Writer) error {
@@ -55,7 +145,7 @@ func initCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "wrote a dev root and intermediate to %s "+
 			"(ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem)\n", cacerts)
 	} else {
-		fmt.Fprintf(stdout, "%s already holds a CA; left it alone\n", cacerts)
+		fmt.Fprintf(stdout, "%s already holds a CA that loads; left it alone\n", cacerts)
 	}
 	return nil
 }
@@ -72,6 +162,9 @@ func tokenCmd(args []string, stdout, stderr io.Writer) error {
 	node := fs.String("node", "", "node name claim (optional)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
+	}
+	if err := checkTokenFlags(*ns, *sa, *aud, *ttl); err != nil {
+		return err
 	}
 	d, err := devtoken.Load("", filepath.Join(*dir, devtoken.KeyFile))
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 )
@@ -44,6 +45,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		if err == errUsage {
+			return 2
+		}
+		var u usageError
+		if errors.As(err, &u) {
+			fmt.Fprintf(stderr, "meshca %s: %v\n", args[0], err)
 			return 2
 		}
 		fmt.Fprintf(stderr, "meshca %s: %v\n", args[0], err)

@@ -101,7 +101,10 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 
 // devConfig is the embedded default: the dev CA in dir/cacerts, the dev token issuer, loopback only.
 func devConfig(dir string, log *slog.Logger) (*Config, []authn.Authenticator, error) {
-	const td = "cluster.local"
+	td, ok := devTrustDomain(filepath.Join(dir, "cacerts"))
+	if !ok {
+		td = "cluster.local"
+	}
 	if _, err := initDev(dir, td); err != nil {
 		return nil, nil, err
 	}
@@ -113,7 +116,8 @@ func devConfig(dir string, log *slog.Logger) (*Config, []authn.Authenticator, er
 	if err != nil {
 		return nil, nil, err
 	}
-	log.Warn("development mode: dev CA and dev token issuer; do not use in production", "dir", dir)
+	log.Warn("development mode: dev CA and dev token issuer; do not use in production", "dir", dir,
+		"trust_domain", td)
 	cfg := &Config{
 		Issuance: ca.Policy{TrustDomain: td},
 		Server: server.Config{GRPCAddr: "127.0.0.1:15012", HTTPAddr: "127.0.0.1:15014",
