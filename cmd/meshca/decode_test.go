@@ -41,7 +41,8 @@ func TestConfigProblemsNameTheKey(t *testing.T) {
 			yaml: "issuance: {trustDomain: Not_Valid!}\n" + okServer,
 			want: []string{"issuance.trustDomain:"}},
 		{name: "a listen address that cannot be bound is refused before anything starts",
-			yaml: "issuance: {trustDomain: cluster.local}\n" + okServer + "server: {dnsNames: [a], grpcAddr: '15012'}\n",
+			yaml: "issuance: {trustDomain: cluster.local}\n" + okServer +
+				"server: {dnsNames: [a], grpcAddr: '15012'}\n",
 			want: []string{"server.grpcAddr: \"15012\" is not host:port"}},
 		{name: "a number where text belongs is described in the user's terms",
 			yaml: "issuance: {trustDomain: cluster.local}\n" + okServer + "server: {dnsNames: [a], httpAddr: 15014}\n",

@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/meshca/meshca/backends/file"
@@ -101,12 +101,6 @@ func devTrustDomain(cacerts string) (string, bool) {
 	return c.Subject.Organization[0], true
 }
 
-// usageError is a mistake in the command line: meshca prints it and exits 2.
-type usageError struct{ err error }
-
-func (u usageError) Error() string { return u.err.Error() }
-func (u usageError) Unwrap() error { return u.err }
-
 // checkTokenFlags refuses claims the dev issuer should never sign.
 func checkTokenFlags(ns, sa, aud string, ttl time.Duration) error {
 	var errs []error
@@ -128,53 +122,65 @@ func checkTokenFlags(ns, sa, aud string, ttl time.Duration) error {
 	return nil
 }
 
-func initCmd(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("init", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dir := fs.String("dir", ".dev", "directory to create: DIR/cacerts (Istio cacerts layout) and the dev token key")
-	td := fs.String("trust-domain", "cluster.local", "trust domain, written in the CA subjects")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+func initCommand() *cobra.Command {
+	var dir, td string
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Write a dev root and intermediate (Istio cacerts layout) and a dev token key",
+		Args:  cobra.NoArgs,
+		RunE: action(func(cmd *cobra.Command, _ []string) error {
+			created, err := initDev(dir, td)
+			if err != nil {
+				return err
+			}
+			cacerts := filepath.Join(dir, "cacerts")
+			if created {
+				fmt.Fprintf(cmd.OutOrStdout(), "wrote a dev root and intermediate for %s to %s "+
+					"(ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem)\n", td, cacerts)
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s already holds a CA that loads; left it alone\n", cacerts)
+			}
+			return nil
+		}),
 	}
-	created, err := initDev(*dir, *td)
-	if err != nil {
-		return err
-	}
-	cacerts := filepath.Join(*dir, "cacerts")
-	if created {
-		fmt.Fprintf(stdout, "wrote a dev root and intermediate to %s "+
-			"(ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem)\n", cacerts)
-	} else {
-		fmt.Fprintf(stdout, "%s already holds a CA that loads; left it alone\n", cacerts)
-	}
-	return nil
+	cmd.Flags().StringVar(&dir, "dir", ".dev",
+		"directory to create: DIR/cacerts (Istio cacerts layout) and the dev token key")
+	cmd.Flags().StringVar(&td, "trust-domain", "cluster.local", "trust domain, written in the CA subjects; "+
+		"serve --dev issues in it")
+	return cmd
 }
 
-func tokenCmd(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("token", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dir := fs.String("dir", ".dev", "dev directory made by 'meshca init' or 'meshca serve --dev'")
-	ns := fs.String("namespace", "default", "service account namespace")
-	sa := fs.String("service-account", "default", "service account name")
-	aud := fs.String("audience", authn.DefaultAudience, "token audience")
-	ttl := fs.Duration("ttl", time.Hour, "token lifetime")
-	pod := fs.String("pod", "", "pod name claim (optional)")
-	node := fs.String("node", "", "node name claim (optional)")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+func tokenCommand() *cobra.Command {
+	var dir, ns, sa, aud, pod, node string
+	var ttl time.Duration
+	cmd := &cobra.Command{
+		Use:   "token",
+		Short: "Print a dev service-account token that 'serve --dev DIR' trusts",
+		Args:  cobra.NoArgs,
+		RunE: action(func(cmd *cobra.Command, _ []string) error {
+			if err := checkTokenFlags(ns, sa, aud, ttl); err != nil {
+				return err
+			}
+			d, err := devtoken.Load("", filepath.Join(dir, devtoken.KeyFile))
+			if err != nil {
+				return fmt.Errorf("%w (run 'meshca init --dir %s' first)", err, dir)
+			}
+			tok, err := d.Mint(devtoken.Claims{Namespace: ns, ServiceAccount: sa, Audiences: []string{aud}, TTL: ttl,
+				PodName: pod, NodeName: node})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), tok)
+			return nil
+		}),
 	}
-	if err := checkTokenFlags(*ns, *sa, *aud, *ttl); err != nil {
-		return err
-	}
-	d, err := devtoken.Load("", filepath.Join(*dir, devtoken.KeyFile))
-	if err != nil {
-		return fmt.Errorf("%w (run 'meshca init --dir %s' first)", err, *dir)
-	}
-	tok, err := d.Mint(devtoken.Claims{Namespace: *ns, ServiceAccount: *sa, Audiences: []string{*aud}, TTL: *ttl,
-		PodName: *pod, NodeName: *node})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, tok)
-	return nil
+	f := cmd.Flags()
+	f.StringVar(&dir, "dir", ".dev", "dev directory made by 'meshca init' or 'meshca serve --dev'")
+	f.StringVar(&ns, "namespace", "default", "service account namespace")
+	f.StringVar(&sa, "service-account", "default", "service account name")
+	f.StringVar(&aud, "audience", authn.DefaultAudience, "token audience")
+	f.DurationVar(&ttl, "ttl", time.Hour, "token lifetime")
+	f.StringVar(&pod, "pod", "", "pod name claim (optional)")
+	f.StringVar(&node, "node", "", "node name claim (optional)")
+	return cmd
 }

@@ -55,7 +55,9 @@ func TestInitRefusesToReplaceOrHide(t *testing.T) {
 		want  string
 	}{
 		{name: "a lone root is not replaced", want: "root-cert.pem",
-			setup: func(t *testing.T, cacerts string) { writeFile(t, filepath.Join(cacerts, file.RootCertFile), "root") }},
+			setup: func(t *testing.T, cacerts string) {
+				writeFile(t, filepath.Join(cacerts, file.RootCertFile), "root")
+			}},
 		{name: "a broken set is reported, not left alone silently", want: "does not load",
 			setup: func(t *testing.T, cacerts string) {
 				g, err := file.Generate(file.GenerateOptions{})
