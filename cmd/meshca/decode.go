@@ -58,7 +58,10 @@ func decodeStrict(data []byte, v any) error {
 	return nil
 }
 
-var durationType = reflect.TypeOf(time.Duration(0))
+var (
+	durationType    = reflect.TypeOf(time.Duration(0))
+	unmarshalerType = reflect.TypeOf((*json.Unmarshaler)(nil)).Elem()
+)
 
 // walk checks node against t, appends every problem to errs, and returns node with durations as nanoseconds.
 func walk(node any, t reflect.Type, path string, errs *[]error) any {
@@ -67,6 +70,9 @@ func walk(node any, t reflect.Type, path string, errs *[]error) any {
 	}
 	if t == durationType {
 		return duration(node, path, errs)
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		return node // the type reads its own JSON; the decoder reports its errors
 	}
 	switch n := node.(type) {
 	case map[string]any:
@@ -99,6 +105,18 @@ func walk(node any, t reflect.Type, path string, errs *[]error) any {
 		}
 		for i, val := range n {
 			n[i] = walk(val, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs)
+		}
+	case string:
+		if t.Kind() != reflect.String && t.Kind() != reflect.Interface {
+			*errs = append(*errs, fmt.Errorf("%s: text is not %s", orTop(path), kindName(t)))
+		}
+	case bool:
+		if t.Kind() != reflect.Bool && t.Kind() != reflect.Interface {
+			*errs = append(*errs, fmt.Errorf("%s: true or false is not %s", orTop(path), kindName(t)))
+		}
+	case json.Number:
+		if (t.Kind() < reflect.Int || t.Kind() > reflect.Float64) && t.Kind() != reflect.Interface {
+			*errs = append(*errs, fmt.Errorf("%s: a number is not %s", orTop(path), kindName(t)))
 		}
 	}
 	return node

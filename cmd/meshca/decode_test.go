@@ -47,6 +47,12 @@ func TestConfigProblemsNameTheKey(t *testing.T) {
 		{name: "a number where text belongs is described in the user's terms",
 			yaml: "issuance: {trustDomain: cluster.local}\n" + okServer + "server: {dnsNames: [a], httpAddr: 15014}\n",
 			want: []string{"server.httpAddr: a number is not text"}},
+		{name: "kind mistakes are reported together with unknown keys and durations",
+			yaml: "issuance: {trustDomain: cluster.local, defaultTTL: 3600, commonName: yes please}\n" + okServer +
+				"server: {dnsNames: a, grpcAddr: 1, bogus: 1}\n",
+			want: []string{"issuance.defaultTTL: 3600 has no unit", "issuance.commonName: text is not true or false",
+				"server.dnsNames: text is not a list", "server.grpcAddr: a number is not text",
+				"server.bogus: unknown key"}},
 		{name: "a config no agent can verify is refused",
 			yaml: "issuance: {trustDomain: cluster.local}\n" + okServer + "server: {}\n",
 			want: []string{"server.dnsNames: empty"}},
