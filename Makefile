@@ -1,8 +1,15 @@
 # meshca — see README.md. Every tool and test server is installed by these targets; nothing by hand.
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -s -w -X main.version=$(VERSION)
+COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+DATE     ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 DEV_DIR  ?= .dev
+# make run listens on 127.0.0.1:$(DEV_PORT_BASE)+12 (gRPC) and +14 (HTTP); set DEV_PORT_BASE=25000, or
+# GRPC_ADDR/HTTP_ADDR, to run a second checkout beside the first.
+DEV_PORT_BASE ?= 15000
+GRPC_ADDR ?= 127.0.0.1:$(shell echo $$(($(DEV_PORT_BASE)+12)))
+HTTP_ADDR ?= 127.0.0.1:$(shell echo $$(($(DEV_PORT_BASE)+14)))
 FUZZTIME ?= 20s
 # Container image (make image): repository and tag. Released manifests pin IMAGE_REPO:<vX.Y.Z> (README.md,
 # "Versions and releases"); a build off a tag gets the git describe version, never latest.
@@ -25,7 +32,7 @@ build:
 ## run: start meshca on the embedded default (dev root, file backend, dev token issuer; no cluster needed).
 run: build
 	bin/meshca init --dir $(DEV_DIR)
-	bin/meshca serve --dev $(DEV_DIR)
+	bin/meshca serve --dev $(DEV_DIR) --grpc-addr $(GRPC_ADDR) --http-addr $(HTTP_ADDR)
 
 ## testbins: build (first time only) and cache the real servers the integration tests use, in ~/.cache/meshca.
 testbins:

@@ -40,6 +40,8 @@ type Config struct {
 	Kubernetes *kube.Config `json:"kubernetes,omitempty"`
 	// TrustBundle publishes the roots as a ClusterTrustBundle and istio-ca-root-cert ConfigMaps.
 	TrustBundle *trustbundle.Config `json:"trustBundle,omitempty"`
+	// AllowShortTTLs permits lifetimes below MinLifetime. For tests only; serve warns when it is set.
+	AllowShortTTLs bool `json:"allowShortTTLs,omitempty"`
 }
 
 // BackendConfig is one signing backend; exactly one of its kinds is set.
@@ -54,10 +56,10 @@ type BackendConfig struct {
 func (c *Config) Validate() error {
 	var errs []error
 	if err := c.Issuance.Validate(); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, inSection(err, "policy", "issuance"))
 	}
 	if err := c.Server.Validate(); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, inSection(err, "server", "server"))
 	}
 	if err := c.Authn.Validate(); err != nil {
 		errs = append(errs, err)
@@ -126,12 +128,21 @@ func LoadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	var c Config
-	if err := decodeStrict(b, &c); err != nil {
+	c, err := loadBytes(b)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	return c, nil
+}
+
+// loadBytes decodes and checks a configuration: everything serve checks before it binds or connects anything.
+func loadBytes(b []byte) (*Config, error) {
+	var c Config
+	if err := decodeStrict(b, &c); err != nil {
+		return nil, err
+	}
+	if err := errors.Join(c.Validate(), c.checkUsable()); err != nil {
+		return nil, err
 	}
 	return &c, nil
 }
@@ -152,8 +163,10 @@ func (a *app) Close() {
 
 // build wires the packages. extraAuthn, when set, is tried before the configured token issuers (dev mode).
 func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.Registry,
-	extraAuthn ...authn.Authenticator) (a *app, err error) {
-	a = &app{}
+	extraAuthn ...authn.Authenticator) (_ *app, err error) {
+	// a is not the named result: every error path returns nil, and the deferred Close must still see what was
+	// started (a nil result here once turned each start-up failure into a nil dereference hiding the cause).
+	a := &app{}
 	defer func() {
 		if err != nil {
 			a.Close()

@@ -3,15 +3,16 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
 
 	"github.com/meshca/meshca/backends/file"
 	"github.com/meshca/meshca/ca"
@@ -20,53 +21,90 @@ import (
 	"github.com/meshca/meshca/internal/devtoken"
 )
 
-var errUsage = errors.New("usage")
+// serveOptions are the flags of meshca serve.
+type serveOptions struct {
+	config, dev, grpcAddr, httpAddr, logLevel, logFormat string
+}
 
-func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configFile := fs.String("config", "", "configuration file (YAML or JSON); see README.md")
-	devDir := fs.String("dev", "", "development mode: serve the dev CA in `DIR` (created by 'meshca init' or now) "+
+func serveCommand() *cobra.Command {
+	var o serveOptions
+	cmd := &cobra.Command{
+		Use:   "serve (--config FILE | --dev DIR)",
+		Short: "Serve the CSR endpoint (gRPC :15012) and HTTP (:15014)",
+		Example: "  meshca serve --config /etc/meshca/config.yaml\n" +
+			"  meshca serve --dev .dev --grpc-addr 127.0.0.1:25012 --http-addr 127.0.0.1:25014",
+		Args: cobra.NoArgs,
+		RunE: action(func(cmd *cobra.Command, _ []string) error {
+			return serve(cmd.Context(), o, cmd.ErrOrStderr())
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.config, "config", "",
+		"configuration file (YAML or JSON); see README.md and 'meshca config validate'")
+	f.StringVar(&o.dev, "dev", "", "development mode: serve the dev CA in `DIR` (created by 'meshca init' or now) "+
 		"on loopback, trusting 'meshca token'")
-	grpcAddr := fs.String("grpc-addr", "",
+	f.StringVar(&o.grpcAddr, "grpc-addr", "",
 		"gRPC listen address (overrides the config; default :15012, dev 127.0.0.1:15012)")
-	httpAddr := fs.String("http-addr", "",
+	f.StringVar(&o.httpAddr, "http-addr", "",
 		"HTTP listen address (overrides the config; default :15014, dev 127.0.0.1:15014)")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	logFormat := fs.String("log-format", "", "log format: json or text (default json, text in dev mode)")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
-	}
-	if (*configFile == "") == (*devDir == "") {
-		fmt.Fprintln(stderr, "meshca serve: give exactly one of --config FILE or --dev DIR")
-		return errUsage
-	}
-	format := *logFormat
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: "+strings.Join(logLevels, ", "))
+	f.StringVar(&o.logFormat, "log-format", "", "log format: json or text (default json, text in dev mode)")
+	cmd.MarkFlagsMutuallyExclusive("config", "dev")
+	cmd.MarkFlagsOneRequired("config", "dev")
+	return cmd
+}
+
+var logLevels = []string{"debug", "info", "warn", "error"}
+
+// loggedError has already been written to the log: run exits 1 without printing it again.
+type loggedError struct{ error }
+
+func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
+	format := o.logFormat
 	if format == "" {
-		format = map[bool]string{true: "text", false: "json"}[*devDir != ""]
+		format = map[bool]string{true: "text", false: "json"}[o.dev != ""]
 	}
-	log, err := newLogger(stderr, *logLevel, format)
+	log, err := newLogger(stderr, o.logLevel, format)
 	if err != nil {
 		return err
 	}
+	if err := serveLogged(ctx, o, log); err != nil {
+		log.Error("meshca stopped", "cause", err.Error())
+		return loggedError{err}
+	}
+	return nil
+}
+
+func serveLogged(ctx context.Context, o serveOptions, log *slog.Logger) error {
+	ver, rev, gov, _ := buildInfo()
+	log.Info("meshca starting", "version", ver, "revision", rev, "go", gov, "config", o.config, "dev", o.dev)
 	var cfg *Config
 	var extra []authn.Authenticator
-	if *devDir != "" {
-		cfg, extra, err = devConfig(*devDir, log)
+	var err error
+	if o.dev != "" {
+		cfg, extra, err = devConfig(o.dev, log)
 	} else {
-		cfg, err = LoadConfig(*configFile)
+		cfg, err = LoadConfig(o.config)
 	}
 	if err != nil {
 		return err
 	}
-	if *grpcAddr != "" {
-		cfg.Server.GRPCAddr = *grpcAddr
+	if o.grpcAddr != "" {
+		cfg.Server.GRPCAddr = o.grpcAddr
 	}
-	if *httpAddr != "" {
-		cfg.Server.HTTPAddr = *httpAddr
+	if o.httpAddr != "" {
+		cfg.Server.HTTPAddr = o.httpAddr
+	}
+	if err := errors.Join(checkAddrs(cfg.Server)...); err != nil {
+		return fmt.Errorf("--grpc-addr/--http-addr: %w", err)
+	}
+	if cfg.AllowShortTTLs {
+		log.Warn("allowShortTTLs is set: certificate lifetimes below the floor are allowed; for tests only",
+			"floor", MinLifetime.String())
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfoGauge())
 	a, err := build(ctx, cfg, log, reg, extra...)
 	if err != nil {
 		return err
@@ -88,13 +126,28 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	case lerr := <-errc:
 		return lerr
 	default:
-		return err
 	}
+	if err == nil {
+		log.Info("meshca shut down", "cause", context.Cause(ctx).Error())
+	}
+	return err
+}
+
+// buildInfoGauge is meshca_build_info{version,revision,goversion} = 1.
+func buildInfoGauge() prometheus.Collector {
+	ver, rev, gov, _ := buildInfo()
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "meshca_build_info",
+		Help: "meshca's version, VCS revision and Go version; always 1."}, []string{"version", "revision", "goversion"})
+	g.WithLabelValues(ver, rev, gov).Set(1)
+	return g
 }
 
 // devConfig is the embedded default: the dev CA in dir/cacerts, the dev token issuer, loopback only.
 func devConfig(dir string, log *slog.Logger) (*Config, []authn.Authenticator, error) {
-	const td = "cluster.local"
+	td, ok := devTrustDomain(filepath.Join(dir, "cacerts"))
+	if !ok {
+		td = "cluster.local"
+	}
 	if _, err := initDev(dir, td); err != nil {
 		return nil, nil, err
 	}
@@ -106,7 +159,8 @@ func devConfig(dir string, log *slog.Logger) (*Config, []authn.Authenticator, er
 	if err != nil {
 		return nil, nil, err
 	}
-	log.Warn("development mode: dev CA and dev token issuer; do not use in production", "dir", dir)
+	log.Warn("development mode: dev CA and dev token issuer; do not use in production", "dir", dir,
+		"trust_domain", td)
 	cfg := &Config{
 		Issuance: ca.Policy{TrustDomain: td},
 		Server: server.Config{GRPCAddr: "127.0.0.1:15012", HTTPAddr: "127.0.0.1:15014",
@@ -118,8 +172,9 @@ func devConfig(dir string, log *slog.Logger) (*Config, []authn.Authenticator, er
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
+	if !slices.Contains(logLevels, strings.ToLower(level)) || l.UnmarshalText([]byte(level)) != nil {
+		return nil, usageError{fmt.Errorf("--log-level %q: use one of %s", bounded(level),
+			strings.Join(logLevels, ", "))}
 	}
 	opts := &slog.HandlerOptions{Level: l}
 	switch strings.ToLower(format) {
@@ -128,5 +183,5 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
-	return nil, fmt.Errorf("--log-format %q: use json or text", format)
+	return nil, usageError{fmt.Errorf("--log-format %q: use json or text", bounded(format))}
 }

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/meshca/meshca/ca/catest"
+)
+
+// syncBuffer is a bytes.Buffer that serve's log and the test may use at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// serve --dev exports meshca_build_info and logs its shutdown with the cause.
+func TestServeExportsBuildInfoAndLogsShutdown(t *testing.T) {
+	dir := t.TempDir()
+	grpcAddr := fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t))
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t))
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--dev", dir, "--grpc-addr", grpcAddr, "--http-addr", httpAddr},
+			io.Discard, &stderr)
+	}()
+	want := fmt.Sprintf(`meshca_build_info{goversion=%q,revision=`, runtime.Version())
+	var body string
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if resp, err := http.Get("http://" + httpAddr + "/metrics"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if body = string(b); strings.Contains(body, want) {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s in /metrics:\n%s\nlog:\n%s", want, body, stderr.String())
+		}
+	}
+	stop()
+	if code := <-done; code != 0 {
+		t.Fatalf("serve exited %d:\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), `msg="meshca shut down" cause="context canceled"`) {
+		t.Fatalf("no shutdown record with its cause:\n%s", stderr.String())
+	}
+}
