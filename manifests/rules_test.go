@@ -214,7 +214,8 @@ var mutations = []struct {
 }{
 	{"the 30 day CA threshold becomes 28", "MeshcaCACertificateExpiringSoon", "< 30 * 86400", "< 28 * 86400"},
 	{"the stuck-identity query loses its max over replicas", "MeshcaIdentityNotRenewed",
-		"max by (trust_domain, namespace, service_account) (meshca_identity_renewal_deadline_timestamp_seconds) < time()",
+		"max by (trust_domain, namespace, service_account) " +
+			"(meshca_identity_renewal_deadline_timestamp_seconds) < time()",
 		"meshca_identity_renewal_deadline_timestamp_seconds < time()"},
 	{"the stuck-identity query joins identities instead of pods", "MeshcaIdentityNotRenewed",
 		"(kube_pod_service_account)\n  or", "(meshca_identity_renewal_deadline_timestamp_seconds)\n  or"},

@@ -117,7 +117,8 @@ func StartMeshca(tb testing.TB, o MeshcaOptions) *Meshca {
 	}
 	chain := authn.Chain{jwt}
 	cfg := ca.Config{Backends: o.Backends, Authenticator: &chain, Impersonator: o.Impersonator,
-		Policy: *o.Policy, Limits: o.Limits, Observer: o.Observer, Logger: o.Logger, Audit: o.Logger, Registerer: o.Registry}
+		Policy: *o.Policy, Limits: o.Limits, Observer: o.Observer, Logger: o.Logger, Audit: o.Logger,
+		Registerer: o.Registry}
 	if o.ExtraRoots != nil {
 		cfg.ExtraRoots = func(context.Context) ([]*x509.Certificate, error) { return o.ExtraRoots, nil }
 	}

@@ -143,8 +143,13 @@ func newCert(src Source, c *x509.Certificate) Cert {
 
 // newCRL describes rl as found at src.
 func newCRL(src Source, rl *x509.RevocationList) CRL {
-	out := CRL{Source: src, Issuer: rl.Issuer.String(), ThisUpdate: rl.ThisUpdate.UTC(), NextUpdate: rl.NextUpdate.UTC(),
-		Revoked: len(rl.RevokedCertificateEntries)}
+	out := CRL{
+		Source:     src,
+		Issuer:     rl.Issuer.String(),
+		ThisUpdate: rl.ThisUpdate.UTC(),
+		NextUpdate: rl.NextUpdate.UTC(),
+		Revoked:    len(rl.RevokedCertificateEntries),
+	}
 	if rl.NextUpdate.IsZero() {
 		out.NextUpdate = time.Time{}
 	}

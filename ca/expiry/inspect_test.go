@@ -134,8 +134,12 @@ func TestInspectExitStatus(t *testing.T) {
 	p := newPKI(t)
 	writeFiles(t, "ok", map[string][]byte{"ca-cert.pem": certsPEM(p.Inter), "root-cert.pem": certsPEM(p.Root)})
 	other := newPKI(t)
-	writeFiles(t, "mismatch", map[string][]byte{"ca-cert.pem": certsPEM(p.Inter), "ca-key.pem": keyPEM(t, other.Inter.Key),
-		"root-cert.pem": certsPEM(p.Root)})
+	writeFiles(
+		t,
+		"mismatch",
+		map[string][]byte{"ca-cert.pem": certsPEM(p.Inter), "ca-key.pem": keyPEM(t, other.Inter.Key),
+			"root-cert.pem": certsPEM(p.Root)},
+	)
 	tests := []struct {
 		name string
 		args expiry.InspectArgs

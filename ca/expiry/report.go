@@ -124,7 +124,11 @@ func NewReport(sets []*Set, opts ReportOptions) *Report {
 		problem = problem || len(s.Problems) > 0
 	}
 	slices.SortStableFunc(r.Certs, func(a, b CertRow) int {
-		return cmp.Or(a.NotAfter.Compare(b.NotAfter), compareSources(a.Source, b.Source), strings.Compare(a.Serial, b.Serial))
+		return cmp.Or(
+			a.NotAfter.Compare(b.NotAfter),
+			compareSources(a.Source, b.Source),
+			strings.Compare(a.Serial, b.Serial),
+		)
 	})
 	slices.SortStableFunc(r.CRLs, func(a, b CRLRow) int {
 		return cmp.Or(a.NextUpdate.Compare(b.NextUpdate), compareSources(a.Source, b.Source))

@@ -152,7 +152,8 @@ func TestInventoryExportsScannedCertificates(t *testing.T) {
 		t.Errorf("CRL thisUpdate %v", got)
 	}
 	probs := gather(t, reg, "meshca_scanned_problems")
-	if got := probs["key=ca-cert.pem,name=cacerts,namespace=istio-system,problem=key_mismatch,source=secret"]; got != 1 {
+	const mismatch = "key=ca-cert.pem,name=cacerts,namespace=istio-system,problem=key_mismatch,source=secret"
+	if got := probs[mismatch]; got != 1 {
 		t.Errorf("key_mismatch problems %v, have %v", got, probs)
 	}
 	inv.Delete(src)

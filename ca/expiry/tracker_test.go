@@ -41,7 +41,12 @@ func identity(ns, sa string) csr.Identity {
 }
 
 func idLabels(id csr.Identity) string {
-	return fmt.Sprintf("namespace=%s,service_account=%s,trust_domain=%s", id.Namespace, id.ServiceAccount, id.TrustDomain)
+	return fmt.Sprintf(
+		"namespace=%s,service_account=%s,trust_domain=%s",
+		id.Namespace,
+		id.ServiceAccount,
+		id.TrustDomain,
+	)
 }
 
 // The per-identity gauges carry the notAfter of the certificate a real backend issued, and the time it was

@@ -26,16 +26,25 @@ func TestShippedConfigs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.Issuance.TrustDomain != "cluster.local" || c.Server.Namespace != "istio-system" || c.Server.ServiceAccount != "meshca" {
-				t.Errorf("trust domain %q, namespace %q, service account %q: want cluster.local, istio-system, meshca (manifests/istio and rbac.yaml)",
-					c.Issuance.TrustDomain, c.Server.Namespace, c.Server.ServiceAccount)
+			if c.Issuance.TrustDomain != "cluster.local" || c.Server.Namespace != "istio-system" ||
+				c.Server.ServiceAccount != "meshca" {
+				t.Errorf(
+					"trust domain %q, namespace %q, service account %q: "+
+						"want cluster.local, istio-system, meshca (manifests/istio and rbac.yaml)",
+					c.Issuance.TrustDomain,
+					c.Server.Namespace,
+					c.Server.ServiceAccount,
+				)
 			}
 			found := false
 			for _, n := range c.Server.DNSNames {
 				found = found || n == "meshca.istio-system.svc"
 			}
 			if !found {
-				t.Errorf("server.dnsNames %v lack meshca.istio-system.svc, the host of global.caAddress", c.Server.DNSNames)
+				t.Errorf(
+					"server.dnsNames %v lack meshca.istio-system.svc, the host of global.caAddress",
+					c.Server.DNSNames,
+				)
 			}
 		})
 	}
@@ -61,7 +70,8 @@ func TestReadmeConfigExample(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("README example: %v", err)
 	}
-	if len(c.Backends) != 2 || c.Backends[0].Vault == nil || c.Backends[1].File == nil || c.Kubernetes == nil || c.TrustBundle == nil {
+	if len(c.Backends) != 2 || c.Backends[0].Vault == nil || c.Backends[1].File == nil || c.Kubernetes == nil ||
+		c.TrustBundle == nil {
 		t.Fatalf("README example decoded to %+v", c)
 	}
 }

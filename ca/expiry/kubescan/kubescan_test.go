@@ -181,13 +181,18 @@ func TestScannerFollowsTheCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	cacerts := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "cacerts", Namespace: catest.MeshcaNamespace},
-		Data: map[string][]byte{"ca-cert.pem": certtest.CertsPEM(p.Inter), "ca-key.pem": certtest.KeyPEM(t, p.Inter.Key),
-			"root-cert.pem": certtest.CertsPEM(p.Root), "cert-chain.pem": certtest.CertsPEM(p.Inter, p.Root)}}
-	if _, err := admin.CoreV1().Secrets(catest.MeshcaNamespace).Create(ctx, cacerts, metav1.CreateOptions{}); err != nil {
+		Data: map[string][]byte{
+			"ca-cert.pem":    certtest.CertsPEM(p.Inter),
+			"ca-key.pem":     certtest.KeyPEM(t, p.Inter.Key),
+			"root-cert.pem":  certtest.CertsPEM(p.Root),
+			"cert-chain.pem": certtest.CertsPEM(p.Inter, p.Root),
+		}}
+	meshcaSecrets := admin.CoreV1().Secrets(catest.MeshcaNamespace)
+	if _, err := meshcaSecrets.Create(ctx, cacerts, metav1.CreateOptions{}); err != nil {
 		if !apierrors.IsAlreadyExists(err) {
 			t.Fatal(err)
 		}
-		if _, err := admin.CoreV1().Secrets(catest.MeshcaNamespace).Update(ctx, cacerts, metav1.UpdateOptions{}); err != nil {
+		if _, err := meshcaSecrets.Update(ctx, cacerts, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
