@@ -20,6 +20,7 @@ import (
 	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/authn/kube"
+	"github.com/meshca/meshca/ca/expiry"
 	"github.com/meshca/meshca/ca/server"
 	"github.com/meshca/meshca/trustbundle"
 )
@@ -40,6 +41,9 @@ type Config struct {
 	Kubernetes *kube.Config `json:"kubernetes,omitempty"`
 	// TrustBundle publishes the roots as a ClusterTrustBundle and istio-ca-root-cert ConfigMaps.
 	TrustBundle *trustbundle.Config `json:"trustBundle,omitempty"`
+	// Expiry tunes the per-identity expiry tracker (meshca_identity_* metrics, the stuck-agent signal). It is
+	// always on; the zero value is its defaults.
+	Expiry expiry.TrackerConfig `json:"expiry,omitempty"`
 	// AllowShortTTLs permits lifetimes below MinLifetime. For tests only; serve warns when it is set.
 	AllowShortTTLs bool `json:"allowShortTTLs,omitempty"`
 }
@@ -63,6 +67,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Authn.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if err := c.Expiry.Validate(); err != nil {
+		errs = append(errs, inSection(err, "expiry", "expiry"))
 	}
 	if len(c.Backends) == 0 {
 		errs = append(errs, errors.New("backends: configure at least one backend"))
@@ -211,9 +218,15 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	if err != nil {
 		return nil, err
 	}
+	trackerCfg := cfg.Expiry
+	trackerCfg.Registerer = reg
+	tracker, err := expiry.NewTracker(trackerCfg)
+	if err != nil {
+		return nil, err
+	}
 	issuer, err = ca.New(ca.Config{Backends: named, Authenticator: chain, Impersonator: kubeAuth.Impersonator,
 		Policy: cfg.Issuance, SignTimeout: cfg.SignTimeout, Logger: log, Audit: log.With("log", "audit"),
-		Registerer: reg})
+		Registerer: reg, Observer: tracker})
 	if err != nil {
 		return nil, err
 	}

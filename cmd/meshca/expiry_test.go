@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	pb "istio.io/api/security/v1alpha1"
+
+	"github.com/meshca/meshca/ca/catest"
+	"github.com/meshca/meshca/internal/devtoken"
+)
+
+// serve --dev tracks the expiry of every identity it issues to: after one issuance, /metrics carries the
+// identity's expiry timestamp (what make run shows a newcomer).
+func TestServeExportsPerIdentityExpiry(t *testing.T) {
+	dir := t.TempDir()
+	grpcAddr := fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t))
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t))
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--dev", dir, "--grpc-addr", grpcAddr, "--http-addr", httpAddr},
+			io.Discard, &stderr)
+	}()
+	defer func() { stop(); <-done }()
+	catest.Eventually(t, 20*time.Second, "meshca ready", func() error {
+		resp, err := http.Get("http://" + httpAddr + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/readyz %d", resp.StatusCode)
+		}
+		return nil
+	})
+	rootPEM, err := os.ReadFile(filepath.Join(dir, "cacerts", "root-cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(rootPEM)
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(credentials.NewTLS(
+		&tls.Config{RootCAs: roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	minter, err := devtoken.Load("", filepath.Join(dir, devtoken.KeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := minter.Mint(devtoken.Claims{Namespace: "default", ServiceAccount: "sleep"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	csrPEM, _ := catest.WorkloadCSR(t, "spiffe://cluster.local/ns/default/sa/sleep")
+	cctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok),
+		10*time.Second)
+	defer cancel()
+	if _, err := pb.NewIstioCertificateServiceClient(conn).CreateCertificate(cctx,
+		&pb.IstioCertificateRequest{Csr: string(csrPEM)}); err != nil {
+		t.Fatalf("CreateCertificate: %v\nlog:\n%s", err, stderr.String())
+	}
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := `meshca_identity_certificate_expiry_timestamp_seconds{namespace="default",service_account="sleep",` +
+		`trust_domain="cluster.local"}`
+	if !strings.Contains(string(body), want) {
+		t.Errorf("/metrics lacks %s", want)
+	}
+}
