@@ -33,23 +33,36 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// devServer is `meshca serve --dev` running in-process on free loopback ports.
+type devServer struct {
+	dir, grpcAddr, httpAddr string
+	stderr                  *syncBuffer
+	stop                    context.CancelFunc
+	done                    chan int // serve's exit code
+}
+
+// startDev runs serve --dev in a temporary directory until stop is called (or the test ends).
+func startDev(t *testing.T) *devServer {
+	t.Helper()
+	d := &devServer{dir: t.TempDir(), grpcAddr: fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t)),
+		httpAddr: fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t)), stderr: &syncBuffer{}, done: make(chan int, 1)}
+	ctx, stop := context.WithCancel(context.Background())
+	d.stop = stop
+	go func() {
+		d.done <- run(ctx, []string{"serve", "--dev", d.dir, "--grpc-addr", d.grpcAddr, "--http-addr", d.httpAddr},
+			io.Discard, d.stderr)
+	}()
+	t.Cleanup(stop)
+	return d
+}
+
 // serve --dev exports meshca_build_info and logs its shutdown with the cause.
 func TestServeExportsBuildInfoAndLogsShutdown(t *testing.T) {
-	dir := t.TempDir()
-	grpcAddr := fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t))
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t))
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	var stderr syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "--dev", dir, "--grpc-addr", grpcAddr, "--http-addr", httpAddr},
-			io.Discard, &stderr)
-	}()
+	d := startDev(t)
 	want := fmt.Sprintf(`meshca_build_info{goversion=%q,revision=`, runtime.Version())
 	var body string
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get("http://" + httpAddr + "/metrics"); err == nil {
+		if resp, err := http.Get("http://" + d.httpAddr + "/metrics"); err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if body = string(b); strings.Contains(body, want) {
@@ -57,14 +70,14 @@ func TestServeExportsBuildInfoAndLogsShutdown(t *testing.T) {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no %s in /metrics:\n%s\nlog:\n%s", want, body, stderr.String())
+			t.Fatalf("no %s in /metrics:\n%s\nlog:\n%s", want, body, d.stderr.String())
 		}
 	}
-	stop()
-	if code := <-done; code != 0 {
-		t.Fatalf("serve exited %d:\n%s", code, stderr.String())
+	d.stop()
+	if code := <-d.done; code != 0 {
+		t.Fatalf("serve exited %d:\n%s", code, d.stderr.String())
 	}
-	if !strings.Contains(stderr.String(), `msg="meshca shut down" cause="context canceled"`) {
-		t.Fatalf("no shutdown record with its cause:\n%s", stderr.String())
+	if !strings.Contains(d.stderr.String(), `msg="meshca shut down" cause="context canceled"`) {
+		t.Fatalf("no shutdown record with its cause:\n%s", d.stderr.String())
 	}
 }

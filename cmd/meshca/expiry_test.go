@@ -25,18 +25,9 @@ import (
 // serve --dev tracks the expiry of every identity it issues to: after one issuance, /metrics carries the
 // identity's expiry timestamp (what make run shows a newcomer).
 func TestServeExportsPerIdentityExpiry(t *testing.T) {
-	dir := t.TempDir()
-	grpcAddr := fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t))
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t))
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	var stderr syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "--dev", dir, "--grpc-addr", grpcAddr, "--http-addr", httpAddr},
-			io.Discard, &stderr)
-	}()
-	defer func() { stop(); <-done }()
+	d := startDev(t)
+	defer func() { d.stop(); <-d.done }()
+	dir, grpcAddr, httpAddr, stderr := d.dir, d.grpcAddr, d.httpAddr, d.stderr
 	catest.Eventually(t, 20*time.Second, "meshca ready", func() error {
 		resp, err := http.Get("http://" + httpAddr + "/readyz")
 		if err != nil {
@@ -69,7 +60,8 @@ func TestServeExportsPerIdentityExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	csrPEM, _ := catest.WorkloadCSR(t, "spiffe://cluster.local/ns/default/sa/sleep")
-	cctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok),
+	cctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(context.Background(), "authorization",
+		"Bearer "+tok),
 		10*time.Second)
 	defer cancel()
 	if _, err := pb.NewIstioCertificateServiceClient(conn).CreateCertificate(cctx,
