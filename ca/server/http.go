@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/pem"
+	"errors"
 	"net/http"
 	"time"
 
@@ -43,6 +44,10 @@ func (s *Server) httpHandler() http.Handler {
 				return
 			}
 			der, err := s.cfg.CRL(r.Context())
+			if errors.Is(err, ErrNoCRL) {
+				http.Error(w, "no CRL is published by this CA", http.StatusNotFound)
+				return
+			}
 			if err != nil {
 				s.cfg.Logger.Error("serving the CRL", "error", err)
 				http.Error(w, "CRL unavailable", http.StatusServiceUnavailable)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"github.com/meshca/meshca/backends"
 	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/ca/catest"
+	"github.com/meshca/meshca/ca/server"
 	"github.com/meshca/meshca/internal/devtoken"
 )
 
@@ -105,3 +107,26 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestNoCRLIsNotAnError: a CA without a CRL answers 404 on /crl and /crl.pem without an error in the log
+// on every fetch (Prometheus-style scrapers and proxies poll it).
+func TestNoCRLIsNotAnError(t *testing.T) {
+	var logs syncBuffer
+	m := catest.StartMeshca(t, catest.MeshcaOptions{Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
+		Server: server.Config{CRL: func(context.Context) ([]byte, error) {
+			return nil, fmt.Errorf("file backend: %w", server.ErrNoCRL)
+		}}})
+	for _, path := range []string{"/crl", "/crl.pem", "/crl"} {
+		resp, err := http.Get("http://" + m.HTTPAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s: status %d, want 404", path, resp.StatusCode)
+		}
+	}
+	if strings.Contains(logs.String(), `"level":"ERROR"`) {
+		t.Errorf("fetching a CRL that does not exist logged an error:\n%s", logs.String())
+	}
+}

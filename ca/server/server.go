@@ -21,6 +21,10 @@ import (
 	"github.com/meshca/meshca/csr"
 )
 
+// ErrNoCRL is what a Config.CRL source returns when the CA publishes no CRL: /crl and /crl.pem answer 404
+// without logging an error on every fetch.
+var ErrNoCRL = errors.New("no CRL is published")
+
 // Config configures the network side of meshca.
 type Config struct {
 	// GRPCAddr and HTTPAddr are the listen addresses. Defaults ":15012" and ":15014".

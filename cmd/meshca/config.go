@@ -275,7 +275,7 @@ func (a *app) backends(ctx context.Context, cfg *Config, log *slog.Logger, reg *
 					if l := fb.CRL(); l != nil {
 						return l.Raw, nil
 					}
-					return nil, errors.New("no ca-crl.pem in the cacerts")
+					return nil, fmt.Errorf("no ca-crl.pem in the cacerts: %w", server.ErrNoCRL)
 				}
 			}
 		case bc.Vault != nil:
