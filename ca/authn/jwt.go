@@ -117,23 +117,6 @@ func (j *JWT) Authenticate(ctx context.Context, req *Request) (*Caller, error) {
 	return callerFromClaims(claims, k8s, "jwt", req.ClusterID)
 }
 
-// ParseToken decodes a compact JWS and its claims without verifying anything. It exists for fuzzing and
-// diagnostics; never trust its result.
-func ParseToken(raw string) (*jwt.Claims, error) {
-	if len(raw) > MaxTokenSize {
-		return nil, fmt.Errorf("%w: token longer than %d bytes", ErrUnauthenticated, MaxTokenSize)
-	}
-	tok, err := jwt.ParseSigned(raw, AllowedAlgorithms)
-	if err != nil {
-		return nil, fmt.Errorf("%w: malformed token: %v", ErrUnauthenticated, err)
-	}
-	var c jwt.Claims
-	if err := tok.UnsafeClaimsWithoutVerification(&c); err != nil {
-		return nil, fmt.Errorf("%w: malformed token claims: %v", ErrUnauthenticated, err)
-	}
-	return &c, nil
-}
-
 func (j *JWT) verify(ctx context.Context, req *Request) (*jwt.Claims, *k8sClaims, error) {
 	if len(req.Token) > MaxTokenSize {
 		return nil, nil, fmt.Errorf("%w: token longer than %d bytes", ErrUnauthenticated, MaxTokenSize)

@@ -113,6 +113,8 @@ type Claims struct {
 	TTL      time.Duration
 	// NotBefore, when set, is the nbf claim.
 	NotBefore time.Time
+	// NoExpiry leaves out the exp claim, which meshca refuses: for tests of that refusal.
+	NoExpiry bool
 }
 
 // Mint returns a signed token for c.
@@ -132,6 +134,9 @@ func (m *Minter) Mint(c Claims) (string, error) {
 		Audience: c.Audiences,
 		IssuedAt: jwt.NewNumericDate(c.IssuedAt),
 		Expiry:   jwt.NewNumericDate(c.IssuedAt.Add(c.TTL)),
+	}
+	if c.NoExpiry {
+		std.Expiry = nil
 	}
 	if !c.NotBefore.IsZero() {
 		std.NotBefore = jwt.NewNumericDate(c.NotBefore)
