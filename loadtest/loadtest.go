@@ -222,6 +222,10 @@ func newCSR(kt KeyType, id *url.URL) (prepared, error) {
 	}, nil
 }
 
+// ErrConnect means the load tester could not open a verified connection to meshca: wrong address, a serving
+// certificate that does not chain to Config.Roots, or a server name it does not hold. Nothing was sent.
+var ErrConnect = errors.New("cannot connect to meshca")
+
 // dial opens cfg.Connections connections verifying meshca's serving certificate against cfg.Roots, and proves
 // each with a health check so that a wrong root or address fails here, before the timer.
 func dial(ctx context.Context, cfg Config) ([]*grpc.ClientConn, error) {
@@ -244,7 +248,8 @@ func dial(ctx context.Context, cfg Config) ([]*grpc.ClientConn, error) {
 		cancel()
 		if err != nil && status.Code(err) != codes.Unimplemented {
 			closeAll()
-			return nil, fmt.Errorf("loadtest: connecting to %s: %w", cfg.Addr, err)
+			return nil, fmt.Errorf("loadtest: %w at %s (check --addr, --root and --server-name): %w",
+				ErrConnect, cfg.Addr, err)
 		}
 	}
 	return conns, nil

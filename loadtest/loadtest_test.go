@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	pb "istio.io/api/security/v1alpha1"
 
 	"github.com/meshca/meshca/ca/catest"
@@ -209,8 +211,9 @@ func TestRunRefusesAServerItCannotVerify(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := config(m, 10, time.Second)
 			tt.edit(&c)
-			if res, err := Run(context.Background(), c); err == nil {
-				t.Fatalf("Run = %+v, want a connection error", res)
+			res, err := Run(context.Background(), c)
+			if !errors.Is(err, ErrConnect) || status.Code(err) != codes.Unavailable || res != nil {
+				t.Fatalf("Run = %+v, %v (code %s); want ErrConnect, Unavailable, no result", res, err, status.Code(err))
 			}
 		})
 	}
