@@ -1,15 +1,19 @@
 package trustbundle_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -223,13 +227,35 @@ func (f *fixture) allHold(p *trustbundle.Publisher, want []byte) func() error {
 	}
 }
 
+// encode is the bundle the publisher must write for roots, built here from Encode's documented contract (each
+// root once, as a header-less CERTIFICATE block, ordered by NotBefore then by SHA-256 of the DER), not by Encode.
 func encode(t *testing.T, roots ...*x509.Certificate) []byte {
 	t.Helper()
-	b, err := trustbundle.Encode(roots)
-	if err != nil {
-		t.Fatal(err)
+	type entry struct {
+		cert *x509.Certificate
+		sum  [sha256.Size]byte
 	}
-	return b
+	var entries []entry
+	for _, r := range roots {
+		sum := sha256.Sum256(r.Raw)
+		if !slices.ContainsFunc(entries, func(e entry) bool { return e.sum == sum }) {
+			entries = append(entries, entry{r, sum})
+		}
+	}
+	slices.SortFunc(entries, func(a, b entry) int {
+		if c := a.cert.NotBefore.Compare(b.cert.NotBefore); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.sum[:], b.sum[:])
+	})
+	var out []byte
+	for _, e := range entries {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: e.cert.Raw})...)
+	}
+	if len(out) == 0 {
+		t.Fatal("encode: no roots")
+	}
+	return out
 }
 
 func TestPublisherPublishesAndRepairs(t *testing.T) {
