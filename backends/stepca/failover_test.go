@@ -254,6 +254,18 @@ func TestFailoverToFileBackendUnderLoad(t *testing.T) {
 		t.Errorf("after restart: step-ca signed %d, file %d; want all traffic back on step-ca", n, f)
 	}
 	total := count("stepca", time.Time{}, end) + count("file", time.Time{}, end)
+	// "0 failed" means something only if the load was real in every phase: each worker got certificates
+	// before the outage, during it and after the restart.
+	for _, phase := range []struct {
+		name     string
+		from, to time.Time
+	}{{"before the outage", time.Time{}, stopAt}, {"during the outage", stopped, restartAt},
+		{"after the restart", restarted, end}} {
+		if n := count("stepca", phase.from, phase.to) + count("file", phase.from, phase.to); n < workers {
+			t.Errorf("%d certificates %s, want at least %d (one per worker): the load was too thin to show "+
+				"anything", n, phase.name, workers)
+		}
+	}
 	t.Logf("%d certificates: step-ca %d, file %d (outage %s); step-ca restart took %s",
 		total, count("stepca", time.Time{}, end), count("file", time.Time{}, end),
 		restartAt.Sub(stopAt).Round(time.Millisecond), srv.StartupTime)
