@@ -16,6 +16,7 @@ type auditRecord struct {
 	caller          *authn.Caller
 	identity        string
 	keyType         string
+	rule            string
 	backend         string
 	serial          string
 	notAfter        time.Time
@@ -43,6 +44,9 @@ func (r *auditRecord) log(ctx context.Context, l *slog.Logger, c Class, err erro
 	}
 	if r.keyType != "" {
 		attrs = append(attrs, slog.String("key_type", r.keyType))
+	}
+	if r.rule != "" {
+		attrs = append(attrs, slog.String("rule", r.rule))
 	}
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))
