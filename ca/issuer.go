@@ -112,7 +112,7 @@ func New(cfg Config) (*Issuer, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	engine, err := policy.New(cfg.Policy.withDefaults().defaults(), cfg.Rules, backendNames(cfg.Backends))
+	engine, err := CompileRules(cfg.Policy, cfg.Rules, backendNames(cfg.Backends))
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +199,7 @@ func (i *Issuer) issue(ctx context.Context, req *Request, rec *auditRecord) (*Re
 	if err := checkMetadata(req); err != nil {
 		return nil, err
 	}
-	target, err := i.policy.identityOf(caller)
+	target, err := i.policy.IdentityOf(caller)
 	if err != nil {
 		return nil, err
 	}

@@ -227,8 +227,9 @@ func (p Policy) matches(u *url.URL, target csr.Identity) error {
 	return nil
 }
 
-// identityOf is the identity a caller proved, in the mesh's trust domain.
-func (p Policy) identityOf(c *authn.Caller) (csr.Identity, error) {
+// IdentityOf is the identity a caller proved, in the mesh's trust domain: the one place a workload identity
+// is built from a caller (serve, and policy explain from its flags).
+func (p Policy) IdentityOf(c *authn.Caller) (csr.Identity, error) {
 	id := csr.Identity{TrustDomain: p.TrustDomain, Namespace: c.Namespace, ServiceAccount: c.ServiceAccount}
 	if err := id.Validate(); err != nil {
 		return csr.Identity{}, fmt.Errorf("%w: caller identity: %v", authn.ErrUnauthenticated, err)

@@ -60,10 +60,16 @@ func backendNames(bs []NamedBackend) []string {
 	return out
 }
 
+// CompileRules checks rules over the global issuance settings p and the configured backend names, as New
+// and SetRules do, reporting every problem with its key path.
+func CompileRules(p Policy, rules policy.Config, backends []string) (*policy.Engine, error) {
+	return policy.New(p.withDefaults().defaults(), rules, backends)
+}
+
 // SetRules replaces the per-namespace policy rules, for a reload. Rules that fail validation are refused
 // and the current ones stay. Requests in flight finish under the rules they started with.
 func (i *Issuer) SetRules(rules policy.Config) error {
-	e, err := policy.New(i.policy.defaults(), rules, backendNames(i.backends))
+	e, err := CompileRules(i.policy, rules, backendNames(i.backends))
 	if err != nil {
 		return err
 	}
@@ -89,7 +95,7 @@ func Explain(p Policy, rules policy.Config, backends []string, a Ask) (*policy.D
 		return nil, err
 	}
 	p = p.withDefaults()
-	e, err := policy.New(p.defaults(), rules, backends)
+	e, err := CompileRules(p, rules, backends)
 	if err != nil {
 		return nil, err
 	}

@@ -24,7 +24,7 @@ func rules() policy.Config {
 		{Name: "freeze-payments", Match: policy.Match{Namespaces: []string{"payments"}},
 			Deny: &policy.Deny{Reason: "incident 42", Until: "2026-12-01T00:00:00Z"}},
 		{Name: "lapsed-freeze", Match: policy.Match{Namespaces: []string{"billing"}},
-			Deny: &policy.Deny{Reason: "incident 41", Until: "2026-11-01T00:00:00Z"},
+			Deny:     &policy.Deny{Reason: "incident 41", Until: "2026-11-01T00:00:00Z"},
 			Lifetime: &policy.Lifetime{Max: 2 * time.Hour}},
 		{Name: "finance-signer", Match: policy.Match{Namespaces: []string{"fin*"}, CertSigners: []string{"finance"}},
 			Backends: []string{"finance-ca", "finance-backup"}, KeyTypes: []string{"ECDSA-P256", "ECDSA-P384"}},
