@@ -416,18 +416,16 @@ func (r *rule) checkNames(d *Decision, req *Request) error {
 	return nil
 }
 
-// constraintWhy is the name engine's verdict without the name itself (the trace line already names it).
+// constraintWhy is the name engine's reason, e.g. `dns "a.b" is excluded by constraint "a.b"`.
 func constraintWhy(err error) string {
 	var npe *namepolicy.NamePolicyError
-	if errors.As(err, &npe) {
-		switch npe.Reason {
-		case namepolicy.NotAllowed:
-			return "not in the allow list, or in the deny list"
-		case namepolicy.CannotParseDomain:
-			return "not a valid domain name"
-		}
+	if errors.As(err, &npe) && npe.Detail() != "" {
+		err = errors.New(npe.Detail())
 	}
-	return "refused (" + bounded(err.Error()) + ")"
+	if s := err.Error(); len(s) > 200 {
+		return s[:200] + "..."
+	}
+	return err.Error()
 }
 
 // engine builds step-ca's name policy engine for nc.
