@@ -68,7 +68,8 @@ func newMetrics(reg prometheus.Registerer, i *Issuer, rules []string) (*metrics,
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.issued, m.requestDuration, m.signDuration, m.ttlAdjusted,
-		m.failovers, m.decisions, m.csrCount, m.success, m.authnFailure, m.parseErr, m.idErr, m.signErr, &expiryCollector{i}} {
+		m.failovers, m.decisions, m.csrCount, m.success, m.authnFailure, m.parseErr, m.idErr, m.signErr,
+		&expiryCollector{i}} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("ca: registering metrics: %w", err)
 		}

@@ -72,7 +72,8 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	if err == nil {
 		t.Fatal("New accepted the rules")
 	}
-	for _, key := range []string{"policy.rules[0].keyTypes[0]:", "policy.rules[1].name:", "policy.rules[1].backends[0]:"} {
+	for _, key := range []string{"policy.rules[0].keyTypes[0]:", "policy.rules[1].name:",
+		"policy.rules[1].backends[0]:"} {
 		if !strings.Contains(err.Error(), key) {
 			t.Errorf("error %q does not name %s", err, key)
 		}

@@ -127,7 +127,8 @@ func TestPolicyOverGRPC(t *testing.T) {
 				d, xerr := ca.Explain(ca.Policy{TrustDomain: catest.TrustDomain,
 					DNSNameTemplates: []string{"{sa}.{ns}.svc"}}, policyRules(), []string{"mesh", "finance"},
 					ca.Ask{Identity: csr.Identity{TrustDomain: catest.TrustDomain, Namespace: tt.ns,
-						ServiceAccount: tt.sa}, CSR: parsed, CertSigner: tt.signer, TTL: time.Duration(tt.ttl) * time.Second})
+						ServiceAccount: tt.sa}, CSR: parsed, CertSigner: tt.signer,
+						TTL: time.Duration(tt.ttl) * time.Second})
 				if xerr != nil {
 					t.Fatal(xerr)
 				}

@@ -86,7 +86,8 @@ func TestPolicyExplainJSON(t *testing.T) {
 		t.Fatalf("not JSON: %v\n%s", err, stdout.String())
 	}
 	if got.Identity != "spiffe://cluster.local/ns/payments/sa/api" || got.Rule != "freeze-payments" || got.Allowed ||
-		got.Code != "PermissionDenied" || got.Reason != "policy_denied" || !strings.Contains(got.Error, "incident 42") ||
+		got.Code != "PermissionDenied" || got.Reason != "policy_denied" ||
+		!strings.Contains(got.Error, "incident 42") ||
 		len(got.Trace) != 2 || got.Trace[1].Check != "deny" {
 		t.Errorf("JSON decision %+v", got)
 	}
@@ -131,4 +132,27 @@ func TestPolicyExplainMistakes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzParseLabels: --namespace-labels never panics, and what it accepts round-trips: every pair it returns
+// was in the input as key=value.
+func FuzzParseLabels(f *testing.F) {
+	for _, s := range []string{"a=b", "a=b,c=d", "a=", "=b", "a", "a=b,a=c", ",", "a=b=c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		labels, err := parseLabels(s)
+		if err != nil {
+			return
+		}
+		parts := strings.Split(s, ",")
+		if len(labels) != len(parts) {
+			t.Fatalf("%q gave %d labels from %d pairs", s, len(labels), len(parts))
+		}
+		for k, v := range labels {
+			if k == "" || !strings.Contains(","+s+",", ","+k+"="+v+",") {
+				t.Fatalf("%q gave %q=%q, not in the input", s, k, v)
+			}
+		}
+	})
 }

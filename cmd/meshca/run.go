@@ -104,7 +104,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return fmt.Errorf("unknown command %q; commands: serve, init, token, config, policy, version, completion",
+				return fmt.Errorf("unknown command %q; commands: serve, init, token, config, policy, version, "+
+					"completion",
 					bounded(args[0]))
 			}
 			return nil
@@ -119,7 +120,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(serveCommand(), initCommand(), tokenCommand(), configCommand(), policyCommand(), versionCommand())
+	root.AddCommand(serveCommand(), initCommand(), tokenCommand(), configCommand(), policyCommand(),
+		versionCommand())
 	return root
 }
 
