@@ -32,6 +32,8 @@ type Config struct {
 	Issuance ca.Policy `json:"issuance"`
 	// Policy holds the per-namespace rules over Issuance, first match wins (docs/policy.md).
 	Policy policy.Config `json:"policy,omitempty"`
+	// PolicyFile, instead of Policy, is a file holding the policy: section, re-read when it changes.
+	PolicyFile string `json:"policyFile,omitempty"`
 	// Server is the network side: listen addresses, serving certificate names, TLS.
 	Server server.Config `json:"server"`
 	// Authn lists the trusted token issuers and whether client-certificate renewal is allowed.
@@ -154,6 +156,9 @@ func loadBytes(b []byte) (*Config, error) {
 	if err := decodeStrict(b, &c); err != nil {
 		return nil, err
 	}
+	if err := c.loadPolicyFile(); err != nil {
+		return nil, err
+	}
 	if err := errors.Join(c.Validate(), c.checkUsable()); err != nil {
 		return nil, err
 	}
@@ -240,6 +245,13 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 		Registerer: reg, Observer: tracker})
 	if err != nil {
 		return nil, err
+	}
+	if cfg.PolicyFile != "" {
+		r, err := newPolicyReloader(cfg.PolicyFile, issuer, log, reg)
+		if err != nil {
+			return nil, err
+		}
+		a.run = append(a.run, r.Run)
 	}
 	if tb := cfg.TrustBundle; tb != nil {
 		tc := *tb

@@ -68,23 +68,15 @@ func (a *app) namespaceLabels(ctx context.Context, cfg *Config, client kubernete
 	return c.Labels, nil
 }
 
-// loadDevPolicy reads dir/policy.yaml, when present, into cfg.Policy: the rules of `make run`.
+// loadDevPolicy makes dir/policy.yaml, when present, the policyFile of the dev configuration: the rules of
+// `make run`, re-read when the file changes.
 func loadDevPolicy(dir string, cfg *Config) error {
-	b, err := os.ReadFile(filepath.Join(dir, DevPolicyFile))
-	if errors.Is(err, os.ErrNotExist) {
+	path := filepath.Join(dir, DevPolicyFile)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	if err != nil {
-		return err
-	}
-	var wrap struct {
-		Policy policy.Config `json:"policy"`
-	}
-	if err := decodeStrict(b, &wrap); err != nil {
-		return fmt.Errorf("%s: %w", filepath.Join(dir, DevPolicyFile), err)
-	}
-	cfg.Policy = wrap.Policy
-	return nil
+	cfg.PolicyFile = path
+	return cfg.loadPolicyFile()
 }
 
 // explainOptions are the flags of policy explain.
