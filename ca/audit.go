@@ -17,6 +17,7 @@ type auditRecord struct {
 	identity        string
 	keyType         string
 	rule            string
+	certSigner      string
 	backend         string
 	serial          string
 	notAfter        time.Time
@@ -47,6 +48,9 @@ func (r *auditRecord) log(ctx context.Context, l *slog.Logger, c Class, err erro
 	}
 	if r.rule != "" {
 		attrs = append(attrs, slog.String("rule", r.rule))
+	}
+	if r.certSigner != "" {
+		attrs = append(attrs, slog.String("cert_signer", Bounded(r.certSigner)))
 	}
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))

@@ -20,7 +20,7 @@ func (i *Issuer) authorize(target csr.Identity, parsed *csr.Request, req *Reques
 		}
 	}
 	grant, d, err := i.policy.decide(i.rules.Load(), a)
-	rec.rule = d.Rule
+	rec.rule, rec.certSigner = d.Rule, a.CertSigner
 	if d.Rule != "" {
 		i.m.decisions.WithLabelValues(d.Rule, map[bool]string{true: "allow", false: "deny"}[err == nil]).Inc()
 	}

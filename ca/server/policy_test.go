@@ -40,6 +40,7 @@ func policyRules() policy.Config {
 
 type auditLine struct {
 	Msg, Rule, Reason, Backend, Identity string
+	CertSigner                           string `json:"cert_signer"`
 }
 
 // TestPolicyOverGRPC: each policy × request case, sent through the real gRPC server, gets the expected
@@ -113,8 +114,9 @@ func TestPolicyOverGRPC(t *testing.T) {
 				t.Fatalf("code %v (%v), want %v", got, err, tt.want)
 			}
 			audit := lastAudit(t, &logs)
-			if audit.Rule != tt.rule || audit.Reason != tt.reason {
-				t.Errorf("audit rule %q reason %q, want %q %q", audit.Rule, audit.Reason, tt.rule, tt.reason)
+			if audit.Rule != tt.rule || audit.Reason != tt.reason || audit.CertSigner != tt.signer {
+				t.Errorf("audit rule %q reason %q signer %q, want %q %q %q", audit.Rule, audit.Reason,
+					audit.CertSigner, tt.rule, tt.reason, tt.signer)
 			}
 			if got := metricValue(t, m, "meshca_policy_decisions_total", "rule", tt.rule) - before; got != 1 {
 				t.Errorf("meshca_policy_decisions_total{rule=%q} rose by %v, want 1", tt.rule, got)

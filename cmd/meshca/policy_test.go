@@ -156,3 +156,39 @@ func FuzzParseLabels(f *testing.F) {
 		}
 	})
 }
+
+// TestPolicyExplainDev: explain --dev DIR answers for make run's configuration with the rules of
+// DIR/policy.yaml, and refuses a DIR that make run has not created.
+func TestPolicyExplainDev(t *testing.T) {
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"init", "--dir", dir}, &stdout, &stderr); code != 0 {
+		t.Fatalf("init: %d %s", code, stderr.String())
+	}
+	writeFile(t, filepath.Join(dir, DevPolicyFile),
+		"policy:\n  rules:\n  - {name: freeze, match: {namespaces: [payments]}, deny: {reason: incident 7}}\n")
+	for _, tt := range []struct {
+		ns, want string
+		code     int
+	}{
+		{"payments", "decision: deny by rule freeze: denied by policy: rule freeze: incident 7\n", 3},
+		{"default", "decision: allow by rule default: 24h, signed by file\n", 0},
+	} {
+		stdout.Reset()
+		stderr.Reset()
+		code := run(context.Background(), []string{"policy", "explain", "--dev", dir, "--namespace", tt.ns,
+			"--service-account", "sleep"}, &stdout, &stderr)
+		if code != tt.code || !strings.Contains(stdout.String(), tt.want) {
+			t.Errorf("%s: exit %d, output:\n%s%s\nwant exit %d and %q", tt.ns, code, stdout.String(),
+				stderr.String(), tt.code, tt.want)
+		}
+	}
+	code := run(context.Background(), []string{"policy", "explain", "--dev", filepath.Join(dir, "none"),
+		"--namespace", "a", "--service-account", "a"}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "make run") {
+		t.Errorf("a missing dev dir: exit %d, stderr %s", code, stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "none")); err == nil {
+		t.Error("explain created the dev directory")
+	}
+}
