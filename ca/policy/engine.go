@@ -234,7 +234,8 @@ func (e *Engine) Decide(req Request) *Decision {
 		d.step("backends", "set", "%s, in failover order (rule %s)", strings.Join(d.Backends, ", "), r.Name)
 	}
 	if r.Rate != nil {
-		d.Rate = r.Rate
+		rt := *r.Rate
+		d.Rate = &rt
 		d.step("rate", "set", "%g requests/s per identity, burst %d", r.Rate.PerSecond, max(r.Rate.Burst, 1))
 	}
 	d.Allowed = true
