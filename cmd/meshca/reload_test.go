@@ -5,8 +5,12 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -150,4 +154,48 @@ func TestPolicyReloadUnderLoad(t *testing.T) {
 	if got := reloads("invalid"); got != 1 {
 		t.Errorf("meshca_policy_reloads_total{result=invalid} = %v, want 1", got)
 	}
+}
+
+// TestServeDevReloadsPolicy: serve --dev DIR applies DIR/policy.yaml at start (its rules appear in
+// meshca_policy_decisions_total) and re-reads it when it changes (meshca_policy_reloads_total, the new rule).
+func TestServeDevReloadsPolicy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts meshca serve and waits for a reload (5s): skipped under -short")
+	}
+	dir := t.TempDir()
+	if code := run(context.Background(), []string{"init", "--dir", dir}, io.Discard, io.Discard); code != 0 {
+		t.Fatalf("init exited %d", code)
+	}
+	path := filepath.Join(dir, DevPolicyFile)
+	writeAtomically(t, path,
+		"policy:\n  rules:\n  - {name: freeze, match: {namespaces: [payments]}, deny: {reason: x}}\n")
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t))
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	logs := &syncBuffer{}
+	go func() {
+		done <- run(ctx, []string{"serve", "--dev", dir, "--grpc-addr",
+			fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t)), "--http-addr", httpAddr}, io.Discard, logs)
+	}()
+	defer func() { stop(); <-done }()
+	metricsHave := func(want string) func() error {
+		return func() error {
+			resp, err := http.Get("http://" + httpAddr + "/metrics")
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if !strings.Contains(string(b), want) {
+				return fmt.Errorf("no %s in /metrics; log:\n%s", want, logs.String())
+			}
+			return nil
+		}
+	}
+	catest.Eventually(t, 20*time.Second, "the dev policy's rule",
+		metricsHave(`meshca_policy_decisions_total{decision="deny",rule="freeze"} 0`))
+	writeAtomically(t, path, "policy:\n  rules:\n  - {name: thaw, match: {namespaces: [payments]}}\n")
+	catest.Eventually(t, 20*time.Second, "the reload", metricsHave(`meshca_policy_reloads_total{result="ok"} 1`))
+	catest.Eventually(t, 5*time.Second, "the new rule",
+		metricsHave(`meshca_policy_decisions_total{decision="allow",rule="thaw"} 0`))
 }
