@@ -16,6 +16,8 @@ type auditRecord struct {
 	caller          *authn.Caller
 	identity        string
 	keyType         string
+	rule            string
+	certSigner      string
 	backend         string
 	serial          string
 	notAfter        time.Time
@@ -43,6 +45,12 @@ func (r *auditRecord) log(ctx context.Context, l *slog.Logger, c Class, err erro
 	}
 	if r.keyType != "" {
 		attrs = append(attrs, slog.String("key_type", r.keyType))
+	}
+	if r.rule != "" {
+		attrs = append(attrs, slog.String("rule", r.rule))
+	}
+	if r.certSigner != "" {
+		attrs = append(attrs, slog.String("cert_signer", Bounded(r.certSigner)))
 	}
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/meshca/meshca/backends"
 	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/ca/policy"
 	"github.com/meshca/meshca/csr"
 )
 
@@ -78,6 +79,8 @@ var classes = []struct {
 	{csr.ErrUnsupportedRequest, Class{"unsupported_request", OutcomeRejected, codes.PermissionDenied, "",
 		citadelParseErr}},
 	{csr.ErrInvalidCSR, Class{"invalid_csr", OutcomeRejected, codes.InvalidArgument, "", citadelParseErr}},
+	{policy.ErrDenied, Class{"policy_denied", OutcomeRejected, codes.PermissionDenied, "", citadelIDErr}},
+	{policy.ErrUnknownSigner, Class{"unknown_signer", OutcomeRejected, codes.InvalidArgument, "", citadelNone}},
 	{ErrIdentityMismatch, Class{"identity_mismatch", OutcomeRejected, codes.PermissionDenied, "", citadelIDErr}},
 	{ErrForbiddenSAN, Class{"forbidden_san", OutcomeRejected, codes.PermissionDenied, "", citadelIDErr}},
 	{ErrCARequested, Class{"ca_requested", OutcomeRejected, codes.PermissionDenied, "", citadelIDErr}},

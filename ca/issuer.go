@@ -9,12 +9,14 @@ import (
 	"log/slog"
 	"net/url"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshca/meshca/backends"
 	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/ca/policy"
 	"github.com/meshca/meshca/csr"
 )
 
@@ -33,6 +35,12 @@ type Config struct {
 	// Impersonator, when set, lets node agents request other workloads' identities.
 	Impersonator authn.Impersonator
 	Policy       Policy
+	// Rules are the per-namespace policy rules over Policy (package policy); the zero value has none, and
+	// Policy decides every request.
+	Rules policy.Config
+	// NamespaceLabels, when set, returns the labels of a Namespace for rules with a namespace selector
+	// (false when unknown). It is called on the request path: it must be cheap (an informer's cache).
+	NamespaceLabels func(namespace string) (map[string]string, bool)
 	// Limits protect meshca from floods; the zero value is the defaults.
 	Limits Limits
 	// SignTimeout bounds each backend call. Default 10s.
@@ -73,6 +81,8 @@ type Issuer struct {
 	bundle   trustBundle
 	limits   *limiter
 	observer IssuanceObserver
+	rules    atomic.Pointer[policy.Engine]
+	nsLabels func(string) (map[string]string, bool)
 
 	extraRoots func(context.Context) ([]*x509.Certificate, error)
 }
@@ -102,11 +112,16 @@ func New(cfg Config) (*Issuer, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	engine, err := CompileRules(cfg.Policy, cfg.Rules, backendNames(cfg.Backends))
+	if err != nil {
+		return nil, err
+	}
 	i := &Issuer{backends: cfg.Backends, authn: cfg.Authenticator, imp: cfg.Impersonator,
 		policy: cfg.Policy.withDefaults(), timeout: cfg.SignTimeout, clock: cfg.Clock, log: cfg.Logger,
 		audit:  cfg.Audit,
 		bundle: trustBundle{last: map[string][]*x509.Certificate{}}, extraRoots: cfg.ExtraRoots,
-		observer: cfg.Observer}
+		observer: cfg.Observer, nsLabels: cfg.NamespaceLabels}
+	i.rules.Store(engine)
 	if i.timeout == 0 {
 		i.timeout = 10 * time.Second
 	}
@@ -120,7 +135,7 @@ func New(cfg Config) (*Issuer, error) {
 	if i.audit == nil {
 		i.audit = i.log
 	}
-	m, err := newMetrics(cfg.Registerer, i)
+	m, err := newMetrics(cfg.Registerer, i, engine.RuleNames())
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +199,7 @@ func (i *Issuer) issue(ctx context.Context, req *Request, rec *auditRecord) (*Re
 	if err := checkMetadata(req); err != nil {
 		return nil, err
 	}
-	target, err := i.policy.identityOf(caller)
+	target, err := i.policy.IdentityOf(caller)
 	if err != nil {
 		return nil, err
 	}
@@ -202,21 +217,21 @@ func (i *Issuer) issue(ctx context.Context, req *Request, rec *auditRecord) (*Re
 		return nil, err
 	}
 	rec.keyType = parsed.KeyType
-	grant, err := i.policy.Authorize(target, parsed, req.TTL)
+	grant, err := i.authorize(target, parsed, req, rec)
 	if err != nil {
 		return nil, err
 	}
 	if grant.Adjusted != "" {
 		i.m.ttlAdjusted.WithLabelValues(grant.Adjusted).Inc()
 		i.log.Info("requested certificate lifetime adjusted by policy", "identity", target.String(),
-			"requested", req.TTL, "granted", grant.TTL, "how", grant.Adjusted)
+			"requested", req.TTL, "granted", grant.TTL, "how", grant.Adjusted, "rule", grant.Rule)
 	}
 	sreq := &backends.SignRequest{CSR: parsed.CSR, PublicKey: parsed.PublicKey, URIs: []*url.URL{target.URI()},
 		DNSNames: grant.DNSNames, TTL: grant.TTL}
 	if i.policy.CommonName && len(target.String()) <= 64 {
 		sreq.Subject = pkix.Name{CommonName: target.String()}
 	}
-	resp, name, err := i.sign(ctx, sreq)
+	resp, name, err := i.sign(ctx, i.route(grant.Backends), sreq)
 	if err != nil {
 		return nil, err
 	}
@@ -238,13 +253,9 @@ func checkMetadata(req *Request) error {
 	if req.DecodeErr != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidRequest, req.DecodeErr)
 	}
-	for k, v := range req.Metadata {
-		if k == "CertSigner" && v == "" {
-			continue // Istio's CA client always sends the key; empty asks for no signer
-		}
+	for k := range req.Metadata {
 		if k == "CertSigner" {
-			return fmt.Errorf("%w: metadata CertSigner %.64q: this CA does not route requests by signer; "+
-				"unset ISTIO_META_CERT_SIGNER on the workload", ErrInvalidRequest, v)
+			continue // routed (or refused as unknown) by policy; Istio's CA client always sends it, often empty
 		}
 		return fmt.Errorf("%w: metadata key %.64q is not supported; meshca understands ImpersonatedIdentity "+
 			"and CertSigner", ErrInvalidRequest, k)
@@ -277,9 +288,10 @@ func (i *Issuer) impersonate(ctx context.Context, caller *authn.Caller, want str
 
 // sign sends an already authorised request to the backends in order, failing over when one is unavailable,
 // and verifies the returned chain. It returns the name of the backend that signed.
-func (i *Issuer) sign(ctx context.Context, req *backends.SignRequest) (*backends.SignResponse, string, error) {
+func (i *Issuer) sign(ctx context.Context, order []NamedBackend,
+	req *backends.SignRequest) (*backends.SignResponse, string, error) {
 	var errs []error
-	for n, b := range i.backends {
+	for n, b := range order {
 		resp, err := i.signWith(ctx, b, req)
 		if err == nil {
 			return resp, b.Name, nil
@@ -288,10 +300,10 @@ func (i *Issuer) sign(ctx context.Context, req *backends.SignRequest) (*backends
 		if !errors.Is(err, backends.ErrUnavailable) || ctx.Err() != nil {
 			break
 		}
-		if n+1 < len(i.backends) {
+		if n+1 < len(order) {
 			i.m.failovers.WithLabelValues(b.Name).Inc()
 			i.log.Warn("backend unavailable; trying the next one",
-				"backend", b.Name, "next", i.backends[n+1].Name, "error", err)
+				"backend", b.Name, "next", order[n+1].Name, "error", err)
 		}
 	}
 	return nil, "", errors.Join(errs...)

@@ -131,11 +131,20 @@ func callerKey(c *authn.Caller, target csr.Identity, impersonating bool) string 
 	return "id:" + c.ClusterID + "/" + target.String()
 }
 
-// allow charges one request to key.
+// allow charges one request to key at the per-caller rate.
 func (l *limiter) allow(key string) error {
 	if l.rate == rate.Inf {
 		return nil
 	}
+	if err := l.allowAt(key, l.rate, l.burst); err != nil {
+		return fmt.Errorf("%w from this caller; retry later", err)
+	}
+	return nil
+}
+
+// allowAt charges one request to key, whose limiter runs at r with burst (a policy rule's rate when key
+// is a rule's).
+func (l *limiter) allowAt(key string, r rate.Limit, burst int) error {
 	now := l.clock()
 	l.mu.Lock()
 	if now.Sub(l.pruned) > time.Minute {
@@ -148,15 +157,14 @@ func (l *limiter) allow(key string) error {
 	}
 	cl := l.callers[key]
 	if cl == nil {
-		cl = &callerLimit{lim: rate.NewLimiter(l.rate, l.burst)}
+		cl = &callerLimit{lim: rate.NewLimiter(r, burst)}
 		l.callers[key] = cl
 	}
 	cl.seen = now
 	ok := cl.lim.AllowN(now, 1)
 	l.mu.Unlock()
 	if !ok {
-		return fmt.Errorf("%w: more than %g requests/s (burst %d) from this caller; retry later",
-			ErrRateLimited, float64(l.rate), l.burst)
+		return fmt.Errorf("%w: more than %g requests/s (burst %d)", ErrRateLimited, float64(r), burst)
 	}
 	return nil
 }

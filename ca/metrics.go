@@ -18,11 +18,12 @@ type metrics struct {
 	signDuration    *prometheus.HistogramVec
 	ttlAdjusted     *prometheus.CounterVec
 	failovers       *prometheus.CounterVec
+	decisions       *prometheus.CounterVec
 
 	csrCount, success, authnFailure, parseErr, idErr, signErr prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, i *Issuer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, i *Issuer, rules []string) (*metrics, error) {
 	buckets := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshca_csr_requests_total",
@@ -41,6 +42,9 @@ func newMetrics(reg prometheus.Registerer, i *Issuer) (*metrics, error) {
 			[]string{"how"}),
 		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshca_backend_failovers_total",
 			Help: "Requests passed to the next backend because this one was unavailable."}, []string{"backend"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshca_policy_decisions_total",
+			Help: "Policy decisions by the rule that decided (the configured rule names, or default) and " +
+				"decision (allow, deny)."}, []string{"rule", "decision"}),
 		csrCount: prometheus.NewCounter(prometheus.CounterOpts{Name: "citadel_server_csr_count",
 			Help: "The number of CSRs received (istiod-compatible)."}),
 		success: prometheus.NewCounter(prometheus.CounterOpts{Name: "citadel_server_success_cert_issuance_count",
@@ -57,16 +61,27 @@ func newMetrics(reg prometheus.Registerer, i *Issuer) (*metrics, error) {
 	for _, c := range Classes() {
 		m.requests.WithLabelValues(c.Outcome, c.Reason) // present at zero from the start
 	}
+	for _, r := range rules {
+		m.initRule(r)
+	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.issued, m.requestDuration, m.signDuration, m.ttlAdjusted,
-		m.failovers, m.csrCount, m.success, m.authnFailure, m.parseErr, m.idErr, m.signErr, &expiryCollector{i}} {
+		m.failovers, m.decisions, m.csrCount, m.success, m.authnFailure, m.parseErr, m.idErr, m.signErr,
+		&expiryCollector{i}} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("ca: registering metrics: %w", err)
 		}
 	}
 	return m, nil
+}
+
+// initRule makes the decision series of rule present at zero. Rule names come from configuration, so the
+// label set is bounded by it.
+func (m *metrics) initRule(rule string) {
+	m.decisions.WithLabelValues(rule, "allow")
+	m.decisions.WithLabelValues(rule, "deny")
 }
 
 // record counts one finished request by its Class.

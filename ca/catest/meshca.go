@@ -18,6 +18,7 @@ import (
 	"github.com/meshca/meshca/backends/file"
 	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/ca/policy"
 	"github.com/meshca/meshca/ca/server"
 	"github.com/meshca/meshca/internal/devtoken"
 )
@@ -71,6 +72,8 @@ type MeshcaOptions struct {
 	Backends []ca.NamedBackend
 	// Policy defaults to the test trust domain with default lifetimes.
 	Policy *ca.Policy
+	// Rules are the per-namespace policy rules (ca.Config.Rules).
+	Rules policy.Config
 	// Impersonator enables ImpersonatedIdentity.
 	Impersonator authn.Impersonator
 	// Registry defaults to a new registry.
@@ -117,7 +120,7 @@ func StartMeshca(tb testing.TB, o MeshcaOptions) *Meshca {
 	}
 	chain := authn.Chain{jwt}
 	cfg := ca.Config{Backends: o.Backends, Authenticator: &chain, Impersonator: o.Impersonator,
-		Policy: *o.Policy, Limits: o.Limits, Observer: o.Observer, Logger: o.Logger, Audit: o.Logger,
+		Policy: *o.Policy, Rules: o.Rules, Limits: o.Limits, Observer: o.Observer, Logger: o.Logger, Audit: o.Logger,
 		Registerer: o.Registry}
 	if o.ExtraRoots != nil {
 		cfg.ExtraRoots = func(context.Context) ([]*x509.Certificate, error) { return o.ExtraRoots, nil }

@@ -224,7 +224,7 @@ func TestRefusals(t *testing.T) {
 		{"a non-string ImpersonatedIdentity is invalid", goodTok, md(map[string]any{"ImpersonatedIdentity": 7.0}),
 			codes.InvalidArgument, "invalid_request", "ImpersonatedIdentity"},
 		{"a CertSigner no rule routes is refused, not ignored", goodTok, md(map[string]any{"CertSigner": "finance"}),
-			codes.InvalidArgument, "invalid_request", "CertSigner"},
+			codes.InvalidArgument, "unknown_signer", "CertSigner"},
 		{"an empty CertSigner (as Istio's client always sends) asks for nothing", goodTok,
 			md(map[string]any{"CertSigner": "", "ImpersonatedIdentity": "spiffe://cluster.local/ns/default/sa/admin"}),
 			codes.PermissionDenied, "impersonation_denied", "not enabled"},

@@ -21,6 +21,7 @@ import (
 	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/authn/kube"
 	"github.com/meshca/meshca/ca/expiry"
+	"github.com/meshca/meshca/ca/policy"
 	"github.com/meshca/meshca/ca/server"
 	"github.com/meshca/meshca/trustbundle"
 )
@@ -29,6 +30,10 @@ import (
 type Config struct {
 	// Issuance is the policy: trust domain, aliases, lifetimes, allowed DNS SANs.
 	Issuance ca.Policy `json:"issuance"`
+	// Policy holds the per-namespace rules over Issuance, first match wins (docs/policy.md).
+	Policy policy.Config `json:"policy,omitempty"`
+	// PolicyFile, instead of Policy, is a file holding the policy: section, re-read when it changes.
+	PolicyFile string `json:"policyFile,omitempty"`
 	// Server is the network side: listen addresses, serving certificate names, TLS.
 	Server server.Config `json:"server"`
 	// Authn lists the trusted token issuers and whether client-certificate renewal is allowed.
@@ -61,6 +66,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if err := c.Issuance.Validate(); err != nil {
 		errs = append(errs, inSection(err, "policy", "issuance"))
+	}
+	if err := c.validatePolicy(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.Server.Validate(); err != nil {
 		errs = append(errs, inSection(err, "server", "server"))
@@ -148,6 +156,9 @@ func loadBytes(b []byte) (*Config, error) {
 	if err := decodeStrict(b, &c); err != nil {
 		return nil, err
 	}
+	if err := c.loadPolicyFile(); err != nil {
+		return nil, err
+	}
 	if err := errors.Join(c.Validate(), c.checkUsable()); err != nil {
 		return nil, err
 	}
@@ -224,11 +235,23 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	if err != nil {
 		return nil, err
 	}
+	nsLabels, err := a.namespaceLabels(ctx, cfg, client, log)
+	if err != nil {
+		return nil, err
+	}
 	issuer, err = ca.New(ca.Config{Backends: named, Authenticator: chain, Impersonator: kubeAuth.Impersonator,
-		Policy: cfg.Issuance, SignTimeout: cfg.SignTimeout, Logger: log, Audit: log.With("log", "audit"),
+		Policy: cfg.Issuance, Rules: cfg.Policy, NamespaceLabels: nsLabels, SignTimeout: cfg.SignTimeout,
+		Logger: log, Audit: log.With("log", "audit"),
 		Registerer: reg, Observer: tracker})
 	if err != nil {
 		return nil, err
+	}
+	if cfg.PolicyFile != "" {
+		r, err := newPolicyReloader(cfg.PolicyFile, issuer, log, reg)
+		if err != nil {
+			return nil, err
+		}
+		a.run = append(a.run, r.Run)
 	}
 	if tb := cfg.TrustBundle; tb != nil {
 		tc := *tb

@@ -9,6 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
+
+	"github.com/meshca/meshca/ca/policy"
 )
 
 func configCommand() *cobra.Command {
@@ -43,6 +45,9 @@ func configCommand() *cobra.Command {
 			c, err := LoadConfig(args[0])
 			if err != nil {
 				return err
+			}
+			if c.PolicyFile != "" {
+				c.Policy = policy.Config{} // read from policyFile; printing both would not load again
 			}
 			out, err := encodeConfig(c)
 			if err != nil {

@@ -71,7 +71,7 @@ func TestReadmeConfigExample(t *testing.T) {
 		t.Fatalf("README example: %v", err)
 	}
 	if len(c.Backends) != 2 || c.Backends[0].Vault == nil || c.Backends[1].File == nil || c.Kubernetes == nil ||
-		c.TrustBundle == nil {
+		c.TrustBundle == nil || len(c.Policy.Rules) != 1 {
 		t.Fatalf("README example decoded to %+v", c)
 	}
 }

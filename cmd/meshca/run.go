@@ -81,6 +81,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, &loggedError{}) {
 		return 1 // serve has logged it in the configured format
 	}
+	var coded interface{ ExitCode() int }
+	if errors.As(err, &coded) {
+		return coded.ExitCode() // the command has printed its answer (policy explain: 3 = refused)
+	}
 	if errors.As(err, &r) {
 		fmt.Fprintf(stderr, "%s: %v\n", cmd.CommandPath(), r.err)
 		return 1
@@ -100,7 +104,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return fmt.Errorf("unknown command %q; commands: serve, init, token, config, version, completion",
+				return fmt.Errorf("unknown command %q; commands: serve, init, token, config, policy, version, "+
+					"completion",
 					bounded(args[0]))
 			}
 			return nil
@@ -115,7 +120,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(serveCommand(), initCommand(), tokenCommand(), configCommand(), versionCommand())
+	root.AddCommand(serveCommand(), initCommand(), tokenCommand(), configCommand(), policyCommand(),
+		versionCommand())
 	return root
 }
 

@@ -167,6 +167,9 @@ func devConfig(dir string, log *slog.Logger) (*Config, []authn.Authenticator, er
 			DNSNames: []string{"localhost"}, IPAddresses: []string{"127.0.0.1", "::1"}},
 		Backends: []BackendConfig{{Name: "file", File: &file.Config{Dir: filepath.Join(dir, "cacerts")}}},
 	}
+	if err := loadDevPolicy(dir, cfg); err != nil {
+		return nil, nil, err
+	}
 	return cfg, []authn.Authenticator{j}, cfg.Validate()
 }
 

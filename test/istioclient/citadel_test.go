@@ -33,6 +33,7 @@ var wantID = "spiffe://" + meshcatest.TrustDomain + "/ns/" + ns + "/sa/" + sa
 type clientConfig struct {
 	token             string
 	keyFile, certFile string
+	certSigner        string // ISTIO_META_CERT_SIGNER
 }
 
 // newClient builds Istio's CA client for mc, trusting the mesh root from a file as istio-agent does.
@@ -41,7 +42,8 @@ func newClient(tb testing.TB, mc *meshcatest.CA, cfg clientConfig) *citadel.Cita
 	dir := tb.TempDir()
 	root := filepath.Join(dir, "root-cert.pem")
 	mc.WriteRoot(tb, root)
-	opts := &security.Options{CAEndpoint: mc.GRPCAddr, ClusterID: authn.DefaultClusterID}
+	opts := &security.Options{CAEndpoint: mc.GRPCAddr, ClusterID: authn.DefaultClusterID,
+		CertSigner: cfg.certSigner}
 	if cfg.token != "" {
 		tok := filepath.Join(dir, "istio-token")
 		if err := os.WriteFile(tok, []byte(cfg.token), 0o600); err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/ca/catest"
+	"github.com/meshca/meshca/ca/policy"
 	"github.com/meshca/meshca/internal/devtoken"
 )
 
@@ -31,6 +32,10 @@ type Options struct {
 	MinTTL, MaxTTL, DefaultTTL time.Duration
 	// ExtraRoots join the trust bundle sent to workloads (e.g. the next root of a rotation).
 	ExtraRoots []*x509.Certificate
+	// Backends name more file CAs, each a backend after the mesh's own ("file"), for policy rules to route to.
+	Backends []string
+	// Rules are the per-namespace policy rules (docs/policy.md).
+	Rules policy.Config
 }
 
 // CA is a running meshca.
@@ -43,6 +48,8 @@ type CA struct {
 	RootPEM []byte
 	// Tokens mints service-account tokens this CA trusts.
 	Tokens *devtoken.Minter
+	// BackendRoots are the roots of the CAs of Options.Backends, by name.
+	BackendRoots map[string]*x509.Certificate
 	// Registry holds every metric the CA registered.
 	Registry *prometheus.Registry
 
@@ -66,8 +73,16 @@ func Start(tb testing.TB, opts Options) *CA {
 	)
 	reg := prometheus.NewRegistry()
 	dir, g := catest.FileCA(tb)
+	backends := []ca.NamedBackend{{Name: "file", Backend: catest.FileBackend(tb, dir, reg)}}
+	roots := map[string]*x509.Certificate{}
+	for _, name := range opts.Backends {
+		d, bg := catest.FileCA(tb)
+		backends = append(backends, ca.NamedBackend{Name: name, Backend: catest.FileBackend(tb, d, nil)})
+		roots[name] = bg.Root
+	}
 	m := catest.StartMeshca(tb, catest.MeshcaOptions{
-		Backends: []ca.NamedBackend{{Name: "file", Backend: catest.FileBackend(tb, dir, reg)}},
+		Backends: backends,
+		Rules:    opts.Rules,
 		Policy: &ca.Policy{TrustDomain: catest.TrustDomain, MinTTL: opts.MinTTL, MaxTTL: opts.MaxTTL,
 			DefaultTTL: opts.DefaultTTL},
 		Registry:   reg,
@@ -75,7 +90,7 @@ func Start(tb testing.TB, opts Options) *CA {
 		ExtraRoots: opts.ExtraRoots,
 	})
 	c := &CA{GRPCAddr: m.GRPCAddr, HTTPAddr: m.HTTPAddr, Root: g.Root, RootPEM: g.RootPEM, Tokens: m.Tokens,
-		Registry: reg, audit: audit}
+		Registry: reg, audit: audit, BackendRoots: roots}
 	c.waitReady(tb)
 	return c
 }
