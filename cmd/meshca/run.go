@@ -78,6 +78,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	var r runError
+	if st := (exitStatus{}); errors.As(err, &st) {
+		return st.code // the command has reported its findings (meshca inspect)
+	}
 	if errors.As(err, &loggedError{}) {
 		return 1 // serve has logged it in the configured format
 	}
@@ -100,7 +103,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return fmt.Errorf("unknown command %q; commands: serve, init, token, config, version, completion",
+				return fmt.Errorf("unknown command %q; commands: serve, init, token, inspect, config, version, completion",
 					bounded(args[0]))
 			}
 			return nil
@@ -115,7 +118,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(serveCommand(), initCommand(), tokenCommand(), configCommand(), versionCommand())
+	root.AddCommand(serveCommand(), initCommand(), tokenCommand(), inspectCommand(), configCommand(), versionCommand())
 	return root
 }
 
