@@ -1,0 +1,112 @@
+package ca_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/meshca/meshca/backends"
+	"github.com/meshca/meshca/ca"
+	"github.com/meshca/meshca/ca/catest"
+)
+
+// sample returns the value of the one series of name whose labels include want ("" matches an unlabelled
+// series), and whether there is one.
+func sample(t *testing.T, reg *prometheus.Registry, name string, want map[string]string) (float64, bool) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			for k, v := range want {
+				if labels[k] != v {
+					continue metrics
+				}
+			}
+			return value(m), true
+		}
+	}
+	return 0, false
+}
+
+func value(m *dto.Metric) float64 {
+	if m.GetCounter() != nil {
+		return m.GetCounter().GetValue()
+	}
+	return m.GetGauge().GetValue()
+}
+
+// citadel_server_csr_sign_err_count carries istiod's error label: CA_NOT_READY when no backend is available,
+// CERT_GEN_ERROR for other signing failures. Both series exist at zero before the first request.
+func TestCitadelSignErrorLabel(t *testing.T) {
+	dir, _ := catest.FileCA(t)
+	tests := []struct {
+		name      string
+		fail      error
+		wantLabel string
+	}{
+		{"an unavailable backend is a CA that is not ready", fmt.Errorf("dial: %w", backends.ErrUnavailable),
+			"CA_NOT_READY"},
+		{"a backend that refuses is a certificate generation error", fmt.Errorf("role: %w", backends.ErrRefused),
+			"CERT_GEN_ERROR"},
+		{"an unclassified failure is a certificate generation error", errors.New("boom"), "CERT_GEN_ERROR"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			b := &faulty{Backend: catest.FileBackend(t, dir, nil), fail: tt.fail}
+			i, dev := newIssuer(t, reg, ca.NamedBackend{Name: "only", Backend: b})
+			for _, l := range []string{"CA_NOT_READY", "CERT_GEN_ERROR"} {
+				if v, ok := sample(t, reg, "citadel_server_csr_sign_err_count", map[string]string{"error": l}); !ok ||
+					v != 0 {
+					t.Fatalf("before any request: error=%q is %v (present %v), want present at 0", l, v, ok)
+				}
+			}
+			if _, err := i.Issue(context.Background(), request(t, dev)); err == nil {
+				t.Fatal("issued despite the failing backend")
+			}
+			for _, l := range []string{"CA_NOT_READY", "CERT_GEN_ERROR"} {
+				v, _ := sample(t, reg, "citadel_server_csr_sign_err_count", map[string]string{"error": l})
+				if want := map[bool]float64{true: 1, false: 0}[l == tt.wantLabel]; v != want {
+					t.Errorf("citadel_server_csr_sign_err_count{error=%q} = %v, want %v", l, v, want)
+				}
+			}
+		})
+	}
+}
+
+// The Istio 1.24+ citadel_server_*_expiry_seconds gauges are the time left until the matching
+// *_expiry_timestamp.
+func TestCitadelExpirySeconds(t *testing.T) {
+	dir, _ := catest.FileCA(t)
+	reg := prometheus.NewRegistry()
+	newIssuer(t, reg, ca.NamedBackend{Name: "file", Backend: catest.FileBackend(t, dir, nil)})
+	for _, pair := range [][2]string{
+		{"citadel_server_root_cert_expiry_timestamp", "citadel_server_root_cert_expiry_seconds"},
+		{"citadel_server_cert_chain_expiry_timestamp", "citadel_server_cert_chain_expiry_seconds"},
+	} {
+		ts, ok1 := sample(t, reg, pair[0], nil)
+		left, ok2 := sample(t, reg, pair[1], nil)
+		now := float64(time.Now().Unix())
+		if !ok1 || !ok2 || left <= 0 || math.Abs(ts-now-left) > 5 {
+			t.Errorf("%s = %v (present %v), %s = %v (present %v): want the time left until the timestamp",
+				pair[0], ts, ok1, pair[1], left, ok2)
+		}
+	}
+}
