@@ -18,6 +18,9 @@ import (
 	"github.com/meshca/meshca/csr"
 )
 
+// DefaultSignTimeout bounds each backend call when Config.SignTimeout is zero.
+const DefaultSignTimeout = 10 * time.Second
+
 // NamedBackend is a configured backend and the name it has in metrics, logs and audit records.
 type NamedBackend struct {
 	Name    string
@@ -108,7 +111,7 @@ func New(cfg Config) (*Issuer, error) {
 		bundle: trustBundle{last: map[string][]*x509.Certificate{}}, extraRoots: cfg.ExtraRoots,
 		observer: cfg.Observer}
 	if i.timeout == 0 {
-		i.timeout = 10 * time.Second
+		i.timeout = DefaultSignTimeout
 	}
 	if i.clock == nil {
 		i.clock = time.Now

@@ -60,6 +60,22 @@ func TestCommandLine(t *testing.T) {
 			code: 1, stderr: "no such file"},
 		{name: "config print writes durations with units", args: []string{"config", "print", goodConfig}, code: 0,
 			stdout: "defaultTTL: 12h"},
+		{name: "config print help", args: []string{"config", "print", "--help"}, code: 0, stdout: "--defaults"},
+		{name: "config help lists its subcommands", args: []string{"config", "--help"}, code: 0, stdout: "validate"},
+		{name: "config print without a file or --defaults", args: []string{"config", "print"}, code: 2,
+			stderr: "--defaults"},
+		{name: "config print with two files", args: []string{"config", "print", goodConfig, goodConfig}, code: 2,
+			stderr: "at most 1 arg"},
+		{name: "config print --defaults alone prints every default", args: []string{"config", "print", "--defaults"},
+			code: 0, stdout: "signTimeout: 10s"},
+		{name: "config print --defaults of a file keeps its settings", args: []string{"config", "print",
+			"--defaults", goodConfig}, code: 0, stdout: "defaultTTL: 12h"},
+		{name: "config without a subcommand", args: []string{"config"}, code: 2, stderr: "validate or print"},
+		{name: "config with an unknown subcommand", args: []string{"config", "bogus"}, code: 2, stderr: "bogus"},
+		{name: "inspect help", args: []string{"inspect", "--help"}, code: 0, stdout: "--within"},
+		{name: "completion help", args: []string{"completion", "--help"}, code: 0, stdout: "bash"},
+		{name: "completion for an unknown shell", args: []string{"completion", "tcsh"}, code: 2, stderr: "tcsh"},
+		{name: "completion without a shell", args: []string{"completion"}, code: 2, stderr: "a shell is required"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
