@@ -82,7 +82,7 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "meshca-loadtest: unexpected arguments %q\n", fs.Args())
 		return ExitUsage
 	}
-	c.Key = KeyType(*key)
+	c.Key = ParseKeyType(*key)
 	c.GenerateKeysInline = !*pregen
 	// Report configuration problems before touching files; Roots and Tokens are checked once loaded.
 	if err := withFiles(c).Validate(); err != nil {
