@@ -76,6 +76,19 @@ func TestCommandLine(t *testing.T) {
 		{name: "completion help", args: []string{"completion", "--help"}, code: 0, stdout: "bash"},
 		{name: "completion for an unknown shell", args: []string{"completion", "tcsh"}, code: 2, stderr: "tcsh"},
 		{name: "completion without a shell", args: []string{"completion"}, code: 2, stderr: "a shell is required"},
+		{name: "init with an invalid trust domain", args: []string{"init", "--dir", dir, "--trust-domain", "Bad!"},
+			code: 2, stderr: "--trust-domain"},
+		{name: "init with an extra argument", args: []string{"init", "extra"}, code: 2, stderr: "extra"},
+		{name: "init writes a dev CA", args: []string{"init", "--dir", filepath.Join(dir, "dev")}, code: 0,
+			stdout: "wrote a dev root"},
+		{name: "token with a zero lifetime", args: []string{"token", "--dir", dir, "--ttl", "0s"}, code: 2,
+			stderr: "--ttl"},
+		{name: "token with an invalid namespace", args: []string{"token", "--dir", dir, "--namespace", "Not_A_NS"},
+			code: 2, stderr: "--namespace"},
+		{name: "token without a dev key fails naming init", args: []string{"token", "--dir", filepath.Join(dir,
+			"none")}, code: 1, stderr: "meshca init"},
+		{name: "token after init prints a token", args: []string{"token", "--dir", filepath.Join(dir, "dev")},
+			code: 0, stdout: "eyJ"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
