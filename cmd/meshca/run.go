@@ -118,7 +118,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(serveCommand(), initCommand(), tokenCommand(), inspectCommand(), configCommand(), versionCommand())
+	root.AddCommand(serveCommand(), initCommand(), tokenCommand(), inspectCommand(), configCommand(),
+		versionCommand())
 	strictCompletion(root)
 	return root
 }
