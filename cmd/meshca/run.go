@@ -7,6 +7,7 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -103,8 +104,13 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return fmt.Errorf("unknown command %q; commands: serve, init, token, inspect, config, version, "+
-					"completion", bounded(args[0]))
+				var names []string // from the tree, so that a new command is listed without an edit here
+				for _, c := range cmd.Commands() {
+					if c.IsAvailableCommand() {
+						names = append(names, c.Name())
+					}
+				}
+				return fmt.Errorf("unknown command %q; commands: %s", bounded(args[0]), strings.Join(names, ", "))
 			}
 			return nil
 		},
