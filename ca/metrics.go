@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshca/meshca/csr"
 )
 
 // metrics are the issuance core's Prometheus metrics: meshca_* names, plus the istiod (citadel_server_*) names
@@ -61,6 +63,15 @@ func newMetrics(reg prometheus.Registerer, i *Issuer) (*metrics, error) {
 	}
 	for _, e := range citadelSignErrors {
 		m.signErr.WithLabelValues(e)
+	}
+	for _, b := range i.backends { // dashboards and alerts see every series at zero before the first request
+		m.failovers.WithLabelValues(b.Name)
+		for _, kt := range csr.KeyTypes() {
+			m.issued.WithLabelValues(b.Name, kt)
+		}
+	}
+	for _, how := range []string{"clamped_to_max", "raised_to_min", "backend_shortened"} {
+		m.ttlAdjusted.WithLabelValues(how)
 	}
 	if reg == nil {
 		return m, nil

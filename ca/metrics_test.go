@@ -110,3 +110,26 @@ func TestCitadelExpirySeconds(t *testing.T) {
 		}
 	}
 }
+
+// The counters dashboards and alerts read exist at zero from the start, before any request.
+func TestCountersPresentAtZero(t *testing.T) {
+	dir, _ := catest.FileCA(t)
+	reg := prometheus.NewRegistry()
+	newIssuer(t, reg, ca.NamedBackend{Name: "file", Backend: catest.FileBackend(t, dir, nil)})
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+	}{
+		{"meshca_certificates_issued_total", map[string]string{"backend": "file", "key_type": "ECDSA-P256"}},
+		{"meshca_certificates_issued_total", map[string]string{"backend": "file", "key_type": "RSA-2048"}},
+		{"meshca_backend_failovers_total", map[string]string{"backend": "file"}},
+		{"meshca_ttl_adjusted_total", map[string]string{"how": "clamped_to_max"}},
+		{"meshca_csr_requests_total", map[string]string{"result": "issued", "reason": "ok"}},
+		{"citadel_server_csr_count", nil},
+		{"citadel_server_success_cert_issuance_count", nil},
+	} {
+		if v, ok := sample(t, reg, tc.name, tc.labels); !ok || v != 0 {
+			t.Errorf("%s%v = %v (present %v), want present at 0", tc.name, tc.labels, v, ok)
+		}
+	}
+}
