@@ -22,6 +22,7 @@ import (
 	"github.com/meshca/meshca/ca/catest"
 	"github.com/meshca/meshca/csr"
 	"github.com/meshca/meshca/internal/devtoken"
+	"github.com/meshca/meshca/internal/terminal"
 )
 
 // config returns a run against m at rate for d with small defaults.
@@ -438,7 +439,7 @@ func TestProgress(t *testing.T) {
 		}
 		defer r.Close()
 		defer w.Close()
-		if isTerminal(w) || isTerminal(&strings.Builder{}) {
+		if terminal.Is(w) || terminal.Is(&strings.Builder{}) {
 			t.Error("a pipe or buffer was taken for a terminal")
 		}
 	})

@@ -92,18 +92,24 @@ func TestCommandLine(t *testing.T) {
 			code: 0, stdout: "eyJ"},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := runNoPanic(t, tc.args, &stdout, &stderr)
-			if code != tc.code {
-				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, stdout.String(), stderr.String())
-			}
-			if !strings.Contains(stdout.String(), tc.stdout) || !strings.Contains(stderr.String(), tc.stderr) {
-				t.Fatalf("want stdout with %q and stderr with %q\nstdout:\n%s\nstderr:\n%s", tc.stdout, tc.stderr,
-					stdout.String(), stderr.String())
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { expectRun(t, tc.args, tc.code, tc.stdout, tc.stderr) })
 	}
+}
+
+// expectRun runs meshca with args and requires the exit code, and the fragments in stdout and stderr ("" checks
+// nothing); it returns stdout.
+func expectRun(t *testing.T, args []string, code int, stdoutHas, stderrHas string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	got := runNoPanic(t, args, &stdout, &stderr)
+	if got != code {
+		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", got, code, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stdout.String(), stdoutHas) || !strings.Contains(stderr.String(), stderrHas) {
+		t.Fatalf("want stdout with %q and stderr with %q\nstdout:\n%s\nstderr:\n%s", stdoutHas, stderrHas,
+			stdout.String(), stderr.String())
+	}
+	return stdout.String()
 }
 
 // config print writes what config validate and serve accept again.

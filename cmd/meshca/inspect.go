@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/meshca/meshca/ca/expiry"
 	"github.com/meshca/meshca/ca/expiry/kubescan"
+	"github.com/meshca/meshca/internal/terminal"
 )
 
 // inspectOptions are the flags of meshca inspect.
@@ -78,7 +78,7 @@ func inspect(cmd *cobra.Command, o inspectOptions, paths []string) error {
 	var colour bool
 	switch o.color {
 	case "auto":
-		colour = isTerminal(stdout) && os.Getenv("NO_COLOR") == ""
+		colour = terminal.Is(stdout) && os.Getenv("NO_COLOR") == ""
 	case "always":
 		colour = true
 	case "never":
@@ -126,16 +126,6 @@ func listCluster(cmd *cobra.Command, o inspectOptions) ([]*expiry.Set, error) {
 		return nil, usageError{err} // List fails only on invalid settings: --namespace, --cacerts-secret, --selector
 	}
 	return sets, nil
-}
-
-// isTerminal reports whether w is a character device such as a terminal.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // withinValue is a positive duration flag that also takes whole or fractional days: 7d, 1.5d, 36h.

@@ -67,17 +67,9 @@ func TestInspectCommand(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := runNoPanic(t, tc.args, &stdout, &stderr)
-			if code != tc.code {
-				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, stdout.String(), stderr.String())
-			}
-			if !strings.Contains(stdout.String(), tc.stdout) || !strings.Contains(stderr.String(), tc.stderr) {
-				t.Fatalf("want stdout with %q and stderr with %q\nstdout:\n%s\nstderr:\n%s", tc.stdout, tc.stderr,
-					stdout.String(), stderr.String())
-			}
-			if tc.name == "a colourless table when piped" && strings.Contains(stdout.String(), "\x1b[") {
-				t.Fatalf("escape sequences in piped output:\n%q", stdout.String())
+			out := expectRun(t, tc.args, tc.code, tc.stdout, tc.stderr)
+			if tc.name == "a colourless table when piped" && strings.Contains(out, "\x1b[") {
+				t.Fatalf("escape sequences in piped output:\n%q", out)
 			}
 		})
 	}
