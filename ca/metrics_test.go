@@ -9,47 +9,16 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/meshca/meshca/backends"
 	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/ca/catest"
 )
 
-// sample returns the value of the one series of name whose labels include want ("" matches an unlabelled
-// series), and whether there is one.
+// sample is catest.Sample on a registry.
 func sample(t *testing.T, reg *prometheus.Registry, name string, want map[string]string) (float64, bool) {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			for k, v := range want {
-				if labels[k] != v {
-					continue metrics
-				}
-			}
-			return value(m), true
-		}
-	}
-	return 0, false
-}
-
-func value(m *dto.Metric) float64 {
-	if m.GetCounter() != nil {
-		return m.GetCounter().GetValue()
-	}
-	return m.GetGauge().GetValue()
+	return catest.Sample(t, reg, name, want)
 }
 
 // citadel_server_csr_sign_err_count carries istiod's error label: CA_NOT_READY when no backend is available,
