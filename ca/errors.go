@@ -60,8 +60,15 @@ const (
 	citadelAuthnFailure
 	citadelParseErr
 	citadelIDErr
-	citadelSignErr
+	citadelSignErr  // citadel_server_csr_sign_err_count{error="CERT_GEN_ERROR"}
+	citadelNotReady // citadel_server_csr_sign_err_count{error="CA_NOT_READY"}
 )
+
+// citadelSignErrors are istiod's values of citadel_server_csr_sign_err_count's error label that meshca uses
+// (istiod's caerror.Error.ErrorType): a signing backend or credential check that is unavailable is a CA not
+// ready; every other signing failure is a certificate generation error. istiod's TTL_ERROR and CSR_ERROR do not
+// occur: meshca clamps lifetimes and counts CSR problems as citadel_server_csr_parsing_err_count.
+var citadelSignErrors = map[citadelCounter]string{citadelSignErr: "CERT_GEN_ERROR", citadelNotReady: "CA_NOT_READY"}
 
 // classes is the one table from errors to their Class; the first entry whose sentinel matches wins, so the
 // precise sentinels come before the general ones. istio-agent retries Unavailable, Internal,
@@ -74,7 +81,7 @@ var classes = []struct {
 	{authn.ErrUnauthenticated, Class{"unauthenticated", OutcomeRejected, codes.Unauthenticated, "",
 		citadelAuthnFailure}},
 	{authn.ErrUnavailable, Class{"authn_unavailable", OutcomeFailed, codes.Unavailable,
-		"cannot verify credentials right now; retry", citadelSignErr}},
+		"cannot verify credentials right now; retry", citadelNotReady}},
 	{csr.ErrKeyPolicy, Class{"key_policy", OutcomeRejected, codes.InvalidArgument, "", citadelParseErr}},
 	{csr.ErrUnsupportedRequest, Class{"unsupported_request", OutcomeRejected, codes.PermissionDenied, "",
 		citadelParseErr}},
@@ -95,7 +102,7 @@ var classes = []struct {
 		"deadline exceeded while issuing the certificate; retry", citadelSignErr}},
 	{context.Canceled, Class{"canceled", OutcomeFailed, codes.Canceled, "request canceled", citadelSignErr}},
 	{backends.ErrUnavailable, Class{"backend_unavailable", OutcomeFailed, codes.Unavailable,
-		"no signing backend is available; retry", citadelSignErr}},
+		"no signing backend is available; retry", citadelNotReady}},
 	{backends.ErrRefused, Class{"backend_refused", OutcomeFailed, codes.Internal,
 		"the signing backend refused the request; see the CA's logs", citadelSignErr}},
 	{backends.ErrBadChain, Class{"bad_chain", OutcomeFailed, codes.Internal, internalMessage, citadelSignErr}},

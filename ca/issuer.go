@@ -20,6 +20,9 @@ import (
 	"github.com/meshca/meshca/csr"
 )
 
+// DefaultSignTimeout bounds each backend call when Config.SignTimeout is zero.
+const DefaultSignTimeout = 10 * time.Second
+
 // NamedBackend is a configured backend and the name it has in metrics, logs and audit records.
 type NamedBackend struct {
 	Name    string
@@ -123,7 +126,7 @@ func New(cfg Config) (*Issuer, error) {
 		observer: cfg.Observer, nsLabels: cfg.NamespaceLabels}
 	i.rules.Store(engine)
 	if i.timeout == 0 {
-		i.timeout = 10 * time.Second
+		i.timeout = DefaultSignTimeout
 	}
 	if i.clock == nil {
 		i.clock = time.Now

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshca/meshca/csr"
 )
 
 // metrics are the issuance core's Prometheus metrics: meshca_* names, plus the istiod (citadel_server_*) names
@@ -20,7 +22,8 @@ type metrics struct {
 	failovers       *prometheus.CounterVec
 	decisions       *prometheus.CounterVec
 
-	csrCount, success, authnFailure, parseErr, idErr, signErr prometheus.Counter
+	csrCount, success, authnFailure, parseErr, idErr prometheus.Counter
+	signErr                                          *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, i *Issuer, rules []string) (*metrics, error) {
@@ -55,14 +58,27 @@ func newMetrics(reg prometheus.Registerer, i *Issuer, rules []string) (*metrics,
 			Help: "The number of errors occurred when parsing the CSR (istiod-compatible)."}),
 		idErr: prometheus.NewCounter(prometheus.CounterOpts{Name: "citadel_server_id_extraction_err_count",
 			Help: "The number of requests whose CSR identity did not match the caller (istiod-compatible name)."}),
-		signErr: prometheus.NewCounter(prometheus.CounterOpts{Name: "citadel_server_csr_sign_err_count",
-			Help: "The number of errors occurred when signing the CSR (istiod-compatible)."}),
+		signErr: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "citadel_server_csr_sign_err_count",
+			Help: "The number of errors occurred when signing the CSR, by istiod's error type: CA_NOT_READY, " +
+				"CERT_GEN_ERROR (istiod-compatible)."}, []string{"error"}),
 	}
 	for _, c := range Classes() {
 		m.requests.WithLabelValues(c.Outcome, c.Reason) // present at zero from the start
 	}
 	for _, r := range rules {
 		m.initRule(r)
+	}
+	for _, e := range citadelSignErrors {
+		m.signErr.WithLabelValues(e)
+	}
+	for _, b := range i.backends { // dashboards and alerts see every series at zero before the first request
+		m.failovers.WithLabelValues(b.Name)
+		for _, kt := range csr.KeyTypes() {
+			m.issued.WithLabelValues(b.Name, kt)
+		}
+	}
+	for _, how := range []string{"clamped_to_max", "raised_to_min", "backend_shortened"} {
+		m.ttlAdjusted.WithLabelValues(how)
 	}
 	if reg == nil {
 		return m, nil
@@ -97,8 +113,8 @@ func (m *metrics) record(c Class, elapsed time.Duration) {
 		m.parseErr.Inc()
 	case citadelIDErr:
 		m.idErr.Inc()
-	case citadelSignErr:
-		m.signErr.Inc()
+	case citadelSignErr, citadelNotReady:
+		m.signErr.WithLabelValues(citadelSignErrors[c.citadel]).Inc()
 	}
 	m.requests.WithLabelValues(c.Outcome, c.Reason).Inc()
 }
@@ -113,6 +129,12 @@ var (
 		nil,
 		nil,
 	)
+	rootRemainingDesc = prometheus.NewDesc("citadel_server_root_cert_expiry_seconds",
+		"The time remaining, in seconds, before the primary backend's root certificate expires; negative once "+
+			"it has expired (istiod-compatible, Istio 1.24+).", nil, nil)
+	chainRemainingDesc = prometheus.NewDesc("citadel_server_cert_chain_expiry_seconds",
+		"The time remaining, in seconds, before the first certificate of the primary backend's issuing chain "+
+			"expires; negative once it has expired (istiod-compatible, Istio 1.24+).", nil, nil)
 	chainExpiryDesc = prometheus.NewDesc(
 		"citadel_server_cert_chain_expiry_timestamp",
 		"The unix timestamp, in seconds, when the first certificate of the primary backend's issuing chain "+
@@ -129,6 +151,8 @@ func (c *expiryCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- caExpiryDesc
 	ch <- rootExpiryDesc
 	ch <- chainExpiryDesc
+	ch <- rootRemainingDesc
+	ch <- chainRemainingDesc
 }
 
 func (c *expiryCollector) Collect(ch chan<- prometheus.Metric) {
@@ -170,11 +194,16 @@ func (c *expiryCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 		if n == 0 {
+			now := c.i.clock()
 			if !minRoot.IsZero() {
 				ch <- prometheus.MustNewConstMetric(rootExpiryDesc, prometheus.GaugeValue, float64(minRoot.Unix()))
+				ch <- prometheus.MustNewConstMetric(rootRemainingDesc, prometheus.GaugeValue,
+					minRoot.Sub(now).Seconds())
 			}
 			if !minChain.IsZero() {
 				ch <- prometheus.MustNewConstMetric(chainExpiryDesc, prometheus.GaugeValue, float64(minChain.Unix()))
+				ch <- prometheus.MustNewConstMetric(chainRemainingDesc, prometheus.GaugeValue,
+					minChain.Sub(now).Seconds())
 			}
 		}
 	}

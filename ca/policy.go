@@ -74,6 +74,10 @@ func (p *Policy) Validate() error {
 // EffectiveMaxTTL is MaxTTL after defaults: the longest lifetime this policy issues.
 func (p Policy) EffectiveMaxTTL() time.Duration { return p.withDefaults().MaxTTL }
 
+// WithDefaults returns p with every unset lifetime at its default, as the Issuer applies them (for
+// meshca config print --defaults).
+func (p Policy) WithDefaults() Policy { return p.withDefaults() }
+
 func (p Policy) withDefaults() Policy {
 	if p.DefaultTTL == 0 {
 		p.DefaultTTL = 24 * time.Hour

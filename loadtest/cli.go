@@ -12,6 +12,7 @@ import (
 
 	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/internal/devtoken"
+	"github.com/meshca/meshca/internal/terminal"
 )
 
 // Exit codes of Command.
@@ -82,7 +83,7 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "meshca-loadtest: unexpected arguments %q\n", fs.Args())
 		return ExitUsage
 	}
-	c.Key = KeyType(*key)
+	c.Key = ParseKeyType(*key)
 	c.GenerateKeysInline = !*pregen
 	// Report configuration problems before touching files; Roots and Tokens are checked once loaded.
 	if err := withFiles(c).Validate(); err != nil {
@@ -104,7 +105,7 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		)
 		return ExitError
 	}
-	if !*asJSON && isTerminal(stderr) {
+	if !*asJSON && terminal.Is(stderr) {
 		c.Progress = stderr
 	}
 	res, err := Run(ctx, c)
@@ -147,14 +148,4 @@ func loadRoots(path string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("roots: no certificate in %s", path)
 	}
 	return pool, nil
-}
-
-// isTerminal reports whether w is a character device (a terminal): progress lines go there, not to pipes.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/meshca/meshca/ca/authn"
@@ -16,11 +17,25 @@ import (
 // KeyType is the kind of key each simulated agent generates.
 type KeyType string
 
-// Key types: istio-agent uses RSA-2048 by default and ECDSA P-256 with ECC_SIGNATURE_ALGORITHM=ECDSA.
+// Key types: istio-agent uses RSA-2048 by default and ECDSA P-256 with ECC_SIGNATURE_ALGORITHM=ECDSA. The
+// values are meshca's key_type label values (csr.KeyTypes), so a run's report and meshca's
+// meshca_certificates_issued_total{key_type} name keys alike.
 const (
-	KeyECDSAP256 KeyType = "ecdsa-p256"
-	KeyRSA2048   KeyType = "rsa2048"
+	KeyECDSAP256 KeyType = "ECDSA-P256"
+	KeyRSA2048   KeyType = "RSA-2048"
 )
+
+// ParseKeyType reads a --key value: a key_type label value in any case, or the older spellings ecdsa-p256 and
+// rsa2048.
+func ParseKeyType(s string) KeyType {
+	switch strings.ToLower(s) {
+	case "ecdsa-p256":
+		return KeyECDSAP256
+	case "rsa-2048", "rsa2048":
+		return KeyRSA2048
+	}
+	return KeyType(s)
+}
 
 // Limits that keep a run bounded.
 const (

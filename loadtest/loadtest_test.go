@@ -22,7 +22,9 @@ import (
 	pb "istio.io/api/security/v1alpha1"
 
 	"github.com/meshca/meshca/ca/catest"
+	"github.com/meshca/meshca/csr"
 	"github.com/meshca/meshca/internal/devtoken"
+	"github.com/meshca/meshca/internal/terminal"
 )
 
 // config returns a run against m at rate for d with small defaults.
@@ -440,7 +442,7 @@ func TestProgress(t *testing.T) {
 		}
 		defer r.Close()
 		defer w.Close()
-		if isTerminal(w) || isTerminal(&strings.Builder{}) {
+		if terminal.Is(w) || terminal.Is(&strings.Builder{}) {
 			t.Error("a pipe or buffer was taken for a terminal")
 		}
 	})
@@ -457,3 +459,31 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// The load tester names key types as meshca's key_type label does: the CSR of each key type parses in meshca
+// to the same name, and the older --key spellings still select it.
+func TestKeyTypesMatchMeshcaLabels(t *testing.T) {
+	id := spiffeID(catest.TrustDomain, "ns1", "sa1")
+	for _, tc := range []struct {
+		flag string
+		want KeyType
+	}{{"ecdsa-p256", KeyECDSAP256}, {"ECDSA-P256", KeyECDSAP256}, {"rsa2048", KeyRSA2048}, {"RSA-2048", KeyRSA2048}} {
+		t.Run("--key "+tc.flag, func(t *testing.T) {
+			k := ParseKeyType(tc.flag)
+			if k != tc.want {
+				t.Fatalf("ParseKeyType(%q) = %q, want %q", tc.flag, k, tc.want)
+			}
+			p, err := newCSR(k, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req, err := csr.Parse(p.csr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if req.KeyType != string(k) {
+				t.Fatalf("meshca labels the CSR's key %q, the load tester calls it %q", req.KeyType, k)
+			}
+		})
+	}
+}

@@ -90,6 +90,7 @@ var valueSets = []struct {
 	{"the vault backend", []string{"--set", "app.backend.kind=vault"}, "overlays/vault", false},
 	{"the step-ca backend", []string{"--set", "app.backend.kind=stepca"}, "overlays/stepca", false},
 	{"multi-cluster", []string{"--set", "app.multicluster.enabled=true"}, "overlays/multicluster", false},
+	{"the expiry scanner", []string{"--set", "app.expiryScanner.enabled=true"}, "", false},
 	{"most values changed", []string{"--values", "testdata/helm/custom-values.yaml"}, "", true},
 }
 

@@ -119,6 +119,13 @@ func validateSignerName(s string) error {
 	return nil
 }
 
+// WithDefaults returns c with every unset setting at the default New applies (for meshca config print
+// --defaults).
+func (c Config) WithDefaults() Config {
+	c.setDefaults()
+	return c
+}
+
 func (c *Config) setDefaults() {
 	if c.SignerName == "" {
 		c.SignerName = "meshca.io/workload-ca"

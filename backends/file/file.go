@@ -69,6 +69,13 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// WithDefaults returns c with every unset setting at the default New applies (for meshca config print
+// --defaults).
+func (c Config) WithDefaults() Config {
+	c.setDefaults()
+	return c
+}
+
 func (c *Config) setDefaults() {
 	if c.ReloadInterval == 0 {
 		c.ReloadInterval = 5 * time.Second

@@ -130,6 +130,13 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// WithDefaults returns c with every unset setting at the default New applies (for meshca config print
+// --defaults).
+func (c Config) WithDefaults() Config {
+	c.setDefaults()
+	return c
+}
+
 func (c *Config) setDefaults() {
 	if c.Timeout == 0 {
 		c.Timeout = 5 * time.Second

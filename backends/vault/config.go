@@ -272,6 +272,13 @@ func (a *AuthConfig) validate() []error {
 	return errs
 }
 
+// WithDefaults returns c with every unset setting at the default New applies (for meshca config print
+// --defaults).
+func (c Config) WithDefaults() Config {
+	c.setDefaults()
+	return c
+}
+
 func (c *Config) setDefaults() {
 	if c.Mode == "" {
 		c.Mode = ModeSign

@@ -57,6 +57,27 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// WithDefaults returns c with every unset setting at its default: client certificates allowed, the default
+// leeway, each issuer's audience DefaultAudience (for meshca config print --defaults).
+func (c Config) WithDefaults() Config {
+	allowed := c.ClientCertAllowed()
+	c.ClientCert = &allowed
+	if c.Leeway == 0 {
+		c.Leeway = DefaultLeeway
+	}
+	issuers := make([]TokenIssuerConfig, len(c.TokenIssuers))
+	for n, is := range c.TokenIssuers {
+		if len(is.Audiences) == 0 {
+			is.Audiences = []string{DefaultAudience}
+		}
+		issuers[n] = is
+	}
+	if c.TokenIssuers != nil {
+		c.TokenIssuers = issuers
+	}
+	return c
+}
+
 // ClientCertAllowed reports whether renewals may authenticate with a certificate this CA issued (the default).
 func (c *Config) ClientCertAllowed() bool { return c.ClientCert == nil || *c.ClientCert }
 

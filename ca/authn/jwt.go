@@ -45,6 +45,9 @@ type JWT struct {
 	clock   func() time.Time
 }
 
+// DefaultLeeway is the clock skew tolerated on token times when none is configured.
+const DefaultLeeway = 30 * time.Second
+
 // maxLeeway bounds the tolerated clock skew: a larger one would keep expired tokens alive.
 const maxLeeway = 5 * time.Minute
 
@@ -62,7 +65,7 @@ func NewJWT(issuers []TokenIssuer, opts JWTOptions) (*JWT, error) {
 		return nil, errors.New("authn: at least one token issuer is required")
 	}
 	if opts.Leeway == 0 {
-		opts.Leeway = 30 * time.Second
+		opts.Leeway = DefaultLeeway
 	}
 	if opts.Leeway < 0 || opts.Leeway > maxLeeway {
 		return nil, errors.New("authn: token leeway must be between 0 and 5m")

@@ -9,6 +9,9 @@ import (
 	"time"
 )
 
+// DefaultFilesInterval is how often a FileWatcher reads its paths again when FilesConfig.Interval is zero.
+const DefaultFilesInterval = 30 * time.Second
+
 // FilesConfig configures a FileWatcher.
 type FilesConfig struct {
 	// Paths are the files and directories to scan: PEM files, cacerts directories, istio-agent OUTPUT_CERTS
@@ -58,7 +61,7 @@ func NewFileWatcher(cfg FilesConfig) (*FileWatcher, error) {
 		return nil, errors.New("expiry: FilesConfig.Inventory is nil")
 	}
 	if cfg.Interval == 0 {
-		cfg.Interval = 30 * time.Second
+		cfg.Interval = DefaultFilesInterval
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -10,6 +10,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// DefaultMaxSeries is the Inventory's cap on exported series when InventoryConfig.MaxSeries is zero.
+const DefaultMaxSeries = 10000
+
 // InventoryConfig configures an Inventory.
 type InventoryConfig struct {
 	// MaxSeries caps the certificate and CRL series exported at one scrape; those expiring soonest are kept.
@@ -42,7 +45,7 @@ func NewInventory(cfg InventoryConfig) (*Inventory, error) {
 	}
 	inv := &Inventory{maxSeries: cfg.MaxSeries, sets: map[Source]*Set{}}
 	if inv.maxSeries == 0 {
-		inv.maxSeries = 10000
+		inv.maxSeries = DefaultMaxSeries
 	}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(inventoryCollector{inv}); err != nil {

@@ -26,12 +26,13 @@ const (
 // Exit statuses of a report (ExitCode). ExitExpiring: a certificate expires within the threshold or has
 // expired, or a CRL is stale or expired. ExitProblem, when nothing is expiring: a check failed (chain, key,
 // CRL signature), a certificate is not yet valid, or a source could not be read. ExitError: the report could
-// not be made (no input, or writing it failed).
+// not be made (no input, or writing it failed). 2 is left out: every meshca command exits 2 on a usage
+// mistake, so a script can tell a wrong command line from a finding.
 const (
 	ExitOK       = 0
 	ExitExpiring = 1
-	ExitProblem  = 2
-	ExitError    = 3
+	ExitProblem  = 3
+	ExitError    = 4
 )
 
 // ReportOptions set the time and threshold a report is made for.

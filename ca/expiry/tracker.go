@@ -50,6 +50,21 @@ func (c *TrackerConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
+// WithDefaults returns c with every unset setting at its default: OverdueAt 0.6, Grace 1h, MaxIdentities
+// 10000 (for meshca config print --defaults).
+func (c TrackerConfig) WithDefaults() TrackerConfig {
+	if c.OverdueAt == 0 {
+		c.OverdueAt = 0.6
+	}
+	if c.Grace == 0 {
+		c.Grace = time.Hour
+	}
+	if c.MaxIdentities == 0 {
+		c.MaxIdentities = 10000
+	}
+	return c
+}
+
 const trackerShards = 32
 
 // Tracker records, per workload identity, the latest certificate meshca issued to it: when it was issued,
@@ -95,17 +110,9 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.WithDefaults()
 	t := &Tracker{overdueAt: cfg.OverdueAt, grace: cfg.Grace, max: int64(cfg.MaxIdentities), now: cfg.Now,
 		seed: maphash.MakeSeed()}
-	if t.overdueAt == 0 {
-		t.overdueAt = 0.6
-	}
-	if t.grace == 0 {
-		t.grace = time.Hour
-	}
-	if t.max == 0 {
-		t.max = 10000
-	}
 	if t.now == nil {
 		t.now = time.Now
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -67,6 +68,13 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("server: servingTTL must not be negative"))
 	}
 	return errors.Join(errs...)
+}
+
+// WithDefaults returns c with every unset setting at the default New applies (for meshca config print
+// --defaults).
+func (c Config) WithDefaults() Config {
+	c.setDefaults()
+	return c
 }
 
 func (c *Config) setDefaults() {
@@ -205,6 +213,15 @@ func (s *Server) watchHealth(ctx context.Context) {
 		case <-time.After(5 * time.Second):
 		}
 	}
+}
+
+// ServingCertificate returns the leaf of the TLS certificate the gRPC port presents now, or nil before Serve has
+// obtained one. It follows every renewal and file reload: read it at scrape time for the expiry gauges.
+func (s *Server) ServingCertificate() *x509.Certificate {
+	if c := s.cert.cur.Load(); c != nil {
+		return c.Leaf
+	}
+	return nil
 }
 
 func (s *Server) ready(ctx context.Context) error {

@@ -30,7 +30,8 @@ func TestCommandLine(t *testing.T) {
 		{name: "token help", args: []string{"token", "--help"}, code: 0, stdout: "--service-account"},
 		{name: "config validate help", args: []string{"config", "validate", "--help"}, code: 0, stdout: "FILE"},
 		{name: "version help", args: []string{"version", "--help"}, code: 0, stdout: "Go version"},
-		{name: "an unknown command lists the valid ones", args: []string{"bogus"}, code: 2, stderr: "commands: serve"},
+		{name: "an unknown command lists the valid ones", args: []string{"bogus"}, code: 2,
+			stderr: "commands: completion, config, init, inspect, policy, serve, token, version"},
 		{name: "an unknown flag", args: []string{"serve", "--bogus"}, code: 2, stderr: "--bogus"},
 		{name: "an extra argument to version", args: []string{"version", "extra"}, code: 2, stderr: "extra"},
 		{name: "an extra argument to serve", args: []string{"serve", "--dev", dir, "extra"}, code: 2, stderr: "extra"},
@@ -60,20 +61,55 @@ func TestCommandLine(t *testing.T) {
 			code: 1, stderr: "no such file"},
 		{name: "config print writes durations with units", args: []string{"config", "print", goodConfig}, code: 0,
 			stdout: "defaultTTL: 12h"},
+		{name: "config print help", args: []string{"config", "print", "--help"}, code: 0, stdout: "--defaults"},
+		{name: "config help lists its subcommands", args: []string{"config", "--help"}, code: 0, stdout: "validate"},
+		{name: "config print without a file or --defaults", args: []string{"config", "print"}, code: 2,
+			stderr: "--defaults"},
+		{name: "config print with two files", args: []string{"config", "print", goodConfig, goodConfig}, code: 2,
+			stderr: "at most 1 arg"},
+		{name: "config print --defaults alone prints every default", args: []string{"config", "print", "--defaults"},
+			code: 0, stdout: "signTimeout: 10s"},
+		{name: "config print --defaults of a file keeps its settings", args: []string{"config", "print",
+			"--defaults", goodConfig}, code: 0, stdout: "defaultTTL: 12h"},
+		{name: "config without a subcommand", args: []string{"config"}, code: 2, stderr: "validate or print"},
+		{name: "config with an unknown subcommand", args: []string{"config", "bogus"}, code: 2, stderr: "bogus"},
+		{name: "inspect help", args: []string{"inspect", "--help"}, code: 0, stdout: "--within"},
+		{name: "completion help", args: []string{"completion", "--help"}, code: 0, stdout: "bash"},
+		{name: "completion for an unknown shell", args: []string{"completion", "tcsh"}, code: 2, stderr: "tcsh"},
+		{name: "completion without a shell", args: []string{"completion"}, code: 2, stderr: "a shell is required"},
+		{name: "init with an invalid trust domain", args: []string{"init", "--dir", dir, "--trust-domain", "Bad!"},
+			code: 2, stderr: "--trust-domain"},
+		{name: "init with an extra argument", args: []string{"init", "extra"}, code: 2, stderr: "extra"},
+		{name: "init writes a dev CA", args: []string{"init", "--dir", filepath.Join(dir, "dev")}, code: 0,
+			stdout: "wrote a dev root"},
+		{name: "token with a zero lifetime", args: []string{"token", "--dir", dir, "--ttl", "0s"}, code: 2,
+			stderr: "--ttl"},
+		{name: "token with an invalid namespace", args: []string{"token", "--dir", dir, "--namespace", "Not_A_NS"},
+			code: 2, stderr: "--namespace"},
+		{name: "token without a dev key fails naming init", args: []string{"token", "--dir", filepath.Join(dir,
+			"none")}, code: 1, stderr: "meshca init"},
+		{name: "token after init prints a token", args: []string{"token", "--dir", filepath.Join(dir, "dev")},
+			code: 0, stdout: "eyJ"},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := runNoPanic(t, tc.args, &stdout, &stderr)
-			if code != tc.code {
-				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, stdout.String(), stderr.String())
-			}
-			if !strings.Contains(stdout.String(), tc.stdout) || !strings.Contains(stderr.String(), tc.stderr) {
-				t.Fatalf("want stdout with %q and stderr with %q\nstdout:\n%s\nstderr:\n%s", tc.stdout, tc.stderr,
-					stdout.String(), stderr.String())
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { expectRun(t, tc.args, tc.code, tc.stdout, tc.stderr) })
 	}
+}
+
+// expectRun runs meshca with args and requires the exit code, and the fragments in stdout and stderr ("" checks
+// nothing); it returns stdout.
+func expectRun(t *testing.T, args []string, code int, stdoutHas, stderrHas string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	got := runNoPanic(t, args, &stdout, &stderr)
+	if got != code {
+		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", got, code, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stdout.String(), stdoutHas) || !strings.Contains(stderr.String(), stderrHas) {
+		t.Fatalf("want stdout with %q and stderr with %q\nstdout:\n%s\nstderr:\n%s", stdoutHas, stderrHas,
+			stdout.String(), stderr.String())
+	}
+	return stdout.String()
 }
 
 // config print writes what config validate and serve accept again.

@@ -46,9 +46,9 @@ type Config struct {
 	Kubernetes *kube.Config `json:"kubernetes,omitempty"`
 	// TrustBundle publishes the roots as a ClusterTrustBundle and istio-ca-root-cert ConfigMaps.
 	TrustBundle *trustbundle.Config `json:"trustBundle,omitempty"`
-	// Expiry tunes the per-identity expiry tracker (meshca_identity_* metrics, the stuck-agent signal). It is
-	// always on; the zero value is its defaults.
-	Expiry expiry.TrackerConfig `json:"expiry,omitempty"`
+	// Expiry tunes the per-identity expiry tracker (meshca_identity_* metrics, the stuck-agent signal; always
+	// on) and the expiry scanner (scan:, expiry.go). The zero value is their defaults.
+	Expiry ExpiryConfig `json:"expiry,omitempty"`
 	// AllowShortTTLs permits lifetimes below MinLifetime. For tests only; serve warns when it is set.
 	AllowShortTTLs bool `json:"allowShortTTLs,omitempty"`
 }
@@ -77,7 +77,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Expiry.Validate(); err != nil {
-		errs = append(errs, inSection(err, "expiry", "expiry"))
+		errs = append(errs, err)
 	}
 	if len(c.Backends) == 0 {
 		errs = append(errs, errors.New("backends: configure at least one backend"))
@@ -126,7 +126,7 @@ func (c *Config) Validate() error {
 
 // needsKube reports whether any configured part talks to the API server.
 func (c *Config) needsKube() bool {
-	if c.Kubernetes != nil || c.TrustBundle != nil {
+	if c.Kubernetes != nil || c.TrustBundle != nil || (c.Expiry.Scan.Kubernetes != nil && !c.Expiry.Scan.Disabled) {
 		return true
 	}
 	for _, b := range c.Backends {
@@ -229,7 +229,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	if err != nil {
 		return nil, err
 	}
-	trackerCfg := cfg.Expiry
+	trackerCfg := cfg.Expiry.TrackerConfig
 	trackerCfg.Registerer = reg
 	tracker, err := expiry.NewTracker(trackerCfg)
 	if err != nil {
@@ -266,6 +266,9 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	scfg.Logger, scfg.Gatherer, scfg.CRL = log, reg, crl
 	srv, err := server.New(issuer, scfg)
 	if err != nil {
+		return nil, err
+	}
+	if err := a.startExpiry(cfg, log, reg, client, srv); err != nil {
 		return nil, err
 	}
 	a.issuer, a.server = issuer, srv

@@ -9,8 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
-
-	"github.com/meshca/meshca/ca/policy"
 )
 
 func configCommand() *cobra.Command {
@@ -37,26 +35,7 @@ func configCommand() *cobra.Command {
 			return nil
 		}),
 	})
-	cmd.AddCommand(&cobra.Command{
-		Use:   "print FILE",
-		Short: "Print FILE as meshca reads it (YAML, durations with units), after every check",
-		Args:  cobra.ExactArgs(1),
-		RunE: action(func(cmd *cobra.Command, args []string) error {
-			c, err := LoadConfig(args[0])
-			if err != nil {
-				return err
-			}
-			if c.PolicyFile != "" {
-				c.Policy = policy.Config{} // read from policyFile; printing both would not load again
-			}
-			out, err := encodeConfig(c)
-			if err != nil {
-				return err
-			}
-			_, err = cmd.OutOrStdout().Write(out)
-			return err
-		}),
-	})
+	cmd.AddCommand(printCommand())
 	return cmd
 }
 

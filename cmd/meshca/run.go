@@ -7,6 +7,7 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -78,6 +79,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	var r runError
+	if st := (exitStatus{}); errors.As(err, &st) {
+		return st.code // the command has reported its findings (meshca inspect)
+	}
 	if errors.As(err, &loggedError{}) {
 		return 1 // serve has logged it in the configured format
 	}
@@ -104,9 +108,13 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return fmt.Errorf("unknown command %q; commands: serve, init, token, config, policy, version, "+
-					"completion",
-					bounded(args[0]))
+				var names []string // from the tree, so that a new command is listed without an edit here
+				for _, c := range cmd.Commands() {
+					if c.IsAvailableCommand() {
+						names = append(names, c.Name())
+					}
+				}
+				return fmt.Errorf("unknown command %q; commands: %s", bounded(args[0]), strings.Join(names, ", "))
 			}
 			return nil
 		},
@@ -120,8 +128,9 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(serveCommand(), initCommand(), tokenCommand(), configCommand(), policyCommand(),
-		versionCommand())
+	root.AddCommand(serveCommand(), initCommand(), tokenCommand(), inspectCommand(), configCommand(),
+		policyCommand(), versionCommand())
+	strictCompletion(root)
 	return root
 }
 

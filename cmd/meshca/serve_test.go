@@ -5,8 +5,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,6 +74,7 @@ kubernetes:
   tokenReview: {}
   trustedNodeAccounts: [istio-system/ztunnel]
 trustBundle: {leaseNamespace: istio-system, pollInterval: 200ms}
+expiry: {scan: {kubernetes: {}}}
 backends:
   - name: cacerts
     file: {secret: istio-system/cacerts}
@@ -148,6 +151,28 @@ backends:
 			t.Fatalf("istio-ca-root-cert not published in %s: %v", ns, err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+
+	// The expiry scanner follows the cacerts Secret and the published ConfigMaps with the base RBAC; the
+	// labelled Secrets it may not list (no components/expiry-scanner here) do not stop the CA.
+	for _, want := range []string{
+		`meshca_scanned_certificate_expiry_timestamp_seconds{ca="true",key="root-cert.pem",name="cacerts",` +
+			`namespace="istio-system",`,
+		`meshca_scanned_certificate_expiry_timestamp_seconds{ca="true",key="root-cert.pem",` +
+			`name="istio-ca-root-cert",namespace="` + ns + `",`,
+	} {
+		catest.Eventually(t, 30*time.Second, "/metrics with "+want, func() error {
+			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", httpPort))
+			if err != nil {
+				return err
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !strings.Contains(string(body), want) {
+				return errors.New("not yet in /metrics")
+			}
+			return nil
+		})
 	}
 }
 

@@ -174,4 +174,25 @@ func TestPilotAgentWithMeshcaServeDev(t *testing.T) {
 	if got := scrape(t, "http://"+httpAddr+"/metrics", "citadel_server_success_cert_issuance_count"); got != 1 {
 		t.Errorf("/metrics: citadel_server_success_cert_issuance_count = %v, want 1", got)
 	}
+	// The per-identity expiry gauge is the notAfter of the certificate the agent received.
+	if got := scrape(t, "http://"+httpAddr+"/metrics", "meshca_identity_certificate_expiry_timestamp_seconds",
+		`service_account="sleep"`); got != float64(obs[0].chain[0].NotAfter.Unix()) {
+		t.Errorf("/metrics: meshca_identity_certificate_expiry_timestamp_seconds{sleep} = %v, want %d", got,
+			obs[0].chain[0].NotAfter.Unix())
+	}
+	// meshca inspect reads the agent's OUTPUT_CERTS: a 24h certificate is within a 2 day threshold (exit 1),
+	// not within 12h (exit 0), and its chain and key check out.
+	out := filepath.Join(a.dir, "out")
+	for _, tc := range []struct {
+		within string
+		code   int
+	}{{"2d", 1}, {"12h", 0}} {
+		cmd := exec.Command(meshca, "inspect", "--within", tc.within, out)
+		report, _ := cmd.Output()
+		if code := cmd.ProcessState.ExitCode(); code != tc.code || !strings.Contains(string(report), wantID) ||
+			strings.Contains(string(report), "Problems") {
+			t.Errorf("meshca inspect --within %s %s: exit %d (want %d), want %s and no problems:\n%s", tc.within,
+				out, code, tc.code, wantID, report)
+		}
+	}
 }

@@ -47,6 +47,20 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// WithDefaults returns c with every unset setting at the default New applies, TokenReview's included (for
+// meshca config print --defaults).
+func (c Config) WithDefaults() Config {
+	if c.ClusterID == "" {
+		c.ClusterID = authn.DefaultClusterID
+	}
+	if c.TokenReview != nil {
+		tr := *c.TokenReview
+		tr.setDefaults()
+		c.TokenReview = &tr
+	}
+	return c
+}
+
 // Deps are what New needs beyond a Config.
 type Deps struct {
 	// Client reaches meshca's own cluster, e.g. through LoadRESTConfig(cfg.Kubeconfig).

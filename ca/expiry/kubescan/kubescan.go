@@ -32,7 +32,25 @@ const (
 	// (key root-cert.pem) and the CRL (key ca-crl.pem).
 	RootCertConfigMap = "istio-ca-root-cert"
 	CRLConfigMap      = "istio-ca-crl"
+	// DefaultCacertsSecret is the CA Secret scanned when Config.CacertsSecret is empty.
+	DefaultCacertsSecret = "istio-system/cacerts"
+	// DefaultSyncTimeout bounds the wait for the first lists when Config.SyncTimeout is zero.
+	DefaultSyncTimeout = 60 * time.Second
 )
+
+// WithDefaults returns c with every unset setting at its default (for meshca config print --defaults).
+func (c Config) WithDefaults() Config {
+	if c.CacertsSecret == "" {
+		c.CacertsSecret = DefaultCacertsSecret
+	}
+	if c.OptInSelector == "" {
+		c.OptInSelector = DefaultOptInSelector
+	}
+	if c.SyncTimeout == 0 {
+		c.SyncTimeout = DefaultSyncTimeout
+	}
+	return c
+}
 
 // Config configures a Scanner and List.
 type Config struct {
@@ -129,7 +147,7 @@ func (c *Config) targets() []watched {
 	}
 	if ref := c.CacertsSecret; ref != "-" {
 		if ref == "" {
-			ref = "istio-system/cacerts"
+			ref = DefaultCacertsSecret
 		}
 		ns, name, _ := splitRef(ref)
 		out = append(out, watched{what: "secret " + ref, namespace: ns, options: byName(name)})

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -30,7 +29,7 @@ func New(cfg Config) (*Scanner, error) {
 		return nil, errors.New("kubescan: Config.Inventory is nil")
 	}
 	if cfg.SyncTimeout == 0 {
-		cfg.SyncTimeout = 60 * time.Second
+		cfg.SyncTimeout = DefaultSyncTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

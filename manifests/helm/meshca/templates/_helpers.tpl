@@ -75,5 +75,6 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- with $a.controller.configmapNamespaceSelector }}{{ $_ := set $tb "namespaceSelector" . }}{{ end -}}
 {{- $cfg := dict "issuance" $issuance "server" $server "authn" $authn "backends" (list $backend)
     "kubernetes" $kube "trustBundle" $tb -}}
+{{- if $a.expiryScanner.enabled }}{{ $_ := set $cfg "expiry" (dict "scan" (dict "kubernetes" (dict))) }}{{ end -}}
 {{- toYaml (mergeOverwrite $cfg (deepCopy $a.config)) -}}
 {{- end }}
