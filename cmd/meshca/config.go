@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -271,9 +272,13 @@ func (a *app) backends(ctx context.Context, cfg *Config, log *slog.Logger, reg *
 			a.closers = append(a.closers, fb.Close)
 			b = fb
 			if crl == nil {
-				crl = func(context.Context) ([]byte, error) {
-					if l := fb.CRL(); l != nil {
-						return l.Raw, nil
+				crl = func(ctx context.Context) ([]byte, error) {
+					b, err := fb.CRLBundle(ctx)
+					if err != nil {
+						return nil, err
+					}
+					if block, _ := pem.Decode(b); block != nil {
+						return block.Bytes, nil
 					}
 					return nil, fmt.Errorf("no ca-crl.pem in the cacerts: %w", server.ErrNoCRL)
 				}
