@@ -44,7 +44,13 @@ type devServer struct {
 // startDev runs serve --dev in a temporary directory until stop is called (or the test ends).
 func startDev(t *testing.T) *devServer {
 	t.Helper()
-	d := &devServer{dir: t.TempDir(), grpcAddr: fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t)),
+	return startDevIn(t, t.TempDir())
+}
+
+// startDevIn is startDev on the dev directory dir.
+func startDevIn(t *testing.T, dir string) *devServer {
+	t.Helper()
+	d := &devServer{dir: dir, grpcAddr: fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t)),
 		httpAddr: fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t)), stderr: &syncBuffer{}, done: make(chan int, 1)}
 	ctx, stop := context.WithCancel(context.Background())
 	d.stop = stop

@@ -45,6 +45,9 @@ type Config struct {
 	// Expiry tunes the per-identity expiry tracker (meshca_identity_* metrics, the stuck-agent signal). It is
 	// always on; the zero value is its defaults.
 	Expiry expiry.TrackerConfig `json:"expiry,omitempty"`
+	// CRL turns revocation on: the revocation state, CRLs for every CA of the chain, istio-ca-crl ConfigMaps,
+	// the admin API (cmd/meshca/crl.go, docs/revocation.md).
+	CRL *CRLConfig `json:"crl,omitempty"`
 	// AllowShortTTLs permits lifetimes below MinLifetime. For tests only; serve warns when it is set.
 	AllowShortTTLs bool `json:"allowShortTTLs,omitempty"`
 }
@@ -71,6 +74,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Expiry.Validate(); err != nil {
 		errs = append(errs, inSection(err, "expiry", "expiry"))
+	}
+	if c.CRL != nil {
+		errs = append(errs, c.CRL.Validate())
 	}
 	if len(c.Backends) == 0 {
 		errs = append(errs, errors.New("backends: configure at least one backend"))
@@ -119,7 +125,7 @@ func (c *Config) Validate() error {
 
 // needsKube reports whether any configured part talks to the API server.
 func (c *Config) needsKube() bool {
-	if c.Kubernetes != nil || c.TrustBundle != nil {
+	if c.Kubernetes != nil || c.TrustBundle != nil || c.CRL.needsKube() {
 		return true
 	}
 	for _, b := range c.Backends {
@@ -199,6 +205,10 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	if err != nil {
 		return nil, err
 	}
+	rv, err := a.startRevocation(ctx, cfg, named, log, reg, restCfg, client)
+	if err != nil {
+		return nil, err
+	}
 
 	var kubeAuth kube.Auth
 	if cfg.Kubernetes != nil {
@@ -215,7 +225,8 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 		Roots:        func(ctx context.Context) ([]*x509.Certificate, error) { return issuer.Roots(ctx) },
 		IssuingCAs:   func(ctx context.Context) ([]*x509.Certificate, error) { return issuer.IssuingCAs(ctx) },
 		MaxLifetime:  cfg.Issuance.EffectiveMaxTTL(),
-		TrustDomains: append([]string{cfg.Issuance.TrustDomain}, cfg.Issuance.TrustDomainAliases...), Logger: log})
+		TrustDomains: append([]string{cfg.Issuance.TrustDomain}, cfg.Issuance.TrustDomainAliases...), Logger: log,
+		Revocation: rv.renewalCheck()})
 	if err != nil {
 		return nil, err
 	}
@@ -227,7 +238,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	}
 	issuer, err = ca.New(ca.Config{Backends: named, Authenticator: chain, Impersonator: kubeAuth.Impersonator,
 		Policy: cfg.Issuance, SignTimeout: cfg.SignTimeout, Logger: log, Audit: log.With("log", "audit"),
-		Registerer: reg, Observer: tracker})
+		Registerer: reg, Observer: tracker, Revocations: rv.gate()})
 	if err != nil {
 		return nil, err
 	}
@@ -242,6 +253,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	}
 	scfg := cfg.Server
 	scfg.Logger, scfg.Gatherer, scfg.CRL = log, reg, crl
+	rv.serve(&scfg)
 	srv, err := server.New(issuer, scfg)
 	if err != nil {
 		return nil, err

@@ -166,6 +166,7 @@ func devConfig(dir string, log *slog.Logger) (*Config, []authn.Authenticator, er
 		Server: server.Config{GRPCAddr: "127.0.0.1:15012", HTTPAddr: "127.0.0.1:15014",
 			DNSNames: []string{"localhost"}, IPAddresses: []string{"127.0.0.1", "::1"}},
 		Backends: []BackendConfig{{Name: "file", File: &file.Config{Dir: filepath.Join(dir, "cacerts")}}},
+		CRL:      devCRL(dir),
 	}
 	return cfg, []authn.Authenticator{j}, cfg.Validate()
 }
