@@ -33,8 +33,9 @@ func TestMain(m *testing.M) { os.Exit(catest.Main(m)) }
 // tokens are checked by TokenReview, and the roots are published to istio-ca-root-cert.
 func TestServeInCluster(t *testing.T) {
 	k := catest.SharedKube(t)
-	asMeshca := catest.MeshcaRBAC(t, k)
 	ctx := context.Background()
+	dir := t.TempDir()
+	kubeconfig := meshcaKubeconfig(t, k, dir) // also creates meshca's namespace and RBAC
 
 	g, err := file.Generate(file.GenerateOptions{Organization: "cluster.local"})
 	if err != nil {
@@ -48,19 +49,6 @@ func TestServeInCluster(t *testing.T) {
 	}
 	t.Cleanup(func() { k.Client.CoreV1().Secrets("istio-system").Delete(ctx, "cacerts", metav1.DeleteOptions{}) })
 
-	// A kubeconfig that acts as meshca's service account, like the in-cluster config in a real pod.
-	dir := t.TempDir()
-	kubeconfig := filepath.Join(dir, "kubeconfig")
-	groups := `["` + strings.Join(asMeshca.Impersonate.Groups, `","`) + `"]`
-	if err := os.WriteFile(kubeconfig, []byte(fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters: [{name: test, cluster: {server: %q, certificate-authority: %q}}]
-users: [{name: meshca, user: {token: %q, as: %q, as-groups: %s}}]
-contexts: [{name: test, context: {cluster: test, user: meshca}}]
-current-context: test
-`, k.URL, k.CAFile, k.Config.BearerToken, asMeshca.Impersonate.UserName, groups)), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	grpcPort, httpPort := catest.FreePort(t), catest.FreePort(t)
 	config := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(config, []byte(fmt.Sprintf(`
@@ -157,4 +145,23 @@ type testLog struct{ t *testing.T }
 func (l testLog) Write(p []byte) (int, error) {
 	l.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// meshcaKubeconfig writes a kubeconfig into dir that acts as meshca's service account with the shipped RBAC,
+// like the in-cluster config in a real pod, and returns its path.
+func meshcaKubeconfig(t *testing.T, k *catest.Kube, dir string) string {
+	t.Helper()
+	asMeshca := catest.MeshcaRBAC(t, k)
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	groups := `["` + strings.Join(asMeshca.Impersonate.Groups, `","`) + `"]`
+	if err := os.WriteFile(kubeconfig, []byte(fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: test, cluster: {server: %q, certificate-authority: %q}}]
+users: [{name: meshca, user: {token: %q, as: %q, as-groups: %s}}]
+contexts: [{name: test, context: {cluster: test, user: meshca}}]
+current-context: test
+`, k.URL, k.CAFile, k.Config.BearerToken, asMeshca.Impersonate.UserName, groups)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return kubeconfig
 }
