@@ -180,6 +180,9 @@ func (a *app) startRevocation(ctx context.Context, cfg *Config, named []ca.Named
 			"has (see docs/revocation.md, \"Offline root\")", "error", rep.Err)
 	}
 	a.run = append(a.run, registry.Run, rv.pub.Run)
+	if loop := rv.serveAdmin(cc.Admin, log); loop != nil {
+		a.run = append(a.run, loop)
+	}
 	if cc.ConfigMaps != nil {
 		kc := *cc.ConfigMaps
 		kc.Kube, kc.Source, kc.Logger, kc.Registerer, kc.Metrics = restCfg, rv.pub, log, reg, m

@@ -35,7 +35,7 @@ func TestServeInClusterPublishesCRLs(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	kubeconfig := meshcaKubeconfig(t, k, dir) // also creates meshca's namespace and RBAC
-	const cacerts = "cacerts" // the name the shipped RBAC allows
+	const cacerts = "cacerts"                 // the name the shipped RBAC allows
 	g, err := file.Generate(file.GenerateOptions{Organization: "cluster.local", RootCRL: true})
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +66,11 @@ backends:
   - name: cacerts
     file: {secret: istio-system/%s}
 `, grpcPort, httpPort, kubeconfig, cacerts))
-	// The grant secrets/create exists for this Secret; the name is fixed by the Role's resourceNames.
+	// The operator creates the empty state Secret: the shipped RBAC grants meshca no secrets/create.
+	if _, err := k.Client.CoreV1().Secrets(catest.MeshcaNamespace).Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "meshca-revocations"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		k.Client.CoreV1().Secrets(catest.MeshcaNamespace).Delete(ctx, "meshca-revocations", metav1.DeleteOptions{})
 	})

@@ -116,6 +116,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(serveCommand(), initCommand(), tokenCommand(), configCommand(), versionCommand())
+	root.AddCommand(revokeCommand(), crlCommand())
 	return root
 }
 
