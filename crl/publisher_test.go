@@ -378,7 +378,8 @@ func TestCheckChainForRenewal(t *testing.T) {
 	if err := pe.pub.CheckChain(chainOf(good)); !errors.Is(err, crl.ErrMissingCRL) {
 		t.Fatalf("before the first refresh: %v, want ErrMissingCRL", err)
 	}
-	if _, err := pe.env.reg.Revoke(ctx, crl.RevokeRequest{Certificate: revoked, Reason: crl.KeyCompromise}); err != nil {
+	rr := crl.RevokeRequest{Certificate: revoked, Reason: crl.KeyCompromise}
+	if _, err := pe.env.reg.Revoke(ctx, rr); err != nil {
 		t.Fatal(err)
 	}
 	pe.pub.Refresh(ctx)

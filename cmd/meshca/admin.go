@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -84,9 +86,23 @@ func (r *revocation) Revoke(ctx context.Context, req admin.RevokeRequest) (*admi
 	}
 	res := &admin.RevokeResponse{Complete: true}
 	var revs []crl.Revocation
+	var certs map[int]*x509.Certificate // the certificates given, by index in revs
 	switch {
-	case (req.Serial == "") == (req.Identity == ""):
-		return nil, fmt.Errorf("%w: name exactly one of a serial and an identity", crl.ErrInvalidRequest)
+	case btoi(req.Serial != "")+btoi(req.Certificate != "")+btoi(req.Identity != "") != 1:
+		return nil, fmt.Errorf("%w: name exactly one of a serial, a certificate and an identity", crl.ErrInvalidRequest)
+	case req.Certificate != "":
+		cert, err := parseCert(req.Certificate)
+		if err != nil {
+			return nil, err
+		}
+		if req.Quarantine != "" {
+			return nil, fmt.Errorf("%w: a quarantine applies to an identity, not a certificate", crl.ErrInvalidRequest)
+		}
+		rv, err := r.reg.Revoke(ctx, crl.RevokeRequest{Certificate: cert, CA: crl.CAID(req.CA), Reason: reason})
+		if err != nil {
+			return nil, err
+		}
+		revs, certs = []crl.Revocation{rv}, map[int]*x509.Certificate{0: cert}
 	case req.Serial != "":
 		if req.Quarantine != "" {
 			return nil, fmt.Errorf("%w: a quarantine applies to an identity, not a serial", crl.ErrInvalidRequest)
@@ -105,7 +121,8 @@ func (r *revocation) Revoke(ctx context.Context, req admin.RevokeRequest) (*admi
 		if req.Quarantine != "" {
 			d, err := time.ParseDuration(req.Quarantine)
 			if err != nil || d <= 0 {
-				return nil, fmt.Errorf("%w: quarantine %q is not a positive duration such as 24h", crl.ErrInvalidRequest,
+				return nil, fmt.Errorf("%w: quarantine %q is not a positive duration such as 24h",
+					crl.ErrInvalidRequest,
 					bounded(req.Quarantine))
 			}
 			ir.QuarantineUntil = time.Now().Add(d)
@@ -124,14 +141,15 @@ func (r *revocation) Revoke(ctx context.Context, req admin.RevokeRequest) (*admi
 			Identity: rv.Identity, Reason: rv.Reason.String(), RevokedAt: rv.RevokedAt, CRLNumber: rv.CRLNumber,
 			Existing: rv.Existing})
 	}
-	res.Warnings = r.passThrough(ctx, revs, res.Revoked)
+	res.Warnings = r.passThrough(ctx, revs, certs, res.Revoked)
 	r.pub.Refresh(ctx)
 	return res, nil
 }
 
 // passThrough revokes at the backends that own the CAs of revs (Vault, step-ca), so that their own CRLs, which
 // meshca publishes for those CAs, list the certificates. It notes the backend in out and returns warnings.
-func (r *revocation) passThrough(ctx context.Context, revs []crl.Revocation, out []admin.Revoked) []string {
+func (r *revocation) passThrough(ctx context.Context, revs []crl.Revocation, certs map[int]*x509.Certificate,
+	out []admin.Revoked) []string {
 	var warnings []string
 	for i, rv := range revs {
 		for _, o := range r.owners {
@@ -143,7 +161,7 @@ func (r *revocation) passThrough(ctx context.Context, revs []crl.Revocation, out
 			if rv.Existing {
 				continue
 			}
-			if err := o.revoker.Revoke(ctx, &backends.RevokeRequest{SerialNumber: rv.Serial,
+			if err := o.revoker.Revoke(ctx, &backends.RevokeRequest{SerialNumber: rv.Serial, Certificate: certs[i],
 				Reason: int(rv.Reason)}); err != nil {
 				r.log.Error("the backend that owns the CA did not revoke the certificate; its CRL does not list it",
 					"backend", o.name, "serial", rv.Serial.Text(16), "error", err)
@@ -153,6 +171,26 @@ func (r *revocation) passThrough(ctx context.Context, revs []crl.Revocation, out
 		}
 	}
 	return warnings
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// parseCert parses the one PEM certificate of a revocation request.
+func parseCert(s string) (*x509.Certificate, error) {
+	block, rest := pem.Decode([]byte(s))
+	if block == nil || block.Type != "CERTIFICATE" || len(strings.TrimSpace(string(rest))) > 0 {
+		return nil, fmt.Errorf("%w: certificate: want exactly one PEM CERTIFICATE block", crl.ErrInvalidRequest)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%w: certificate: %v", crl.ErrInvalidRequest, err)
+	}
+	return cert, nil
 }
 
 // CRLs implements admin.Service.

@@ -136,7 +136,8 @@ func initCommand() *cobra.Command {
 			cacerts := filepath.Join(dir, "cacerts")
 			if created {
 				fmt.Fprintf(cmd.OutOrStdout(), "wrote a dev root and intermediate for %s to %s "+
-					"(ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem, and the root's CRL in ca-crl.pem)\n", td, cacerts)
+					"(ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem, and the root's CRL in ca-crl.pem)\n",
+					td, cacerts)
 			} else {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s already holds a CA that loads; left it alone\n", cacerts)
 			}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,8 +18,9 @@ func revokeCommand() *cobra.Command {
 	var req admin.RevokeRequest
 	var addr string
 	var quarantine time.Duration
+	var certFile string
 	cmd := &cobra.Command{
-		Use:   "revoke (--serial HEX [--ca ID] | --identity SPIFFE-ID [--quarantine DURATION]) [--reason R]",
+		Use:   "revoke (--serial HEX [--ca ID] | --cert FILE | --identity ID [--quarantine D]) [--reason R]",
 		Short: "Revoke a certificate, or every certificate of an identity, in a running meshca",
 		Long: "revoke asks a running meshca (its admin API, loopback only) to revoke one certificate by serial, or " +
 			"every unexpired certificate it issued to an identity. The next CRLs list them at once; with " +
@@ -28,8 +30,15 @@ func revokeCommand() *cobra.Command {
 			"  meshca revoke --identity spiffe://cluster.local/ns/shop/sa/cart --reason keyCompromise --quarantine 24h",
 		Args: cobra.NoArgs,
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			if (req.Serial == "") == (req.Identity == "") {
-				return usageError{errors.New("name exactly one of --serial and --identity")}
+			if btoi(req.Serial != "")+btoi(certFile != "")+btoi(req.Identity != "") != 1 {
+				return usageError{errors.New("name exactly one of --serial, --cert and --identity")}
+			}
+			if certFile != "" {
+				b, err := os.ReadFile(certFile)
+				if err != nil {
+					return usageError{fmt.Errorf("--cert: %w", err)}
+				}
+				req.Certificate = string(b)
 			}
 			if quarantine < 0 || (quarantine > 0 && req.Identity == "") {
 				return usageError{errors.New("--quarantine takes a positive duration and goes with --identity")}
@@ -53,6 +62,8 @@ func revokeCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&req.Serial, "serial", "", "serial number of the certificate, hex (colons allowed)")
+	f.StringVar(&certFile, "cert", "", "PEM file of the certificate to revoke (instead of --serial; also revokes "+
+		"at a Vault no_store role)")
 	f.StringVar(&req.CA, "ca", "", "issuing CA id (ski:<hex>, see 'meshca crl'), when meshca's inventory lacks "+
 		"the serial")
 	f.StringVar(&req.Identity, "identity", "", "SPIFFE ID: revoke every unexpired certificate meshca issued to it")

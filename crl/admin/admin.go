@@ -28,6 +28,9 @@ const maxBody = 64 << 10
 type RevokeRequest struct {
 	// Serial is the certificate's serial number in hex (colons allowed).
 	Serial string `json:"serial,omitempty"`
+	// Certificate is the certificate in PEM, instead of Serial: it gives the serial and the CA, and lets a
+	// backend that keeps no record of what it issued (Vault no_store roles) revoke it too.
+	Certificate string `json:"certificate,omitempty"`
 	// CA is the issuing CA's id (crl.CAID, "ski:<hex>"), needed only when the serial is not in the inventory.
 	CA string `json:"ca,omitempty"`
 	// Identity is a SPIFFE ID; every unexpired certificate meshca issued to it is revoked.
