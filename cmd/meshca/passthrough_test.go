@@ -27,7 +27,7 @@ import (
 const passID = "spiffe://cluster.local/ns/default/sa/sleep"
 
 // revocationFor wires revocation for one backend as meshca serve does, with the state in a temporary file.
-func revocationFor(t *testing.T, name string, b backends.Backend) *revocation {
+func revocationFor(t testing.TB, name string, b backends.Backend) *revocation {
 	t.Helper()
 	a := &app{}
 	t.Cleanup(a.Close)
