@@ -122,7 +122,7 @@ func TestClientCertRenewal(t *testing.T) {
 			}
 			return nil
 		},
-		Clock:        func() time.Time { return now },
+		Clock: func() time.Time { return now },
 	}
 	tests := []struct {
 		name    string
