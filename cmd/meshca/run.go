@@ -100,7 +100,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return fmt.Errorf("unknown command %q; commands: serve, init, token, config, version, completion",
+				return fmt.Errorf("unknown command %q; commands: serve, init, token, revoke, crl, config, "+
+					"version, completion",
 					bounded(args[0]))
 			}
 			return nil
