@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
-
 	"path/filepath"
 	"testing"
 	"time"
@@ -74,47 +73,9 @@ backends:
 	t.Cleanup(func() {
 		k.Client.CoreV1().Secrets(catest.MeshcaNamespace).Delete(ctx, "meshca-revocations", metav1.DeleteOptions{})
 	})
-	sctx, stop := context.WithCancel(ctx)
-	done := make(chan int, 1)
-	go func() {
-		done <- run(sctx, []string{"serve", "--config", config, "--log-format", "text"}, io.Discard, testLog{t})
-	}()
-	t.Cleanup(func() {
-		stop()
-		if code := <-done; code != 0 {
-			t.Errorf("meshca serve exited with %d", code)
-		}
-	})
-
+	serveConfig(t, config)
 	ns := k.Namespace(t)
-	if _, err := k.Client.CoreV1().ServiceAccounts(ns).Create(ctx,
-		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "sleep"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	tr, err := k.Client.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "sleep", &authv1.TokenRequest{
-		Spec: authv1.TokenRequestSpec{Audiences: []string{authn.DefaultAudience}}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(g.Root)
-	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", grpcPort),
-		grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	csrPEM, _ := catest.WorkloadCSR(t, "spiffe://cluster.local/ns/"+ns+"/sa/sleep")
-	var resp *pb.IstioCertificateResponse
-	catest.Eventually(t, 30*time.Second, "a certificate issued", func() error {
-		rctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(ctx, "authorization",
-			"Bearer "+tr.Status.Token), 5*time.Second)
-		defer cancel()
-		resp, err = pb.NewIstioCertificateServiceClient(conn).CreateCertificate(rctx,
-			&pb.IstioCertificateRequest{Csr: string(csrPEM)})
-		return err
-	})
-	leaf := parseChain(t, resp.CertChain)[0]
+	leaf := issueInCluster(t, k, ns, grpcPort, g.Root)[0]
 
 	catest.Eventually(t, 20*time.Second, "the issuance in the Secret's inventory", func() error {
 		s, err := k.Client.CoreV1().Secrets(catest.MeshcaNamespace).Get(ctx, "meshca-revocations",
@@ -159,4 +120,55 @@ func parseChain(t *testing.T, pems []string) []*x509.Certificate {
 		out = append(out, certs...)
 	}
 	return out
+}
+
+// serveConfig runs meshca serve --config config until the test ends, logging to the test log.
+func serveConfig(t *testing.T, config string) {
+	t.Helper()
+	sctx, stop := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- run(sctx, []string{"serve", "--config", config, "--log-format", "text"}, io.Discard, testLog{t})
+	}()
+	t.Cleanup(func() {
+		stop()
+		if code := <-done; code != 0 {
+			t.Errorf("meshca serve exited with %d", code)
+		}
+	})
+}
+
+// issueInCluster creates the service account sleep in ns and gets it a certificate from the meshca at grpcPort
+// with a TokenRequest token, retrying while meshca starts. It returns the chain.
+func issueInCluster(t *testing.T, k *catest.Kube, ns string, grpcPort int, root *x509.Certificate) []*x509.Certificate {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := k.Client.CoreV1().ServiceAccounts(ns).Create(ctx,
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "sleep"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := k.Client.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "sleep", &authv1.TokenRequest{
+		Spec: authv1.TokenRequestSpec{Audiences: []string{authn.DefaultAudience}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(root)
+	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", grpcPort),
+		grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	csrPEM, _ := catest.WorkloadCSR(t, "spiffe://cluster.local/ns/"+ns+"/sa/sleep")
+	var resp *pb.IstioCertificateResponse
+	catest.Eventually(t, 30*time.Second, "a certificate issued with a TokenRequest token", func() error {
+		rctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(ctx, "authorization",
+			"Bearer "+tr.Status.Token, "clusterid", authn.DefaultClusterID), 5*time.Second)
+		defer cancel()
+		resp, err = pb.NewIstioCertificateServiceClient(conn).CreateCertificate(rctx,
+			&pb.IstioCertificateRequest{Csr: string(csrPEM)})
+		return err
+	})
+	return parseChain(t, resp.CertChain)
 }
