@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshca/meshca/crl"
 	"github.com/meshca/meshca/crl/admin"
 )
 
@@ -19,6 +20,7 @@ func revokeCommand() *cobra.Command {
 	var addr string
 	var quarantine time.Duration
 	var certFile string
+	var off offlineOptions
 	cmd := &cobra.Command{
 		Use:   "revoke (--serial HEX [--ca ID] | --cert FILE | --identity ID [--quarantine D]) [--reason R]",
 		Short: "Revoke a certificate, or every certificate of an identity, in a running meshca",
@@ -46,8 +48,13 @@ func revokeCommand() *cobra.Command {
 			if quarantine > 0 {
 				req.Quarantine = quarantine.String()
 			}
-			res, err := (&admin.Client{Addr: addr}).Revoke(cmd.Context(), req)
-			if errors.Is(err, admin.ErrRefused) {
+			svc, done, err := adminService(cmd.Context(), &off, addr)
+			if err != nil {
+				return err
+			}
+			defer done()
+			res, err := svc.Revoke(cmd.Context(), req)
+			if errors.Is(err, admin.ErrRefused) || isRequestError(err) {
 				return usageError{err}
 			}
 			if err != nil {
@@ -71,7 +78,14 @@ func revokeCommand() *cobra.Command {
 		"(default unspecified)")
 	f.DurationVar(&quarantine, "quarantine", 0, "with --identity: refuse it new certificates for this long")
 	f.StringVar(&addr, "admin-addr", defaultAdminAddr, "meshca's admin API address")
+	off.flags(cmd)
 	return cmd
+}
+
+// isRequestError reports a mistake in what was asked (offline, without the admin API's 400).
+func isRequestError(err error) bool {
+	return errors.Is(err, crl.ErrInvalidRequest) || errors.Is(err, crl.ErrInvalidReason) ||
+		errors.Is(err, crl.ErrUnknownIssuer)
 }
 
 func printRevoked(w io.Writer, res *admin.RevokeResponse) {
@@ -102,6 +116,7 @@ func printRevoked(w io.Writer, res *admin.RevokeResponse) {
 func crlCommand() *cobra.Command {
 	var addr string
 	var asPEM bool
+	var off offlineOptions
 	cmd := &cobra.Command{
 		Use:   "crl [--pem]",
 		Short: "Show the CRLs a running meshca publishes, one per CA of its chains, or print its ca-crl.pem",
@@ -110,7 +125,11 @@ func crlCommand() *cobra.Command {
 			"It exits 1 when not every CA is covered. --pem prints the ca-crl.pem being published instead.",
 		Args: cobra.NoArgs,
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			c := &admin.Client{Addr: addr}
+			c, done, err := adminService(cmd.Context(), &off, addr)
+			if err != nil {
+				return err
+			}
+			defer done()
 			if asPEM {
 				b, err := c.PEM(cmd.Context())
 				if err != nil {
@@ -133,6 +152,7 @@ func crlCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&addr, "admin-addr", defaultAdminAddr, "meshca's admin API address")
 	cmd.Flags().BoolVar(&asPEM, "pem", false, "print the published ca-crl.pem")
+	off.flags(cmd)
 	return cmd
 }
 
