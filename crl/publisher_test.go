@@ -204,11 +204,11 @@ func TestPublisherFollowsRevocationsAtOnce(t *testing.T) {
 	if _, ok := listed(pe.published(t)[0], bad.SerialNumber); !ok {
 		t.Fatal("the revoked serial is not in the published intermediate CRL")
 	}
-	if err := pe.pub.CheckRevocation(chain(bad)); !errors.Is(err, crl.ErrRevoked) {
-		t.Errorf("CheckRevocation(revoked leaf) = %v, want ErrRevoked", err)
+	if err := pe.pub.CheckChain(chain(bad)); !errors.Is(err, crl.ErrRevoked) {
+		t.Errorf("CheckChain(revoked leaf) = %v, want ErrRevoked", err)
 	}
-	if err := pe.pub.CheckRevocation(chain(good)); err != nil {
-		t.Errorf("CheckRevocation(good leaf) = %v", err)
+	if err := pe.pub.CheckChain(chain(good)); err != nil {
+		t.Errorf("CheckChain(good leaf) = %v", err)
 	}
 	n := gauge(t, pe.reg, "meshca_crl_number", map[string]string{"ca": string(crl.IDOf(pe.pki.Inter))})
 	if want, _ := pe.published(t)[0].Number.Float64(); n != want {
