@@ -93,6 +93,7 @@ var classes = []struct {
 	{ErrCARequested, Class{"ca_requested", OutcomeRejected, codes.PermissionDenied, "", citadelIDErr}},
 	{authn.ErrImpersonationDenied, Class{"impersonation_denied", OutcomeRejected, codes.PermissionDenied, "",
 		citadelIDErr}},
+	{ErrQuarantined, Class{"quarantined", OutcomeRejected, codes.PermissionDenied, "", citadelIDErr}},
 	{ErrPermissionDenied, Class{"permission_denied", OutcomeRejected, codes.PermissionDenied, "", citadelIDErr}},
 	{ErrInvalidRequest, Class{"invalid_request", OutcomeRejected, codes.InvalidArgument, "", citadelNone}},
 	{ErrRateLimited, Class{"rate_limited", OutcomeRejected, codes.ResourceExhausted, "", citadelNone}},

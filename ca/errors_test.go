@@ -44,6 +44,8 @@ func TestClassify(t *testing.T) {
 			ca.OutcomeRejected, codes.PermissionDenied, true},
 		{"impersonation is denied precisely", wrap(ca.ErrPermissionDenied, authn.ErrImpersonationDenied),
 			"impersonation_denied", ca.OutcomeRejected, codes.PermissionDenied, true},
+		{"a quarantined identity is denied precisely", wrap(ca.ErrPermissionDenied, ca.ErrQuarantined),
+			"quarantined", ca.OutcomeRejected, codes.PermissionDenied, true},
 		{"a denial without detail is still a denial", wrap(ca.ErrPermissionDenied), "permission_denied",
 			ca.OutcomeRejected, codes.PermissionDenied, true},
 		{"a malformed request is invalid", wrap(ca.ErrInvalidRequest), "invalid_request", ca.OutcomeRejected,

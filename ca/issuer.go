@@ -58,6 +58,8 @@ type Config struct {
 	// per-identity expiry gauges and the stuck-agent signal). It is called on the request path: it must be
 	// cheap and must not block.
 	Observer IssuanceObserver
+	// Revocations, when set, refuses quarantined identities and records every issuance in the inventory.
+	Revocations Revocations
 	// ExtraRoots, when set, returns trust anchors that workloads should trust beside the backends' roots
 	// (a federated mesh's root, the next root of a rotation). They join the trust bundle in every response;
 	// they do not authenticate anything at meshca.
@@ -87,7 +89,8 @@ type Issuer struct {
 	rules    atomic.Pointer[policy.Engine]
 	nsLabels func(string) (map[string]string, bool)
 
-	extraRoots func(context.Context) ([]*x509.Certificate, error)
+	revocations Revocations
+	extraRoots  func(context.Context) ([]*x509.Certificate, error)
 }
 
 // New returns an Issuer for cfg.
@@ -123,7 +126,7 @@ func New(cfg Config) (*Issuer, error) {
 		policy: cfg.Policy.withDefaults(), timeout: cfg.SignTimeout, clock: cfg.Clock, log: cfg.Logger,
 		audit:  cfg.Audit,
 		bundle: trustBundle{last: map[string][]*x509.Certificate{}}, extraRoots: cfg.ExtraRoots,
-		observer: cfg.Observer, nsLabels: cfg.NamespaceLabels}
+		observer: cfg.Observer, nsLabels: cfg.NamespaceLabels, revocations: cfg.Revocations}
 	i.rules.Store(engine)
 	if i.timeout == 0 {
 		i.timeout = DefaultSignTimeout
@@ -212,6 +215,10 @@ func (i *Issuer) issue(ctx context.Context, req *Request, rec *auditRecord) (*Re
 		}
 	}
 	rec.identity = target.String()
+	decidedAt := i.clock()
+	if err := i.checkQuarantine(target, decidedAt); err != nil {
+		return nil, err
+	}
 	if err := i.limits.allow(callerKey(caller, target, req.ImpersonatedIdentity != "")); err != nil {
 		return nil, err
 	}
@@ -247,6 +254,9 @@ func (i *Issuer) issue(ctx context.Context, req *Request, rec *auditRecord) (*Re
 	i.m.issued.WithLabelValues(name, parsed.KeyType).Inc()
 	if i.observer != nil {
 		i.observer.Observe(target, leaf.NotBefore, leaf.NotAfter)
+	}
+	if i.revocations != nil {
+		i.revocations.Issued(target.String(), resp.Chain, decidedAt)
 	}
 	return &Result{Chain: resp.Chain, TrustBundle: bundle, Identity: target, Backend: name}, nil
 }

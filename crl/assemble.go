@@ -30,7 +30,7 @@ func (p *Publisher) assemble(cas []*x509.Certificate, own, others []*CRL, now ti
 	}
 	cov, err := Check(cas, lists, now)
 	rep := Report{Time: now, Coverage: cov, Complete: true, Err: err}
-	next := &published{byID: map[CAID]*CRL{}, revoked: map[string]x509.RevocationListEntry{}, report: rep}
+	next := &published{byID: map[CAID]*CRL{}, report: rep}
 	var usable []*CRL
 	seen := map[CAID]bool{} // CAs with CRL gauges this round
 	for _, c := range cov {
@@ -68,9 +68,6 @@ func (p *Publisher) assemble(cas []*x509.Certificate, own, others []*CRL, now ti
 	for _, c := range usable {
 		next.byID[c.ID], p.last[c.ID] = c, c
 		next.crls = append(next.crls, c)
-		for _, e := range c.List.RevokedCertificateEntries {
-			next.revoked[string(c.List.RawIssuer)+"/"+e.SerialNumber.Text(16)] = e
-		}
 	}
 	if rep.Complete || p.cfg.FailClosed {
 		ders := make([][]byte, len(next.crls))

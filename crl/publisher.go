@@ -105,11 +105,10 @@ type fileCRLs struct {
 }
 
 type published struct {
-	pem     []byte
-	byID    map[CAID]*CRL
-	crls    []*CRL
-	report  Report
-	revoked map[string]x509.RevocationListEntry // raw issuer + "/" + serial hex
+	pem    []byte
+	byID   map[CAID]*CRL
+	crls   []*CRL
+	report Report
 }
 
 // Report is the outcome of the last Refresh.
@@ -218,25 +217,6 @@ func (p *Publisher) Report() Report {
 		return cur.report
 	}
 	return Report{Err: errors.New("crl: no CRLs yet")}
-}
-
-// CheckRevocation returns an error wrapping ErrRevoked when a certificate of chain (leaf first; the last one,
-// the root, is not checked) is listed in the current CRL of its issuer.
-func (p *Publisher) CheckRevocation(chain []*x509.Certificate) error {
-	cur := p.cur.Load()
-	if cur == nil {
-		return nil
-	}
-	for i, c := range chain {
-		if i == len(chain)-1 && len(chain) > 1 {
-			break
-		}
-		if e, ok := cur.revoked[string(c.RawIssuer)+"/"+c.SerialNumber.Text(16)]; ok {
-			return fmt.Errorf("crl: %w: serial %s of %s, reason %s, at %s", ErrRevoked, c.SerialNumber.Text(16),
-				c.Issuer, Reason(e.ReasonCode), e.RevocationTime.UTC().Format(time.RFC3339))
-		}
-	}
-	return nil
 }
 
 // Refresh re-reads the chains, backend CRLs and files, re-issues meshca's CRLs when due, checks coverage and

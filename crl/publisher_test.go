@@ -204,11 +204,11 @@ func TestPublisherFollowsRevocationsAtOnce(t *testing.T) {
 	if _, ok := listed(pe.published(t)[0], bad.SerialNumber); !ok {
 		t.Fatal("the revoked serial is not in the published intermediate CRL")
 	}
-	if err := pe.pub.CheckRevocation(chain(bad)); !errors.Is(err, crl.ErrRevoked) {
-		t.Errorf("CheckRevocation(revoked leaf) = %v, want ErrRevoked", err)
+	if err := pe.pub.CheckChain(chain(bad)); !errors.Is(err, crl.ErrRevoked) {
+		t.Errorf("CheckChain(revoked leaf) = %v, want ErrRevoked", err)
 	}
-	if err := pe.pub.CheckRevocation(chain(good)); err != nil {
-		t.Errorf("CheckRevocation(good leaf) = %v", err)
+	if err := pe.pub.CheckChain(chain(good)); err != nil {
+		t.Errorf("CheckChain(good leaf) = %v", err)
 	}
 	n := gauge(t, pe.reg, "meshca_crl_number", map[string]string{"ca": string(crl.IDOf(pe.pki.Inter))})
 	if want, _ := pe.published(t)[0].Number.Float64(); n != want {
@@ -363,4 +363,45 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string, labels map[strin
 	}
 	t.Fatalf("no metric %s%v", name, labels)
 	return 0
+}
+
+// CheckChain answers for a renewal certificate as Envoy would: revoked, unknown (a CA without a current CRL),
+// or good.
+func TestCheckChainForRenewal(t *testing.T) {
+	ctx := context.Background()
+	pe := newPublisher(t)
+	const id = "spiffe://cluster.local/ns/default/sa/sleep"
+	good, revoked := pe.issue(t, id, time.Hour), pe.issue(t, id, time.Hour)
+	chainOf := func(leaf *x509.Certificate) []*x509.Certificate {
+		return []*x509.Certificate{leaf, pe.pki.Inter, pe.pki.Root}
+	}
+	if err := pe.pub.CheckChain(chainOf(good)); !errors.Is(err, crl.ErrMissingCRL) {
+		t.Fatalf("before the first refresh: %v, want ErrMissingCRL", err)
+	}
+	rr := crl.RevokeRequest{Certificate: revoked, Reason: crl.KeyCompromise}
+	if _, err := pe.env.reg.Revoke(ctx, rr); err != nil {
+		t.Fatal(err)
+	}
+	pe.pub.Refresh(ctx)
+	tests := []struct {
+		name    string
+		advance time.Duration
+		leaf    *x509.Certificate
+		want    error
+	}{
+		{"a certificate nobody revoked passes", 0, good, nil},
+		{"a revoked certificate is refused", 0, revoked, crl.ErrRevoked},
+		{"with the root's CRL past its nextUpdate the status is unknown", 48 * time.Hour, good, crl.ErrStaleCRL},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pe.clk.Add(tt.advance)
+			if tt.advance != 0 {
+				pe.pub.Refresh(ctx)
+			}
+			if err := pe.pub.CheckChain(chainOf(tt.leaf)); !errors.Is(err, tt.want) {
+				t.Fatalf("CheckChain = %v, want %v", err, tt.want)
+			}
+		})
+	}
 }

@@ -294,15 +294,16 @@ func ptrOr(p *int32) int32 {
 }
 
 // Secrets meshca may read, by kustomization: the base reads cacerts through the API; the file overlay
-// mounts it instead, and the Vault and step-ca overlays do not use it, so they drop the rule; nothing else
-// reads Secrets except the multicluster component.
+// mounts it instead, and the Vault and step-ca overlays do not use it, so they drop the rule; every one may
+// keep the revocation state in meshca-revocations (crl.secret); nothing else reads Secrets except the
+// multicluster component.
 func TestSecretAccess(t *testing.T) {
 	want := map[string][]string{
-		"base":                  {"cacerts"},
-		"overlays/file":         nil,
-		"overlays/vault":        nil,
-		"overlays/stepca":       nil,
-		"overlays/multicluster": {"cacerts", "*"},
+		"base":                  {"cacerts", "meshca-revocations"},
+		"overlays/file":         {"meshca-revocations"},
+		"overlays/vault":        {"meshca-revocations"},
+		"overlays/stepca":       {"meshca-revocations"},
+		"overlays/multicluster": {"cacerts", "*", "meshca-revocations"},
 	}
 	for _, dir := range kustomizations(t) {
 		t.Run(dir, func(t *testing.T) {

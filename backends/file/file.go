@@ -127,7 +127,8 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	b := &Backend{cfg: cfg, done: make(chan struct{})}
 	b.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "meshca_file_ca_reloads_total",
-		Help: "Reloads of the file backend's cacerts directory or Secret by result (success, error).",
+		Help: "Reloads of the file backend's cacerts directory or Secret by result (success, error, " +
+			"crl_refused: the CA loaded, its ca-crl.pem was refused).",
 	}, []string{"result"})
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(b.reloads); err != nil {
@@ -162,6 +163,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	b.current.Store(a)
 	cfg.Logger.Info("file backend loaded CA", "source", b.origin, "subject", a.cert.Subject.String(),
 		"not_after", a.cert.NotAfter.UTC(), "roots", len(a.roots))
+	b.noteCRL(a)
 	if sw != nil {
 		go func() {
 			defer close(b.done)
@@ -223,7 +225,17 @@ func (b *Backend) Reload() (bool, error) {
 	b.reloads.WithLabelValues("success").Inc()
 	b.cfg.Logger.Info("file backend activated new CA", "source", b.origin, "subject", a.cert.Subject.String(),
 		"not_after", a.cert.NotAfter.UTC(), "roots", len(a.roots))
+	b.noteCRL(a)
 	return true, nil
+}
+
+// noteCRL logs and counts a refused ca-crl.pem of a; the CA is in use without it.
+func (b *Backend) noteCRL(a *authority) {
+	if a.crlErr != nil {
+		b.reloads.WithLabelValues("crl_refused").Inc()
+		b.cfg.Logger.Error("file backend refused ca-crl.pem; the CA is in use, its CRLs are not (the last good "+
+			"ones stay published while valid)", "source", b.origin, "error", a.crlErr)
+	}
 }
 
 // Sign issues a certificate with the active CA. The lifetime is cut to the CA certificate's own expiry. The
@@ -263,9 +275,6 @@ func (b *Backend) Roots(context.Context) ([]*x509.Certificate, error) {
 func (b *Backend) CAChain(context.Context) ([]*x509.Certificate, error) {
 	return b.current.Load().chain, nil
 }
-
-// CRL returns the parsed ca-crl.pem, or nil when there is none.
-func (b *Backend) CRL() *x509.RevocationList { return b.current.Load().crl }
 
 // Check reports whether the active CA can still sign: its certificate must be within its validity period.
 func (b *Backend) Check(context.Context) error {

@@ -79,7 +79,6 @@ func TestNewRefusesBrokenCAs(t *testing.T) {
 		{"ca-key.pem is missing", map[string][]byte{file.CAKeyFile: nil}},
 		{"ca-cert.pem is garbage", map[string][]byte{
 			file.CACertFile: []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")}},
-		{"ca-crl.pem is not a CRL", map[string][]byte{file.CRLFile: g.RootPEM}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

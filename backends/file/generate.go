@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"time"
@@ -27,6 +28,10 @@ type GenerateOptions struct {
 	// Root, when set with RootKey, signs the intermediate instead of a new self-signed root.
 	Root    *x509.Certificate
 	RootKey crypto.Signer
+	// RootCRL also makes an empty CRL of the root, valid until the intermediate expires, which WriteDir writes
+	// to ca-crl.pem: the CRL an offline root's operator provides, so that Envoy's CRL_CHECK_ALL finds one for
+	// every CA of the chain (meshca signs the intermediate's).
+	RootCRL bool
 	// IntermediateKey, when set, is the intermediate's key (e.g. RSA, as many enterprise PKIs use); default a
 	// new ECDSA P-256 key.
 	IntermediateKey crypto.Signer
@@ -40,6 +45,8 @@ type Generated struct {
 	IntermediateKey  crypto.Signer
 	RootPEM, CertPEM []byte
 	KeyPEM           []byte
+	// CRLPEM is the root's CRL when GenerateOptions.RootCRL was set, else empty.
+	CRLPEM []byte
 }
 
 // Generate creates an ECDSA P-256 root (unless opts.Root is given) and an intermediate signed by it. It is
@@ -106,6 +113,14 @@ func Generate(opts GenerateOptions) (*Generated, error) {
 	g.RootPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: g.Root.Raw})
 	g.CertPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: g.Intermediate.Raw})
 	g.KeyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	if opts.RootCRL {
+		der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1),
+			ThisUpdate: now, NextUpdate: notAfter}, g.Root, g.RootKey)
+		if err != nil {
+			return nil, fmt.Errorf("creating the root's CRL: %w", err)
+		}
+		g.CRLPEM = pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
+	}
 	return g, nil
 }
 
@@ -124,6 +139,13 @@ func (g *Generated) WriteDir(dir string) error {
 		{CACertFile, g.CertPEM, 0o644},
 		{CertChainFile, bytes.Join([][]byte{g.CertPEM, g.RootPEM}, nil), 0o644},
 		{RootCertFile, g.RootPEM, 0o644},
+	}
+	if len(g.CRLPEM) > 0 {
+		files = append(files, struct {
+			name string
+			data []byte
+			mode os.FileMode
+		}{CRLFile, g.CRLPEM, 0o644})
 	}
 	for _, f := range files {
 		tmp := filepath.Join(dir, "."+f.name+".tmp")

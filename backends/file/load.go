@@ -5,7 +5,6 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -34,8 +33,9 @@ type authority struct {
 	signer crypto.Signer       // its key
 	chain  []*x509.Certificate // cert first, root last
 	roots  []*x509.Certificate // every trust anchor in root-cert.pem
-	crl    *x509.RevocationList
-	digest [sha256.Size]byte // of the file contents this was built from
+	crlPEM []byte              // ca-crl.pem, checked; empty when there is none
+	crlErr error               // why ca-crl.pem was refused, or nil
+	digest [sha256.Size]byte   // of the file contents this was built from
 }
 
 // readDir reads the cacerts files of dir. cert-chain.pem and ca-crl.pem are optional.
@@ -109,20 +109,7 @@ func parseAuthority(files map[string][]byte, now time.Time) (*authority, error) 
 		return nil, err
 	}
 	a := &authority{cert: caCert, signer: signer, chain: chain, roots: roots}
-	if b := files[CRLFile]; len(bytes.TrimSpace(b)) > 0 {
-		block, _ := pem.Decode(b)
-		if block == nil || block.Type != "X509 CRL" {
-			return nil, fmt.Errorf("%w: %s holds no PEM \"X509 CRL\" block", ErrInvalidCA, CRLFile)
-		}
-		crl, err := x509.ParseRevocationList(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrInvalidCA, CRLFile, err)
-		}
-		if err := crl.CheckSignatureFrom(caCert); err != nil {
-			return nil, fmt.Errorf("%w: %s is not signed by %s: %v", ErrInvalidCA, CRLFile, CACertFile, err)
-		}
-		a.crl = crl
-	}
+	a.crlPEM, a.crlErr = checkCRLs(files[CRLFile], chain)
 	return a, nil
 }
 

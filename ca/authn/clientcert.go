@@ -3,6 +3,7 @@ package authn
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -24,8 +25,10 @@ type ClientCert struct {
 	MaxLifetime time.Duration
 	// TrustDomains are the accepted trust domains (the mesh's and its aliases).
 	TrustDomains []string
-	// Revoked, when set, reports whether a certificate has been revoked.
-	Revoked func(*x509.Certificate) bool
+	// Revocation, when set, checks the verified chain (leaf first, root last) against the revocation state of
+	// meshca's CAs. An error refuses the certificate: one wrapping ErrUnavailable when the state is unknown (no
+	// CRL, or one past its nextUpdate, and renewal fails closed), any other as revoked (ErrUnauthenticated).
+	Revocation func(ctx context.Context, chain []*x509.Certificate) error
 	// Clock returns the current time; default time.Now.
 	Clock func() time.Time
 }
@@ -62,8 +65,12 @@ func (c *ClientCert) Authenticate(ctx context.Context, req *Request) (*Caller, e
 	if err != nil {
 		return nil, fmt.Errorf("%w: client certificate is not valid for this CA: %v", ErrUnauthenticated, err)
 	}
-	if c.IssuingCAs != nil && !signedByOneOf(chains, issuing) {
-		return nil, fmt.Errorf("%w: client certificate was not issued by this CA's issuing CA", ErrUnauthenticated)
+	chain := chains[0]
+	if c.IssuingCAs != nil {
+		if chain = signedByOneOf(chains, issuing); chain == nil {
+			return nil, fmt.Errorf("%w: client certificate was not issued by this CA's issuing CA",
+				ErrUnauthenticated)
+		}
 	}
 	// Backends backdate notBefore a little for clock skew; anything beyond that is not a certificate of ours.
 	if life := leaf.NotAfter.Sub(leaf.NotBefore); c.MaxLifetime > 0 && life > c.MaxLifetime+maxBackdate {
@@ -84,8 +91,12 @@ func (c *ClientCert) Authenticate(ctx context.Context, req *Request) (*Caller, e
 		return nil, fmt.Errorf("%w: client certificate trust domain %q is not this mesh's", ErrUnauthenticated,
 			id.TrustDomain)
 	}
-	if c.Revoked != nil && c.Revoked(leaf) {
-		return nil, fmt.Errorf("%w: client certificate serial %x is revoked", ErrUnauthenticated, leaf.SerialNumber)
+	if c.Revocation != nil {
+		if err := c.Revocation(ctx, chain); errors.Is(err, ErrUnavailable) {
+			return nil, fmt.Errorf("%w: revocation status of the client certificate: %w", ErrUnavailable, err)
+		} else if err != nil {
+			return nil, fmt.Errorf("%w: client certificate refused: %w", ErrUnauthenticated, err)
+		}
 	}
 	return &Caller{Namespace: id.Namespace, ServiceAccount: id.ServiceAccount, Method: "client-cert",
 		Issuer: id.TrustDomain, ExpiresAt: leaf.NotAfter, ClusterID: req.ClusterID}, nil
@@ -94,14 +105,14 @@ func (c *ClientCert) Authenticate(ctx context.Context, req *Request) (*Caller, e
 // maxBackdate is how far before issuance a backend may set notBefore (clock skew allowance).
 const maxBackdate = 10 * time.Minute
 
-// signedByOneOf reports whether some verified chain has one of cas as the leaf's direct issuer.
-func signedByOneOf(chains [][]*x509.Certificate, cas []*x509.Certificate) bool {
+// signedByOneOf returns the first verified chain that has one of cas as the leaf's direct issuer, or nil.
+func signedByOneOf(chains [][]*x509.Certificate, cas []*x509.Certificate) []*x509.Certificate {
 	for _, ch := range chains {
 		for _, ca := range cas {
 			if len(ch) > 1 && ch[1].Equal(ca) {
-				return true
+				return ch
 			}
 		}
 	}
-	return false
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"math/big"
 	"net/url"
 	"testing"
@@ -98,7 +99,8 @@ func TestClientCertRenewal(t *testing.T) {
 		l := issue(t, leafTemplate(o, now), &by)
 		return []*x509.Certificate{l.cert, by.cert}
 	}
-	revokedChain := leaf(leafOpts{}, issuing)
+	revokedChain, unknownChain := leaf(leafOpts{}, issuing), leaf(leafOpts{}, issuing)
+	errRevoked := errors.New("listed in the CRL")
 	cc := &authn.ClientCert{
 		Roots: func(context.Context) ([]*x509.Certificate, error) {
 			return []*x509.Certificate{root.cert}, nil
@@ -108,8 +110,19 @@ func TestClientCertRenewal(t *testing.T) {
 		},
 		MaxLifetime:  24 * time.Hour,
 		TrustDomains: []string{"cluster.local", "old.example"},
-		Revoked:      func(c *x509.Certificate) bool { return c.Equal(revokedChain[0]) },
-		Clock:        func() time.Time { return now },
+		Revocation: func(_ context.Context, chain []*x509.Certificate) error {
+			switch {
+			case len(chain) != 3 || !chain[1].Equal(issuing.cert) || !chain[2].Equal(root.cert):
+				return fmt.Errorf("checked chain of %d certificates, want the verified leaf, issuing CA, root",
+					len(chain))
+			case chain[0].Equal(revokedChain[0]):
+				return errRevoked
+			case chain[0].Equal(unknownChain[0]):
+				return fmt.Errorf("no current CRL: %w", authn.ErrUnavailable)
+			}
+			return nil
+		},
+		Clock: func() time.Time { return now },
 	}
 	tests := []struct {
 		name    string
@@ -134,7 +147,10 @@ func TestClientCertRenewal(t *testing.T) {
 		{"a CA certificate is refused", leaf(leafOpts{isCA: true}, issuing), authn.ErrUnauthenticated},
 		{"an expired certificate is refused", leaf(leafOpts{notAfter: now.Add(-time.Second)}, issuing),
 			authn.ErrUnauthenticated},
-		{"a revoked certificate is refused", revokedChain, authn.ErrUnauthenticated},
+		{"a revoked certificate is refused", revokedChain, errRevoked},
+		{"a revoked certificate is unauthenticated", revokedChain, authn.ErrUnauthenticated},
+		{"a certificate whose revocation status is unknown is refused as retryable", unknownChain,
+			authn.ErrUnavailable},
 		{"a leaf presented without its issuing CA but signed by it renews",
 			leaf(leafOpts{}, issuing)[:1], nil},
 	}

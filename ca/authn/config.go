@@ -98,6 +98,8 @@ type Deps struct {
 	// when client certificates are allowed.
 	IssuingCAs  func(context.Context) ([]*x509.Certificate, error)
 	MaxLifetime time.Duration
+	// Revocation, when set, checks every renewal certificate's verified chain (ClientCert.Revocation).
+	Revocation func(ctx context.Context, chain []*x509.Certificate) error
 	// Logger receives the remote key sets' logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -132,7 +134,7 @@ func New(cfg Config, deps Deps) (Chain, error) {
 				"lifetime (Deps.Roots, Deps.IssuingCAs, Deps.MaxLifetime)")
 		}
 		chain = append(chain, &ClientCert{Roots: deps.Roots, IssuingCAs: deps.IssuingCAs,
-			MaxLifetime: deps.MaxLifetime, TrustDomains: deps.TrustDomains})
+			MaxLifetime: deps.MaxLifetime, TrustDomains: deps.TrustDomains, Revocation: deps.Revocation})
 	}
 	return chain, nil
 }

@@ -39,13 +39,21 @@ func (s *Server) httpHandler() http.Handler {
 	})
 	crl := func(asPEM bool) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
-			if s.cfg.CRL == nil {
+			source := s.cfg.CRL
+			if asPEM && s.cfg.CRLPEM != nil {
+				source = s.cfg.CRLPEM
+			}
+			if source == nil {
 				http.Error(w, "no CRL is published by this CA's backends", http.StatusNotFound)
 				return
 			}
-			der, err := s.cfg.CRL(r.Context())
+			der, err := source(r.Context())
 			if errors.Is(err, ErrNoCRL) {
 				http.Error(w, "no CRL is published by this CA", http.StatusNotFound)
+				return
+			}
+			if errors.Is(err, ErrCRLNotCurrent) {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
 				return
 			}
 			if err != nil {
@@ -55,6 +63,10 @@ func (s *Server) httpHandler() http.Handler {
 			}
 			if asPEM {
 				w.Header().Set("Content-Type", "application/x-pem-file")
+				if s.cfg.CRLPEM != nil {
+					w.Write(der) // already the concatenated PEM
+					return
+				}
 				w.Write(pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}))
 				return
 			}

@@ -26,6 +26,11 @@ import (
 // without logging an error on every fetch.
 var ErrNoCRL = errors.New("no CRL is published")
 
+// ErrCRLNotCurrent is what a Config.CRL or CRLPEM source returns when it has CRLs but not a current set (one
+// past its nextUpdate, one missing): /crl and /crl.pem answer 503 with the error's text, and the source is
+// expected to have logged and counted the problem once, not on every fetch.
+var ErrCRLNotCurrent = errors.New("the CRLs are not current")
+
 // Config configures the network side of meshca.
 type Config struct {
 	// GRPCAddr and HTTPAddr are the listen addresses. Defaults ":15012" and ":15014".
@@ -46,8 +51,10 @@ type Config struct {
 	// PQCOnly restricts TLS key exchange on the gRPC port to the hybrid post-quantum X25519MLKEM768.
 	PQCOnly bool `json:"pqcOnly,omitempty"`
 
-	// CRL returns the DER CRL to publish at /crl and /crl.pem; nil serves 404.
+	// CRL returns the DER CRL to publish at /crl (and /crl.pem when CRLPEM is nil); nil serves 404.
 	CRL func(ctx context.Context) ([]byte, error) `json:"-"`
+	// CRLPEM, when set, returns the ca-crl.pem served at /crl.pem: the CRLs of every CA of the chain.
+	CRLPEM func(ctx context.Context) ([]byte, error) `json:"-"`
 	// Gatherer serves /metrics; nil serves the default registry.
 	Gatherer prometheus.Gatherer `json:"-"`
 	Logger   *slog.Logger        `json:"-"`

@@ -36,6 +36,7 @@ func (s *syncBuffer) String() string {
 // devServer is `meshca serve --dev` running in-process on free loopback ports.
 type devServer struct {
 	dir, grpcAddr, httpAddr string
+	adminAddr               string
 	stderr                  *syncBuffer
 	stop                    context.CancelFunc
 	done                    chan int // serve's exit code
@@ -44,12 +45,20 @@ type devServer struct {
 // startDev runs serve --dev in a temporary directory until stop is called (or the test ends).
 func startDev(t *testing.T) *devServer {
 	t.Helper()
-	d := &devServer{dir: t.TempDir(), grpcAddr: fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t)),
-		httpAddr: fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t)), stderr: &syncBuffer{}, done: make(chan int, 1)}
+	return startDevIn(t, t.TempDir())
+}
+
+// startDevIn is startDev on the dev directory dir.
+func startDevIn(t *testing.T, dir string) *devServer {
+	t.Helper()
+	d := &devServer{dir: dir, grpcAddr: fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t)),
+		httpAddr: fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t)), stderr: &syncBuffer{}, done: make(chan int, 1),
+		adminAddr: fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t))}
 	ctx, stop := context.WithCancel(context.Background())
 	d.stop = stop
 	go func() {
-		d.done <- run(ctx, []string{"serve", "--dev", d.dir, "--grpc-addr", d.grpcAddr, "--http-addr", d.httpAddr},
+		d.done <- run(ctx, []string{"serve", "--dev", d.dir, "--grpc-addr", d.grpcAddr, "--http-addr", d.httpAddr,
+			"--admin-addr", d.adminAddr},
 			io.Discard, d.stderr)
 	}()
 	t.Cleanup(stop)

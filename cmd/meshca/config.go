@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,6 +50,9 @@ type Config struct {
 	// Expiry tunes the per-identity expiry tracker (meshca_identity_* metrics, the stuck-agent signal; always
 	// on) and the expiry scanner (scan:, expiry.go). The zero value is their defaults.
 	Expiry ExpiryConfig `json:"expiry,omitempty"`
+	// CRL turns revocation on: the revocation state, CRLs for every CA of the chain, istio-ca-crl ConfigMaps,
+	// the admin API (cmd/meshca/crl.go, docs/revocation.md).
+	CRL *CRLConfig `json:"crl,omitempty"`
 	// AllowShortTTLs permits lifetimes below MinLifetime. For tests only; serve warns when it is set.
 	AllowShortTTLs bool `json:"allowShortTTLs,omitempty"`
 }
@@ -78,6 +82,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Expiry.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.CRL != nil {
+		errs = append(errs, c.CRL.Validate())
 	}
 	if len(c.Backends) == 0 {
 		errs = append(errs, errors.New("backends: configure at least one backend"))
@@ -126,7 +133,8 @@ func (c *Config) Validate() error {
 
 // needsKube reports whether any configured part talks to the API server.
 func (c *Config) needsKube() bool {
-	if c.Kubernetes != nil || c.TrustBundle != nil || (c.Expiry.Scan.Kubernetes != nil && !c.Expiry.Scan.Disabled) {
+	if c.Kubernetes != nil || c.TrustBundle != nil || c.CRL.needsKube() ||
+		(c.Expiry.Scan.Kubernetes != nil && !c.Expiry.Scan.Disabled) {
 		return true
 	}
 	for _, b := range c.Backends {
@@ -209,6 +217,10 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	if err != nil {
 		return nil, err
 	}
+	rv, err := a.startRevocation(ctx, cfg, named, log, reg, restCfg, client)
+	if err != nil {
+		return nil, err
+	}
 
 	var kubeAuth kube.Auth
 	if cfg.Kubernetes != nil {
@@ -225,7 +237,8 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 		Roots:        func(ctx context.Context) ([]*x509.Certificate, error) { return issuer.Roots(ctx) },
 		IssuingCAs:   func(ctx context.Context) ([]*x509.Certificate, error) { return issuer.IssuingCAs(ctx) },
 		MaxLifetime:  cfg.Issuance.EffectiveMaxTTL(),
-		TrustDomains: append([]string{cfg.Issuance.TrustDomain}, cfg.Issuance.TrustDomainAliases...), Logger: log})
+		TrustDomains: append([]string{cfg.Issuance.TrustDomain}, cfg.Issuance.TrustDomainAliases...), Logger: log,
+		Revocation: rv.renewalCheck()})
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +255,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	issuer, err = ca.New(ca.Config{Backends: named, Authenticator: chain, Impersonator: kubeAuth.Impersonator,
 		Policy: cfg.Issuance, Rules: cfg.Policy, NamespaceLabels: nsLabels, SignTimeout: cfg.SignTimeout,
 		Logger: log, Audit: log.With("log", "audit"),
-		Registerer: reg, Observer: tracker})
+		Registerer: reg, Observer: tracker, Revocations: rv.gate()})
 	if err != nil {
 		return nil, err
 	}
@@ -264,6 +277,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	}
 	scfg := cfg.Server
 	scfg.Logger, scfg.Gatherer, scfg.CRL = log, reg, crl
+	rv.serve(&scfg)
 	srv, err := server.New(issuer, scfg)
 	if err != nil {
 		return nil, err
@@ -297,9 +311,13 @@ func (a *app) backends(ctx context.Context, cfg *Config, log *slog.Logger, reg *
 			a.closers = append(a.closers, fb.Close)
 			b = fb
 			if crl == nil {
-				crl = func(context.Context) ([]byte, error) {
-					if l := fb.CRL(); l != nil {
-						return l.Raw, nil
+				crl = func(ctx context.Context) ([]byte, error) {
+					b, err := fb.CRLBundle(ctx)
+					if err != nil {
+						return nil, err
+					}
+					if block, _ := pem.Decode(b); block != nil {
+						return block.Bytes, nil
 					}
 					return nil, fmt.Errorf("no ca-crl.pem in the cacerts: %w", server.ErrNoCRL)
 				}

@@ -35,7 +35,7 @@ func initDev(dir, trustDomain string) (bool, error) {
 	if err := checkExistingCA(cacerts); err != nil {
 		return false, err
 	}
-	created, err := file.Init(cacerts, file.GenerateOptions{Organization: trustDomain})
+	created, err := file.Init(cacerts, file.GenerateOptions{Organization: trustDomain, RootCRL: true})
 	if err != nil {
 		return false, fmt.Errorf("creating the dev CA: %w", err)
 	}
@@ -136,7 +136,8 @@ func initCommand() *cobra.Command {
 			cacerts := filepath.Join(dir, "cacerts")
 			if created {
 				fmt.Fprintf(cmd.OutOrStdout(), "wrote a dev root and intermediate for %s to %s "+
-					"(ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem)\n", td, cacerts)
+					"(ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem, and the root's CRL in ca-crl.pem)\n",
+					td, cacerts)
 			} else {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s already holds a CA that loads; left it alone\n", cacerts)
 			}

@@ -24,6 +24,7 @@ import (
 // serveOptions are the flags of meshca serve.
 type serveOptions struct {
 	config, dev, grpcAddr, httpAddr, logLevel, logFormat string
+	adminAddr                                            string
 }
 
 func serveCommand() *cobra.Command {
@@ -47,6 +48,8 @@ func serveCommand() *cobra.Command {
 		"gRPC listen address (overrides the config; default :15012, dev 127.0.0.1:15012)")
 	f.StringVar(&o.httpAddr, "http-addr", "",
 		"HTTP listen address (overrides the config; default :15014, dev 127.0.0.1:15014)")
+	f.StringVar(&o.adminAddr, "admin-addr", "", "revocation admin API listen address, loopback only "+
+		"(overrides crl.admin.addr; default "+defaultAdminAddr+")")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: "+strings.Join(logLevels, ", "))
 	f.StringVar(&o.logFormat, "log-format", "", "log format: json or text (default json, text in dev mode)")
 	cmd.MarkFlagsMutuallyExclusive("config", "dev")
@@ -94,6 +97,12 @@ func serveLogged(ctx context.Context, o serveOptions, log *slog.Logger) error {
 	}
 	if o.httpAddr != "" {
 		cfg.Server.HTTPAddr = o.httpAddr
+	}
+	if o.adminAddr != "" && cfg.CRL != nil {
+		cfg.CRL.Admin.Addr = o.adminAddr
+		if err := cfg.CRL.Admin.Validate(); err != nil {
+			return usageError{fmt.Errorf("--admin-addr: %w", err)}
+		}
 	}
 	if err := errors.Join(checkAddrs(cfg.Server)...); err != nil {
 		return fmt.Errorf("--grpc-addr/--http-addr: %w", err)
@@ -166,6 +175,7 @@ func devConfig(dir string, log *slog.Logger) (*Config, []authn.Authenticator, er
 		Server: server.Config{GRPCAddr: "127.0.0.1:15012", HTTPAddr: "127.0.0.1:15014",
 			DNSNames: []string{"localhost"}, IPAddresses: []string{"127.0.0.1", "::1"}},
 		Backends: []BackendConfig{{Name: "file", File: &file.Config{Dir: filepath.Join(dir, "cacerts")}}},
+		CRL:      devCRL(dir),
 	}
 	if err := loadDevPolicy(dir, cfg); err != nil {
 		return nil, nil, err

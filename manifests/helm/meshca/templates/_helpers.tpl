@@ -73,8 +73,10 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- $tb := dict "signerName" "meshca.io/workload-ca" "bundleName" "roots" "leaseNamespace" $ns
     "leaseName" "meshca-trustbundle" -}}
 {{- with $a.controller.configmapNamespaceSelector }}{{ $_ := set $tb "namespaceSelector" . }}{{ end -}}
+{{- $crl := dict "secret" (dict "namespace" $ns "name" "meshca-revocations")
+    "configMaps" (dict "leaseNamespace" $ns "leaseName" "meshca-crl") -}}
 {{- $cfg := dict "issuance" $issuance "server" $server "authn" $authn "backends" (list $backend)
-    "kubernetes" $kube "trustBundle" $tb -}}
+    "kubernetes" $kube "trustBundle" $tb "crl" $crl -}}
 {{- if $a.expiryScanner.enabled }}{{ $_ := set $cfg "expiry" (dict "scan" (dict "kubernetes" (dict))) }}{{ end -}}
 {{- toYaml (mergeOverwrite $cfg (deepCopy $a.config)) -}}
 {{- end }}

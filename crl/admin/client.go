@@ -1,0 +1,91 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// ErrRefused means meshca refused the request as malformed (400): the message says what to fix.
+var ErrRefused = errors.New("meshca refused the request")
+
+// Client calls a running meshca's admin API.
+type Client struct {
+	// Addr is the admin listener, host:port (default 127.0.0.1:15016).
+	Addr string
+	// HTTP is the client; default one with a 30s timeout.
+	HTTP *http.Client
+}
+
+func (c *Client) http() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return &http.Client{Timeout: 30 * time.Second}
+}
+
+// Revoke asks meshca to carry out req.
+func (c *Client) Revoke(ctx context.Context, req RevokeRequest) (*RevokeResponse, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	var res RevokeResponse
+	return &res, c.call(ctx, http.MethodPost, RevokePath, body, &res)
+}
+
+// CRLs returns the state of the published CRLs.
+func (c *Client) CRLs(ctx context.Context) (*CRLsResponse, error) {
+	var res CRLsResponse
+	return &res, c.call(ctx, http.MethodGet, CRLsPath, nil, &res)
+}
+
+// PEM returns the ca-crl.pem meshca publishes.
+func (c *Client) PEM(ctx context.Context) ([]byte, error) {
+	var b []byte
+	return b, c.call(ctx, http.MethodGet, PEMPath, nil, &b)
+}
+
+func (c *Client) call(ctx context.Context, method, path string, body []byte, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+c.Addr+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http().Do(req)
+	if err != nil {
+		return fmt.Errorf("admin API at %s: %w (is meshca running with crl: on, and is this its admin address?)",
+			c.Addr, err)
+	}
+	defer resp.Body.Close()
+	defer drain(resp.Body)
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("admin API at %s: reading the answer: %w", c.Addr, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e errorBody
+		if json.Unmarshal(data, &e) != nil || e.Error == "" {
+			e.Error = http.StatusText(resp.StatusCode)
+		}
+		if resp.StatusCode == http.StatusBadRequest {
+			return fmt.Errorf("%w: %s", ErrRefused, bounded(e.Error))
+		}
+		return fmt.Errorf("admin API at %s: %d: %s", c.Addr, resp.StatusCode, bounded(e.Error))
+	}
+	if b, ok := out.(*[]byte); ok {
+		*b = data
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("admin API at %s: the answer does not parse: %w", c.Addr, err)
+	}
+	return nil
+}

@@ -1,0 +1,8 @@
+// Package admin is meshca's revocation admin API: a small JSON-over-HTTP protocol, its handler and its client,
+// used by `meshca revoke` and `meshca crl` against a running meshca.
+//
+// The handler does no authentication of its own: meshca serves it on a separate listener bound to loopback, so
+// only processes in meshca's network namespace reach it (in Kubernetes, `kubectl exec` or `kubectl
+// port-forward` into the meshca pod, both granted by RBAC). docs/revocation.md ("Admin API") explains the
+// model and why the workload-facing ports never carry it.
+package admin
