@@ -14,7 +14,8 @@ func TestLeaseProblems(t *testing.T) {
 	}{
 		{"a namespace alone is enough", Lease{Namespace: "istio-system"}, nil},
 		{"the namespace is required", Lease{}, []string{"leaseNamespace is required"}},
-		{"the namespace must be a DNS label", Lease{Namespace: "Istio.System"}, []string{`leaseNamespace "Istio.System"`}},
+		{"the namespace must be a DNS label", Lease{Namespace: "Istio.System"},
+			[]string{`leaseNamespace "Istio.System"`}},
 		{"the name must be a DNS subdomain", Lease{Namespace: "a", Name: "b_c"}, []string{`leaseName "b_c"`}},
 		{"durations must not be negative", Lease{Namespace: "a", RetryPeriod: -time.Second},
 			[]string{"must not be negative"}},
