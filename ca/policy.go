@@ -43,21 +43,7 @@ func (p *Policy) Validate() error {
 			errs = append(errs, fmt.Errorf("policy: trustDomainAliases: %w", err))
 		}
 	}
-	d := p.withDefaults()
-	if d.MinTTL <= 0 || d.MaxTTL < d.MinTTL {
-		errs = append(errs, fmt.Errorf("policy: need 0 < minTTL (%s) <= maxTTL (%s)", d.MinTTL, d.MaxTTL))
-	}
-	if d.DefaultTTL < d.MinTTL || d.DefaultTTL > d.MaxTTL {
-		errs = append(
-			errs,
-			fmt.Errorf(
-				"policy: defaultTTL %s must lie within [minTTL %s, maxTTL %s]",
-				d.DefaultTTL,
-				d.MinTTL,
-				d.MaxTTL,
-			),
-		)
-	}
+	errs = append(errs, p.lifetimeProblems()...)
 	for _, t := range p.DNSNameTemplates {
 		if strings.ContainsAny(strings.NewReplacer("{ns}", "", "{sa}", "").Replace(t), "{}*") {
 			errs = append(errs, fmt.Errorf("policy: DNS name template %q may use only {ns} and {sa}, no wildcards", t))
@@ -66,43 +52,21 @@ func (p *Policy) Validate() error {
 	return errors.Join(errs...)
 }
 
-// EffectiveMaxTTL is MaxTTL after defaults: the longest lifetime this policy issues.
-func (p Policy) EffectiveMaxTTL() time.Duration { return p.withDefaults().MaxTTL }
-
-func (p Policy) withDefaults() Policy {
-	if p.DefaultTTL == 0 {
-		p.DefaultTTL = 24 * time.Hour
-	}
-	if p.MinTTL == 0 {
-		p.MinTTL = time.Hour
-		if p.DefaultTTL < p.MinTTL {
-			p.MinTTL = p.DefaultTTL
-		}
-	}
-	if p.MaxTTL == 0 {
-		p.MaxTTL = 24 * time.Hour
-		if p.DefaultTTL > p.MaxTTL {
-			p.MaxTTL = p.DefaultTTL
-		}
-	}
-	return p
-}
-
 // Grant is what policy allows for one request.
 type Grant struct {
 	Identity csr.Identity
 	DNSNames []string
 	TTL      time.Duration
-	// Adjusted says how the requested lifetime was changed: "", "clamped_to_max" or "raised_to_min".
+	// Adjusted says how the requested lifetime was changed (lifetime.go): "", "clamped_to_max" or
+	// "raised_to_min".
 	Adjusted string
 }
 
 // Authorize decides what to issue to caller (or to target, when a node agent impersonates a workload and
 // that was already allowed) for the CSR req with requested lifetime ttl (0 = default).
 //
-// Lifetimes outside [MinTTL, MaxTTL] are clamped, not refused: istio-agent schedules rotation from the
-// certificate it gets, so a clamped certificate works, while a refusal would leave a workload with a
-// mis-set SECRET_TTL without any certificate. Every clamp is counted and logged.
+// Lifetimes outside [MinTTL, MaxTTL] are clamped, not refused (Policy.lifetime); the issuer counts and logs
+// every clamp.
 func (p *Policy) Authorize(target csr.Identity, req *csr.Request, ttl time.Duration) (*Grant, error) {
 	pol := p.withDefaults()
 	if req.IsCA {
@@ -141,19 +105,13 @@ func (p *Policy) Authorize(target csr.Identity, req *csr.Request, ttl time.Durat
 			)
 		}
 	}
-	g := &Grant{Identity: target, TTL: ttl}
+	g := &Grant{Identity: target}
 	for _, d := range c.DNSNames {
 		g.DNSNames = append(g.DNSNames, strings.ToLower(d))
 	}
-	switch {
-	case ttl < 0:
-		return nil, fmt.Errorf("%w: validity_duration %s is negative; send 0 for the default", ErrInvalidRequest, ttl)
-	case ttl == 0:
-		g.TTL = pol.DefaultTTL
-	case ttl > pol.MaxTTL:
-		g.TTL, g.Adjusted = pol.MaxTTL, "clamped_to_max"
-	case ttl < pol.MinTTL:
-		g.TTL, g.Adjusted = pol.MinTTL, "raised_to_min"
+	var err error
+	if g.TTL, g.Adjusted, err = pol.lifetime(ttl); err != nil {
+		return nil, err
 	}
 	return g, nil
 }
@@ -164,7 +122,8 @@ func (p Policy) matches(u *url.URL, target csr.Identity) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w: CSR URI SAN: %v", ErrPermissionDenied, ErrIdentityMismatch, err)
 	}
-	if id.TrustDomain != p.TrustDomain && !slices.Contains(p.TrustDomainAliases, id.TrustDomain) {
+	canon, ok := p.Mesh().Canonical(id)
+	if !ok {
 		return fmt.Errorf(
 			"%w: %w: CSR asks for trust domain %q; this CA serves %q",
 			ErrPermissionDenied,
@@ -173,7 +132,7 @@ func (p Policy) matches(u *url.URL, target csr.Identity) error {
 			p.TrustDomain,
 		)
 	}
-	if id.Namespace != target.Namespace || id.ServiceAccount != target.ServiceAccount {
+	if canon != target {
 		return fmt.Errorf(
 			"%w: %w: CSR asks for %s but the caller is %s",
 			ErrPermissionDenied,
@@ -193,10 +152,15 @@ func (p Policy) dnsNames(id csr.Identity) []string {
 	return out
 }
 
+// Mesh is the trust domain and its aliases: where every identity this policy issues lives.
+func (p Policy) Mesh() csr.Mesh {
+	return csr.Mesh{TrustDomain: p.TrustDomain, Aliases: p.TrustDomainAliases}
+}
+
 // identityOf is the identity a caller proved, in the mesh's trust domain.
 func (p Policy) identityOf(c *authn.Caller) (csr.Identity, error) {
-	id := csr.Identity{TrustDomain: p.TrustDomain, Namespace: c.Namespace, ServiceAccount: c.ServiceAccount}
-	if err := id.Validate(); err != nil {
+	id, err := p.Mesh().Identity(c.Namespace, c.ServiceAccount)
+	if err != nil {
 		return csr.Identity{}, fmt.Errorf("%w: caller identity: %v", authn.ErrUnauthenticated, err)
 	}
 	return id, nil

@@ -60,3 +60,33 @@ func TestValidateTrustDomain(t *testing.T) {
 		})
 	}
 }
+
+func TestMesh(t *testing.T) {
+	m := csr.Mesh{TrustDomain: "cluster.local", Aliases: []string{"old.local"}}
+	tests := []struct {
+		name string
+		in   csr.Identity
+		want csr.Identity
+		ok   bool
+	}{
+		{"an identity of the mesh stays as it is", m.Of("a", "b"), m.Of("a", "b"), true},
+		{"an alias stands for the same workload in the mesh's trust domain",
+			csr.Identity{TrustDomain: "old.local", Namespace: "a", ServiceAccount: "b"}, m.Of("a", "b"), true},
+		{"another trust domain is not the mesh's",
+			csr.Identity{TrustDomain: "other.local", Namespace: "a", ServiceAccount: "b"}, csr.Identity{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := m.Canonical(tt.in)
+			if got != tt.want || ok != tt.ok {
+				t.Fatalf("Canonical(%v) = %v, %v; want %v, %v", tt.in, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+	if _, err := m.Identity("Bad_NS", "sa"); !errors.Is(err, csr.ErrInvalidID) {
+		t.Fatalf("Identity with a malformed namespace: %v, want ErrInvalidID", err)
+	}
+	if id, err := m.Identity("ns", "sa"); err != nil || id.String() != "spiffe://cluster.local/ns/ns/sa/sa" {
+		t.Fatalf("Identity(ns, sa) = %v, %v", id, err)
+	}
+}
