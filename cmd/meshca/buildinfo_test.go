@@ -1,42 +1,22 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/meshca/meshca/ca/catest"
 )
 
-// syncBuffer is a bytes.Buffer that serve's log and the test may use at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // devServer is `meshca serve --dev` running in-process on free loopback ports.
 type devServer struct {
 	dir, grpcAddr, httpAddr string
-	stderr                  *syncBuffer
+	stderr                  *catest.SyncBuffer
 	stop                    context.CancelFunc
 	done                    chan int // serve's exit code
 }
@@ -45,7 +25,7 @@ type devServer struct {
 func startDev(t *testing.T) *devServer {
 	t.Helper()
 	d := &devServer{dir: t.TempDir(), grpcAddr: fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t)),
-		httpAddr: fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t)), stderr: &syncBuffer{}, done: make(chan int, 1)}
+		httpAddr: fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t)), stderr: &catest.SyncBuffer{}, done: make(chan int, 1)}
 	ctx, stop := context.WithCancel(context.Background())
 	d.stop = stop
 	go func() {
