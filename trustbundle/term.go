@@ -238,18 +238,8 @@ func (t *leaderTerm) syncClusterTrustBundle(ctx context.Context, ctb *ctbState, 
 			"metadata":   map[string]any{"name": name, "labels": map[string]any{ManagedByLabel: managedBy}},
 			"spec":       map[string]any{"signerName": t.p.cfg.SignerName, "trustBundle": string(bundle)},
 		}}
-		if _, err := client.Create(ctx, u, metav1.CreateOptions{FieldManager: managedBy}); err != nil {
-			return fmt.Errorf(
-				"creating ClusterTrustBundle %s (%s): %w%s",
-				name,
-				ctb.gvr.Version,
-				err,
-				attestHint(err, t.p.cfg.SignerName),
-			)
-		}
-		t.p.m.writes.WithLabelValues("clustertrustbundle", "create").Inc()
-		t.p.cfg.Logger.Info("ClusterTrustBundle created", "name", name, "version", ctb.gvr.Version)
-		return nil
+		_, err := client.Create(ctx, u, metav1.CreateOptions{FieldManager: managedBy})
+		return t.wroteClusterTrustBundle(ctb, name, "create", err)
 	}
 	u := obj.(*unstructured.Unstructured)
 	got, _, _ := unstructured.NestedString(u.Object, "spec", "trustBundle")
@@ -266,17 +256,23 @@ func (t *leaderTerm) syncClusterTrustBundle(ctx context.Context, ctb *ctbState, 
 	}
 	l[ManagedByLabel] = managedBy
 	u.SetLabels(l)
-	if _, err := client.Update(ctx, u, metav1.UpdateOptions{FieldManager: managedBy}); err != nil {
-		return fmt.Errorf(
-			"updating ClusterTrustBundle %s (%s): %w%s",
-			name,
-			ctb.gvr.Version,
-			err,
-			attestHint(err, t.p.cfg.SignerName),
-		)
+	_, err = client.Update(ctx, u, metav1.UpdateOptions{FieldManager: managedBy})
+	return t.wroteClusterTrustBundle(ctb, name, "update", err)
+}
+
+// wroteClusterTrustBundle counts and logs a write (op "create" or "update") of the ClusterTrustBundle, or
+// explains its failure err, with the RBAC meshca needs when the API server forbade it.
+func (t *leaderTerm) wroteClusterTrustBundle(ctb *ctbState, name, op string, err error) error {
+	if err != nil {
+		doing := "creating"
+		if op == "update" {
+			doing = "updating"
+		}
+		return fmt.Errorf("%s ClusterTrustBundle %s (%s): %w%s", doing, name, ctb.gvr.Version, err,
+			attestHint(err, t.p.cfg.SignerName))
 	}
-	t.p.m.writes.WithLabelValues("clustertrustbundle", "update").Inc()
-	t.p.cfg.Logger.Info("ClusterTrustBundle updated", "name", name, "version", ctb.gvr.Version)
+	t.p.m.writes.WithLabelValues("clustertrustbundle", op).Inc()
+	t.p.cfg.Logger.Info("ClusterTrustBundle "+op+"d", "name", name, "version", ctb.gvr.Version)
 	return nil
 }
 
