@@ -19,8 +19,8 @@ const chartDir = "helm/meshca"
 // A failure returns an error that carries helm's exit status (*exec.ExitError) and its stderr.
 func helmTemplate(t *testing.T, args ...string) ([]*unstructured.Unstructured, error) {
 	t.Helper()
-	cmd := exec.Command(catest.Binary(t, "helm"), append([]string{"template", "meshca", chartDir, "--namespace", "istio-system"},
-		args...)...)
+	cmd := exec.Command(catest.Binary(t, "helm"),
+		append([]string{"template", "meshca", chartDir, "--namespace", "istio-system"}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -25,7 +25,8 @@ type devServer struct {
 func startDev(t *testing.T) *devServer {
 	t.Helper()
 	d := &devServer{dir: t.TempDir(), grpcAddr: fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t)),
-		httpAddr: fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t)), stderr: &catest.SyncBuffer{}, done: make(chan int, 1)}
+		httpAddr: fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t)), stderr: &catest.SyncBuffer{},
+		done: make(chan int, 1)}
 	ctx, stop := context.WithCancel(context.Background())
 	d.stop = stop
 	go func() {
