@@ -8,9 +8,10 @@ import (
 	"github.com/meshca/meshca/backends"
 )
 
-// Every rule about certificate lifetimes lives in this file: the policy's defaults and bounds, the clamp of a
-// requested lifetime, the floor a configuration may not go below, the cap on what a request can ask for, the
-// serving certificate's lifetime and the check of the lifetime a backend granted.
+// The rules about certificate lifetimes live in this file: the policy's defaults and bounds, the floor a
+// configuration may not go below, the cap on what a request can ask for, the serving certificate's lifetime
+// and the check of the lifetime a backend granted. The clamp of a requested lifetime into [MinTTL, MaxTTL]
+// is part of the policy decision (Policy.Authorize), which works on the defaults set here.
 
 // MinLifetime is the shortest certificate lifetime a configuration may set (issuance.defaultTTL, minTTL,
 // maxTTL, server.servingTTL) without allowShortTTLs: below it, workloads rotate so often that a mistake (a
@@ -61,25 +62,6 @@ func (p Policy) lifetimeProblems() []error {
 			d.DefaultTTL, d.MinTTL, d.MaxTTL))
 	}
 	return errs
-}
-
-// lifetime decides the lifetime to issue for a requested one (0 = the default) on a policy with defaults
-// applied, and says how it was adjusted ("" when it was not). Lifetimes outside [MinTTL, MaxTTL] are clamped,
-// not refused: istio-agent schedules rotation from the certificate it gets, so a clamped certificate works,
-// while a refusal would leave a workload with a mis-set SECRET_TTL without any certificate.
-func (p Policy) lifetime(requested time.Duration) (time.Duration, string, error) {
-	switch {
-	case requested < 0:
-		return 0, "", fmt.Errorf("%w: validity_duration %s is negative; send 0 for the default", ErrInvalidRequest,
-			requested)
-	case requested == 0:
-		return p.DefaultTTL, "", nil
-	case requested > p.MaxTTL:
-		return p.MaxTTL, "clamped_to_max", nil
-	case requested < p.MinTTL:
-		return p.MinTTL, "raised_to_min", nil
-	}
-	return requested, "", nil
 }
 
 // checkServingLifetime refuses a serving certificate request without a positive lifetime; server.servingTTL

@@ -57,16 +57,16 @@ type Grant struct {
 	Identity csr.Identity
 	DNSNames []string
 	TTL      time.Duration
-	// Adjusted says how the requested lifetime was changed (lifetime.go): "", "clamped_to_max" or
-	// "raised_to_min".
+	// Adjusted says how the requested lifetime was changed: "", "clamped_to_max" or "raised_to_min".
 	Adjusted string
 }
 
 // Authorize decides what to issue to caller (or to target, when a node agent impersonates a workload and
 // that was already allowed) for the CSR req with requested lifetime ttl (0 = default).
 //
-// Lifetimes outside [MinTTL, MaxTTL] are clamped, not refused (Policy.lifetime); the issuer counts and logs
-// every clamp.
+// Lifetimes outside [MinTTL, MaxTTL] are clamped, not refused: istio-agent schedules rotation from the
+// certificate it gets, so a clamped certificate works, while a refusal would leave a workload with a
+// mis-set SECRET_TTL without any certificate. Every clamp is counted and logged.
 func (p *Policy) Authorize(target csr.Identity, req *csr.Request, ttl time.Duration) (*Grant, error) {
 	pol := p.withDefaults()
 	if req.IsCA {
@@ -105,13 +105,19 @@ func (p *Policy) Authorize(target csr.Identity, req *csr.Request, ttl time.Durat
 			)
 		}
 	}
-	g := &Grant{Identity: target}
+	g := &Grant{Identity: target, TTL: ttl}
 	for _, d := range c.DNSNames {
 		g.DNSNames = append(g.DNSNames, strings.ToLower(d))
 	}
-	var err error
-	if g.TTL, g.Adjusted, err = pol.lifetime(ttl); err != nil {
-		return nil, err
+	switch {
+	case ttl < 0:
+		return nil, fmt.Errorf("%w: validity_duration %s is negative; send 0 for the default", ErrInvalidRequest, ttl)
+	case ttl == 0:
+		g.TTL = pol.DefaultTTL
+	case ttl > pol.MaxTTL:
+		g.TTL, g.Adjusted = pol.MaxTTL, "clamped_to_max"
+	case ttl < pol.MinTTL:
+		g.TTL, g.Adjusted = pol.MinTTL, "raised_to_min"
 	}
 	return g, nil
 }

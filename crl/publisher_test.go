@@ -341,7 +341,7 @@ func TestPublisherKeepsTheCRLOfARetiredCAWhileValid(t *testing.T) {
 // gauge returns the value of the metric name with labels (a counter or a gauge) in reg.
 func gauge(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
-	v, ok := catest.Metric(t, reg, name, labels)
+	v, ok := catest.Sample(t, reg, name, labels)
 	if !ok {
 		t.Fatalf("no metric %s%v", name, labels)
 	}

@@ -47,11 +47,8 @@ func New(cfg Config) (*Publisher, error) {
 	if p.m, err = newMetrics(cfg.Registerer); err != nil {
 		return nil, err
 	}
-	p.elector, err = leader.New(leader.Config{Lease: cfg.lease(), Client: p.kube.CoordinationV1(),
+	p.elector = leader.NewElector(leader.ElectorConfig{Lease: cfg.lease(), Client: p.kube.CoordinationV1(),
 		Role: "trust bundle publisher", Logger: cfg.Logger, Gauge: p.m.leader})
-	if err != nil {
-		return nil, fmt.Errorf("trustbundle: %w", err)
-	}
 	return p, nil
 }
 

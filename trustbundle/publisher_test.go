@@ -350,7 +350,7 @@ func TestPublisherPublishesAndRepairs(t *testing.T) {
 // errorsOf returns meshca_trustbundle_publish_errors_total for target.
 func errorsOf(t *testing.T, reg *prometheus.Registry, target string) float64 {
 	t.Helper()
-	v, _ := catest.Metric(t, reg, "meshca_trustbundle_publish_errors_total", map[string]string{"target": target})
+	v, _ := catest.Sample(t, reg, "meshca_trustbundle_publish_errors_total", map[string]string{"target": target})
 	return v
 }
 
@@ -531,7 +531,7 @@ func TestRotationReachesManyNamespaces(t *testing.T) {
 	start = time.Now()
 	catest.Eventually(t, 60*time.Second, "rotation written", func() error {
 		// the metric, to time it without reading 200 objects
-		got, _ := catest.Metric(t, r.reg, "meshca_trustbundle_writes_total",
+		got, _ := catest.Sample(t, r.reg, "meshca_trustbundle_writes_total",
 			map[string]string{"operation": "update", "target": "configmap"})
 		if got < n {
 			return fmt.Errorf("%v ConfigMaps updated", got)

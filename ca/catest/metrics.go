@@ -6,9 +6,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metric returns the value of the first series of the counter or gauge name in g whose labels include every
-// one of labels (nil matches any series), and whether there is such a series.
-func Metric(tb testing.TB, g prometheus.Gatherer, name string, labels map[string]string) (float64, bool) {
+// Sample returns the value of the first series of the counter or gauge name whose labels include want (nil
+// matches any series), and whether there is one.
+func Sample(tb testing.TB, g prometheus.Gatherer, name string, want map[string]string) (float64, bool) {
 	tb.Helper()
 	mfs, err := g.Gather()
 	if err != nil {
@@ -18,17 +18,21 @@ func Metric(tb testing.TB, g prometheus.Gatherer, name string, labels map[string
 		if mf.GetName() != name {
 			continue
 		}
-	next:
+	series:
 		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
-					continue next
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			for k, v := range want {
+				if labels[k] != v {
+					continue series
 				}
 			}
-			if m.Gauge != nil {
-				return m.GetGauge().GetValue(), true
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue(), true
 			}
-			return m.GetCounter().GetValue(), true
+			return m.GetGauge().GetValue(), true
 		}
 	}
 	return 0, false

@@ -126,11 +126,8 @@ func New(cfg Config) (*Publisher, error) {
 			}
 		}
 	}
-	p.elector, err = leader.New(leader.Config{Lease: cfg.lease(), Client: p.kube.CoordinationV1(),
+	p.elector = leader.NewElector(leader.ElectorConfig{Lease: cfg.lease(), Client: p.kube.CoordinationV1(),
 		Role: "CRL ConfigMap publisher", Logger: cfg.Logger, Gauge: p.lead})
-	if err != nil {
-		return nil, fmt.Errorf("kubepublish: %w", err)
-	}
 	return p, nil
 }
 

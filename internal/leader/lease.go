@@ -1,7 +1,6 @@
 package leader
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -71,5 +70,3 @@ func (l Lease) WithDefaults() Lease {
 
 // String returns "namespace/name".
 func (l Lease) String() string { return l.Namespace + "/" + l.Name }
-
-var errNoClient = errors.New("leader: a Kubernetes client is required")
