@@ -8,6 +8,7 @@ import (
 	"encoding/asn1"
 	"fmt"
 	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -139,10 +140,7 @@ func checkLeafSANs(req *SignRequest, leaf, _ *x509.Certificate) error {
 		return fmt.Errorf("the subjectAltName holds names that were not requested: %s",
 			bounded(strings.Join(names.other, ", ")))
 	}
-	want := make([]string, len(req.URIs))
-	for i, u := range req.URIs {
-		want[i] = u.String()
-	}
+	want := uriStrings(req.URIs)
 	if !sameSet(names.uris, want) {
 		return fmt.Errorf("URI SANs %s, want %s", bounded(strings.Join(names.uris, " ")),
 			bounded(strings.Join(want, " ")))
@@ -226,6 +224,24 @@ func checkLeafValidity(_ *SignRequest, leaf, issuer *x509.Certificate) error {
 			issuer.NotAfter.UTC().Format(time.RFC3339))
 	}
 	return nil
+}
+
+// CSRNamesExactly reports whether req.CSR asks for exactly the SANs meshca decided: the same URIs, DNS names
+// and IP addresses, in any order, and no email address. A backend that copies the CSR's SANs (Vault's
+// sign-verbatim) may sign only such a request.
+func (req *SignRequest) CSRNamesExactly() bool {
+	c := req.CSR
+	return c != nil && len(c.EmailAddresses) == 0 &&
+		sameSet(uriStrings(c.URIs), uriStrings(req.URIs)) && sameSet(c.DNSNames, req.DNSNames) &&
+		sameSet(ipStrings(c.IPAddresses), ipStrings(req.IPAddresses))
+}
+
+func uriStrings(us []*url.URL) []string {
+	out := make([]string, len(us))
+	for i, u := range us {
+		out[i] = u.String()
+	}
+	return out
 }
 
 // sameSet reports whether a and b hold the same strings with the same multiplicity, in any order.

@@ -2,6 +2,7 @@ package backends
 
 import (
 	"crypto"
+	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -308,4 +309,41 @@ func FuzzParseGeneralNames(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestCSRNamesExactly(t *testing.T) {
+	key := ecKey(t)
+	spiffe, _ := url.Parse("spiffe://cluster.local/ns/a/sa/b")
+	other, _ := url.Parse("spiffe://cluster.local/ns/a/sa/c")
+	req := &SignRequest{URIs: []*url.URL{spiffe}, DNSNames: []string{"b.a.svc", "b"}}
+	tests := []struct {
+		name string
+		csr  x509.CertificateRequest
+		want bool
+	}{
+		{"the same names in another order", x509.CertificateRequest{URIs: []*url.URL{spiffe},
+			DNSNames: []string{"b", "b.a.svc"}}, true},
+		{"another SPIFFE ID", x509.CertificateRequest{URIs: []*url.URL{other}, DNSNames: []string{"b", "b.a.svc"}},
+			false},
+		{"a DNS name missing", x509.CertificateRequest{URIs: []*url.URL{spiffe}, DNSNames: []string{"b"}}, false},
+		{"an extra IP address", x509.CertificateRequest{URIs: []*url.URL{spiffe}, DNSNames: []string{"b", "b.a.svc"},
+			IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}, false},
+		{"an email address", x509.CertificateRequest{URIs: []*url.URL{spiffe}, DNSNames: []string{"b", "b.a.svc"},
+			EmailAddresses: []string{"root@example.com"}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			der, err := x509.CreateCertificateRequest(rand.Reader, &tt.csr, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := *req
+			if r.CSR, err = x509.ParseCertificateRequest(der); err != nil {
+				t.Fatal(err)
+			}
+			if got := r.CSRNamesExactly(); got != tt.want {
+				t.Fatalf("CSRNamesExactly() = %v, want %v", got, tt.want)
+			}
+		})
+	}
 }

@@ -2,8 +2,6 @@ package backends
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -13,6 +11,8 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/meshca/meshca/internal/testpki"
 )
 
 // Test builders for CheckLeaf: a CA on real crypto, the template of an honest workload leaf, and raw
@@ -44,15 +44,7 @@ func (ca *testCA) issue(tb testing.TB, tmpl *x509.Certificate, pub crypto.Public
 
 func sign(tb testing.TB, tmpl, parent *x509.Certificate, pub crypto.PublicKey, key crypto.Signer) *x509.Certificate {
 	tb.Helper()
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return c
+	return testpki.Sign(tb, tmpl, parent, pub, key)
 }
 
 // honestTemplate is the workload certificate req asks for, as the file backend builds it.
@@ -84,11 +76,7 @@ func workloadRequest(tb testing.TB, key crypto.Signer, id string) *SignRequest {
 
 func ecKey(tb testing.TB) crypto.Signer {
 	tb.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return k
+	return testpki.Key(tb)
 }
 
 func rsaKey(tb testing.TB) crypto.Signer {

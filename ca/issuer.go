@@ -281,11 +281,12 @@ func (i *Issuer) impersonate(ctx context.Context, caller *authn.Caller, want str
 	if err != nil {
 		return csr.Identity{}, fmt.Errorf("%w: ImpersonatedIdentity: %v", ErrInvalidRequest, err)
 	}
-	if target.TrustDomain != i.policy.TrustDomain && !slices.Contains(i.policy.TrustDomainAliases, target.TrustDomain) {
+	canon, ok := i.policy.Mesh().Canonical(target)
+	if !ok {
 		return csr.Identity{}, fmt.Errorf("%w: %w: trust domain %q is not this mesh's", ErrPermissionDenied,
 			authn.ErrImpersonationDenied, target.TrustDomain)
 	}
-	target.TrustDomain = i.policy.TrustDomain
+	target = canon
 	if i.imp == nil {
 		return csr.Identity{}, fmt.Errorf("%w: %w: impersonation (ImpersonatedIdentity) is not enabled on this CA",
 			ErrPermissionDenied, authn.ErrImpersonationDenied)
@@ -370,11 +371,7 @@ func (i *Issuer) verify(ctx context.Context, b NamedBackend, req *backends.SignR
 	if err := i.chains.verify(resp.Chain, roots, now); err != nil {
 		return bad("leaf does not verify to the backend's roots: %v", err)
 	}
-	if got := leaf.NotAfter.Sub(i.clock()); req.TTL-got > 2*time.Minute {
-		i.m.ttlAdjusted.WithLabelValues("backend_shortened").Inc()
-		i.log.Warn("backend issued a shorter lifetime than requested", "backend", b.Name,
-			"requested", req.TTL, "granted", got.Round(time.Second), "not_after", leaf.NotAfter.UTC())
-	}
+	i.noteShortened(b.Name, req, leaf)
 	return nil
 }
 
@@ -452,6 +449,9 @@ func (i *Issuer) Backends() []NamedBackend { return slices.Clone(i.backends) }
 func (i *Issuer) TrustDomains() []string {
 	return append([]string{i.policy.TrustDomain}, i.policy.TrustDomainAliases...)
 }
+
+// Mesh returns the mesh's trust domain and aliases, which decide every identity this CA issues.
+func (i *Issuer) Mesh() csr.Mesh { return i.policy.Mesh() }
 
 // TrustDomain returns the mesh's trust domain.
 func (i *Issuer) TrustDomain() string { return i.policy.TrustDomain }

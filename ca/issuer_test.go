@@ -48,16 +48,22 @@ func newIssuer(t *testing.T, reg *prometheus.Registry, bs ...ca.NamedBackend) (*
 
 func newIssuerTB(t testing.TB, reg *prometheus.Registry, bs ...ca.NamedBackend) (*ca.Issuer, *devtoken.Minter) {
 	t.Helper()
+	return newIssuerWith(t, ca.Config{Backends: bs, Registerer: reg})
+}
+
+// newIssuerWith returns an issuer for cfg that trusts a fresh dev token minter, in trust domain cluster.local.
+func newIssuerWith(t testing.TB, cfg ca.Config) (*ca.Issuer, *devtoken.Minter) {
+	t.Helper()
 	dev, err := devtoken.Generate("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err := authn.NewJWT([]authn.TokenIssuer{{Issuer: dev.Issuer, Keys: dev.Keys()}}, authn.JWTOptions{})
-	if err != nil {
+	if cfg.Authenticator, err = authn.NewJWT([]authn.TokenIssuer{{Issuer: dev.Issuer, Keys: dev.Keys()}},
+		authn.JWTOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	i, err := ca.New(ca.Config{Backends: bs, Authenticator: j, Policy: ca.Policy{TrustDomain: "cluster.local"},
-		Logger: catest.DiscardLogger(), Registerer: reg})
+	cfg.Policy, cfg.Logger = ca.Policy{TrustDomain: "cluster.local"}, catest.DiscardLogger()
+	i, err := ca.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

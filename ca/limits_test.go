@@ -12,7 +12,6 @@ import (
 
 	"github.com/meshca/meshca/backends"
 	"github.com/meshca/meshca/ca"
-	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/catest"
 	"github.com/meshca/meshca/internal/devtoken"
 )
@@ -37,21 +36,8 @@ func limitedIssuer(
 	b backends.Backend,
 ) (*ca.Issuer, *devtoken.Minter) {
 	t.Helper()
-	dev, err := devtoken.Generate("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := authn.NewJWT([]authn.TokenIssuer{{Issuer: dev.Issuer, Keys: dev.Keys()}}, authn.JWTOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	i, err := ca.New(ca.Config{Backends: []ca.NamedBackend{{Name: "file", Backend: b}}, Authenticator: j,
-		Policy: ca.Policy{TrustDomain: "cluster.local"}, Limits: lim, Clock: clock, Logger: catest.DiscardLogger(),
-		Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return i, dev
+	return newIssuerWith(t, ca.Config{Backends: []ca.NamedBackend{{Name: "file", Backend: b}}, Limits: lim,
+		Clock: clock, Registerer: prometheus.NewRegistry()})
 }
 
 func TestPerCallerRateLimit(t *testing.T) {

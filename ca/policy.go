@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -44,21 +43,7 @@ func (p *Policy) Validate() error {
 			errs = append(errs, fmt.Errorf("policy: trustDomainAliases: %w", err))
 		}
 	}
-	d := p.withDefaults()
-	if d.MinTTL <= 0 || d.MaxTTL < d.MinTTL {
-		errs = append(errs, fmt.Errorf("policy: need 0 < minTTL (%s) <= maxTTL (%s)", d.MinTTL, d.MaxTTL))
-	}
-	if d.DefaultTTL < d.MinTTL || d.DefaultTTL > d.MaxTTL {
-		errs = append(
-			errs,
-			fmt.Errorf(
-				"policy: defaultTTL %s must lie within [minTTL %s, maxTTL %s]",
-				d.DefaultTTL,
-				d.MinTTL,
-				d.MaxTTL,
-			),
-		)
-	}
+	errs = append(errs, p.lifetimeProblems()...)
 	for _, t := range p.DNSNameTemplates {
 		if strings.ContainsAny(strings.NewReplacer("{ns}", "", "{sa}", "").Replace(t), "{}*") {
 			errs = append(errs, fmt.Errorf("policy: DNS name template %q may use only {ns} and {sa}, no wildcards", t))
@@ -69,32 +54,6 @@ func (p *Policy) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// EffectiveMaxTTL is MaxTTL after defaults: the longest lifetime this policy issues.
-func (p Policy) EffectiveMaxTTL() time.Duration { return p.withDefaults().MaxTTL }
-
-// WithDefaults returns p with every unset lifetime at its default, as the Issuer applies them (for
-// meshca config print --defaults).
-func (p Policy) WithDefaults() Policy { return p.withDefaults() }
-
-func (p Policy) withDefaults() Policy {
-	if p.DefaultTTL == 0 {
-		p.DefaultTTL = 24 * time.Hour
-	}
-	if p.MinTTL == 0 {
-		p.MinTTL = time.Hour
-		if p.DefaultTTL < p.MinTTL {
-			p.MinTTL = p.DefaultTTL
-		}
-	}
-	if p.MaxTTL == 0 {
-		p.MaxTTL = 24 * time.Hour
-		if p.DefaultTTL > p.MaxTTL {
-			p.MaxTTL = p.DefaultTTL
-		}
-	}
-	return p
 }
 
 // Grant is what policy allows for one request.
@@ -210,7 +169,8 @@ func (p Policy) matches(u *url.URL, target csr.Identity) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w: CSR URI SAN: %v", ErrPermissionDenied, ErrIdentityMismatch, err)
 	}
-	if id.TrustDomain != p.TrustDomain && !slices.Contains(p.TrustDomainAliases, id.TrustDomain) {
+	canon, ok := p.Mesh().Canonical(id)
+	if !ok {
 		return fmt.Errorf(
 			"%w: %w: CSR asks for trust domain %q; this CA serves %q",
 			ErrPermissionDenied,
@@ -219,7 +179,7 @@ func (p Policy) matches(u *url.URL, target csr.Identity) error {
 			p.TrustDomain,
 		)
 	}
-	if id.Namespace != target.Namespace || id.ServiceAccount != target.ServiceAccount {
+	if canon != target {
 		return fmt.Errorf(
 			"%w: %w: CSR asks for %s but the caller is %s",
 			ErrPermissionDenied,
@@ -231,11 +191,16 @@ func (p Policy) matches(u *url.URL, target csr.Identity) error {
 	return nil
 }
 
+// Mesh is the trust domain and its aliases: where every identity this policy issues lives.
+func (p Policy) Mesh() csr.Mesh {
+	return csr.Mesh{TrustDomain: p.TrustDomain, Aliases: p.TrustDomainAliases}
+}
+
 // IdentityOf is the identity a caller proved, in the mesh's trust domain: the one place a workload identity
 // is built from a caller (serve, and policy explain from its flags).
 func (p Policy) IdentityOf(c *authn.Caller) (csr.Identity, error) {
-	id := csr.Identity{TrustDomain: p.TrustDomain, Namespace: c.Namespace, ServiceAccount: c.ServiceAccount}
-	if err := id.Validate(); err != nil {
+	id, err := p.Mesh().Identity(c.Namespace, c.ServiceAccount)
+	if err != nil {
 		return csr.Identity{}, fmt.Errorf("%w: caller identity: %v", authn.ErrUnauthenticated, err)
 	}
 	return id, nil

@@ -33,7 +33,7 @@ type ServingRequest struct {
 // only Issue. The request is audited (method "self") but not counted as a workload issuance.
 func (i *Issuer) IssueServing(ctx context.Context, req *ServingRequest) (*Result, error) {
 	start := time.Now()
-	id := csr.Identity{TrustDomain: i.policy.TrustDomain, Namespace: req.Namespace, ServiceAccount: req.ServiceAccount}
+	id := i.policy.Mesh().Of(req.Namespace, req.ServiceAccount)
 	res, err := i.issueServing(ctx, id, req)
 	attrs := []slog.Attr{slog.String("outcome", Classify(err).Outcome), slog.String("authn", "self"),
 		slog.String("identity", id.String()), slog.Duration("duration", time.Since(start))}
@@ -58,8 +58,11 @@ func (i *Issuer) issueServing(ctx context.Context, id csr.Identity, req *Serving
 		return nil, fmt.Errorf("%w: meshca's own identity (server.namespace, server.serviceAccount): %v",
 			ErrInvalidRequest, err)
 	}
-	if req.CSR == nil || req.TTL <= 0 {
-		return nil, errors.New("ca: a serving certificate request needs a CSR and a positive lifetime")
+	if req.CSR == nil {
+		return nil, errors.New("ca: a serving certificate request needs a CSR")
+	}
+	if err := checkServingLifetime(req.TTL); err != nil {
+		return nil, err
 	}
 	if err := req.CSR.CheckSignature(); err != nil {
 		return nil, fmt.Errorf("%w: serving certificate CSR: %v", csr.ErrInvalidCSR, err)

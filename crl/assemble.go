@@ -12,6 +12,29 @@ import (
 
 // assemble checks coverage, picks one CRL per CA and publishes the result.
 func (p *Publisher) assemble(cas []*x509.Certificate, own, others []*CRL, now time.Time) Report {
+	cands := p.candidates(own, others)
+	lists := make([]*x509.RevocationList, len(cands))
+	for i, c := range cands {
+		lists[i] = c.List
+	}
+	cov, err := Check(cas, lists, now)
+	rep := Report{Time: now, Coverage: cov, Complete: true, Err: err}
+	seen := map[CAID]bool{} // CAs with CRL gauges this round
+	usable := p.choose(cov, cands, &rep, seen)
+	usable = p.keepDeparted(usable, cas, seen, now)
+	for id := range p.gauged {
+		if !seen[id] {
+			p.m.deleteCRL(id)
+		}
+	}
+	p.gauged = seen
+	p.publish(p.next(usable, rep))
+	return rep
+}
+
+// candidates are meshca's own CRLs and those of others, but for another CRL of a CA meshca signs for:
+// meshca's own is published instead, and that is said once.
+func (p *Publisher) candidates(own, others []*CRL) []*CRL {
 	cands := own
 	for _, c := range others {
 		if i := indexMatching(own, c.List); i >= 0 {
@@ -24,15 +47,13 @@ func (p *Publisher) assemble(cas []*x509.Certificate, own, others []*CRL, now ti
 		}
 		cands = append(cands, c)
 	}
-	lists := make([]*x509.RevocationList, len(cands))
-	for i, c := range cands {
-		lists[i] = c.List
-	}
-	cov, err := Check(cas, lists, now)
-	rep := Report{Time: now, Coverage: cov, Complete: true, Err: err}
-	next := &published{byID: map[CAID]*CRL{}, report: rep}
+	return cands
+}
+
+// choose takes the CRL that coverage found for each CA, sets its gauges and marks it in seen, and returns
+// those that are usable; a CA without one, or with a CRL in error, makes rep incomplete.
+func (p *Publisher) choose(cov []Coverage, cands []*CRL, rep *Report, seen map[CAID]bool) []*CRL {
 	var usable []*CRL
-	seen := map[CAID]bool{} // CAs with CRL gauges this round
 	for _, c := range cov {
 		if c.Index < 0 {
 			rep.Complete = false
@@ -51,19 +72,26 @@ func (p *Publisher) assemble(cas []*x509.Certificate, own, others []*CRL, now ti
 		}
 		usable = append(usable, &chosen)
 	}
-	for id, c := range p.last { // CAs that left the chains: their last CRL stays while valid
+	return usable
+}
+
+// keepDeparted adds the last CRL of each CA that left the chains, while it is valid.
+func (p *Publisher) keepDeparted(usable []*CRL, cas []*x509.Certificate, seen map[CAID]bool,
+	now time.Time) []*CRL {
+	for id, c := range p.last {
 		if !containsID(usable, id) && !containsCA(cas, id) && inTime(c.List, now) == nil {
 			usable = append(usable, c)
 			p.m.setCRL(c)
 			seen[id] = true
 		}
 	}
-	for id := range p.gauged {
-		if !seen[id] {
-			p.m.deleteCRL(id)
-		}
-	}
-	p.gauged = seen
+	return usable
+}
+
+// next is what to publish: the usable CRLs and, when the set is complete or the
+// publisher fails closed, their PEM bundle. It remembers usable as the last CRLs.
+func (p *Publisher) next(usable []*CRL, rep Report) *published {
+	next := &published{byID: map[CAID]*CRL{}, report: rep}
 	p.last = map[CAID]*CRL{}
 	for _, c := range usable {
 		next.byID[c.ID], p.last[c.ID] = c, c
@@ -76,7 +104,12 @@ func (p *Publisher) assemble(cas []*x509.Certificate, own, others []*CRL, now ti
 		}
 		next.pem = EncodeBundle(ders...)
 	}
-	next.report = rep
+	return next
+}
+
+// publish makes next current, reports its coverage and tells the watchers when ca-crl.pem changed.
+func (p *Publisher) publish(next *published) {
+	rep := next.report
 	p.note("coverage", TargetCoverage, coverageErr(rep, p.cfg.FailClosed),
 		"not every CA of the served chains has a valid CRL")
 	if rep.Complete {
@@ -90,7 +123,6 @@ func (p *Publisher) assemble(cas []*x509.Certificate, own, others []*CRL, now ti
 			"complete", rep.Complete)
 		p.changed.notify()
 	}
-	return rep
 }
 
 func coverageErr(rep Report, failClosed bool) error {

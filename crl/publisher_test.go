@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/meshca/meshca/ca/catest"
 	"github.com/meshca/meshca/crl"
 	"github.com/meshca/meshca/crl/internal/crltest"
 )
@@ -340,29 +341,11 @@ func TestPublisherKeepsTheCRLOfARetiredCAWhileValid(t *testing.T) {
 // gauge returns the value of the metric name with labels (a counter or a gauge) in reg.
 func gauge(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	v, ok := catest.Sample(t, reg, name, labels)
+	if !ok {
+		t.Fatalf("no metric %s%v", name, labels)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
-					continue next
-				}
-			}
-			if m.Gauge != nil {
-				return m.GetGauge().GetValue()
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("no metric %s%v", name, labels)
-	return 0
+	return v
 }
 
 // CheckChain answers for a renewal certificate as Envoy would: revoked, unknown (a CA without a current CRL),

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
 // Identity is a Kubernetes workload identity: a service account in a namespace, in a trust domain.
@@ -38,26 +40,26 @@ func (id Identity) Validate() error {
 	return nil
 }
 
-// ParseID parses a SPIFFE ID of the exact shape spiffe://<trust-domain>/ns/<ns>/sa/<sa>. Anything else, such
-// as extra path segments (ns/a/b/sa/c), a query, a fragment, user info, a port or percent-encoding, is refused.
+// ParseID parses a SPIFFE ID of the exact shape spiffe://<trust-domain>/ns/<ns>/sa/<sa>. go-spiffe's
+// spiffeid parser checks the SPIFFE-ID syntax (scheme, trust-domain and path characters, no empty or dot
+// segments), which refuses a query, a fragment, user info, a port and percent-encoding; on top of it meshca
+// requires exactly the four Istio path segments, at most 2048 bytes, a trust domain of at most 255 bytes and
+// Kubernetes names (ValidateTrustDomain, Identity.Validate). Anything else, such as extra path segments
+// (ns/a/b/sa/c), is refused.
 func ParseID(s string) (Identity, error) {
 	if len(s) > 2048 {
 		return Identity{}, fmt.Errorf("%w: longer than 2048 bytes", ErrInvalidID)
 	}
-	rest, ok := strings.CutPrefix(s, "spiffe://")
-	if !ok {
-		return Identity{}, fmt.Errorf("%w: %q does not start with spiffe://", ErrInvalidID, s)
+	sid, err := spiffeid.FromString(s)
+	if err != nil {
+		return Identity{}, fmt.Errorf("%w: %q: %v", ErrInvalidID, s, err)
 	}
-	td, path, ok := strings.Cut(rest, "/")
-	if !ok {
-		return Identity{}, fmt.Errorf("%w: %q has no path", ErrInvalidID, s)
-	}
-	parts := strings.Split(path, "/")
+	parts := strings.Split(strings.TrimPrefix(sid.Path(), "/"), "/")
 	if len(parts) != 4 || parts[0] != "ns" || parts[2] != "sa" {
 		return Identity{}, fmt.Errorf("%w: %q is not of the form "+
 			"spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>", ErrInvalidID, s)
 	}
-	id := Identity{TrustDomain: td, Namespace: parts[1], ServiceAccount: parts[3]}
+	id := Identity{TrustDomain: sid.TrustDomain().Name(), Namespace: parts[1], ServiceAccount: parts[3]}
 	if err := id.Validate(); err != nil {
 		return Identity{}, err
 	}
@@ -75,22 +77,16 @@ func ParseURI(u *url.URL) (Identity, error) {
 	return ParseID(u.String())
 }
 
-// ValidateTrustDomain reports whether td is a valid SPIFFE trust domain name: lowercase letters, digits, dots,
-// dashes and underscores, at most 255 bytes (SPIFFE-ID §2.1).
+// ValidateTrustDomain reports whether td is a valid SPIFFE trust domain name (SPIFFE-ID §2.1, checked by
+// go-spiffe's spiffeid): lowercase letters, digits, dots, dashes and underscores, and at most 255 bytes.
 func ValidateTrustDomain(td string) error {
 	if td == "" || len(td) > 255 {
 		return fmt.Errorf("%w: trust domain %q must be 1 to 255 characters", ErrInvalidID, td)
 	}
-	for _, c := range td {
-		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '.', c == '-', c == '_':
-		default:
-			return fmt.Errorf(
-				"%w: trust domain %q may hold only lowercase letters, digits, '.', '-' and '_'",
-				ErrInvalidID,
-				td,
-			)
-		}
+	// TrustDomainFromString also takes a whole SPIFFE ID; a name must come back unchanged.
+	if name, err := spiffeid.TrustDomainFromString(td); err != nil || name.Name() != td {
+		return fmt.Errorf("%w: trust domain %q may hold only lowercase letters, digits, '.', '-' and '_'",
+			ErrInvalidID, td)
 	}
 	return nil
 }

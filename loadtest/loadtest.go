@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc/status"
 	pb "istio.io/api/security/v1alpha1"
 
+	"github.com/meshca/meshca/csr"
 	"github.com/meshca/meshca/internal/devtoken"
 )
 
@@ -133,7 +134,7 @@ func (r *runner) mintTokens() error {
 }
 
 func spiffeID(td, ns, sa string) *url.URL {
-	return &url.URL{Scheme: "spiffe", Host: td, Path: "/ns/" + ns + "/sa/" + sa}
+	return csr.Identity{TrustDomain: td, Namespace: ns, ServiceAccount: sa}.URI()
 }
 
 // owner is the identity whose token request i carries; identities take turns.

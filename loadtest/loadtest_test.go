@@ -424,7 +424,7 @@ func TestProgress(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var out syncBuffer
+		var out catest.SyncBuffer
 		c := Config{Addr: "127.0.0.1:1", Roots: x509.NewCertPool(), Tokens: dev, Namespaces: 1, ServiceAccounts: 1,
 			Rate: 20, Duration: 1500 * time.Millisecond, Progress: &out}
 		if _, err := run(context.Background(), c, &slowClient{}); err != nil {
@@ -447,18 +447,6 @@ func TestProgress(t *testing.T) {
 		}
 	})
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // The load tester names key types as meshca's key_type label does: the CSR of each key type parses in meshca
 // to the same name, and the older --key spellings still select it.

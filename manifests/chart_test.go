@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/meshca/meshca/ca/catest"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 )
@@ -68,7 +69,7 @@ func normalize(t *testing.T, objs []*unstructured.Unstructured) map[string]map[s
 // volumes, security contexts, the parsed configuration, alerts, dashboard) once Helm's own labels and the
 // config hash are set aside. So the two cannot drift apart silently.
 func TestChartMatchesKustomize(t *testing.T) {
-	helm(t)
+	catest.Binary(t, "helm")
 	for _, vs := range valueSets {
 		if vs.kustomize == "" {
 			continue

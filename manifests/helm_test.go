@@ -4,54 +4,23 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/meshca/meshca/ca/catest"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/meshca/meshca/ca/catest"
 )
 
 const chartDir = "helm/meshca"
-
-var (
-	helmOnce sync.Once
-	helmPath string
-	helmErr  error
-)
-
-// helm returns the Helm binary: $MESHCA_HELM, or the one scripts/get-helm.sh builds from Helm's Go module and
-// caches. Like the test servers, it is not built under -short.
-func helm(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("needs helm (scripts/get-helm.sh builds it from its Go module): skipped under -short; make test runs it")
-	}
-	helmOnce.Do(func() {
-		if helmPath = os.Getenv("MESHCA_HELM"); helmPath != "" {
-			return
-		}
-		cmd := exec.Command("bash", filepath.Join(catest.RepoRoot(t), "scripts", "get-helm.sh"))
-		cmd.Stderr = os.Stderr
-		var out []byte
-		out, helmErr = cmd.Output()
-		helmPath = strings.TrimSpace(string(out))
-	})
-	if helmErr != nil {
-		t.Fatalf("building helm with scripts/get-helm.sh: %v", helmErr)
-	}
-	return helmPath
-}
 
 // helmTemplate renders the chart as `helm install meshca -n istio-system` would, with --set and --values args.
 // A failure returns an error that carries helm's exit status (*exec.ExitError) and its stderr.
 func helmTemplate(t *testing.T, args ...string) ([]*unstructured.Unstructured, error) {
 	t.Helper()
-	cmd := exec.Command(helm(t), append([]string{"template", "meshca", chartDir, "--namespace", "istio-system"},
-		args...)...)
+	cmd := exec.Command(catest.Binary(t, "helm"),
+		append([]string{"template", "meshca", chartDir, "--namespace", "istio-system"}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -95,7 +64,7 @@ var valueSets = []struct {
 }
 
 func TestChartLint(t *testing.T) {
-	out, err := exec.Command(helm(t), "lint", "--strict", chartDir).CombinedOutput()
+	out, err := exec.Command(catest.Binary(t, "helm"), "lint", "--strict", chartDir).CombinedOutput()
 	if err != nil {
 		t.Fatalf("helm lint --strict: %v\n%s", err, out)
 	}
@@ -104,7 +73,7 @@ func TestChartLint(t *testing.T) {
 // Every rendering passes the real API server's validation, defaulting, admission and RBAC escalation checks
 // in a server-side dry run with strict field validation, as the kustomize builds do (TestServerSideDryRun).
 func TestChartServerSideDryRun(t *testing.T) {
-	helm(t)
+	catest.Binary(t, "helm")
 	k := catest.SharedKube(t)
 	installCRDs(t, k)
 	for _, vs := range valueSets {

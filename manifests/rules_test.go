@@ -9,41 +9,13 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
-)
 
-var (
-	promtoolOnce sync.Once
-	promtoolPath string
-	promtoolErr  error
+	"github.com/meshca/meshca/ca/catest"
 )
-
-// promtool returns Prometheus's promtool: $MESHCA_PROMTOOL, or the one scripts/get-promtool.sh builds once and
-// caches outside the clone. Under -short the test is skipped.
-func promtool(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("needs promtool: skipped under -short (make test runs it)")
-	}
-	promtoolOnce.Do(func() {
-		if p := os.Getenv("MESHCA_PROMTOOL"); p != "" {
-			promtoolPath = p
-			return
-		}
-		cmd := exec.Command("bash", filepath.Join("..", "scripts", "get-promtool.sh"))
-		cmd.Stderr = os.Stderr
-		out, err := cmd.Output()
-		promtoolPath, promtoolErr = strings.TrimSpace(string(out)), err
-	})
-	if promtoolErr != nil {
-		t.Fatalf("building promtool with scripts/get-promtool.sh: %v", promtoolErr)
-	}
-	return promtoolPath
-}
 
 // ruleGroups returns the PrometheusRule's spec.groups as built by kustomize.
 func ruleGroups(t *testing.T) []any {
@@ -110,7 +82,7 @@ func ruleTestFiles(t *testing.T) []string {
 // runPromtool runs promtool in dir and returns its combined output and whether it succeeded.
 func runPromtool(t *testing.T, dir string, args ...string) (string, bool) {
 	t.Helper()
-	cmd := exec.Command(promtool(t), args...)
+	cmd := exec.Command(catest.Binary(t, "promtool"), args...)
 	cmd.Dir = dir
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

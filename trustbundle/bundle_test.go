@@ -2,7 +2,6 @@ package trustbundle_test
 
 import (
 	"bytes"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/meshca/meshca/backends/file"
 	"github.com/meshca/meshca/ca/catest"
+	"github.com/meshca/meshca/internal/testpki"
 	"github.com/meshca/meshca/trustbundle"
 )
 
@@ -38,15 +38,7 @@ func newLeaf(tb testing.TB) *x509.Certificate {
 	key := catest.ECKey(tb)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "leaf"},
 		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour), BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, g.Root, key.Public(), g.RootKey)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return c
+	return testpki.Sign(tb, tmpl, g.Root, key.Public(), g.RootKey)
 }
 
 func decode(tb testing.TB, bundle []byte) []*x509.Certificate {

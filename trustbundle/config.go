@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
@@ -12,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
+
+	"github.com/meshca/meshca/internal/leader"
 )
 
 // ConfigMapName and ConfigMapKey are where Istio's agents look for the mesh's roots in their namespace.
@@ -87,26 +88,10 @@ func (c *Config) Validate() error {
 	if _, err := labels.Parse(c.NamespaceSelector); err != nil {
 		errs = append(errs, fmt.Errorf("trustbundle: namespaceSelector %q: %w", c.NamespaceSelector, err))
 	}
-	if c.LeaseNamespace == "" {
-		errs = append(errs, errors.New("trustbundle: leaseNamespace is required: the namespace meshca runs in"))
-	} else if msgs := validation.IsDNS1123Label(c.LeaseNamespace); len(msgs) > 0 {
-		errs = append(errs,
-			fmt.Errorf("trustbundle: leaseNamespace %q: %s", c.LeaseNamespace, strings.Join(msgs, "; ")))
-	}
-	if c.LeaseName != "" {
-		if msgs := validation.IsDNS1123Subdomain(c.LeaseName); len(msgs) > 0 {
-			errs = append(errs, fmt.Errorf("trustbundle: leaseName %q: %s", c.LeaseName, strings.Join(msgs, "; ")))
-		}
-	}
-	if c.LeaseDuration < 0 || c.RenewDeadline < 0 || c.RetryPeriod < 0 || c.PollInterval < 0 {
+	if c.PollInterval < 0 {
 		errs = append(errs, errors.New("trustbundle: durations must not be negative"))
 	}
-	d := *c
-	d.setDefaults()
-	if d.LeaseDuration <= d.RenewDeadline || d.RenewDeadline <= d.RetryPeriod {
-		errs = append(errs, fmt.Errorf("trustbundle: need leaseDuration (%s) > renewDeadline (%s) > retryPeriod (%s)",
-			d.LeaseDuration, d.RenewDeadline, d.RetryPeriod))
-	}
+	errs = append(errs, c.lease().Problems("trustbundle")...)
 	return errors.Join(errs...)
 }
 
@@ -133,27 +118,22 @@ func (c *Config) setDefaults() {
 	if c.BundleName == "" {
 		c.BundleName = "roots"
 	}
-	if c.LeaseName == "" {
-		c.LeaseName = "meshca-trustbundle"
-	}
-	if c.Identity == "" {
-		c.Identity, _ = os.Hostname()
-	}
-	if c.LeaseDuration == 0 {
-		c.LeaseDuration = 15 * time.Second
-	}
-	if c.RenewDeadline == 0 {
-		c.RenewDeadline = 10 * time.Second
-	}
-	if c.RetryPeriod == 0 {
-		c.RetryPeriod = 2 * time.Second
-	}
 	if c.PollInterval == 0 {
 		c.PollInterval = 5 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+}
+
+// lease is the Lease this configuration names, with its default name.
+func (c *Config) lease() leader.Lease {
+	l := leader.Lease{Namespace: c.LeaseNamespace, Name: c.LeaseName, Identity: c.Identity,
+		Duration: c.LeaseDuration, RenewDeadline: c.RenewDeadline, RetryPeriod: c.RetryPeriod}
+	if l.Name == "" {
+		l.Name = "meshca-trustbundle"
+	}
+	return l
 }
 
 // ClusterTrustBundleName returns the name of the ClusterTrustBundle for signer and bundle name: the signer

@@ -368,60 +368,16 @@ func TestPublisherPublishesAndRepairs(t *testing.T) {
 		catest.Eventually(t, 5*time.Second, "ConfigMap in newly selected namespace", f.configMapHolds(other, want))
 	})
 
-	if got := metric(t, r.reg, "meshca_trustbundle_publish_errors_total", "configmap"); got != 0 {
+	if got := errorsOf(t, r.reg, "configmap"); got != 0 {
 		t.Errorf("configmap publish errors = %v, want 0", got)
 	}
 }
 
-// metricWith returns the value of the series of name with exactly the label values values, given in the order
-// of their label names (Prometheus sorts them).
-func metricWith(t *testing.T, reg *prometheus.Registry, name string, values ...string) float64 {
+// errorsOf returns meshca_trustbundle_publish_errors_total for target.
+func errorsOf(t *testing.T, reg *prometheus.Registry, target string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			if len(m.GetLabel()) != len(values) {
-				continue
-			}
-			for i, l := range m.GetLabel() {
-				if l.GetValue() != values[i] {
-					continue next
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
-}
-
-// metric returns the value of the series of name whose one label has value label ("" for no label).
-func metric(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if label == "" || (len(m.GetLabel()) > 0 && m.GetLabel()[0].GetValue() == label) {
-				if m.GetCounter() != nil {
-					return m.GetCounter().GetValue()
-				}
-				return m.GetGauge().GetValue()
-			}
-		}
-	}
-	return 0
+	v, _ := catest.Sample(t, reg, "meshca_trustbundle_publish_errors_total", map[string]string{"target": target})
+	return v
 }
 
 func TestPublisherRefusesRootsThatAreNotCAs(t *testing.T) {
@@ -434,7 +390,7 @@ func TestPublisherRefusesRootsThatAreNotCAs(t *testing.T) {
 
 	f.source.set(f.rootA, newLeaf(t))
 	catest.Eventually(t, 5*time.Second, "source error counted", func() error {
-		if n := metric(t, r.reg, "meshca_trustbundle_publish_errors_total", "source"); n == 0 {
+		if n := errorsOf(t, r.reg, "source"); n == 0 {
 			return errors.New("no source error counted")
 		}
 		return nil
@@ -601,8 +557,9 @@ func TestRotationReachesManyNamespaces(t *testing.T) {
 	start = time.Now()
 	catest.Eventually(t, 60*time.Second, "rotation written", func() error {
 		// the metric, to time it without reading 200 objects
-		// labels sorted by name: operation, target
-		if got := metricWith(t, r.reg, "meshca_trustbundle_writes_total", "update", "configmap"); got < n {
+		got, _ := catest.Sample(t, r.reg, "meshca_trustbundle_writes_total",
+			map[string]string{"operation": "update", "target": "configmap"})
+		if got < n {
 			return fmt.Errorf("%v ConfigMaps updated", got)
 		}
 		return nil
@@ -611,7 +568,7 @@ func TestRotationReachesManyNamespaces(t *testing.T) {
 	if err := f.allHold(r.p, encode(t, f.rootA, rootB))(); err != nil {
 		t.Fatal(err)
 	}
-	if got := metric(t, r.reg, "meshca_trustbundle_publish_errors_total", "configmap"); got != 0 {
+	if got := errorsOf(t, r.reg, "configmap"); got != 0 {
 		t.Errorf("configmap publish errors = %v, want 0", got)
 	}
 }

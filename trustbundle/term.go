@@ -6,23 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
+	"github.com/meshca/meshca/internal/kubesync"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/util/workqueue"
 )
 
 // ctbKey is the work-queue key of the ClusterTrustBundle; other keys are namespace names, which cannot
@@ -41,65 +36,56 @@ type ctbState struct {
 // outlives the leadership it was built under.
 type leaderTerm struct {
 	p       *Publisher
-	queue   workqueue.TypedRateLimitingInterface[string]
-	ns      cache.SharedIndexInformer
-	cms     cache.SharedIndexInformer
+	queue   *kubesync.Queue
+	cms     *kubesync.Fanout         // nil when the ConfigMaps are disabled
 	ctb     atomic.Pointer[ctbState] // nil until the API is discovered and the bundle's informer has synced
 	bundle  atomic.Pointer[[]byte]   // nil until the source has given valid roots
 	lastErr string                   // the source's last error, logged once
 }
 
+// run watches what it writes, starts the writers and polls the source until ctx ends.
 func (t *leaderTerm) run(ctx context.Context) {
-	p := t.p
-	t.queue = workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedMaxOfRateLimiter(
-		workqueue.NewTypedItemExponentialFailureRateLimiter[string](100*time.Millisecond, 30*time.Second)))
+	t.queue = kubesync.NewQueue()
 	defer t.queue.ShutDown()
 	var informers sync.WaitGroup
 	defer informers.Wait()
 	start := func(inf cache.SharedIndexInformer) { informers.Go(func() { inf.RunWithContext(ctx) }) }
-	var synced []cache.InformerSynced
-	if !p.cfg.DisableConfigMaps {
-		nsClient, cmClient := p.kube.CoreV1().Namespaces(), p.kube.CoreV1().ConfigMaps("")
-		sel := p.sel.String()
-		t.ns = cache.NewSharedIndexInformer(&cache.ListWatch{
-			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-				o.LabelSelector = sel
-				return nsClient.List(ctx, o)
-			},
-			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-				o.LabelSelector = sel
-				return nsClient.Watch(ctx, o)
-			},
-		}, &corev1.Namespace{}, 0, cache.Indexers{})
-		name := fields.OneTermEqualSelector("metadata.name", ConfigMapName).String()
-		t.cms = cache.NewSharedIndexInformer(&cache.ListWatch{
-			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-				o.FieldSelector = name
-				return cmClient.List(ctx, o)
-			},
-			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-				o.FieldSelector = name
-				return cmClient.Watch(ctx, o)
-			},
-		}, &corev1.ConfigMap{}, 0, cache.Indexers{})
-		t.handle(t.ns, func(obj any) string { return obj.(metav1.Object).GetName() })
-		t.handle(t.cms, func(obj any) string { return obj.(metav1.Object).GetNamespace() })
-		synced = append(synced, t.ns.HasSynced, t.cms.HasSynced)
-		start(t.ns)
-		start(t.cms)
-	}
-	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+	if !t.startConfigMaps(ctx, start) {
 		return
 	}
-	var workers sync.WaitGroup
-	defer workers.Wait()
-	for range 4 {
-		workers.Go(func() {
-			for t.processNext(ctx) {
-			}
-		})
+	defer t.queue.Start(ctx, 4, kubesync.Worker{Sync: t.sync, Failed: t.failed})()
+	t.follow(ctx, start)
+}
+
+// startConfigMaps starts the informers of the istio-ca-root-cert ConfigMaps, unless they are disabled, and
+// waits until they have synced. It reports false when the term ended first.
+func (t *leaderTerm) startConfigMaps(ctx context.Context, start func(cache.SharedIndexInformer)) bool {
+	p := t.p
+	if p.cfg.DisableConfigMaps {
+		return true
 	}
-	go func() { <-ctx.Done(); t.queue.ShutDown() }()
+	t.cms = kubesync.NewFanout(p.kube, kubesync.ConfigMapSpec{
+		Name: ConfigMapName, Key: ConfigMapKey, FieldManager: managedBy, NamespaceSelector: p.sel.String(),
+		Labels: map[string]string{ManagedByLabel: managedBy},
+		Wrote: func(ns, op string) {
+			p.m.writes.WithLabelValues("configmap", op).Inc()
+			if op == "update" {
+				p.cfg.Logger.Debug("trust bundle ConfigMap updated", "namespace", ns) // one per namespace: Debug
+			}
+		},
+	}, t.queue)
+	var synced []cache.InformerSynced
+	for _, inf := range t.cms.Informers() {
+		start(inf)
+		synced = append(synced, inf.HasSynced)
+	}
+	return cache.WaitForCacheSync(ctx.Done(), synced...)
+}
+
+// follow polls the source every PollInterval and, until the ClusterTrustBundle API is found, looks for it
+// once a minute, until ctx ends.
+func (t *leaderTerm) follow(ctx context.Context, start func(cache.SharedIndexInformer)) {
+	p := t.p
 	tick := time.NewTicker(p.cfg.PollInterval)
 	defer tick.Stop()
 	ctbPending, nextDiscovery := !p.cfg.DisableClusterTrustBundle, time.Time{}
@@ -129,11 +115,11 @@ func (t *leaderTerm) startClusterTrustBundle(ctx context.Context, start func(cac
 		}
 		return false
 	}
-	name := p.ClusterTrustBundleName()
+	sel := kubesync.ByName(p.ClusterTrustBundleName())
 	inf := dynamicinformer.NewFilteredDynamicInformer(p.dyn, gvr, "", 0, cache.Indexers{}, func(o *metav1.ListOptions) {
-		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+		o.FieldSelector = sel.Field
 	}).Informer()
-	t.handle(inf, func(any) string { return ctbKey })
+	t.queue.Watch(inf, func(metav1.Object) string { return ctbKey })
 	start(inf)
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 		return true // the term is over
@@ -141,23 +127,6 @@ func (t *leaderTerm) startClusterTrustBundle(ctx context.Context, start func(cac
 	t.ctb.Store(&ctbState{gvr: gvr, inf: inf})
 	t.queue.Add(ctbKey)
 	return true
-}
-
-// handle queues key(obj) on every event of inf. Tombstones of deleted objects carry the last known object.
-func (t *leaderTerm) handle(inf cache.SharedIndexInformer, key func(any) string) {
-	enqueue := func(obj any) {
-		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = d.Obj
-		}
-		if _, ok := obj.(metav1.Object); ok {
-			t.queue.Add(key(obj))
-		}
-	}
-	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    enqueue,
-		UpdateFunc: func(_, obj any) { enqueue(obj) },
-		DeleteFunc: enqueue,
-	})
 }
 
 // discover returns the newest ClusterTrustBundle API the server serves: v1 (1.37+) or v1beta1 (1.33–1.36,
@@ -221,104 +190,38 @@ func (t *leaderTerm) poll(ctx context.Context) {
 	if t.ctb.Load() != nil {
 		t.queue.Add(ctbKey)
 	}
-	if t.ns != nil {
-		for _, name := range t.ns.GetStore().ListKeys() {
+	if t.cms != nil {
+		for _, name := range t.cms.Namespaces() {
 			t.queue.Add(name)
 		}
 	}
 }
 
-func (t *leaderTerm) processNext(ctx context.Context) bool {
-	key, shutdown := t.queue.Get()
-	if shutdown {
-		return false
-	}
-	defer t.queue.Done(key)
-	if ctx.Err() != nil {
-		return false
-	}
+// sync brings the object of key up to date with the bundle, once there is one (poll queues every object
+// again when the source first gives roots).
+func (t *leaderTerm) sync(ctx context.Context, key string) error {
 	bundle := t.bundle.Load()
 	if bundle == nil {
-		t.queue.Forget(key) // queued again by poll once there are roots
-		return true
+		return nil
 	}
-	var err error
+	if key != ctbKey {
+		return t.cms.Sync(ctx, key, *bundle)
+	}
+	ctb := t.ctb.Load()
+	if ctb == nil {
+		return nil // an informer event before the informer synced; queued again once it has
+	}
+	return t.syncClusterTrustBundle(ctx, ctb, *bundle)
+}
+
+func (t *leaderTerm) failed(key string, retries int, err error) {
 	target := "configmap"
 	if key == ctbKey {
 		target = "clustertrustbundle"
-		ctb := t.ctb.Load()
-		if ctb == nil {
-			t.queue.Forget(key) // an informer event before the informer synced; queued again once it has
-			return true
-		}
-		err = t.syncClusterTrustBundle(ctx, ctb, *bundle)
-	} else {
-		err = t.syncConfigMap(ctx, key, *bundle)
 	}
-	switch {
-	case err == nil:
-		t.queue.Forget(key)
-	case ctx.Err() != nil:
-	case apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err):
-		t.queue.AddRateLimited(key) // the informer is behind a concurrent write; retry with its next state
-	default:
-		t.p.m.errors.WithLabelValues(target).Inc()
-		t.p.cfg.Logger.Error("trust bundle publish failed; retrying", "target", target, "key", key,
-			"retries", t.queue.NumRequeues(key), "error", err)
-		t.queue.AddRateLimited(key)
-	}
-	return true
-}
-
-func (t *leaderTerm) syncConfigMap(ctx context.Context, ns string, bundle []byte) error {
-	obj, ok, err := t.ns.GetStore().GetByKey(ns)
-	if err != nil || !ok {
-		return err // deleted, or not selected: nothing to do
-	}
-	if obj.(*corev1.Namespace).Status.Phase == corev1.NamespaceTerminating {
-		return nil
-	}
-	want := map[string]string{ConfigMapKey: string(bundle)}
-	client := t.p.kube.CoreV1().ConfigMaps(ns)
-	obj, ok, err = t.cms.GetStore().GetByKey(ns + "/" + ConfigMapName)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		cm := &corev1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{
-				Name:      ConfigMapName,
-				Namespace: ns,
-				Labels:    map[string]string{ManagedByLabel: managedBy},
-			},
-			Data: want,
-		}
-		_, err := client.Create(ctx, cm, metav1.CreateOptions{FieldManager: managedBy})
-		if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("creating ConfigMap %s/%s: %w", ns, ConfigMapName, err)
-		}
-		t.p.m.writes.WithLabelValues("configmap", "create").Inc()
-		return nil
-	}
-	cm := obj.(*corev1.ConfigMap)
-	if maps.Equal(cm.Data, want) && len(cm.BinaryData) == 0 && cm.Labels[ManagedByLabel] == managedBy {
-		return nil
-	}
-	cm = cm.DeepCopy()
-	cm.Data, cm.BinaryData = want, nil
-	if cm.Labels == nil {
-		cm.Labels = map[string]string{}
-	}
-	cm.Labels[ManagedByLabel] = managedBy
-	if _, err := client.Update(ctx, cm, metav1.UpdateOptions{FieldManager: managedBy}); err != nil {
-		return fmt.Errorf("updating ConfigMap %s/%s: %w", ns, ConfigMapName, err)
-	}
-	t.p.m.writes.WithLabelValues("configmap", "update").Inc()
-	t.p.cfg.Logger.Debug("trust bundle ConfigMap updated", "namespace", ns) // one per namespace: Debug
-	return nil
+	t.p.m.errors.WithLabelValues(target).Inc()
+	t.p.cfg.Logger.Error("trust bundle publish failed; retrying", "target", target, "key", key,
+		"retries", retries, "error", err)
 }
 
 func (t *leaderTerm) syncClusterTrustBundle(ctx context.Context, ctb *ctbState, bundle []byte) error {
@@ -335,18 +238,8 @@ func (t *leaderTerm) syncClusterTrustBundle(ctx context.Context, ctb *ctbState, 
 			"metadata":   map[string]any{"name": name, "labels": map[string]any{ManagedByLabel: managedBy}},
 			"spec":       map[string]any{"signerName": t.p.cfg.SignerName, "trustBundle": string(bundle)},
 		}}
-		if _, err := client.Create(ctx, u, metav1.CreateOptions{FieldManager: managedBy}); err != nil {
-			return fmt.Errorf(
-				"creating ClusterTrustBundle %s (%s): %w%s",
-				name,
-				ctb.gvr.Version,
-				err,
-				attestHint(err, t.p.cfg.SignerName),
-			)
-		}
-		t.p.m.writes.WithLabelValues("clustertrustbundle", "create").Inc()
-		t.p.cfg.Logger.Info("ClusterTrustBundle created", "name", name, "version", ctb.gvr.Version)
-		return nil
+		_, err := client.Create(ctx, u, metav1.CreateOptions{FieldManager: managedBy})
+		return t.wroteClusterTrustBundle(ctb, name, "create", err)
 	}
 	u := obj.(*unstructured.Unstructured)
 	got, _, _ := unstructured.NestedString(u.Object, "spec", "trustBundle")
@@ -363,17 +256,23 @@ func (t *leaderTerm) syncClusterTrustBundle(ctx context.Context, ctb *ctbState, 
 	}
 	l[ManagedByLabel] = managedBy
 	u.SetLabels(l)
-	if _, err := client.Update(ctx, u, metav1.UpdateOptions{FieldManager: managedBy}); err != nil {
-		return fmt.Errorf(
-			"updating ClusterTrustBundle %s (%s): %w%s",
-			name,
-			ctb.gvr.Version,
-			err,
-			attestHint(err, t.p.cfg.SignerName),
-		)
+	_, err = client.Update(ctx, u, metav1.UpdateOptions{FieldManager: managedBy})
+	return t.wroteClusterTrustBundle(ctb, name, "update", err)
+}
+
+// wroteClusterTrustBundle counts and logs a write (op "create" or "update") of the ClusterTrustBundle, or
+// explains its failure err, with the RBAC meshca needs when the API server forbade it.
+func (t *leaderTerm) wroteClusterTrustBundle(ctb *ctbState, name, op string, err error) error {
+	if err != nil {
+		doing := "creating"
+		if op == "update" {
+			doing = "updating"
+		}
+		return fmt.Errorf("%s ClusterTrustBundle %s (%s): %w%s", doing, name, ctb.gvr.Version, err,
+			attestHint(err, t.p.cfg.SignerName))
 	}
-	t.p.m.writes.WithLabelValues("clustertrustbundle", "update").Inc()
-	t.p.cfg.Logger.Info("ClusterTrustBundle updated", "name", name, "version", ctb.gvr.Version)
+	t.p.m.writes.WithLabelValues("clustertrustbundle", op).Inc()
+	t.p.cfg.Logger.Info("ClusterTrustBundle "+op+"d", "name", name, "version", ctb.gvr.Version)
 	return nil
 }
 

@@ -7,12 +7,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/meshca/meshca/internal/kubesync"
 )
 
 // secretWatch keeps the latest state of one Secret through an informer restricted to that object (a
@@ -38,19 +36,8 @@ func startSecretWatch(ctx context.Context, cfg Config) (*secretWatch, error) {
 		return nil, err
 	}
 	secrets := cfg.Kube.CoreV1().Secrets(ns)
-	sel := fields.OneTermEqualSelector("metadata.name", name).String()
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = sel
-			return secrets.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = sel
-			return secrets.Watch(ctx, o)
-		},
-	}
 	w := &secretWatch{ns: ns, name: name, stopped: make(chan struct{}),
-		informer: cache.NewSharedIndexInformer(lw, &corev1.Secret{}, 0, cache.Indexers{})}
+		informer: kubesync.NewInformer(secrets, kubesync.ByName(name), &corev1.Secret{})}
 	go func() {
 		defer close(w.stopped)
 		w.informer.RunWithContext(ctx)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/meshca/meshca/backends"
+	"github.com/meshca/meshca/internal/testpki"
 )
 
 type testPKI struct {
@@ -28,15 +29,7 @@ func newTestPKI(t testing.TB) testPKI {
 	t.Helper()
 	now := time.Now()
 	mk := func(tmpl, parent *x509.Certificate, pub crypto.PublicKey, signer crypto.Signer) *x509.Certificate {
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
+		return testpki.Sign(t, tmpl, parent, pub, signer)
 	}
 	key := func() *ecdsa.PrivateKey {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

@@ -96,10 +96,7 @@ func (b *Backend) checkRequest(req *backends.SignRequest) error {
 	}
 	if b.cfg.Mode == ModeSignVerbatim {
 		// sign-verbatim copies the CSR's SANs: they must be exactly meshca's decision.
-		sameSANs := sameStrings(uriStrings(req.CSR.URIs), uriStrings(req.URIs)) &&
-			sameStrings(req.CSR.DNSNames, req.DNSNames) &&
-			sameStrings(ipStrings(req.CSR.IPAddresses), ipStrings(req.IPAddresses))
-		if !sameSANs || len(req.CSR.EmailAddresses) > 0 {
+		if !req.CSRNamesExactly() {
 			return refuse("mode sign-verbatim copies the CSR's SANs, and they differ from the SANs meshca decided")
 		}
 	}
@@ -261,15 +258,4 @@ func ipStrings(ips []net.IP) []string {
 		out[i] = ip.String()
 	}
 	return out
-}
-
-// sameStrings reports whether a and b hold the same strings, ignoring order.
-func sameStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	x, y := slices.Clone(a), slices.Clone(b)
-	slices.Sort(x)
-	slices.Sort(y)
-	return slices.Equal(x, y)
 }

@@ -2,9 +2,7 @@ package catest
 
 import (
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -14,16 +12,14 @@ import (
 	"net"
 	"net/url"
 	"testing"
+
+	"github.com/meshca/meshca/internal/testpki"
 )
 
 // ECKey returns a fresh ECDSA P-256 key.
 func ECKey(tb testing.TB) crypto.Signer {
 	tb.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return k
+	return testpki.Key(tb)
 }
 
 // RSAKey returns a fresh RSA key of the given size.

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +22,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/meshca/meshca/internal/testproc"
 )
 
 // KubeIssuer is the service-account token issuer of the test cluster.
@@ -42,7 +43,7 @@ type Kube struct {
 	// URL is the API server's address, https://127.0.0.1:<port>.
 	URL string
 
-	procs []*exec.Cmd
+	procs []*testproc.Process
 }
 
 var (
@@ -107,48 +108,90 @@ func StartKube(tb testing.TB, extraArgs ...string) *Kube {
 }
 
 func startKube(dir, apiserver, etcd string, extraArgs []string) (*Kube, error) {
-	k := &Kube{Dir: dir}
-	certs := filepath.Join(dir, "certs")
-	if err := os.MkdirAll(filepath.Join(dir, "etcd"), 0o700); err != nil {
+	k := &Kube{Dir: dir, CAFile: filepath.Join(dir, "certs", "apiserver.crt"),
+		Kubeconfig: filepath.Join(dir, "kubeconfig")}
+	token, err := writeKubeFiles(dir)
+	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(certs, 0o700); err != nil {
+	etcdURL, err := k.startEtcd(etcd)
+	if err != nil {
+		k.Stop()
 		return nil, err
+	}
+	if err := k.startAPIServer(apiserver, etcdURL, token, extraArgs); err != nil {
+		k.Stop()
+		return nil, err
+	}
+	k.Config = &rest.Config{Host: k.URL, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{CAFile: k.CAFile},
+		QPS: 200, Burst: 400}
+	if k.Client, err = kubernetes.NewForConfig(k.Config); err != nil {
+		k.Stop()
+		return nil, err
+	}
+	if err := k.writeKubeconfig(token); err != nil {
+		k.Stop()
+		return nil, err
+	}
+	return k, nil
+}
+
+// writeKubeFiles writes the service-account signing key and the admin token file under dir/certs and returns
+// the admin token.
+func writeKubeFiles(dir string) (string, error) {
+	certs := filepath.Join(dir, "certs")
+	if err := os.MkdirAll(filepath.Join(dir, "etcd"), 0o700); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(certs, 0o700); err != nil {
+		return "", err
 	}
 	saKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	pubDER, _ := x509.MarshalPKIXPublicKey(&saKey.PublicKey)
 	if err := os.WriteFile(filepath.Join(certs, "sa.key"), pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY",
 		Bytes: x509.MarshalPKCS1PrivateKey(saKey)}), 0o600); err != nil {
-		return nil, err
+		return "", err
 	}
 	if err := os.WriteFile(filepath.Join(certs, "sa.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY",
 		Bytes: pubDER}), 0o644); err != nil {
-		return nil, err
+		return "", err
 	}
 	tokBytes := make([]byte, 24)
 	rand.Read(tokBytes)
 	token := hex.EncodeToString(tokBytes)
 	if err := os.WriteFile(filepath.Join(certs, "tokens.csv"), []byte(token+",admin,admin-uid,system:masters\n"),
 		0o600); err != nil {
-		return nil, err
+		return "", err
 	}
-	etcdPort, peerPort, apiPort := freePort(), freePort(), freePort()
+	return token, nil
+}
+
+// startEtcd starts etcd on free loopback ports and returns its client URL once it is healthy.
+func (k *Kube) startEtcd(etcd string) (string, error) {
+	etcdPort, peerPort := freePort(), freePort()
 	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPort)
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
-	if err := k.start(dir, "etcd", etcd, "--name", "meshca-test", "--data-dir", filepath.Join(dir, "etcd"),
+	p, err := k.start("etcd", etcd, "--name", "meshca-test", "--data-dir", filepath.Join(k.Dir, "etcd"),
 		"--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,
 		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
 		"--initial-cluster", "meshca-test="+peerURL, "--unsafe-no-fsync", "--log-level", "warn",
-		"--quota-backend-bytes", fmt.Sprint(512<<20)); err != nil {
-		return nil, err
+		"--quota-backend-bytes", fmt.Sprint(512<<20))
+	if err != nil {
+		return "", err
 	}
-	if err := waitHTTP(etcdURL+"/health", "", nil, 30*time.Second); err != nil {
-		k.Stop()
-		return nil, fmt.Errorf("etcd: %w (log: %s)", err, filepath.Join(dir, "etcd.log"))
+	if err := p.WaitReady(30*time.Second, 100*time.Millisecond, probeHTTP(etcdURL+"/health", "")); err != nil {
+		return "", fmt.Errorf("etcd: %w", err)
 	}
+	return etcdURL, nil
+}
+
+// startAPIServer starts kube-apiserver on a free loopback port, sets k.URL and waits until it is ready.
+func (k *Kube) startAPIServer(apiserver, etcdURL, token string, extraArgs []string) error {
+	certs := filepath.Join(k.Dir, "certs")
+	apiPort := freePort()
 	args := []string{
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", apiPort),
 		"--cert-dir=" + certs, "--etcd-servers=" + etcdURL,
@@ -160,24 +203,19 @@ func startKube(dir, apiserver, etcd string, extraArgs []string) (*Kube, error) {
 		"--service-cluster-ip-range=10.96.0.0/24", "--endpoint-reconciler-type=none",
 		"--enable-priority-and-fairness=false", "--v=0",
 	}
-	args = append(args, extraArgs...)
-	if err := k.start(dir, "apiserver", apiserver, args...); err != nil {
-		k.Stop()
-		return nil, err
+	p, err := k.start("apiserver", apiserver, append(args, extraArgs...)...)
+	if err != nil {
+		return err
 	}
 	k.URL = fmt.Sprintf("https://127.0.0.1:%d", apiPort)
-	if err := waitHTTP(k.URL+"/readyz", token, k.procs[1], 90*time.Second); err != nil {
-		k.Stop()
-		return nil, fmt.Errorf("kube-apiserver: %w (log: %s)", err, filepath.Join(dir, "apiserver.log"))
+	if err := p.WaitReady(90*time.Second, 100*time.Millisecond, probeHTTP(k.URL+"/readyz", token)); err != nil {
+		return fmt.Errorf("kube-apiserver: %w", err)
 	}
-	k.CAFile = filepath.Join(certs, "apiserver.crt")
-	k.Config = &rest.Config{Host: k.URL, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{CAFile: k.CAFile},
-		QPS: 200, Burst: 400}
-	if k.Client, err = kubernetes.NewForConfig(k.Config); err != nil {
-		k.Stop()
-		return nil, err
-	}
-	k.Kubeconfig = filepath.Join(dir, "kubeconfig")
+	return nil
+}
+
+// writeKubeconfig writes an admin kubeconfig for the cluster to k.Kubeconfig.
+func (k *Kube) writeKubeconfig(token string) error {
 	kc := fmt.Sprintf(`apiVersion: v1
 kind: Config
 clusters:
@@ -191,35 +229,23 @@ contexts:
   context: {cluster: test, user: admin}
 current-context: test
 `, k.URL, k.CAFile, token)
-	if err := os.WriteFile(k.Kubeconfig, []byte(kc), 0o600); err != nil {
-		k.Stop()
-		return nil, err
-	}
-	return k, nil
+	return os.WriteFile(k.Kubeconfig, []byte(kc), 0o600)
 }
 
-func (k *Kube) start(dir, name, bin string, args ...string) error {
-	logf, err := os.Create(filepath.Join(dir, name+".log"))
+// start starts bin with its output in <Dir>/<name>.log.
+func (k *Kube) start(name, bin string, args ...string) (*testproc.Process, error) {
+	p, err := testproc.Start(exec.Command(bin, args...), filepath.Join(k.Dir, name+".log"))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("starting %s: %w", name, err)
-	}
-	k.procs = append(k.procs, cmd)
-	return nil
+	k.procs = append(k.procs, p)
+	return p, nil
 }
 
 // Stop kills the API server and etcd.
 func (k *Kube) Stop() {
 	for i := len(k.procs) - 1; i >= 0; i-- {
-		p := k.procs[i]
-		_ = syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
-		_ = p.Wait()
+		k.procs[i].Kill()
 	}
 	k.procs = nil
 }
@@ -249,30 +275,23 @@ func (k *Kube) Namespace(tb testing.TB) string {
 	return name
 }
 
-func waitHTTP(url, token string, proc *exec.Cmd, timeout time.Duration) error {
+// probeHTTP returns a readiness probe: a GET of url, with token as bearer when set, must answer 200.
+func probeHTTP(url, token string) func() error {
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // readiness probe only; clients verify
-	deadline := time.Now().Add(timeout)
-	var last error
-	for time.Now().Before(deadline) {
+	return func() error {
 		req, _ := http.NewRequest(http.MethodGet, url, nil)
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
 		resp, err := client.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = fmt.Errorf("HTTP %d", resp.StatusCode)
-		} else {
-			last = err
+		if err != nil {
+			return err
 		}
-		if proc != nil && proc.ProcessState != nil {
-			return fmt.Errorf("process exited")
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("HTTP %d", resp.StatusCode)
 		}
-		time.Sleep(100 * time.Millisecond)
+		return nil
 	}
-	return fmt.Errorf("not ready after %s: %v", timeout, last)
 }

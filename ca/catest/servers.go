@@ -20,13 +20,16 @@ var binaries = map[string]struct{ env, script string }{
 	"pilot-agent":    {"MESHCA_PILOT_AGENT", "get-pilot-agent.sh"},
 	"kube-apiserver": {"MESHCA_KUBE_APISERVER", "get-k8s.sh"},
 	"etcd":           {"MESHCA_ETCD", "get-k8s.sh"},
+	"helm":           {"MESHCA_HELM", "get-helm.sh"},
+	"promtool":       {"MESHCA_PROMTOOL", "get-promtool.sh"},
 }
 
 var binMu sync.Mutex
 
-// Binary returns the path of a real test server binary ("vault", "step-ca", "pilot-agent", "kube-apiserver",
-// "etcd"). Under -short it skips the test. Otherwise it takes the path from the server's MESHCA_* variable or
-// runs the project's build script, which builds the binary once and caches it; a build failure fails the test.
+// Binary returns the path of a real test server or tool binary ("vault", "step-ca", "pilot-agent",
+// "kube-apiserver", "etcd", "helm", "promtool"). Under -short it skips the test. Otherwise it takes the path
+// from the binary's MESHCA_* variable or runs the project's build script, which builds the binary once and
+// caches it; a build failure fails the test.
 func Binary(tb testing.TB, name string) string {
 	tb.Helper()
 	b, ok := binaries[name]

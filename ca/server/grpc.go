@@ -50,8 +50,8 @@ func (s *service) CreateCertificate(
 		TTL:         time.Duration(req.GetValidityDuration()) * time.Second,
 		Peer:        p,
 	}
-	if req.GetValidityDuration() > int64((100*365*24*time.Hour)/time.Second) {
-		r.TTL = 100 * 365 * 24 * time.Hour // far beyond any max; policy clamps it
+	if req.GetValidityDuration() > int64(ca.MaxRequestTTL/time.Second) {
+		r.TTL = ca.MaxRequestTTL // policy clamps it
 	}
 	for k, v := range req.GetMetadata().GetFields() {
 		str, isString := v.GetKind().(*structpb.Value_StringValue)

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -76,7 +74,7 @@ func TestReadyzKeepsDetailInTheLog(t *testing.T) {
 
 // TestCallerStringsAreBoundedInTheAudit: a caller-chosen clusterid does not fill meshca's log.
 func TestCallerStringsAreBoundedInTheAudit(t *testing.T) {
-	var logs syncBuffer
+	var logs catest.SyncBuffer
 	m := catest.StartMeshca(t, catest.MeshcaOptions{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	good, _ := catest.WorkloadCSR(t, sleepID)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -96,22 +94,10 @@ func TestCallerStringsAreBoundedInTheAudit(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // TestNoCRLIsNotAnError: a CA without a CRL answers 404 on /crl and /crl.pem without an error in the log
 // on every fetch (Prometheus-style scrapers and proxies poll it).
 func TestNoCRLIsNotAnError(t *testing.T) {
-	var logs syncBuffer
+	var logs catest.SyncBuffer
 	m := catest.StartMeshca(t, catest.MeshcaOptions{Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
 		Server: server.Config{CRL: func(context.Context) ([]byte, error) {
 			return nil, fmt.Errorf("file backend: %w", server.ErrNoCRL)

@@ -19,7 +19,6 @@ import (
 	pb "istio.io/api/security/v1alpha1"
 
 	"github.com/meshca/meshca/ca"
-	"github.com/meshca/meshca/csr"
 )
 
 // ErrNoCRL is what a Config.CRL source returns when the CA publishes no CRL: /crl and /crl.pem answer 404
@@ -124,8 +123,8 @@ func New(issuer *ca.Issuer, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	id := csr.Identity{TrustDomain: issuer.TrustDomain(), Namespace: cfg.Namespace, ServiceAccount: cfg.ServiceAccount}
-	if err := id.Validate(); err != nil {
+	id, err := issuer.Mesh().Identity(cfg.Namespace, cfg.ServiceAccount)
+	if err != nil {
 		return nil, fmt.Errorf("server: meshca's own identity: %w", err)
 	}
 	s := &Server{cfg: cfg, issuer: issuer, health: health.NewServer()}

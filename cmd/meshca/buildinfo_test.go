@@ -1,43 +1,23 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/meshca/meshca/ca/catest"
 )
 
-// syncBuffer is a bytes.Buffer that serve's log and the test may use at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // devServer is `meshca serve --dev` running in-process on free loopback ports.
 type devServer struct {
 	dir, grpcAddr, httpAddr string
 	adminAddr               string
-	stderr                  *syncBuffer
+	stderr                  *catest.SyncBuffer
 	stop                    context.CancelFunc
 	done                    chan int // serve's exit code
 }
@@ -52,8 +32,8 @@ func startDev(t *testing.T) *devServer {
 func startDevIn(t *testing.T, dir string) *devServer {
 	t.Helper()
 	d := &devServer{dir: dir, grpcAddr: fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t)),
-		httpAddr: fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t)), stderr: &syncBuffer{}, done: make(chan int, 1),
-		adminAddr: fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t))}
+		httpAddr: fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t)), stderr: &catest.SyncBuffer{},
+		done: make(chan int, 1), adminAddr: fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t))}
 	ctx, stop := context.WithCancel(context.Background())
 	d.stop = stop
 	go func() {

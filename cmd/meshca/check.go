@@ -8,12 +8,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/ca/server"
 )
 
-// MinLifetime is the shortest certificate lifetime a configuration may set without allowShortTTLs: below it,
-// workloads rotate so often that a mistake (a bare number read as nanoseconds) is likelier than an intent.
-const MinLifetime = 5 * time.Minute
+// MinLifetime is the shortest certificate lifetime a configuration may set without allowShortTTLs (ca owns
+// every lifetime rule).
+const MinLifetime = ca.MinLifetime
 
 // checkUsable reports configurations that decode and validate but cannot work: lifetimes below MinLifetime,
 // listen addresses that cannot be bound, a serving certificate no agent can verify, no way to authenticate a

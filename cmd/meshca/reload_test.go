@@ -172,7 +172,7 @@ func TestServeDevReloadsPolicy(t *testing.T) {
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t))
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	logs := &syncBuffer{}
+	logs := &catest.SyncBuffer{}
 	go func() {
 		done <- run(ctx, []string{"serve", "--dev", dir, "--grpc-addr",
 			fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t)), "--http-addr", httpAddr}, io.Discard, logs)

@@ -5,22 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"github.com/meshca/meshca/crl"
+	"github.com/meshca/meshca/internal/kubesync"
+	"github.com/meshca/meshca/internal/leader"
 )
 
 // The ConfigMap Istio's proxies read, and its labels.
@@ -76,59 +70,29 @@ func (c *Config) Validate() error {
 	if _, err := labels.Parse(c.NamespaceSelector); err != nil {
 		errs = append(errs, fmt.Errorf("kubepublish: namespaceSelector %q: %w", c.NamespaceSelector, err))
 	}
-	if c.LeaseNamespace == "" {
-		errs = append(errs, errors.New("kubepublish: leaseNamespace is required: the namespace meshca runs in"))
-	} else if msgs := validation.IsDNS1123Label(c.LeaseNamespace); len(msgs) > 0 {
-		errs = append(errs, fmt.Errorf("kubepublish: leaseNamespace %q: %s", c.LeaseNamespace,
-			strings.Join(msgs, "; ")))
-	}
-	if c.LeaseName != "" {
-		if msgs := validation.IsDNS1123Subdomain(c.LeaseName); len(msgs) > 0 {
-			errs = append(errs, fmt.Errorf("kubepublish: leaseName %q: %s", c.LeaseName, strings.Join(msgs, "; ")))
-		}
-	}
-	if c.LeaseDuration < 0 || c.RenewDeadline < 0 || c.RetryPeriod < 0 {
-		errs = append(errs, errors.New("kubepublish: durations must not be negative"))
-	}
-	d := *c
-	d.setDefaults()
-	if d.LeaseDuration <= d.RenewDeadline || d.RenewDeadline <= d.RetryPeriod {
-		errs = append(errs, fmt.Errorf("kubepublish: need leaseDuration (%s) > renewDeadline (%s) > retryPeriod (%s)",
-			d.LeaseDuration, d.RenewDeadline, d.RetryPeriod))
-	}
+	errs = append(errs, c.lease().Problems("kubepublish")...)
 	return errors.Join(errs...)
 }
 
-func (c *Config) setDefaults() {
-	if c.LeaseName == "" {
-		c.LeaseName = "meshca-crl"
+// lease is the Lease this configuration names, with its default name.
+func (c *Config) lease() leader.Lease {
+	l := leader.Lease{Namespace: c.LeaseNamespace, Name: c.LeaseName, Identity: c.Identity,
+		Duration: c.LeaseDuration, RenewDeadline: c.RenewDeadline, RetryPeriod: c.RetryPeriod}
+	if l.Name == "" {
+		l.Name = "meshca-crl"
 	}
-	if c.Identity == "" {
-		c.Identity, _ = os.Hostname()
-	}
-	if c.LeaseDuration == 0 {
-		c.LeaseDuration = 15 * time.Second
-	}
-	if c.RenewDeadline == 0 {
-		c.RenewDeadline = 10 * time.Second
-	}
-	if c.RetryPeriod == 0 {
-		c.RetryPeriod = 2 * time.Second
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	return l
 }
 
 // Publisher keeps the istio-ca-crl ConfigMaps equal to its Source while it holds the Lease.
 type Publisher struct {
-	cfg    Config
-	kube   kubernetes.Interface
-	sel    labels.Selector
-	m      *crl.Metrics
-	leader atomic.Bool
-	lead   prometheus.Gauge
-	writes *prometheus.CounterVec
+	cfg     Config
+	kube    kubernetes.Interface
+	sel     labels.Selector
+	m       *crl.Metrics
+	elector *leader.Elector
+	lead    prometheus.Gauge
+	writes  *prometheus.CounterVec
 }
 
 // New returns a Publisher for cfg. It does not contact the API server.
@@ -139,14 +103,12 @@ func New(cfg Config) (*Publisher, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg.setDefaults()
-	p := &Publisher{cfg: cfg, m: cfg.Metrics}
-	kc := rest.CopyConfig(cfg.Kube)
-	if kc.QPS == 0 && kc.RateLimiter == nil {
-		kc.QPS, kc.Burst = 50, 100
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
+	p := &Publisher{cfg: cfg, m: cfg.Metrics}
 	var err error
-	if p.kube, err = kubernetes.NewForConfig(kc); err != nil {
+	if p.kube, err = kubernetes.NewForConfig(kubesync.WriterConfig(cfg.Kube)); err != nil {
 		return nil, fmt.Errorf("kubepublish: Kubernetes client: %w", err)
 	}
 	p.sel, _ = labels.Parse(cfg.NamespaceSelector) // checked by Validate
@@ -164,77 +126,20 @@ func New(cfg Config) (*Publisher, error) {
 			}
 		}
 	}
+	p.elector = leader.NewElector(leader.ElectorConfig{Lease: cfg.lease(), Client: p.kube.CoordinationV1(),
+		Role: "CRL ConfigMap publisher", Logger: cfg.Logger, Gauge: p.lead})
 	return p, nil
 }
 
 // Leader reports whether this replica holds the Lease and writes.
-func (p *Publisher) Leader() bool { return p.leader.Load() }
+func (p *Publisher) Leader() bool { return p.elector.Leading() }
 
 // Run campaigns for the Lease and publishes while it holds it, until ctx ends; a replica that loses the Lease
 // stops writing and campaigns again. At the end the Lease is released after the last write, so another
 // replica takes over at its next retry. Run returns nil when ctx ends.
 func (p *Publisher) Run(ctx context.Context) error {
-	for ctx.Err() == nil {
-		if err := p.campaign(ctx); err != nil {
-			return err
-		}
+	if err := p.elector.Run(ctx, func(ctx context.Context) { (&leaderTerm{p: p}).run(ctx) }); err != nil {
+		return fmt.Errorf("kubepublish: %w", err)
 	}
-	return nil
-}
-
-// campaign runs one leader election until this replica has led and lost, or ctx ends. It follows
-// trustbundle.Publisher's: the elector's context outlives ctx until the term has stopped writing, because with
-// ReleaseOnCancel the Lease is released when that context ends and no write may follow the release.
-func (p *Publisher) campaign(ctx context.Context) error {
-	leCtx, leCancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer leCancel()
-	var term sync.Mutex // held while leading
-	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock: &resourcelock.LeaseLock{
-			LeaseMeta:  metav1.ObjectMeta{Namespace: p.cfg.LeaseNamespace, Name: p.cfg.LeaseName},
-			Client:     p.kube.CoordinationV1(),
-			LockConfig: resourcelock.ResourceLockConfig{Identity: p.cfg.Identity},
-		},
-		LeaseDuration:   p.cfg.LeaseDuration,
-		RenewDeadline:   p.cfg.RenewDeadline,
-		RetryPeriod:     p.cfg.RetryPeriod,
-		ReleaseOnCancel: true,
-		Name:            p.cfg.LeaseNamespace + "/" + p.cfg.LeaseName,
-		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(lctx context.Context) {
-				term.Lock()
-				defer term.Unlock()
-				tctx, cancel := context.WithCancel(lctx)
-				defer cancel()
-				defer context.AfterFunc(ctx, cancel)()
-				if ctx.Err() != nil || lctx.Err() != nil {
-					return
-				}
-				p.leader.Store(true)
-				p.lead.Set(1)
-				p.cfg.Logger.Info("CRL ConfigMap publisher is the leader", "identity", p.cfg.Identity)
-				(&leaderTerm{p: p}).run(tctx)
-				p.leader.Store(false)
-				p.lead.Set(0)
-			},
-			OnStoppedLeading: func() {},
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("kubepublish: leader election: %w", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		le.Run(leCtx)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
-	term.Lock() // the term has stopped writing (or never started, and will find its context ended)
-	term.Unlock()
-	leCancel()
-	<-done
 	return nil
 }

@@ -16,14 +16,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/meshca/meshca/crl"
+	"github.com/meshca/meshca/internal/kubesync"
 )
 
 // DataKey is the Secret key holding the state.
@@ -117,17 +115,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	client := cfg.Kube.CoreV1().Secrets(cfg.Namespace)
 	s := &Store{cfg: cfg, secrets: client, done: make(chan struct{})}
-	sel := fields.OneTermEqualSelector("metadata.name", cfg.Name).String()
-	s.inf = cache.NewSharedIndexInformer(&cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = sel
-			return client.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = sel
-			return client.Watch(ctx, o)
-		},
-	}, &corev1.Secret{}, 0, cache.Indexers{})
+	s.inf = kubesync.NewInformer(client, kubesync.ByName(cfg.Name), &corev1.Secret{})
 	notify := func(any) { s.notify() }
 	_, _ = s.inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: notify,
 		UpdateFunc: func(_, o any) { notify(o) }, DeleteFunc: notify})

@@ -115,6 +115,20 @@ func (p *Process) Stop(grace time.Duration) error {
 	}
 }
 
+// Kill kills the process and its process group (Start gave it one of its own) with SIGKILL, without a grace
+// period, and waits for the process to exit. It is safe to call more than once.
+func (p *Process) Kill() {
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	if err := syscall.Kill(-p.PID(), syscall.SIGKILL); err != nil {
+		_ = p.cmd.Process.Kill()
+	}
+	<-p.exited
+}
+
 // Log returns the process's log so far.
 func (p *Process) Log() string {
 	b, _ := os.ReadFile(p.log)

@@ -149,3 +149,22 @@ func spin() {
 	}
 	select {}
 }
+
+func TestKillEndsAProcessThatIgnoresSIGTERMAtOnce(t *testing.T) {
+	spin := exec.Command("sh", "-c", "trap '' TERM; while :; do :; done")
+	p, err := testproc.Start(spin, filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	p.Kill()
+	p.Kill() // a second Kill finds it gone
+	select {
+	case <-p.Exited():
+	default:
+		t.Fatal("Kill returned before the process exited")
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("Kill took %s", took)
+	}
+}

@@ -1,7 +1,6 @@
 package meshcatest
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"fmt"
@@ -61,7 +60,7 @@ type CA struct {
 // are kept in memory, audit records for Audit and everything printed only if the test fails.
 func Start(tb testing.TB, opts Options) *CA {
 	tb.Helper()
-	logs := &syncBuffer{}
+	logs := &catest.SyncBuffer{}
 	tb.Cleanup(func() { // registered first, so it runs after meshca has stopped
 		if tb.Failed() {
 			tb.Logf("meshca log:\n%s", logs.String())
@@ -232,22 +231,4 @@ func (r *recorder) records() []AuditRecord {
 	r.store.mu.Lock()
 	defer r.store.mu.Unlock()
 	return append([]AuditRecord(nil), r.store.recs...)
-}
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines to write while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

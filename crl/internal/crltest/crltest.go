@@ -2,18 +2,16 @@ package crltest
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"math/big"
 	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/meshca/meshca/internal/testpki"
 )
 
 // PKI is a root CA and an intermediate CA signed by it.
@@ -37,14 +35,7 @@ func New(tb testing.TB, name string) *PKI {
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 	}, nil, p.RootKey.Public(), p.RootKey)
-	p.Inter = sign(tb, &x509.Certificate{
-		Subject:               pkix.Name{Organization: []string{"meshca test"}, CommonName: name + " intermediate"},
-		NotBefore:             p.Now.Add(-time.Hour),
-		NotAfter:              p.Now.Add(365 * 24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-	}, p.Root, p.InterKey.Public(), p.RootKey)
+	p.Inter = p.intermediate(tb, name, p.InterKey)
 	return p
 }
 
@@ -74,62 +65,29 @@ func (p *PKI) RootCRL(tb testing.TB, number int64, lifetime time.Duration, seria
 	return CRL(tb, p.Root, p.RootKey, number, p.Now.Add(-time.Hour), p.Now.Add(-time.Hour+lifetime), serials...)
 }
 
-// CRL returns a CRL of ca signed by key.
+// CRL returns a CRL of ca signed by key (testpki.CRL).
 func CRL(tb testing.TB, ca *x509.Certificate, key crypto.Signer, number int64, this, next time.Time,
 	serials ...*big.Int) []byte {
 	tb.Helper()
-	rl := &x509.RevocationList{Number: big.NewInt(number), ThisUpdate: this, NextUpdate: next}
-	for _, s := range serials {
-		rl.RevokedCertificateEntries = append(rl.RevokedCertificateEntries,
-			x509.RevocationListEntry{SerialNumber: s, RevocationTime: this})
-	}
-	der, err := x509.CreateRevocationList(rand.Reader, rl, ca, key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return der
+	return testpki.CRL(tb, ca, key, number, this, next, serials...)
 }
 
 // Key returns a new ECDSA P-256 key.
 func Key(tb testing.TB) crypto.Signer {
 	tb.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return k
+	return testpki.Key(tb)
 }
 
 func sign(tb testing.TB, tmpl, parent *x509.Certificate, pub crypto.PublicKey, key crypto.Signer) *x509.Certificate {
 	tb.Helper()
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tmpl.SerialNumber = serial.Add(serial, big.NewInt(1))
-	if parent == nil {
-		parent = tmpl
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return c
+	return testpki.Sign(tb, tmpl, parent, pub, key)
 }
 
 // WritePEM writes certificates as PEM to a new file in dir and returns its path.
 func WritePEM(tb testing.TB, dir, name string, certs ...*x509.Certificate) string {
 	tb.Helper()
-	var b []byte
-	for _, c := range certs {
-		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
-	}
 	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, b, 0o600); err != nil {
+	if err := os.WriteFile(path, testpki.CertsPEM(certs...), 0o600); err != nil {
 		tb.Fatal(err)
 	}
 	return path
@@ -141,13 +99,19 @@ func (p *PKI) NewIntermediate(tb testing.TB, name string) *PKI {
 	tb.Helper()
 	n := *p
 	n.InterKey = Key(tb)
-	n.Inter = sign(tb, &x509.Certificate{
+	n.Inter = p.intermediate(tb, name, n.InterKey)
+	return &n
+}
+
+// intermediate signs an intermediate CA for key, named after name, with the root.
+func (p *PKI) intermediate(tb testing.TB, name string, key crypto.Signer) *x509.Certificate {
+	tb.Helper()
+	return sign(tb, &x509.Certificate{
 		Subject:               pkix.Name{Organization: []string{"meshca test"}, CommonName: name + " intermediate"},
 		NotBefore:             p.Now.Add(-time.Hour),
 		NotAfter:              p.Now.Add(365 * 24 * time.Hour),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-	}, p.Root, n.InterKey.Public(), p.RootKey)
-	return &n
+	}, p.Root, key.Public(), p.RootKey)
 }

@@ -4,8 +4,6 @@ package certtest
 import (
 	"bytes"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -20,6 +18,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/meshca/meshca/internal/testpki"
 )
 
 // T0 is the fixed time the report tests are made at: nothing in them depends on the real clock.
@@ -50,14 +50,14 @@ type Spec struct {
 func Make(tb testing.TB, s Spec) *Issued {
 	tb.Helper()
 	var key crypto.Signer
-	var err error
 	if s.RSABits > 0 {
-		key, err = rsa.GenerateKey(rand.Reader, s.RSABits)
+		rsaKey, err := rsa.GenerateKey(rand.Reader, s.RSABits)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		key = rsaKey
 	} else {
-		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	}
-	if err != nil {
-		tb.Fatal(err)
+		key = testpki.Key(tb)
 	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(s.Serial),
 		Subject:   pkix.Name{CommonName: s.CN, Organization: []string{"meshca test"}},
@@ -75,28 +75,21 @@ func Make(tb testing.TB, s Spec) *Issued {
 		}
 		tmpl.URIs = []*url.URL{u}
 	}
-	parent, parentKey := tmpl, key
+	var parent *x509.Certificate
+	parentKey := key
 	if s.Parent != nil {
 		parent, parentKey = s.Parent.Cert, s.Parent.Key
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return &Issued{Cert: c, Key: key}
+	return &Issued{Cert: testpki.Sign(tb, tmpl, parent, key.Public(), parentKey), Key: key}
 }
 
 // CertsPEM encodes certificates as one PEM document.
 func CertsPEM(certs ...*Issued) []byte {
-	var b bytes.Buffer
+	var cs []*x509.Certificate
 	for _, c := range certs {
-		pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: c.Cert.Raw})
+		cs = append(cs, c.Cert)
 	}
-	return b.Bytes()
+	return testpki.CertsPEM(cs...)
 }
 
 // KeyPEM encodes a private key as PKCS #8 PEM.
@@ -116,15 +109,11 @@ func CRLPEM(tb testing.TB, ca *Issued, signer crypto.Signer, number int64, thisU
 	if signer == nil {
 		signer = ca.Key
 	}
-	rl := &x509.RevocationList{Number: big.NewInt(number), ThisUpdate: thisUpdate, NextUpdate: thisUpdate.Add(life)}
+	var serials []*big.Int
 	for _, s := range revoked {
-		rl.RevokedCertificateEntries = append(rl.RevokedCertificateEntries,
-			x509.RevocationListEntry{SerialNumber: big.NewInt(s), RevocationTime: thisUpdate})
+		serials = append(serials, big.NewInt(s))
 	}
-	der, err := x509.CreateRevocationList(rand.Reader, rl, ca.Cert, signer)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	der := testpki.CRL(tb, ca.Cert, signer, number, thisUpdate, thisUpdate.Add(life), serials...)
 	return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
 }
 
