@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -122,15 +124,26 @@ func serveLogged(ctx context.Context, o serveOptions, log *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, len(a.run))
+	var loops sync.WaitGroup
 	for _, loop := range a.run {
-		go func() {
+		loops.Go(func() {
 			if err := loop(ctx); err != nil && ctx.Err() == nil {
 				errc <- err
 				cancel() // a background loop that cannot run (e.g. leader election misconfigured) stops meshca
 			}
-		}()
+		})
 	}
 	err = a.server.ListenAndServe(ctx)
+	// The background loops (revocation state, publishers, scanners) finish their last write before the stores
+	// they use are closed and serve returns; a loop that does not stop in time is logged, not waited for.
+	cancel()
+	stopped := make(chan struct{})
+	go func() { loops.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(loopStopTimeout):
+		log.Warn("background loops still running at exit", "waited", loopStopTimeout.String())
+	}
 	select {
 	case lerr := <-errc:
 		return lerr
@@ -141,6 +154,9 @@ func serveLogged(ctx context.Context, o serveOptions, log *slog.Logger) error {
 	}
 	return err
 }
+
+// loopStopTimeout bounds how long serve waits for its background loops after the servers have stopped.
+const loopStopTimeout = 10 * time.Second
 
 // buildInfoGauge is meshca_build_info{version,revision,goversion} = 1.
 func buildInfoGauge() prometheus.Collector {
