@@ -18,6 +18,8 @@ type Config struct {
 	ClientCert *bool `json:"clientCert,omitempty"`
 	// Leeway tolerates clock skew on token times. Default 30s, at most 5m.
 	Leeway time.Duration `json:"leeway,omitempty"`
+	// MaxTokenLifetime refuses tokens valid longer than this in all (exp - iat). Default 24h.
+	MaxTokenLifetime time.Duration `json:"maxTokenLifetime,omitempty"`
 }
 
 // TokenIssuerConfig is one trusted service-account token issuer. Keys come from JWKSFile, JWKSURL, or (neither
@@ -32,7 +34,9 @@ type TokenIssuerConfig struct {
 	// CAFile verifies the discovery/JWKS HTTPS server; TokenFile is sent as a bearer token to it.
 	CAFile    string `json:"caFile,omitempty"`
 	TokenFile string `json:"tokenFile,omitempty"`
-	// ClusterID, when set, accepts this issuer's tokens only with that clusterid header.
+	// ClusterID is the cluster this issuer's tokens come from: they are accepted only with that clusterid
+	// header (or none, for the local cluster), and the caller's cluster is this one. Default the local
+	// cluster (kubernetes.clusterID, else DefaultClusterID); required when several issuers are configured.
 	ClusterID string `json:"clusterID,omitempty"`
 }
 
@@ -50,6 +54,14 @@ func (c *Config) Validate() error {
 		if is.JWKSFile != "" && is.JWKSURL != "" {
 			errs = append(errs, fmt.Errorf("authn.issuers[%d]: set jwksFile or jwksURL, not both", n))
 		}
+		if is.ClusterID == "" && len(c.TokenIssuers) > 1 {
+			errs = append(errs, fmt.Errorf("authn.issuers[%d].clusterID: required when several issuers are "+
+				"configured, so that no remote cluster's tokens count as the local cluster's (write the local "+
+				"cluster's ID, e.g. %s, for the local issuers)", n, DefaultClusterID))
+		}
+	}
+	if c.MaxTokenLifetime < 0 {
+		errs = append(errs, fmt.Errorf("authn.maxTokenLifetime: %s must not be negative", c.MaxTokenLifetime))
 	}
 	if c.Leeway < 0 || c.Leeway > maxLeeway {
 		errs = append(errs, fmt.Errorf("authn.leeway: %s must be between 0 and 5m", c.Leeway))
@@ -77,6 +89,9 @@ type Deps struct {
 	// when client certificates are allowed.
 	IssuingCAs  func(context.Context) ([]*x509.Certificate, error)
 	MaxLifetime time.Duration
+	// LocalClusterID is meshca's own cluster (kubernetes.clusterID), the cluster of token issuers that name
+	// none. Default DefaultClusterID.
+	LocalClusterID string
 	// Logger receives the remote key sets' logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -98,7 +113,8 @@ func New(cfg Config, deps Deps) (Chain, error) {
 		if err != nil {
 			return nil, err
 		}
-		j, err := NewJWT(issuers, JWTOptions{Leeway: cfg.Leeway})
+		j, err := NewJWT(issuers, JWTOptions{Leeway: cfg.Leeway, MaxTokenLifetime: cfg.MaxTokenLifetime,
+			LocalClusterID: deps.LocalClusterID})
 		if err != nil {
 			return nil, err
 		}

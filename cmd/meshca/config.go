@@ -200,7 +200,9 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	}
 
 	var kubeAuth kube.Auth
+	localCluster := ""
 	if cfg.Kubernetes != nil {
+		localCluster = cfg.Kubernetes.ClusterID
 		ka, err := kube.New(ctx, *cfg.Kubernetes, kube.Deps{Client: client, Registerer: reg, Logger: log})
 		if err != nil {
 			return nil, err
@@ -211,9 +213,9 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	// the issuer through a closure, which is set below, before the server starts and anything authenticates.
 	var issuer *ca.Issuer
 	chain, err := authn.New(cfg.Authn, authn.Deps{First: extraAuthn, Then: kubeAuth.Authenticators,
-		Roots:        func(ctx context.Context) ([]*x509.Certificate, error) { return issuer.Roots(ctx) },
-		IssuingCAs:   func(ctx context.Context) ([]*x509.Certificate, error) { return issuer.IssuingCAs(ctx) },
-		MaxLifetime:  cfg.Issuance.EffectiveMaxTTL(),
+		Roots:       func(ctx context.Context) ([]*x509.Certificate, error) { return issuer.Roots(ctx) },
+		IssuingCAs:  func(ctx context.Context) ([]*x509.Certificate, error) { return issuer.IssuingCAs(ctx) },
+		MaxLifetime: cfg.Issuance.EffectiveMaxTTL(), LocalClusterID: localCluster,
 		TrustDomains: append([]string{cfg.Issuance.TrustDomain}, cfg.Issuance.TrustDomainAliases...), Logger: log})
 	if err != nil {
 		return nil, err

@@ -29,7 +29,8 @@ type NodeAgentsConfig struct {
 	// TrustedAccounts are the node agents' service accounts as "<namespace>/<name>", e.g.
 	// "istio-system/ztunnel" (Istio's CA_TRUSTED_NODE_ACCOUNTS).
 	TrustedAccounts []string
-	// ClusterID is the cluster whose pods Client sees. Callers authenticated for another cluster are refused.
+	// ClusterID is the cluster whose pods Client sees. Callers authenticated for another cluster, or for none
+	// (a client certificate), are refused.
 	// Default authn.DefaultClusterID.
 	ClusterID string
 	// SyncTimeout bounds the initial pod list in Start. Default 60s.
@@ -170,9 +171,11 @@ func (a *NodeAgents) CheckImpersonation(ctx context.Context, caller *authn.Calle
 		return deny("%s is not a trusted node agent (trusted: %s); only node agents such as ztunnel may send "+
 			"ImpersonatedIdentity", who, strings.Join(a.cfg.TrustedAccounts, ", "))
 	}
-	if caller.ClusterID != "" && caller.ClusterID != a.cfg.ClusterID {
-		return deny("node agent %s is in cluster %q; impersonation is served for cluster %q only", who,
-			caller.ClusterID, a.cfg.ClusterID)
+	if caller.ClusterID != a.cfg.ClusterID {
+		// The caller's cluster is the one whose issuer or API server verified it; pods of other clusters
+		// cannot be checked here, so their node agents act only for themselves.
+		return deny("node agent %s was not authenticated by this cluster's issuer or API server; impersonation "+
+			"is served for the local cluster only", who)
 	}
 	if !a.pods.HasSynced() {
 		return fmt.Errorf("%w: node agents: pod cache not synced yet", authn.ErrUnavailable)

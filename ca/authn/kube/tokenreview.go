@@ -39,7 +39,8 @@ type TokenReviewConfig struct {
 	// Audiences are sent with each review; the API server must echo at least one back.
 	// Default [authn.DefaultAudience].
 	Audiences []string `json:"audiences,omitempty"`
-	// ClusterID, when set, is recorded in Caller.ClusterID; otherwise the request's clusterid is.
+	// ClusterID is the cluster of the API server Client reaches, and so the caller's cluster
+	// (Caller.ClusterID); the clusterid header must name it or be empty. Default authn.DefaultClusterID.
 	ClusterID string `json:"-"`
 	// CacheTTL bounds how long a successful review is reused; it is never reused past the token's own exp.
 	// Default 1m; negative disables caching.
@@ -117,6 +118,9 @@ func (c *TokenReviewConfig) validateSettings(prefix string) error {
 }
 
 func (c *TokenReviewConfig) setDefaults() {
+	if c.ClusterID == "" {
+		c.ClusterID = authn.DefaultClusterID
+	}
 	if len(c.Audiences) == 0 {
 		c.Audiences = []string{authn.DefaultAudience}
 	}
@@ -188,13 +192,19 @@ func (t *TokenReview) Authenticate(ctx context.Context, req *authn.Request) (*au
 	if len(req.Token) > authn.MaxTokenSize {
 		return nil, fmt.Errorf("%w: token longer than %d bytes", authn.ErrUnauthenticated, authn.MaxTokenSize)
 	}
+	if req.ClusterID != "" && req.ClusterID != t.cfg.ClusterID {
+		// The API server would vouch for the token, but not for the cluster the header claims.
+		return nil, fmt.Errorf("%w: the clusterid header names a cluster whose tokens meshca does not review; "+
+			"send this cluster's ID (kubernetes.clusterID) or configure the cluster's remote secret",
+			authn.ErrUnauthenticated)
+	}
 	sum := sha256.Sum256([]byte(req.Token))
 	key := string(sum[:])
 	now := t.cfg.Clock()
 	if r, ok := t.cache.get(key, now); ok {
 		t.hits.Add(1)
 		t.count(t.cfg.Metrics.cacheVec(), "hit")
-		return t.answer(r, req)
+		return t.answer(r)
 	}
 	t.count(t.cfg.Metrics.cacheVec(), "miss")
 	ch := t.flight.DoChan(key, func() (any, error) {
@@ -227,7 +237,7 @@ func (t *TokenReview) Authenticate(ctx context.Context, req *authn.Request) (*au
 		if res.Err != nil {
 			return nil, res.Err
 		}
-		return t.answer(res.Val.(*reviewResult), req)
+		return t.answer(res.Val.(*reviewResult))
 	}
 }
 
@@ -252,14 +262,11 @@ func (t *TokenReview) count(v *prometheus.CounterVec, result string) {
 }
 
 // answer returns a copy of a shared result, so callers cannot modify the cached one.
-func (t *TokenReview) answer(r *reviewResult, req *authn.Request) (*authn.Caller, error) {
+func (t *TokenReview) answer(r *reviewResult) (*authn.Caller, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
 	c := *r.caller
-	if c.ClusterID == "" {
-		c.ClusterID = req.ClusterID
-	}
 	return &c, nil
 }
 

@@ -83,11 +83,11 @@ func TestTokenReviewAcceptsBoundTokenAndCachesIt(t *testing.T) {
 # HELP meshca_tokenreview_cache_requests_total `+
 		`Token authentications answered from the TokenReview cache (hit) or not (miss).
 # TYPE meshca_tokenreview_cache_requests_total counter
-meshca_tokenreview_cache_requests_total{cluster="",result="hit"} 200
-meshca_tokenreview_cache_requests_total{cluster="",result="miss"} 1
+meshca_tokenreview_cache_requests_total{cluster="Kubernetes",result="hit"} 200
+meshca_tokenreview_cache_requests_total{cluster="Kubernetes",result="miss"} 1
 # HELP meshca_tokenreview_requests_total TokenReviews sent to the API server, by outcome.
 # TYPE meshca_tokenreview_requests_total counter
-meshca_tokenreview_requests_total{cluster="",result="authenticated"} 1
+meshca_tokenreview_requests_total{cluster="Kubernetes",result="authenticated"} 1
 `), "meshca_tokenreview_cache_requests_total", "meshca_tokenreview_requests_total"); err != nil {
 		t.Error(err)
 	}
