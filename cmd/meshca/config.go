@@ -189,6 +189,9 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 		if restCfg, err = kube.LoadRESTConfig(kubeconfig); err != nil {
 			return nil, err
 		}
+		if cfg.Kubernetes != nil {
+			cfg.Kubernetes.Limit(restCfg)
+		}
 		if client, err = kubernetes.NewForConfig(restCfg); err != nil {
 			return nil, fmt.Errorf("kubernetes client: %w", err)
 		}
@@ -203,7 +206,8 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	localCluster := ""
 	if cfg.Kubernetes != nil {
 		localCluster = cfg.Kubernetes.ClusterID
-		ka, err := kube.New(ctx, *cfg.Kubernetes, kube.Deps{Client: client, Registerer: reg, Logger: log})
+		ka, err := kube.New(ctx, *cfg.Kubernetes, kube.Deps{Client: client, Registerer: reg, Logger: log,
+			MaxTokenLifetime: cfg.Authn.MaxTokenLifetime})
 		if err != nil {
 			return nil, err
 		}

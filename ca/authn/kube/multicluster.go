@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -40,6 +41,8 @@ type MultiClusterConfig struct {
 	// Review is the template for remote clusters' TokenReview authenticators (audiences, cache bounds, clock,
 	// logger); Client and ClusterID are set per cluster.
 	Review TokenReviewConfig
+	// Limit, when set, sets the client-side rate limits of each remote cluster's client (Config.Limit).
+	Limit func(*rest.Config)
 	// SyncTimeout bounds the initial list of secrets in Start. Default 60s.
 	SyncTimeout time.Duration
 	Logger      *slog.Logger
@@ -245,6 +248,9 @@ func (m *MultiCluster) newReviewer(id string, kubeconfig []byte) (*TokenReview, 
 	rc, err := clientcmd.NewDefaultClientConfig(*cfg, &clientcmd.ConfigOverrides{}).ClientConfig()
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig: %w", err)
+	}
+	if m.cfg.Limit != nil {
+		m.cfg.Limit(rc)
 	}
 	client, err := kubernetes.NewForConfig(rc)
 	if err != nil {
