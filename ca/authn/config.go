@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config is the authn section of meshca's configuration file: the token issuers verified locally and whether
@@ -94,6 +96,8 @@ type Deps struct {
 	LocalClusterID string
 	// Logger receives the remote key sets' logs. Default slog.Default().
 	Logger *slog.Logger
+	// Registerer receives the remote key sets' metrics (NewKeysMetrics); nil leaves them unregistered.
+	Registerer prometheus.Registerer
 }
 
 // New returns the authenticators cfg describes, in the order the Chain tries them: deps.First, the token
@@ -109,7 +113,11 @@ func New(cfg Config, deps Deps) (Chain, error) {
 	}
 	chain := append(Chain{}, deps.First...)
 	if len(cfg.TokenIssuers) > 0 {
-		issuers, err := tokenIssuers(cfg.TokenIssuers, deps.Logger)
+		m, err := NewKeysMetrics(deps.Registerer)
+		if err != nil {
+			return nil, err
+		}
+		issuers, err := tokenIssuers(cfg.TokenIssuers, m, deps.Logger)
 		if err != nil {
 			return nil, err
 		}
@@ -133,7 +141,7 @@ func New(cfg Config, deps Deps) (Chain, error) {
 }
 
 // tokenIssuers loads or sets up the key set of every configured issuer.
-func tokenIssuers(cfgs []TokenIssuerConfig, log *slog.Logger) ([]TokenIssuer, error) {
+func tokenIssuers(cfgs []TokenIssuerConfig, m *KeysMetrics, log *slog.Logger) ([]TokenIssuer, error) {
 	var issuers []TokenIssuer
 	for _, ic := range cfgs {
 		var keys KeySet
@@ -142,7 +150,7 @@ func tokenIssuers(cfgs []TokenIssuerConfig, log *slog.Logger) ([]TokenIssuer, er
 			keys, err = LoadJWKS(ic.JWKSFile)
 		} else {
 			keys, err = NewRemoteKeys(RemoteKeysConfig{Issuer: ic.Issuer, JWKSURL: ic.JWKSURL,
-				CAFile: ic.CAFile, TokenFile: ic.TokenFile, Logger: log})
+				CAFile: ic.CAFile, TokenFile: ic.TokenFile, Metrics: m, Logger: log})
 		}
 		if err != nil {
 			return nil, err

@@ -219,7 +219,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	chain, err := authn.New(cfg.Authn, authn.Deps{First: extraAuthn, Then: kubeAuth.Authenticators,
 		Roots:       func(ctx context.Context) ([]*x509.Certificate, error) { return issuer.Roots(ctx) },
 		IssuingCAs:  func(ctx context.Context) ([]*x509.Certificate, error) { return issuer.IssuingCAs(ctx) },
-		MaxLifetime: cfg.Issuance.EffectiveMaxTTL(), LocalClusterID: localCluster,
+		MaxLifetime: cfg.Issuance.EffectiveMaxTTL(), LocalClusterID: localCluster, Registerer: reg,
 		TrustDomains: append([]string{cfg.Issuance.TrustDomain}, cfg.Issuance.TrustDomainAliases...), Logger: log})
 	if err != nil {
 		return nil, err
