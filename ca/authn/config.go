@@ -81,6 +81,9 @@ type Deps struct {
 	// Then are tried after the token issuers and before client certificates, e.g. Kubernetes TokenReview
 	// (kube.Auth).
 	Then []Authenticator
+	// Combine says how the token issuers and Then share tokens; required when both are configured
+	// (kubernetes.tokenReview.withIssuers).
+	Combine Combine
 	// Roots returns the CA's current trust anchors and TrustDomains are the mesh's trust domain and its
 	// aliases; client certificates are checked against both, so Roots is required when they are allowed.
 	// Roots is first called when a caller presents a certificate, so it may reach a CA built after New.
@@ -108,6 +111,9 @@ func New(cfg Config, deps Deps) (Chain, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if err := deps.Combine.Validate(); err != nil {
+		return nil, fmt.Errorf("authn: kubernetes.tokenReview.withIssuers: %w", err)
+	}
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
@@ -122,13 +128,23 @@ func New(cfg Config, deps Deps) (Chain, error) {
 			return nil, err
 		}
 		j, err := NewJWT(issuers, JWTOptions{Leeway: cfg.Leeway, MaxTokenLifetime: cfg.MaxTokenLifetime,
-			LocalClusterID: deps.LocalClusterID})
+			LocalClusterID: deps.LocalClusterID, PassUnknownIssuers: len(deps.Then) > 0})
 		if err != nil {
 			return nil, err
 		}
 		chain = append(chain, j)
 	}
-	chain = append(chain, deps.Then...)
+	switch {
+	case len(deps.Then) == 0 || len(cfg.TokenIssuers) == 0 || deps.Combine == CombineOtherIssuers:
+		chain = append(chain, deps.Then...)
+	case deps.Combine == CombineConfirm:
+		chain[len(chain)-1] = &confirmed{local: chain[len(chain)-1], review: Chain(deps.Then)}
+	default:
+		return nil, fmt.Errorf("authn: both authn.issuers and kubernetes.tokenReview are configured: set "+
+			"kubernetes.tokenReview.withIssuers to %q (the issuers' tokens are verified locally only, others "+
+			"reviewed) or %q (the issuers' tokens are also confirmed by a TokenReview)", CombineOtherIssuers,
+			CombineConfirm)
+	}
 	if cfg.ClientCertAllowed() {
 		if deps.Roots == nil || deps.IssuingCAs == nil || deps.MaxLifetime <= 0 {
 			return nil, errors.New("authn: client certificates need the CA's roots, issuing CAs and maximum " +

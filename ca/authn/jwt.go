@@ -45,6 +45,7 @@ type TokenIssuer struct {
 // JWT authenticates Kubernetes service-account tokens by verifying them locally against their issuer's keys.
 type JWT struct {
 	issuers        map[string]TokenIssuer
+	passUnknown    bool
 	leeway         time.Duration
 	maxLifetime    time.Duration
 	localClusterID string
@@ -64,6 +65,9 @@ type JWTOptions struct {
 	// LocalClusterID is the ID of meshca's own cluster, the cluster of issuers that name none.
 	// Default DefaultClusterID.
 	LocalClusterID string
+	// PassUnknownIssuers answers ErrNoCredential for a token whose issuer is not configured, so that the
+	// next authenticator of a Chain (TokenReview) may take it; otherwise such a token is refused.
+	PassUnknownIssuers bool
 	// Clock returns the current time; default time.Now.
 	Clock func() time.Time
 }
@@ -96,7 +100,7 @@ func NewJWT(issuers []TokenIssuer, opts JWTOptions) (*JWT, error) {
 		opts.Clock = time.Now
 	}
 	j := &JWT{issuers: map[string]TokenIssuer{}, leeway: opts.Leeway, maxLifetime: opts.MaxTokenLifetime,
-		localClusterID: opts.LocalClusterID, clock: opts.Clock}
+		localClusterID: opts.LocalClusterID, passUnknown: opts.PassUnknownIssuers, clock: opts.Clock}
 	for _, is := range issuers {
 		if is.ClusterID == "" {
 			is.ClusterID = opts.LocalClusterID
@@ -210,6 +214,9 @@ func parseSigned(raw string) (*jwt.JSONWebToken, string, error) {
 // is not authenticated yet.
 func (j *JWT) issuerFor(iss, clusterID string) (*TokenIssuer, error) {
 	is, ok := j.issuers[iss]
+	if !ok && j.passUnknown {
+		return nil, fmt.Errorf("%w: token of an issuer not verified locally", ErrNoCredential)
+	}
 	if !ok {
 		return nil, fmt.Errorf("%w: token issuer %q is not trusted", ErrUnauthenticated, logsafe.String(iss))
 	}

@@ -217,6 +217,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	// the issuer through a closure, which is set below, before the server starts and anything authenticates.
 	var issuer *ca.Issuer
 	chain, err := authn.New(cfg.Authn, authn.Deps{First: extraAuthn, Then: kubeAuth.Authenticators,
+		Combine:     kubeAuth.Combine,
 		Roots:       func(ctx context.Context) ([]*x509.Certificate, error) { return issuer.Roots(ctx) },
 		IssuingCAs:  func(ctx context.Context) ([]*x509.Certificate, error) { return issuer.IssuingCAs(ctx) },
 		MaxLifetime: cfg.Issuance.EffectiveMaxTTL(), LocalClusterID: localCluster, Registerer: reg,

@@ -94,6 +94,8 @@ type Auth struct {
 	// Impersonator lets the trusted node agents act for the pods on their node; nil without
 	// trustedNodeAccounts.
 	Impersonator authn.Impersonator
+	// Combine is tokenReview.withIssuers, for authn.Deps.Combine.
+	Combine authn.Combine
 }
 
 // New builds what cfg describes and starts its informers (remote secrets, pods), which run until ctx ends;
@@ -119,6 +121,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Auth, error) {
 			return nil, err
 		}
 		a.Authenticators = append(a.Authenticators, ta)
+		a.Combine = cfg.TokenReview.WithIssuers
 	}
 	if len(cfg.TrustedNodeAccounts) > 0 {
 		na, err := NewNodeAgents(NodeAgentsConfig{Client: deps.Client, TrustedAccounts: cfg.TrustedNodeAccounts,

@@ -56,6 +56,10 @@ type TokenReviewConfig struct {
 	// MaxConcurrentReviews bounds the TokenReviews in flight to the API server at once; more wait (within
 	// Timeout) for a slot. Default 16.
 	MaxConcurrentReviews int `json:"maxConcurrentReviews,omitempty"`
+	// WithIssuers says how TokenReview combines with token issuers verified locally (authn.issuers), which
+	// must be said when both are configured: "otherIssuers" (reviews only tokens of other issuers) or
+	// "confirm" (also confirms the issuers' verified tokens). See authn.Combine.
+	WithIssuers authn.Combine `json:"withIssuers,omitempty"`
 	// MaxTokenLifetime refuses, before any review, tokens valid longer than this in all (exp - iat).
 	// Default authn.DefaultMaxTokenLifetime; New sets it from authn.maxTokenLifetime.
 	MaxTokenLifetime time.Duration `json:"-"`
@@ -86,6 +90,9 @@ func (c *TokenReviewConfig) validateSettings(prefix string) error {
 	}
 	if c.CacheSize < 0 || c.NegativeCacheSize < 0 {
 		errs = append(errs, errors.New(prefix+"cacheSize and negativeCacheSize must not be negative"))
+	}
+	if err := c.WithIssuers.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("%swithIssuers: %w", prefix, err))
 	}
 	if c.MaxConcurrentReviews < 0 {
 		errs = append(errs, errors.New(prefix+"maxConcurrentReviews must not be negative"))
