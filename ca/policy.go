@@ -62,6 +62,10 @@ func (p *Policy) Validate() error {
 		if strings.ContainsAny(strings.NewReplacer("{ns}", "", "{sa}", "").Replace(t), "{}*") {
 			errs = append(errs, fmt.Errorf("policy: DNS name template %q may use only {ns} and {sa}, no wildcards", t))
 		}
+		if !strings.Contains(t, "{ns}") {
+			// A service-account name may contain dots: without the namespace, "a.b" in x and "a" in b.x meet.
+			errs = append(errs, fmt.Errorf("policy: DNS name template %q must contain {ns}, e.g. {sa}.{ns}.svc", t))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/internal/logsafe"
 )
 
 // RemoteSecretLabel marks Secrets that hold kubeconfigs of remote clusters, as istiod's remote secrets
@@ -170,9 +170,13 @@ func (m *MultiCluster) Authenticate(ctx context.Context, req *authn.Request) (*a
 	c := m.clusters[id]
 	m.mu.RUnlock()
 	if c == nil {
-		return nil, fmt.Errorf("%w: unknown cluster %q (clusterid header): meshca knows %s; add a Secret labelled "+
-			"%s=true in %s with a kubeconfig under key %q, or fix the agent's cluster ID", authn.ErrUnauthenticated, id,
-			strings.Join(m.Clusters(), ", "), RemoteSecretLabel, m.cfg.Namespace, id)
+		// The caller is not authenticated: it learns neither the clusters meshca knows nor where their
+		// secrets live; the operator finds both in the log.
+		m.cfg.Logger.Debug("token for an unknown cluster refused", "cluster", logsafe.String(id),
+			"known", m.Clusters(), "remote_secrets_namespace", m.cfg.Namespace)
+		return nil, fmt.Errorf("%w: the clusterid header names a cluster meshca does not know: fix the agent's "+
+			"cluster ID, or add the cluster's remote secret (labelled %s=true)", authn.ErrUnauthenticated,
+			RemoteSecretLabel)
 	}
 	if c.err != nil {
 		return nil, fmt.Errorf("%w: cluster %q: the kubeconfig in Secret %s is unusable: %v", authn.ErrUnavailable, id,

@@ -160,16 +160,17 @@ func deny(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{authn.ErrImpersonationDenied}, args...)...)
 }
 
-// CheckImpersonation implements authn.Impersonator: caller must be a trusted node agent, and a Running or
-// Pending pod with target's namespace and service account must be scheduled on the caller's node.
+// CheckImpersonation implements authn.Impersonator: caller must be a trusted node agent of this cluster, and
+// a Running or Pending pod that is not terminating, with target's namespace and service account, must be
+// scheduled on the caller's node.
 func (a *NodeAgents) CheckImpersonation(ctx context.Context, caller *authn.Caller, target csr.Identity) error {
 	if caller == nil {
 		return deny("no authenticated caller")
 	}
 	who := caller.Namespace + "/" + caller.ServiceAccount
 	if !slices.Contains(a.trusted, account{caller.Namespace, caller.ServiceAccount}) {
-		return deny("%s is not a trusted node agent (trusted: %s); only node agents such as ztunnel may send "+
-			"ImpersonatedIdentity", who, strings.Join(a.cfg.TrustedAccounts, ", "))
+		return deny("%s is not a trusted node agent (kubernetes.trustedNodeAccounts); only node agents such as "+
+			"ztunnel may send ImpersonatedIdentity", who)
 	}
 	if caller.ClusterID != a.cfg.ClusterID {
 		// The caller's cluster is the one whose issuer or API server verified it; pods of other clusters
@@ -186,7 +187,8 @@ func (a *NodeAgents) CheckImpersonation(ctx context.Context, caller *authn.Calle
 	}
 	match := func(p *corev1.Pod) bool {
 		return p.Namespace == target.Namespace && p.Spec.ServiceAccountName == target.ServiceAccount &&
-			p.Spec.NodeName == node && (p.Status.Phase == corev1.PodRunning || p.Status.Phase == corev1.PodPending)
+			p.Spec.NodeName == node && p.DeletionTimestamp == nil &&
+			(p.Status.Phase == corev1.PodRunning || p.Status.Phase == corev1.PodPending)
 	}
 	objs, err := a.pods.GetIndexer().ByIndex(nodeIndex, node)
 	if err != nil {
@@ -209,7 +211,8 @@ func (a *NodeAgents) CheckImpersonation(ctx context.Context, caller *authn.Calle
 			"pod", found.Namespace+"/"+found.Name)
 		return nil
 	}
-	return deny("no Running or Pending pod of service account %s/%s is scheduled on node %q, where node agent %s runs",
+	return deny("no Running or Pending pod (not terminating) of service account %s/%s is scheduled on node %q, "+
+		"where node agent %s runs",
 		target.Namespace, target.ServiceAccount, node, who)
 }
 
