@@ -262,7 +262,8 @@ func (j *JWT) checkClaims(claims *jwt.Claims, is *TokenIssuer) error {
 	err := claims.ValidateWithLeeway(jwt.Expected{Issuer: is.Issuer, Time: now}, j.leeway)
 	switch {
 	case errors.Is(err, jwt.ErrExpired):
-		return fmt.Errorf("%w: token expired at %s", ErrUnauthenticated, claims.Expiry.Time().UTC().Format(time.RFC3339))
+		return fmt.Errorf("%w: token expired at %s", ErrUnauthenticated,
+			claims.Expiry.Time().UTC().Format(time.RFC3339))
 	case errors.Is(err, jwt.ErrNotValidYet), errors.Is(err, jwt.ErrIssuedInTheFuture):
 		return fmt.Errorf("%w: token is not valid yet (nbf/iat in the future; check clocks)", ErrUnauthenticated)
 	case err != nil:

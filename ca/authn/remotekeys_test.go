@@ -179,7 +179,9 @@ func TestRemoteKeysStalenessIsBounded(t *testing.T) {
 // however many requests arrive, and unknown key IDs do not bypass the backoff.
 func TestRemoteKeysBackOffWhileFailing(t *testing.T) {
 	s := newJWKSServer(t)
-	j, _ := s.jwt(t, func(c *authn.RemoteKeysConfig) { c.Refresh, c.MinRefresh = 10*time.Millisecond, 50*time.Millisecond })
+	j, _ := s.jwt(t, func(c *authn.RemoteKeysConfig) {
+		c.Refresh, c.MinRefresh = 10*time.Millisecond, 50*time.Millisecond
+	})
 	tok := s.token(t, s.kid)
 	ctx := context.Background()
 	if _, err := j.Authenticate(ctx, &authn.Request{Token: tok}); err != nil {

@@ -44,6 +44,9 @@ type Config struct {
 	// Expiry tunes the per-identity expiry tracker (meshca_identity_* metrics, the stuck-agent signal). It is
 	// always on; the zero value is its defaults.
 	Expiry expiry.TrackerConfig `json:"expiry,omitempty"`
+	// Limits protect meshca from floods (in-flight cap, per-caller and per-source failure rates); the zero
+	// value is their defaults.
+	Limits ca.Limits `json:"limits,omitempty"`
 	// AllowShortTTLs permits lifetimes below MinLifetime. For tests only; serve warns when it is set.
 	AllowShortTTLs bool `json:"allowShortTTLs,omitempty"`
 }
@@ -70,6 +73,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Expiry.Validate(); err != nil {
 		errs = append(errs, inSection(err, "expiry", "expiry"))
+	}
+	if err := c.Limits.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if len(c.Backends) == 0 {
 		errs = append(errs, errors.New("backends: configure at least one backend"))
@@ -232,7 +238,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 		return nil, err
 	}
 	issuer, err = ca.New(ca.Config{Backends: named, Authenticator: chain, Impersonator: kubeAuth.Impersonator,
-		Policy: cfg.Issuance, SignTimeout: cfg.SignTimeout, Logger: log, Audit: log.With("log", "audit"),
+		Policy: cfg.Issuance, Limits: cfg.Limits, SignTimeout: cfg.SignTimeout, Logger: log, Audit: log.With("log", "audit"),
 		Registerer: reg, Observer: tracker})
 	if err != nil {
 		return nil, err

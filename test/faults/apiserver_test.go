@@ -144,7 +144,8 @@ func TestAPIServerDownUnderLoad(t *testing.T) {
 		}
 	}
 	if jwtAfter == 0 || expiredUnavailable == 0 {
-		t.Fatalf("load too thin: %d JWKS checks after the stop, %d reviews past the cache", jwtAfter, expiredUnavailable)
+		t.Fatalf("load too thin: %d JWKS checks after the stop, %d reviews past the cache", jwtAfter,
+			expiredUnavailable)
 	}
 	t.Logf("API server down for %s: %d JWKS-verified authentications all served from cached keys; %d cached "+
 		"reviews served, %d after cacheTTL unavailable", time.Since(stopped).Round(time.Millisecond), jwtAfter,

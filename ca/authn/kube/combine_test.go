@@ -102,7 +102,8 @@ func TestTokenReviewIsNotShadowedByJWKS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := chain.Authenticate(ctx, &authn.Request{Token: goneTok}); !errors.Is(err, authn.ErrUnauthenticated) {
+		_, err = chain.Authenticate(ctx, &authn.Request{Token: goneTok})
+		if !errors.Is(err, authn.ErrUnauthenticated) {
 			t.Fatalf("token of a deleted service account: %v, want ErrUnauthenticated", err)
 		}
 		c, err := chain.Authenticate(ctx, &authn.Request{Token: appTok})

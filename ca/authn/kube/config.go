@@ -157,7 +157,8 @@ func startTokenReview(ctx context.Context, cfg Config, clusterID string, deps De
 	// Remote clusters' reviews share the tunables and metrics; client and cluster ID are theirs.
 	rc.Client, rc.ClusterID, rc.Logger = nil, "", nil
 	mc, err := NewMultiCluster(MultiClusterConfig{Client: deps.Client, Namespace: cfg.RemoteSecretsNamespace,
-		LocalClusterID: clusterID, Local: review, Review: rc, Limit: cfg.Limit, Logger: deps.Logger.With("component", "multicluster")})
+		LocalClusterID: clusterID, Local: review, Review: rc, Limit: cfg.Limit,
+		Logger: deps.Logger.With("component", "multicluster")})
 	if err != nil {
 		return nil, err
 	}
