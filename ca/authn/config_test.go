@@ -127,7 +127,7 @@ func TestNewBuildsTheConfiguredChain(t *testing.T) {
 	first := &staticCaller{authn.Caller{Namespace: "first", ServiceAccount: "a", Method: "first"}}
 	then := &staticCaller{authn.Caller{Namespace: "then", ServiceAccount: "b", Method: "then"}}
 	chain, err = authn.New(cfg, authn.Deps{First: []authn.Authenticator{first}, Then: []authn.Authenticator{then},
-		Roots: roots, IssuingCAs: roots, MaxLifetime: time.Hour})
+		Combine: authn.CombineOtherIssuers, Roots: roots, IssuingCAs: roots, MaxLifetime: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
