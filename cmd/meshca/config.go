@@ -238,8 +238,8 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 		return nil, err
 	}
 	issuer, err = ca.New(ca.Config{Backends: named, Authenticator: chain, Impersonator: kubeAuth.Impersonator,
-		Policy: cfg.Issuance, Limits: cfg.Limits, SignTimeout: cfg.SignTimeout, Logger: log, Audit: log.With("log", "audit"),
-		Registerer: reg, Observer: tracker})
+		Policy: cfg.Issuance, Limits: cfg.Limits, SignTimeout: cfg.SignTimeout, Logger: log,
+		Audit: log.With("log", "audit"), Registerer: reg, Observer: tracker})
 	if err != nil {
 		return nil, err
 	}
