@@ -150,8 +150,9 @@ func (j *JWT) Authenticate(ctx context.Context, req *Request) (*Caller, error) {
 	return callerFromClaims(claims, k8s, "jwt", is.ClusterID)
 }
 
-// ParseToken decodes a compact JWS and its claims without verifying anything. It exists for fuzzing and
-// diagnostics; never trust its result.
+// ParseToken decodes a compact JWS by an allowed algorithm and its claims without verifying anything: for
+// prechecks that only refuse (kube.TokenReview spares the API server junk with it), fuzzing and diagnostics.
+// Never trust its result.
 func ParseToken(raw string) (*jwt.Claims, error) {
 	if len(raw) > MaxTokenSize {
 		return nil, fmt.Errorf("%w: token longer than %d bytes", ErrUnauthenticated, MaxTokenSize)
