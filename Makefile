@@ -22,7 +22,7 @@ CA_BUNDLE  ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
 # Nested Go modules with heavy dependencies (istio.io/istio), kept out of meshca's go.mod.
 NESTED   := $(wildcard test/*/go.mod)
 
-.PHONY: all build run test test-short testbins lint bench fuzz mutate clean image helm-lint
+.PHONY: all build run test test-short testbins lint bench fuzz mutate clean image helm-lint soak
 
 all: build
 
@@ -74,6 +74,12 @@ lint:
 bench: testbins
 	@mkdir -p bench
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 30m ./... | tee bench/results.txt
+
+## soak: the load tester at SOAK_RATE (500/s, half of peak) for SOAK_DURATION (30m) against meshca serve --dev;
+## fails on any failed request, or RSS or goroutines growing more than SOAK_TOLERANCE (10%) after SOAK_WARMUP.
+## Not part of make test.
+soak: build
+	bash scripts/soak.sh
 
 ## fuzz: run every fuzz target for FUZZTIME each (make test runs their seed corpora).
 fuzz:

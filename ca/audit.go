@@ -3,10 +3,10 @@ package ca
 import (
 	"context"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/internal/logsafe"
 )
 
 // auditRecord collects what one request did, for one structured log line. It never holds the token, the CSR
@@ -30,8 +30,12 @@ func (r *auditRecord) log(ctx context.Context, l *slog.Logger, c Class, err erro
 		slog.String("peer", r.peer),
 		slog.Duration("duration", elapsed),
 	}
-	if r.clusterID != "" {
-		attrs = append(attrs, slog.String("cluster_id", Bounded(r.clusterID)))
+	clusterID := r.clusterID // the header, until a credential proves the caller's cluster
+	if r.caller != nil {
+		clusterID = r.caller.ClusterID
+	}
+	if clusterID != "" {
+		attrs = append(attrs, slog.String("cluster_id", Bounded(clusterID)))
 	}
 	if c := r.caller; c != nil {
 		attrs = append(attrs, slog.String("caller", "ns/"+c.Namespace+"/sa/"+c.ServiceAccount),
@@ -62,21 +66,7 @@ func (r *auditRecord) log(ctx context.Context, l *slog.Logger, c Class, err erro
 	l.LogAttrs(ctx, slog.LevelInfo, "certificate issued", attrs...)
 }
 
-// maxLoggedLen bounds a caller-supplied string in logs, audit records and messages.
-const maxLoggedLen = 64
-
 // Bounded makes a caller-supplied string safe to log: at most 64 bytes (longer strings are cut and marked
 // with "..."), control and non-ASCII characters escaped as by %q. Callers choose what they send; they do not
 // choose how much of meshca's log it fills.
-func Bounded(s string) string {
-	cut := len(s) > maxLoggedLen
-	if cut {
-		s = s[:maxLoggedLen]
-	}
-	q := strconv.QuoteToASCII(s)
-	q = q[1 : len(q)-1]
-	if cut {
-		q += "..."
-	}
-	return q
-}
+func Bounded(s string) string { return logsafe.String(s) }

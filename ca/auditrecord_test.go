@@ -16,7 +16,8 @@ import (
 )
 
 // TestAuditRecords: each request leaves one audit line with what it did; optional attributes (cluster ID, pod)
-// appear exactly when the request had them, and a refusal carries its error instead of a certificate.
+// appear exactly when the request had them, and a refusal carries its error instead of a certificate. The
+// cluster is the caller's once a credential proved it, and until then the clusterid header (bounded).
 func TestAuditRecords(t *testing.T) {
 	dir, _ := catest.FileCA(t)
 	dev, err := devtoken.Generate("")
@@ -53,23 +54,27 @@ func TestAuditRecords(t *testing.T) {
 		without []string
 	}{
 		{"an issuance from a pod in a named cluster",
-			ca.Request{Peer: "10.0.0.7:4242", CSR: own, Credentials: authn.Request{ClusterID: "east",
+			ca.Request{Peer: "10.0.0.7:4242", CSR: own, Credentials: authn.Request{ClusterID: authn.DefaultClusterID,
 				Token: mint(devtoken.Claims{Namespace: "default", ServiceAccount: "sleep", PodName: "sleep-0"})}},
 			map[string]any{"level": "INFO", "msg": "certificate issued", "outcome": "issued", "peer": "10.0.0.7:4242",
-				"cluster_id": "east", "caller": "ns/default/sa/sleep", "authn": "jwt", "pod": "sleep-0",
+				"cluster_id": authn.DefaultClusterID, "caller": "ns/default/sa/sleep", "authn": "jwt", "pod": "sleep-0",
 				"identity": "spiffe://cluster.local/ns/default/sa/sleep", "key_type": "*", "backend": "file",
 				"serial": "*", "not_after": "*"},
 			[]string{"error"}},
-		{"a refusal without cluster ID or pod",
+		{"a refusal without a clusterid header or pod",
 			ca.Request{CSR: foreign, Credentials: authn.Request{
 				Token: mint(devtoken.Claims{Namespace: "default", ServiceAccount: "sleep"})}},
 			map[string]any{"level": "WARN", "msg": "certificate request not served", "reason": "identity_mismatch",
-				"caller": "ns/default/sa/sleep", "error": "*"},
-			[]string{"cluster_id", "pod", "backend", "serial", "not_after"}},
-		{"a caller that did not authenticate",
+				"caller": "ns/default/sa/sleep", "error": "*", "cluster_id": authn.DefaultClusterID},
+			[]string{"pod", "backend", "serial", "not_after"}},
+		{"a caller that did not authenticate, without a clusterid header",
 			ca.Request{CSR: own, Credentials: authn.Request{Token: "not-a-token"}},
 			map[string]any{"level": "WARN", "reason": "unauthenticated", "error": "*"},
-			[]string{"caller", "authn", "identity", "pod", "serial"}},
+			[]string{"cluster_id", "caller", "authn", "identity", "pod", "serial"}},
+		{"a caller that did not authenticate, with a clusterid header",
+			ca.Request{CSR: own, Credentials: authn.Request{Token: "not-a-token", ClusterID: "east\n"}},
+			map[string]any{"reason": "unauthenticated", "cluster_id": `east\n`},
+			[]string{"caller", "identity"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -97,6 +97,8 @@ var classes = []struct {
 	{ErrPermissionDenied, Class{"permission_denied", OutcomeRejected, codes.PermissionDenied, "", citadelIDErr}},
 	{ErrInvalidRequest, Class{"invalid_request", OutcomeRejected, codes.InvalidArgument, "", citadelNone}},
 	{ErrRateLimited, Class{"rate_limited", OutcomeRejected, codes.ResourceExhausted, "", citadelNone}},
+	{ErrTooManyFailures, Class{"authn_rate_limited", OutcomeRejected, codes.ResourceExhausted, "",
+		citadelAuthnFailure}},
 	{ErrOverloaded, Class{"overloaded", OutcomeFailed, codes.ResourceExhausted,
 		"the CA is at its limit of requests in flight; retry", citadelNone}},
 	{context.DeadlineExceeded, Class{"deadline_exceeded", OutcomeFailed, codes.DeadlineExceeded,

@@ -197,8 +197,14 @@ func (i *Issuer) issue(ctx context.Context, req *Request, rec *auditRecord) (*Re
 		return nil, err
 	}
 	defer i.limits.release()
+	if err := i.limits.checkSource(req.Peer); err != nil {
+		return nil, err
+	}
 	caller, err := i.authn.Authenticate(ctx, &req.Credentials)
 	if err != nil {
+		if errors.Is(err, authn.ErrUnauthenticated) {
+			i.limits.failed(req.Peer)
+		}
 		return nil, err
 	}
 	rec.caller = caller

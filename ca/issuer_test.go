@@ -290,6 +290,10 @@ func TestPolicy(t *testing.T) {
 		{TrustDomain: "cluster.local", MinTTL: 2 * time.Hour, MaxTTL: time.Hour},
 		{TrustDomain: "cluster.local", DefaultTTL: 48 * time.Hour, MaxTTL: 24 * time.Hour},
 		{TrustDomain: "cluster.local", DNSNameTemplates: []string{"*.{ns}.svc"}},
+		// Without {ns}, service account "a.b" of namespace x and service account "a" of namespace "b.x"...
+		// would share names: every template must name the namespace (issue 15, item 10).
+		{TrustDomain: "cluster.local", DNSNameTemplates: []string{"{sa}.svc.cluster.local"}},
+		{TrustDomain: "cluster.local", DNSNameTemplates: []string{"{sa}.{ns}.svc", "static.example.com"}},
 	}
 	for _, b := range bad {
 		if b.Validate() == nil {

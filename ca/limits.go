@@ -3,6 +3,7 @@ package ca
 import (
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -18,6 +19,10 @@ var (
 	ErrOverloaded = errors.New("too many requests in flight")
 	// ErrRateLimited means one caller sent more requests than Limits.PerCallerRate allows.
 	ErrRateLimited = errors.New("caller rate limit exceeded")
+	// ErrTooManyFailures means one source address failed authentication more often than
+	// Limits.FailedAuthnRate allows; its requests are refused before any authentication work until the
+	// allowance refills.
+	ErrTooManyFailures = errors.New("too many failed authentications from this address")
 )
 
 // Limits protect meshca from floods. A request beyond them is answered ResourceExhausted, which istio-agent
@@ -33,6 +38,12 @@ type Limits struct {
 	PerCallerRate float64 `json:"perCallerRate,omitempty"`
 	// PerCallerBurst is how many requests a caller may send at once. Default 100.
 	PerCallerBurst int `json:"perCallerBurst,omitempty"`
+	// FailedAuthnRate is the sustained failed authentications per second one source address may cause;
+	// beyond it (and FailedAuthnBurst) its requests are refused before authentication, so junk credentials
+	// cannot turn into TokenReviews or key fetches. Default 5; -1 disables.
+	FailedAuthnRate float64 `json:"failedAuthnRate,omitempty"`
+	// FailedAuthnBurst is how many failed authentications a source may cause at once. Default 20.
+	FailedAuthnBurst int `json:"failedAuthnBurst,omitempty"`
 }
 
 func (l Limits) withDefaults() Limits {
@@ -44,6 +55,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.PerCallerBurst == 0 {
 		l.PerCallerBurst = 100
+	}
+	if l.FailedAuthnRate == 0 {
+		l.FailedAuthnRate = 5
+	}
+	if l.FailedAuthnBurst == 0 {
+		l.FailedAuthnBurst = 20
 	}
 	return l
 }
@@ -66,20 +83,44 @@ func (l Limits) Validate() error {
 	if l.PerCallerBurst < 0 {
 		errs = append(errs, fmt.Errorf("limits.perCallerBurst %d must not be negative", l.PerCallerBurst))
 	}
+	if l.FailedAuthnRate < 0 && l.FailedAuthnRate != -1 {
+		errs = append(errs, fmt.Errorf("limits.failedAuthnRate %g: use a positive rate, or -1 for no limit",
+			l.FailedAuthnRate))
+	}
+	if l.FailedAuthnBurst < 0 {
+		errs = append(errs, fmt.Errorf("limits.failedAuthnBurst %d must not be negative", l.FailedAuthnBurst))
+	}
 	return errors.Join(errs...)
 }
 
-// limiter enforces Limits. Per-caller limiters idle for a minute are dropped, so memory follows the callers
-// of the last minute, not every caller ever seen.
+// limiter enforces Limits.
 type limiter struct {
-	slots chan struct{} // nil: no in-flight limit
-	rate  rate.Limit
-	burst int
-	clock func() time.Time
+	slots    chan struct{} // nil: no in-flight limit
+	callers  *buckets
+	failures *buckets // by source address
+	rules    *buckets // by policy rule and identity; each bucket at its rule's rate
+	clock    func() time.Time
+}
 
-	mu      sync.Mutex
-	callers map[string]*callerLimit
-	pruned  time.Time
+func newLimiter(l Limits, clock func() time.Time) *limiter {
+	l = l.withDefaults()
+	lim := &limiter{callers: newBuckets(l.PerCallerRate, l.PerCallerBurst),
+		failures: newBuckets(l.FailedAuthnRate, l.FailedAuthnBurst), rules: newBuckets(0, 0), clock: clock}
+	if l.MaxInFlight > 0 {
+		lim.slots = make(chan struct{}, l.MaxInFlight)
+	}
+	return lim
+}
+
+// buckets are token buckets by key. Buckets idle for a minute are dropped, so memory follows the keys of the
+// last minute, not every key ever seen.
+type buckets struct {
+	rate  rate.Limit // rate.Inf: no limit
+	burst int
+
+	mu     sync.Mutex
+	m      map[string]*callerLimit
+	pruned time.Time
 }
 
 type callerLimit struct {
@@ -87,17 +128,48 @@ type callerLimit struct {
 	seen time.Time
 }
 
-func newLimiter(l Limits, clock func() time.Time) *limiter {
-	l = l.withDefaults()
-	lim := &limiter{rate: rate.Limit(l.PerCallerRate), burst: l.PerCallerBurst, clock: clock,
-		callers: map[string]*callerLimit{}}
-	if l.MaxInFlight > 0 {
-		lim.slots = make(chan struct{}, l.MaxInFlight)
+func newBuckets(perSecond float64, burst int) *buckets {
+	b := &buckets{rate: rate.Limit(perSecond), burst: burst, m: map[string]*callerLimit{}}
+	if perSecond < 0 {
+		b.rate = rate.Inf
 	}
-	if l.PerCallerRate < 0 {
-		lim.rate = rate.Inf
+	return b
+}
+
+// take takes one token from key's bucket (when spend) or only looks whether one is there, and reports
+// whether there was.
+func (b *buckets) take(key string, now time.Time, spend bool) bool {
+	if b.rate == rate.Inf {
+		return true
 	}
-	return lim
+	return b.takeAt(key, now, spend, b.rate, b.burst)
+}
+
+// takeAt is take for a bucket that runs at r with burst when it is created.
+func (b *buckets) takeAt(key string, now time.Time, spend bool, r rate.Limit, burst int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if now.Sub(b.pruned) > time.Minute {
+		for k, v := range b.m {
+			if now.Sub(v.seen) > time.Minute {
+				delete(b.m, k)
+			}
+		}
+		b.pruned = now
+	}
+	cl := b.m[key]
+	if cl == nil {
+		if !spend {
+			return true
+		}
+		cl = &callerLimit{lim: rate.NewLimiter(r, burst)}
+		b.m[key] = cl
+	}
+	cl.seen = now
+	if !spend {
+		return cl.lim.TokensAt(now) >= 1
+	}
+	return cl.lim.AllowN(now, 1)
 }
 
 // acquire takes an in-flight slot; release gives it back.
@@ -131,39 +203,43 @@ func callerKey(c *authn.Caller, target csr.Identity, impersonating bool) string 
 	return "id:" + c.ClusterID + "/" + target.String()
 }
 
-// allow charges one request to key at the per-caller rate.
+// allow charges one request to key.
 func (l *limiter) allow(key string) error {
-	if l.rate == rate.Inf {
-		return nil
-	}
-	if err := l.allowAt(key, l.rate, l.burst); err != nil {
-		return fmt.Errorf("%w from this caller; retry later", err)
+	if !l.callers.take(key, l.clock(), true) {
+		return fmt.Errorf("%w: more than %g requests/s (burst %d) from this caller; retry later",
+			ErrRateLimited, float64(l.callers.rate), l.callers.burst)
 	}
 	return nil
 }
 
-// allowAt charges one request to key, whose limiter runs at r with burst (a policy rule's rate when key
-// is a rule's).
+// checkSource refuses a source address that has used up its allowance of failed authentications.
+func (l *limiter) checkSource(addr string) error {
+	if src := sourceOf(addr); src != "" && !l.failures.take(src, l.clock(), false) {
+		return fmt.Errorf("%w: more than %g failed authentications/s (burst %d); fix the credentials, then "+
+			"retry later", ErrTooManyFailures, float64(l.failures.rate), l.failures.burst)
+	}
+	return nil
+}
+
+// failed charges one failed authentication to the source address.
+func (l *limiter) failed(addr string) {
+	if src := sourceOf(addr); src != "" {
+		l.failures.take(src, l.clock(), true)
+	}
+}
+
+// sourceOf is the host of a peer address ("" when there is none, e.g. an in-process call).
+func sourceOf(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
+}
+
+// allowAt charges one request to key, whose bucket runs at r with burst: a policy rule's per-identity rate,
+// keyed by rule and identity.
 func (l *limiter) allowAt(key string, r rate.Limit, burst int) error {
-	now := l.clock()
-	l.mu.Lock()
-	if now.Sub(l.pruned) > time.Minute {
-		for k, v := range l.callers {
-			if now.Sub(v.seen) > time.Minute {
-				delete(l.callers, k)
-			}
-		}
-		l.pruned = now
-	}
-	cl := l.callers[key]
-	if cl == nil {
-		cl = &callerLimit{lim: rate.NewLimiter(r, burst)}
-		l.callers[key] = cl
-	}
-	cl.seen = now
-	ok := cl.lim.AllowN(now, 1)
-	l.mu.Unlock()
-	if !ok {
+	if !l.rules.takeAt(key, l.clock(), true, r, burst) {
 		return fmt.Errorf("%w: more than %g requests/s (burst %d)", ErrRateLimited, float64(r), burst)
 	}
 	return nil

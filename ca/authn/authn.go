@@ -56,7 +56,9 @@ type Caller struct {
 	Issuer string
 	// ExpiresAt is when the credential stops being valid.
 	ExpiresAt time.Time
-	// ClusterID is the cluster whose credentials proved the identity.
+	// ClusterID is the cluster whose credentials proved the identity: the verifying token issuer's or API
+	// server's, never the clusterid header alone. Empty when the credential proves no cluster (a client
+	// certificate); such a caller is in no cluster for decisions that need one (impersonation).
 	ClusterID string
 }
 

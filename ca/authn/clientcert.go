@@ -99,7 +99,7 @@ func (c *ClientCert) Authenticate(ctx context.Context, req *Request) (*Caller, e
 		}
 	}
 	return &Caller{Namespace: id.Namespace, ServiceAccount: id.ServiceAccount, Method: "client-cert",
-		Issuer: id.TrustDomain, ExpiresAt: leaf.NotAfter, ClusterID: req.ClusterID}, nil
+		Issuer: id.TrustDomain, ExpiresAt: leaf.NotAfter}, nil
 }
 
 // maxBackdate is how far before issuance a backend may set notBefore (clock skew allowance).

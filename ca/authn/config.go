@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config is the authn section of meshca's configuration file: the token issuers verified locally and whether
@@ -18,6 +20,8 @@ type Config struct {
 	ClientCert *bool `json:"clientCert,omitempty"`
 	// Leeway tolerates clock skew on token times. Default 30s, at most 5m.
 	Leeway time.Duration `json:"leeway,omitempty"`
+	// MaxTokenLifetime refuses tokens valid longer than this in all (exp - iat). Default 24h.
+	MaxTokenLifetime time.Duration `json:"maxTokenLifetime,omitempty"`
 }
 
 // TokenIssuerConfig is one trusted service-account token issuer. Keys come from JWKSFile, JWKSURL, or (neither
@@ -32,7 +36,9 @@ type TokenIssuerConfig struct {
 	// CAFile verifies the discovery/JWKS HTTPS server; TokenFile is sent as a bearer token to it.
 	CAFile    string `json:"caFile,omitempty"`
 	TokenFile string `json:"tokenFile,omitempty"`
-	// ClusterID, when set, accepts this issuer's tokens only with that clusterid header.
+	// ClusterID is the cluster this issuer's tokens come from: they are accepted only with that clusterid
+	// header (or none, for the local cluster), and the caller's cluster is this one. Default the local
+	// cluster (kubernetes.clusterID, else DefaultClusterID); required when several issuers are configured.
 	ClusterID string `json:"clusterID,omitempty"`
 }
 
@@ -50,6 +56,14 @@ func (c *Config) Validate() error {
 		if is.JWKSFile != "" && is.JWKSURL != "" {
 			errs = append(errs, fmt.Errorf("authn.issuers[%d]: set jwksFile or jwksURL, not both", n))
 		}
+		if is.ClusterID == "" && len(c.TokenIssuers) > 1 {
+			errs = append(errs, fmt.Errorf("authn.issuers[%d].clusterID: required when several issuers are "+
+				"configured, so that no remote cluster's tokens count as the local cluster's (write the local "+
+				"cluster's ID, e.g. %s, for the local issuers)", n, DefaultClusterID))
+		}
+	}
+	if c.MaxTokenLifetime < 0 {
+		errs = append(errs, fmt.Errorf("authn.maxTokenLifetime: %s must not be negative", c.MaxTokenLifetime))
 	}
 	if c.Leeway < 0 || c.Leeway > maxLeeway {
 		errs = append(errs, fmt.Errorf("authn.leeway: %s must be between 0 and 5m", c.Leeway))
@@ -88,6 +102,9 @@ type Deps struct {
 	// Then are tried after the token issuers and before client certificates, e.g. Kubernetes TokenReview
 	// (kube.Auth).
 	Then []Authenticator
+	// Combine says how the token issuers and Then share tokens; required when both are configured
+	// (kubernetes.tokenReview.withIssuers).
+	Combine Combine
 	// Roots returns the CA's current trust anchors and TrustDomains are the mesh's trust domain and its
 	// aliases; client certificates are checked against both, so Roots is required when they are allowed.
 	// Roots is first called when a caller presents a certificate, so it may reach a CA built after New.
@@ -100,8 +117,13 @@ type Deps struct {
 	MaxLifetime time.Duration
 	// Revocation, when set, checks every renewal certificate's verified chain (ClientCert.Revocation).
 	Revocation func(ctx context.Context, chain []*x509.Certificate) error
+	// LocalClusterID is meshca's own cluster (kubernetes.clusterID), the cluster of token issuers that name
+	// none. Default DefaultClusterID.
+	LocalClusterID string
 	// Logger receives the remote key sets' logs. Default slog.Default().
 	Logger *slog.Logger
+	// Registerer receives the remote key sets' metrics (NewKeysMetrics); nil leaves them unregistered.
+	Registerer prometheus.Registerer
 }
 
 // New returns the authenticators cfg describes, in the order the Chain tries them: deps.First, the token
@@ -112,22 +134,40 @@ func New(cfg Config, deps Deps) (Chain, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if err := deps.Combine.Validate(); err != nil {
+		return nil, fmt.Errorf("authn: kubernetes.tokenReview.withIssuers: %w", err)
+	}
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
 	chain := append(Chain{}, deps.First...)
 	if len(cfg.TokenIssuers) > 0 {
-		issuers, err := tokenIssuers(cfg.TokenIssuers, deps.Logger)
+		m, err := NewKeysMetrics(deps.Registerer)
 		if err != nil {
 			return nil, err
 		}
-		j, err := NewJWT(issuers, JWTOptions{Leeway: cfg.Leeway})
+		issuers, err := tokenIssuers(cfg.TokenIssuers, m, deps.Logger)
+		if err != nil {
+			return nil, err
+		}
+		j, err := NewJWT(issuers, JWTOptions{Leeway: cfg.Leeway, MaxTokenLifetime: cfg.MaxTokenLifetime,
+			LocalClusterID: deps.LocalClusterID, PassUnknownIssuers: len(deps.Then) > 0})
 		if err != nil {
 			return nil, err
 		}
 		chain = append(chain, j)
 	}
-	chain = append(chain, deps.Then...)
+	switch {
+	case len(deps.Then) == 0 || len(cfg.TokenIssuers) == 0 || deps.Combine == CombineOtherIssuers:
+		chain = append(chain, deps.Then...)
+	case deps.Combine == CombineConfirm:
+		chain[len(chain)-1] = &confirmed{local: chain[len(chain)-1], review: Chain(deps.Then)}
+	default:
+		return nil, fmt.Errorf("authn: both authn.issuers and kubernetes.tokenReview are configured: set "+
+			"kubernetes.tokenReview.withIssuers to %q (the issuers' tokens are verified locally only, others "+
+			"reviewed) or %q (the issuers' tokens are also confirmed by a TokenReview)", CombineOtherIssuers,
+			CombineConfirm)
+	}
 	if cfg.ClientCertAllowed() {
 		if deps.Roots == nil || deps.IssuingCAs == nil || deps.MaxLifetime <= 0 {
 			return nil, errors.New("authn: client certificates need the CA's roots, issuing CAs and maximum " +
@@ -140,7 +180,7 @@ func New(cfg Config, deps Deps) (Chain, error) {
 }
 
 // tokenIssuers loads or sets up the key set of every configured issuer.
-func tokenIssuers(cfgs []TokenIssuerConfig, log *slog.Logger) ([]TokenIssuer, error) {
+func tokenIssuers(cfgs []TokenIssuerConfig, m *KeysMetrics, log *slog.Logger) ([]TokenIssuer, error) {
 	var issuers []TokenIssuer
 	for _, ic := range cfgs {
 		var keys KeySet
@@ -149,7 +189,7 @@ func tokenIssuers(cfgs []TokenIssuerConfig, log *slog.Logger) ([]TokenIssuer, er
 			keys, err = LoadJWKS(ic.JWKSFile)
 		} else {
 			keys, err = NewRemoteKeys(RemoteKeysConfig{Issuer: ic.Issuer, JWKSURL: ic.JWKSURL,
-				CAFile: ic.CAFile, TokenFile: ic.TokenFile, Logger: log})
+				CAFile: ic.CAFile, TokenFile: ic.TokenFile, Metrics: m, Logger: log})
 		}
 		if err != nil {
 			return nil, err

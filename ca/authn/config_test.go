@@ -38,6 +38,14 @@ func TestConfigValidate(t *testing.T) {
 				TokenIssuers: []authn.TokenIssuerConfig{{Issuer: "https://k", JWKSFile: "/j", JWKSURL: "https://k/j"}},
 			},
 			[]string{"authn.issuers[0]", "jwksFile"}},
+		{"two issuers of which one names no cluster are refused",
+			authn.Config{TokenIssuers: []authn.TokenIssuerConfig{{Issuer: "https://a", JWKSFile: "/a", ClusterID: "a"},
+				{Issuer: "https://b", JWKSFile: "/b"}}}, []string{"authn.issuers[1].clusterID"}},
+		{"two issuers each naming its cluster are valid",
+			authn.Config{TokenIssuers: []authn.TokenIssuerConfig{{Issuer: "https://a", JWKSFile: "/a", ClusterID: "a"},
+				{Issuer: "https://b", JWKSFile: "/b", ClusterID: "b"}}}, nil},
+		{"a negative maximum token lifetime is refused", authn.Config{MaxTokenLifetime: -time.Hour},
+			[]string{"authn.maxTokenLifetime"}},
 		{"a leeway over 5m is refused", authn.Config{Leeway: 6 * time.Minute}, []string{"authn.leeway"}},
 		{"every problem is reported at once",
 			authn.Config{ClientCert: &off, Leeway: -time.Second, TokenIssuers: []authn.TokenIssuerConfig{{}}},
@@ -119,7 +127,7 @@ func TestNewBuildsTheConfiguredChain(t *testing.T) {
 	first := &staticCaller{authn.Caller{Namespace: "first", ServiceAccount: "a", Method: "first"}}
 	then := &staticCaller{authn.Caller{Namespace: "then", ServiceAccount: "b", Method: "then"}}
 	chain, err = authn.New(cfg, authn.Deps{First: []authn.Authenticator{first}, Then: []authn.Authenticator{then},
-		Roots: roots, IssuingCAs: roots, MaxLifetime: time.Hour})
+		Combine: authn.CombineOtherIssuers, Roots: roots, IssuingCAs: roots, MaxLifetime: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

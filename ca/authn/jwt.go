@@ -10,6 +10,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/meshca/meshca/internal/logsafe"
 )
 
 // AllowedAlgorithms are the JWS algorithms accepted on tokens: asymmetric only, so no "none" and no HMAC
@@ -34,15 +36,20 @@ type TokenIssuer struct {
 	Audiences []string
 	// Keys verifies the signatures.
 	Keys KeySet
-	// ClusterID, when set, is the only clusterid header this issuer's tokens are accepted with.
+	// ClusterID is the cluster whose service accounts this issuer's tokens prove, and the caller's cluster
+	// (Caller.ClusterID) for every token it verifies; the clusterid header must name it, or be empty when it
+	// is the local cluster. Default JWTOptions.LocalClusterID.
 	ClusterID string
 }
 
 // JWT authenticates Kubernetes service-account tokens by verifying them locally against their issuer's keys.
 type JWT struct {
-	issuers map[string]TokenIssuer
-	leeway  time.Duration
-	clock   func() time.Time
+	issuers        map[string]TokenIssuer
+	passUnknown    bool
+	leeway         time.Duration
+	maxLifetime    time.Duration
+	localClusterID string
+	clock          func() time.Time
 }
 
 // DefaultLeeway is the clock skew tolerated on token times when none is configured.
@@ -55,9 +62,22 @@ const maxLeeway = 5 * time.Minute
 type JWTOptions struct {
 	// Leeway tolerates clock skew on exp, nbf and iat. Default 30s, at most 5m.
 	Leeway time.Duration
+	// MaxTokenLifetime refuses tokens valid longer than this in all (exp - iat), such as legacy or
+	// hand-minted long-lived tokens. Default DefaultMaxTokenLifetime.
+	MaxTokenLifetime time.Duration
+	// LocalClusterID is the ID of meshca's own cluster, the cluster of issuers that name none.
+	// Default DefaultClusterID.
+	LocalClusterID string
+	// PassUnknownIssuers answers ErrNoCredential for a token whose issuer is not configured, so that the
+	// next authenticator of a Chain (TokenReview) may take it; otherwise such a token is refused.
+	PassUnknownIssuers bool
 	// Clock returns the current time; default time.Now.
 	Clock func() time.Time
 }
+
+// DefaultMaxTokenLifetime is the longest token lifetime accepted by default: istio-agent's and ztunnel's
+// projected tokens live 12h (expirationSeconds 43200), and Kubernetes' own default is 1h.
+const DefaultMaxTokenLifetime = 24 * time.Hour
 
 // NewJWT returns an authenticator for tokens of the given issuers.
 func NewJWT(issuers []TokenIssuer, opts JWTOptions) (*JWT, error) {
@@ -70,11 +90,24 @@ func NewJWT(issuers []TokenIssuer, opts JWTOptions) (*JWT, error) {
 	if opts.Leeway < 0 || opts.Leeway > maxLeeway {
 		return nil, errors.New("authn: token leeway must be between 0 and 5m")
 	}
+	if opts.MaxTokenLifetime == 0 {
+		opts.MaxTokenLifetime = DefaultMaxTokenLifetime
+	}
+	if opts.MaxTokenLifetime < 0 {
+		return nil, errors.New("authn: maximum token lifetime must not be negative")
+	}
+	if opts.LocalClusterID == "" {
+		opts.LocalClusterID = DefaultClusterID
+	}
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
-	j := &JWT{issuers: map[string]TokenIssuer{}, leeway: opts.Leeway, clock: opts.Clock}
+	j := &JWT{issuers: map[string]TokenIssuer{}, leeway: opts.Leeway, maxLifetime: opts.MaxTokenLifetime,
+		localClusterID: opts.LocalClusterID, passUnknown: opts.PassUnknownIssuers, clock: opts.Clock}
 	for _, is := range issuers {
+		if is.ClusterID == "" {
+			is.ClusterID = opts.LocalClusterID
+		}
 		if is.Issuer == "" || is.Keys == nil {
 			return nil, errors.New("authn: every token issuer needs an issuer URL and keys")
 		}
@@ -113,44 +146,101 @@ func (j *JWT) Authenticate(ctx context.Context, req *Request) (*Caller, error) {
 	if req.Token == "" {
 		return nil, ErrNoCredential
 	}
-	claims, k8s, err := j.verify(ctx, req)
+	claims, k8s, is, err := j.verify(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	return callerFromClaims(claims, k8s, "jwt", req.ClusterID)
+	return callerFromClaims(claims, k8s, "jwt", is.ClusterID)
 }
 
-func (j *JWT) verify(ctx context.Context, req *Request) (*jwt.Claims, *k8sClaims, error) {
-	if len(req.Token) > MaxTokenSize {
-		return nil, nil, fmt.Errorf("%w: token longer than %d bytes", ErrUnauthenticated, MaxTokenSize)
+// ParseToken decodes a compact JWS by an allowed algorithm and its claims without verifying anything: for
+// prechecks that only refuse (kube.TokenReview spares the API server junk with it), fuzzing and diagnostics.
+// Never trust its result.
+func ParseToken(raw string) (*jwt.Claims, error) {
+	if len(raw) > MaxTokenSize {
+		return nil, fmt.Errorf("%w: token longer than %d bytes", ErrUnauthenticated, MaxTokenSize)
 	}
-	tok, err := jwt.ParseSigned(req.Token, AllowedAlgorithms)
+	tok, err := jwt.ParseSigned(raw, AllowedAlgorithms)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: malformed or unsupported token (asymmetric JWS required): %v",
+		return nil, fmt.Errorf("%w: malformed token: %v", ErrUnauthenticated, err)
+	}
+	var c jwt.Claims
+	if err := tok.UnsafeClaimsWithoutVerification(&c); err != nil {
+		return nil, fmt.Errorf("%w: malformed token claims: %v", ErrUnauthenticated, err)
+	}
+	return &c, nil
+}
+
+// verify checks req's token and returns its verified claims and the issuer that verified them.
+func (j *JWT) verify(ctx context.Context, req *Request) (*jwt.Claims, *k8sClaims, *TokenIssuer, error) {
+	tok, iss, err := parseSigned(req.Token)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	is, err := j.issuerFor(iss, req.ClusterID)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	claims, k8s, err := verifySignature(ctx, tok, is)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := j.checkClaims(claims, is); err != nil {
+		return nil, nil, nil, err
+	}
+	return claims, k8s, is, nil
+}
+
+// parseSigned decodes a compact JWS with one signature by an allowed algorithm and returns its unverified
+// issuer.
+func parseSigned(raw string) (*jwt.JSONWebToken, string, error) {
+	if len(raw) > MaxTokenSize {
+		return nil, "", fmt.Errorf("%w: token longer than %d bytes", ErrUnauthenticated, MaxTokenSize)
+	}
+	tok, err := jwt.ParseSigned(raw, AllowedAlgorithms)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: malformed or unsupported token (asymmetric JWS required): %v",
 			ErrUnauthenticated, err)
 	}
 	if len(tok.Headers) != 1 {
-		return nil, nil, fmt.Errorf("%w: token must have exactly one signature", ErrUnauthenticated)
+		return nil, "", fmt.Errorf("%w: token must have exactly one signature", ErrUnauthenticated)
 	}
 	var unverified jwt.Claims
 	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
-		return nil, nil, fmt.Errorf("%w: malformed token claims: %v", ErrUnauthenticated, err)
+		return nil, "", fmt.Errorf("%w: malformed token claims: %v", ErrUnauthenticated, err)
 	}
-	is, ok := j.issuers[unverified.Issuer]
+	return tok, unverified.Issuer, nil
+}
+
+// issuerFor returns the trusted issuer named by a token's (unverified) iss, if the request's clusterid header
+// is that issuer's cluster: its own ID, or empty for the local cluster's issuers. The caller's cluster is
+// then the issuer's, never the header's. Neither the header nor the issuer's cluster ID is echoed: the caller
+// is not authenticated yet.
+func (j *JWT) issuerFor(iss, clusterID string) (*TokenIssuer, error) {
+	is, ok := j.issuers[iss]
+	if !ok && j.passUnknown {
+		return nil, fmt.Errorf("%w: token of an issuer not verified locally", ErrNoCredential)
+	}
 	if !ok {
-		return nil, nil, fmt.Errorf("%w: token issuer %q is not trusted", ErrUnauthenticated, unverified.Issuer)
+		return nil, fmt.Errorf("%w: token issuer %q is not trusted", ErrUnauthenticated, logsafe.String(iss))
 	}
-	if is.ClusterID != "" && req.ClusterID != "" && is.ClusterID != req.ClusterID {
-		return nil, nil, fmt.Errorf("%w: token issuer %q does not serve cluster %q", ErrUnauthenticated, is.Issuer,
-			req.ClusterID)
+	if clusterID != is.ClusterID && (clusterID != "" || is.ClusterID != j.localClusterID) {
+		return nil, fmt.Errorf("%w: the clusterid header does not name the cluster of token issuer %q; send "+
+			"the cluster ID meshca is configured with for it (authn.issuers[].clusterID)", ErrUnauthenticated,
+			is.Issuer)
 	}
+	return &is, nil
+}
+
+// verifySignature checks tok's signature with is's keys and decodes its claims.
+func verifySignature(ctx context.Context, tok *jwt.JSONWebToken, is *TokenIssuer) (*jwt.Claims, *k8sClaims,
+	error) {
 	keys, err := is.Keys.Keys(ctx, tok.Headers[0].KeyID)
 	if err != nil {
 		return nil, nil, err
 	}
 	var claims jwt.Claims
 	var k8s k8sClaims
-	verified := false
 	for _, k := range keys {
 		if k.Use != "" && k.Use != "sig" {
 			continue
@@ -159,34 +249,48 @@ func (j *JWT) verify(ctx context.Context, req *Request) (*jwt.Claims, *k8sClaims
 			continue
 		}
 		if err := tok.Claims(k.Key, &claims, &k8s); err == nil {
-			verified = true
-			break
+			return &claims, &k8s, nil
 		}
 	}
-	if !verified {
-		return nil, nil, fmt.Errorf("%w: token signature does not verify with any key of issuer %q",
-			ErrUnauthenticated, is.Issuer)
-	}
+	return nil, nil, fmt.Errorf("%w: token signature does not verify with any key of issuer %q",
+		ErrUnauthenticated, is.Issuer)
+}
+
+// checkClaims checks a verified token's times, lifetime and audience.
+func (j *JWT) checkClaims(claims *jwt.Claims, is *TokenIssuer) error {
 	if claims.Expiry == nil {
-		return nil, nil, fmt.Errorf("%w: token has no expiry (exp); use a bound, projected service-account token",
+		return fmt.Errorf("%w: token has no expiry (exp); use a bound, projected service-account token",
 			ErrUnauthenticated)
 	}
-	err = claims.ValidateWithLeeway(jwt.Expected{Issuer: is.Issuer, Time: j.clock()}, j.leeway)
+	now := j.clock()
+	err := claims.ValidateWithLeeway(jwt.Expected{Issuer: is.Issuer, Time: now}, j.leeway)
 	switch {
 	case errors.Is(err, jwt.ErrExpired):
-		return nil, nil, fmt.Errorf("%w: token expired at %s", ErrUnauthenticated,
+		return fmt.Errorf("%w: token expired at %s", ErrUnauthenticated,
 			claims.Expiry.Time().UTC().Format(time.RFC3339))
 	case errors.Is(err, jwt.ErrNotValidYet), errors.Is(err, jwt.ErrIssuedInTheFuture):
-		return nil, nil, fmt.Errorf("%w: token is not valid yet (nbf/iat in the future; check clocks)",
-			ErrUnauthenticated)
+		return fmt.Errorf("%w: token is not valid yet (nbf/iat in the future; check clocks)", ErrUnauthenticated)
 	case err != nil:
-		return nil, nil, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
+		return fmt.Errorf("%w: %v", ErrUnauthenticated, err)
+	}
+	if life := TokenLifetime(claims.IssuedAt, claims.Expiry, now); life > j.maxLifetime {
+		return fmt.Errorf("%w: token lives %s, longer than the %s meshca accepts (authn.maxTokenLifetime); mint "+
+			"a shorter-lived projected token", ErrUnauthenticated, life.Round(time.Second), j.maxLifetime)
 	}
 	if !slices.ContainsFunc(is.Audiences, func(a string) bool { return slices.Contains(claims.Audience, a) }) {
-		return nil, nil, fmt.Errorf("%w: token audience %q does not include %q; mint it with that audience",
-			ErrUnauthenticated, []string(claims.Audience), is.Audiences)
+		return fmt.Errorf("%w: token audience does not include %q; mint it with that audience",
+			ErrUnauthenticated, is.Audiences)
 	}
-	return &claims, &k8s, nil
+	return nil
+}
+
+// TokenLifetime is how long a token is valid in all: from iat to exp, or from now when it has no iat.
+func TokenLifetime(iat, exp *jwt.NumericDate, now time.Time) time.Duration {
+	from := now
+	if iat != nil {
+		from = iat.Time()
+	}
+	return exp.Time().Sub(from)
 }
 
 // callerFromClaims takes the identity from a verified token's kubernetes.io claims, which must agree with

@@ -3,6 +3,7 @@ package authn_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,6 +53,10 @@ func TestJWT(t *testing.T) {
 			mint(devtoken.Claims{Audiences: []string{"https://kubernetes.default.svc"}}), authn.ErrUnauthenticated},
 		{"a token that is not a service account is refused",
 			mint(devtoken.Claims{Namespace: "x:y", ServiceAccount: "z"}), authn.ErrUnauthenticated},
+		{"a token living longer than the maximum token lifetime is refused",
+			mint(devtoken.Claims{TTL: authn.DefaultMaxTokenLifetime + time.Hour}), authn.ErrUnauthenticated},
+		{"a token living exactly the maximum token lifetime authenticates",
+			mint(devtoken.Claims{TTL: authn.DefaultMaxTokenLifetime}), nil},
 		{"a truncated token is refused", mint(devtoken.Claims{})[:60], authn.ErrUnauthenticated},
 	}
 	for _, tt := range tests {
@@ -70,6 +75,40 @@ func TestJWT(t *testing.T) {
 	if err != nil || c.PodName != "sleep-0" || c.NodeName != "node-a" {
 		t.Fatalf("bound claims not carried: %+v %v", c, err)
 	}
+}
+
+// TestJWTClusterOfTheIssuer: the caller's cluster is the verifying issuer's, and a clusterid header naming
+// another cluster is refused instead of believed.
+func TestJWTClusterOfTheIssuer(t *testing.T) {
+	d, j := newDevJWT(t)
+	tok, err := d.Mint(devtoken.Claims{Namespace: "default", ServiceAccount: "sleep"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, header := range []string{"", authn.DefaultClusterID} {
+		c, err := j.Authenticate(context.Background(), &authn.Request{Token: tok, ClusterID: header})
+		if err != nil || c.ClusterID != authn.DefaultClusterID {
+			t.Fatalf("header %q: caller %+v, %v; want the local cluster %s", header, c, err, authn.DefaultClusterID)
+		}
+	}
+	_, err = j.Authenticate(context.Background(), &authn.Request{Token: tok, ClusterID: "cluster-b"})
+	if !errors.Is(err, authn.ErrUnauthenticated) || strings.Contains(err.Error(), authn.DefaultClusterID) {
+		t.Fatalf("header cluster-b: %v, want ErrUnauthenticated not naming the issuer's cluster", err)
+	}
+}
+
+// FuzzParseToken: no input panics, and every failure is ErrUnauthenticated.
+func FuzzParseToken(f *testing.F) {
+	d, _ := newDevJWT(f)
+	tok, _ := d.Mint(devtoken.Claims{Namespace: "default", ServiceAccount: "sleep"})
+	f.Add(tok)
+	f.Add("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")
+	f.Add("a.b.c")
+	f.Fuzz(func(t *testing.T, s string) {
+		if _, err := authn.ParseToken(s); err != nil && !errors.Is(err, authn.ErrUnauthenticated) {
+			t.Fatalf("error %v is not ErrUnauthenticated", err)
+		}
+	})
 }
 
 // FuzzAuthenticate: mutations of a valid token never authenticate as anyone but its subject, and never panic.

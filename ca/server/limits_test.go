@@ -116,3 +116,32 @@ func TestNoCRLIsNotAnError(t *testing.T) {
 		t.Errorf("fetching a CRL that does not exist logged an error:\n%s", logs.String())
 	}
 }
+
+// TestFailedAuthenticationsAreLimitedPerSource is part of hole 5 of issue 15: one source sending junk
+// credentials is throttled (ResourceExhausted, before any authentication work) once it has used its burst of
+// failures, and served again once the bucket refills.
+func TestFailedAuthenticationsAreLimitedPerSource(t *testing.T) {
+	m := catest.StartMeshca(t, catest.MeshcaOptions{Limits: ca.Limits{FailedAuthnRate: 10, FailedAuthnBurst: 5}})
+	conn := m.Dial(t)
+	good, _ := catest.WorkloadCSR(t, sleepID)
+	req := &pb.IstioCertificateRequest{Csr: string(good)}
+	codesSeen := map[codes.Code]int{}
+	for i := range 40 {
+		_, err := call(t, conn, fmt.Sprintf("junk-token-%d", i), req)
+		codesSeen[status.Code(err)]++
+	}
+	if n := codesSeen[codes.Unauthenticated]; n != 5 {
+		t.Errorf("%d of 40 junk requests from one source were authenticated (and refused), want the burst of 5", n)
+	}
+	if n := codesSeen[codes.ResourceExhausted]; n != 35 {
+		t.Errorf("%d of 40 junk requests were throttled, want 35 (codes %v)", n, codesSeen)
+	}
+	if n := metricValue(t, m, "meshca_csr_requests_total", "reason", "authn_rate_limited"); n != 35 {
+		t.Errorf("meshca_csr_requests_total{reason=authn_rate_limited} = %g, want 35", n)
+	}
+	// The bucket refills at 10/s: a good request is served again a moment later.
+	catest.Eventually(t, 2*time.Second, "a good request after the throttle", func() error {
+		_, err := call(t, conn, m.Token(t, "default", "sleep"), req)
+		return err
+	})
+}

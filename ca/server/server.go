@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,6 +50,12 @@ type Config struct {
 	TLSKeyFile  string `json:"tlsKeyFile,omitempty"`
 	// PQCOnly restricts TLS key exchange on the gRPC port to the hybrid post-quantum X25519MLKEM768.
 	PQCOnly bool `json:"pqcOnly,omitempty"`
+	// DrainDelay is how long meshca keeps accepting requests after readiness went false on shutdown, so that
+	// load balancers stop sending new ones first (e.g. 5s in Kubernetes). Default 0.
+	DrainDelay time.Duration `json:"drainDelay,omitempty"`
+	// ShutdownTimeout bounds how long requests in flight at shutdown may take to finish; then they are cut.
+	// Default 10s.
+	ShutdownTimeout time.Duration `json:"shutdownTimeout,omitempty"`
 
 	// CRL returns the DER CRL to publish at /crl (and /crl.pem when CRLPEM is nil); nil serves 404.
 	CRL func(ctx context.Context) ([]byte, error) `json:"-"`
@@ -73,6 +80,9 @@ func (c *Config) Validate() error {
 	if c.ServingTTL < 0 {
 		errs = append(errs, errors.New("server: servingTTL must not be negative"))
 	}
+	if c.DrainDelay < 0 || c.ShutdownTimeout < 0 {
+		errs = append(errs, errors.New("server: drainDelay and shutdownTimeout must not be negative"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -84,6 +94,9 @@ func (c Config) WithDefaults() Config {
 }
 
 func (c *Config) setDefaults() {
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
 	if c.GRPCAddr == "" {
 		c.GRPCAddr = ":15012"
 	}
@@ -115,6 +128,8 @@ type Server struct {
 	grpc   *grpc.Server
 	health *health.Server
 	http   *http.Server
+	// draining is set when shutdown begins: /readyz and the gRPC health service answer not ready.
+	draining atomic.Bool
 }
 
 // New builds a Server; nothing listens until Serve or ListenAndServe.
@@ -161,7 +176,8 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 }
 
 // Serve obtains the serving certificate, then serves gRPC on gl and HTTP on hl until ctx ends, and stops
-// gracefully (in-flight requests finish, bounded by 10s).
+// gracefully: readiness goes false, requests are still accepted for DrainDelay, then those in flight finish
+// within ShutdownTimeout (beyond it they are cut), and every step is logged.
 func (s *Server) Serve(ctx context.Context, gl, hl net.Listener) error {
 	if err := s.cert.refresh(ctx); err != nil {
 		gl.Close()
@@ -188,18 +204,33 @@ func (s *Server) Serve(ctx context.Context, gl, hl net.Listener) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
+	s.shutdown()
+	return err
+}
+
+// shutdown turns readiness off, waits DrainDelay, then stops gRPC gracefully within ShutdownTimeout, and
+// HTTP last (so /readyz says not ready throughout).
+func (s *Server) shutdown() {
+	start := time.Now()
+	s.draining.Store(true)
 	s.health.Shutdown()
+	s.cfg.Logger.Info("meshca shutting down: not ready; draining", "drain_delay", s.cfg.DrainDelay,
+		"shutdown_timeout", s.cfg.ShutdownTimeout)
+	time.Sleep(s.cfg.DrainDelay)
 	stopped := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(stopped) }()
 	select {
 	case <-stopped:
-	case <-time.After(10 * time.Second):
+		s.cfg.Logger.Info("meshca stopped: every request in flight finished",
+			"elapsed", time.Since(start).Round(time.Millisecond))
+	case <-time.After(s.cfg.ShutdownTimeout):
 		s.grpc.Stop()
+		s.cfg.Logger.Warn("meshca stopped: requests still in flight after the shutdown timeout were cut",
+			"shutdown_timeout", s.cfg.ShutdownTimeout)
 	}
-	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	sctx, scancel := context.WithTimeout(context.Background(), time.Second)
 	defer scancel()
 	_ = s.http.Shutdown(sctx)
-	return err
 }
 
 // watchHealth keeps the gRPC health service in step with backend readiness.
@@ -231,6 +262,9 @@ func (s *Server) ServingCertificate() *x509.Certificate {
 }
 
 func (s *Server) ready(ctx context.Context) error {
+	if s.draining.Load() {
+		return errors.New("shutting down")
+	}
 	if s.cert.cur.Load() == nil {
 		return errors.New("no serving certificate yet")
 	}

@@ -42,6 +42,11 @@ func (c *Config) checkUsable() error {
 		errs = append(errs, errors.New("authn.issuers: empty and kubernetes.tokenReview not set: no agent can "+
 			"authenticate its first request; add the cluster's service-account issuer"))
 	}
+	if len(c.Authn.TokenIssuers) > 0 && c.Kubernetes != nil && c.Kubernetes.TokenReview != nil &&
+		c.Kubernetes.TokenReview.WithIssuers == "" {
+		errs = append(errs, errors.New("kubernetes.tokenReview.withIssuers: required with authn.issuers: "+
+			"otherIssuers (the issuers' tokens are verified locally only) or confirm (also by a TokenReview)"))
+	}
 	return errors.Join(errs...)
 }
 

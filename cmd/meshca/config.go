@@ -53,6 +53,9 @@ type Config struct {
 	// CRL turns revocation on: the revocation state, CRLs for every CA of the chain, istio-ca-crl ConfigMaps,
 	// the admin API (cmd/meshca/crl.go, docs/revocation.md).
 	CRL *CRLConfig `json:"crl,omitempty"`
+	// Limits protect meshca from floods (in-flight cap, per-caller and per-source failure rates); the zero
+	// value is their defaults.
+	Limits ca.Limits `json:"limits,omitempty"`
 	// AllowShortTTLs permits lifetimes below MinLifetime. For tests only; serve warns when it is set.
 	AllowShortTTLs bool `json:"allowShortTTLs,omitempty"`
 }
@@ -85,6 +88,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CRL != nil {
 		errs = append(errs, c.CRL.Validate())
+	}
+	if err := c.Limits.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if len(c.Backends) == 0 {
 		errs = append(errs, errors.New("backends: configure at least one backend"))
@@ -208,6 +214,9 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 		if restCfg, err = kube.LoadRESTConfig(kubeconfig); err != nil {
 			return nil, err
 		}
+		if cfg.Kubernetes != nil {
+			cfg.Kubernetes.Limit(restCfg)
+		}
 		if client, err = kubernetes.NewForConfig(restCfg); err != nil {
 			return nil, fmt.Errorf("kubernetes client: %w", err)
 		}
@@ -223,8 +232,11 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	}
 
 	var kubeAuth kube.Auth
+	localCluster := ""
 	if cfg.Kubernetes != nil {
-		ka, err := kube.New(ctx, *cfg.Kubernetes, kube.Deps{Client: client, Registerer: reg, Logger: log})
+		localCluster = cfg.Kubernetes.ClusterID
+		ka, err := kube.New(ctx, *cfg.Kubernetes, kube.Deps{Client: client, Registerer: reg, Logger: log,
+			MaxTokenLifetime: cfg.Authn.MaxTokenLifetime})
 		if err != nil {
 			return nil, err
 		}
@@ -234,9 +246,10 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	// the issuer through a closure, which is set below, before the server starts and anything authenticates.
 	var issuer *ca.Issuer
 	chain, err := authn.New(cfg.Authn, authn.Deps{First: extraAuthn, Then: kubeAuth.Authenticators,
-		Roots:        func(ctx context.Context) ([]*x509.Certificate, error) { return issuer.Roots(ctx) },
-		IssuingCAs:   func(ctx context.Context) ([]*x509.Certificate, error) { return issuer.IssuingCAs(ctx) },
-		MaxLifetime:  cfg.Issuance.EffectiveMaxTTL(),
+		Combine:     kubeAuth.Combine,
+		Roots:       func(ctx context.Context) ([]*x509.Certificate, error) { return issuer.Roots(ctx) },
+		IssuingCAs:  func(ctx context.Context) ([]*x509.Certificate, error) { return issuer.IssuingCAs(ctx) },
+		MaxLifetime: cfg.Issuance.EffectiveMaxTTL(), LocalClusterID: localCluster, Registerer: reg,
 		TrustDomains: append([]string{cfg.Issuance.TrustDomain}, cfg.Issuance.TrustDomainAliases...), Logger: log,
 		Revocation: rv.renewalCheck()})
 	if err != nil {
@@ -253,8 +266,8 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 		return nil, err
 	}
 	issuer, err = ca.New(ca.Config{Backends: named, Authenticator: chain, Impersonator: kubeAuth.Impersonator,
-		Policy: cfg.Issuance, Rules: cfg.Policy, NamespaceLabels: nsLabels, SignTimeout: cfg.SignTimeout,
-		Logger: log, Audit: log.With("log", "audit"),
+		Policy: cfg.Issuance, Rules: cfg.Policy, NamespaceLabels: nsLabels, Limits: cfg.Limits,
+		SignTimeout: cfg.SignTimeout, Logger: log, Audit: log.With("log", "audit"),
 		Registerer: reg, Observer: tracker, Revocations: rv.gate()})
 	if err != nil {
 		return nil, err

@@ -59,6 +59,16 @@ func TestConfigProblemsNameTheKey(t *testing.T) {
 		{name: "a config no agent can authenticate to is refused",
 			yaml: "issuance: {trustDomain: cluster.local}\n" + okServer + "authn: {issuers: []}\n",
 			want: []string{"authn.issuers: empty and kubernetes.tokenReview not set"}},
+		{name: "a negative failed-authentication rate is refused under its key",
+			yaml: "issuance: {trustDomain: cluster.local}\n" + okServer + "limits: {failedAuthnRate: -3}\n",
+			want: []string{"limits.failedAuthnRate -3"}},
+		{name: "token issuers beside a TokenReview without saying how they combine are refused",
+			yaml: "issuance: {trustDomain: cluster.local}\n" + okServer + "kubernetes: {tokenReview: {}}\n",
+			want: []string{"kubernetes.tokenReview.withIssuers: required with authn.issuers"}},
+		{name: "an unknown way of combining token issuers and a TokenReview is refused",
+			yaml: "issuance: {trustDomain: cluster.local}\n" + okServer +
+				"kubernetes: {tokenReview: {withIssuers: both}}\n",
+			want: []string{"kubernetes.tokenReview.withIssuers: \"both\" is not"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

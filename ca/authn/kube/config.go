@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/meshca/meshca/ca/authn"
 )
@@ -27,6 +29,27 @@ type Config struct {
 	// TrustedNodeAccounts are the "namespace/serviceaccount" node agents (ztunnel) that may request
 	// certificates for pods on their own node (Istio's CA_TRUSTED_NODE_ACCOUNTS).
 	TrustedNodeAccounts []string `json:"trustedNodeAccounts,omitempty"`
+	// QPS and Burst bound meshca's requests to each API server, TokenReviews included (client-side, per
+	// cluster). Defaults DefaultQPS and DefaultBurst; client-go's own 5 and 10 would throttle TokenReviews.
+	QPS   float32 `json:"qps,omitempty"`
+	Burst int     `json:"burst,omitempty"`
+}
+
+// Client-side rate limits to an API server when the configuration sets none.
+const (
+	DefaultQPS   = 50
+	DefaultBurst = 100
+)
+
+// Limit sets rc's client-side rate limits to c's (or the defaults), for every client meshca builds on rc.
+func (c *Config) Limit(rc *rest.Config) {
+	rc.QPS, rc.Burst = c.QPS, c.Burst
+	if rc.QPS == 0 {
+		rc.QPS = DefaultQPS
+	}
+	if rc.Burst == 0 {
+		rc.Burst = DefaultBurst
+	}
 }
 
 // Validate reports every problem with c at once. It has no side effects: it reads no kubeconfig and
@@ -38,6 +61,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TokenReview != nil {
 		errs = append(errs, c.TokenReview.validateSettings("kubernetes.tokenReview."))
+	}
+	if c.QPS < 0 || c.Burst < 0 {
+		errs = append(errs, errors.New("kubernetes.qps and kubernetes.burst must not be negative"))
 	}
 	for _, a := range c.TrustedNodeAccounts {
 		if _, err := parseAccount(a); err != nil {
@@ -67,6 +93,9 @@ type Deps struct {
 	Client kubernetes.Interface
 	// Registerer receives the TokenReview metrics; nil leaves them unregistered.
 	Registerer prometheus.Registerer
+	// MaxTokenLifetime is authn.maxTokenLifetime: TokenReview refuses longer-lived tokens before any review.
+	// Default authn.DefaultMaxTokenLifetime.
+	MaxTokenLifetime time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -79,6 +108,8 @@ type Auth struct {
 	// Impersonator lets the trusted node agents act for the pods on their node; nil without
 	// trustedNodeAccounts.
 	Impersonator authn.Impersonator
+	// Combine is tokenReview.withIssuers, for authn.Deps.Combine.
+	Combine authn.Combine
 }
 
 // New builds what cfg describes and starts its informers (remote secrets, pods), which run until ctx ends;
@@ -104,6 +135,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Auth, error) {
 			return nil, err
 		}
 		a.Authenticators = append(a.Authenticators, ta)
+		a.Combine = cfg.TokenReview.WithIssuers
 	}
 	if len(cfg.TrustedNodeAccounts) > 0 {
 		na, err := NewNodeAgents(NodeAgentsConfig{Client: deps.Client, TrustedAccounts: cfg.TrustedNodeAccounts,
@@ -127,7 +159,7 @@ func startTokenReview(ctx context.Context, cfg Config, clusterID string, deps De
 		return nil, err
 	}
 	rc := *cfg.TokenReview
-	rc.Client, rc.ClusterID, rc.Metrics = deps.Client, clusterID, m
+	rc.Client, rc.ClusterID, rc.Metrics, rc.MaxTokenLifetime = deps.Client, clusterID, m, deps.MaxTokenLifetime
 	rc.Logger = deps.Logger.With("component", "tokenreview")
 	review, err := NewTokenReview(rc)
 	if err != nil {
@@ -139,7 +171,8 @@ func startTokenReview(ctx context.Context, cfg Config, clusterID string, deps De
 	// Remote clusters' reviews share the tunables and metrics; client and cluster ID are theirs.
 	rc.Client, rc.ClusterID, rc.Logger = nil, "", nil
 	mc, err := NewMultiCluster(MultiClusterConfig{Client: deps.Client, Namespace: cfg.RemoteSecretsNamespace,
-		LocalClusterID: clusterID, Local: review, Review: rc, Logger: deps.Logger.With("component", "multicluster")})
+		LocalClusterID: clusterID, Local: review, Review: rc, Limit: cfg.Limit,
+		Logger: deps.Logger.With("component", "multicluster")})
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/client-go/rest"
+
 	"github.com/meshca/meshca/ca/authn/kube"
 )
 
@@ -27,6 +29,10 @@ func TestConfigValidate(t *testing.T) {
 			Audiences: []string{""}, CacheSize: -1, Timeout: -1}},
 			[]string{"kubernetes.tokenReview.audiences", "kubernetes.tokenReview.cacheSize",
 				"kubernetes.tokenReview.timeout"}},
+		{"flood tunables out of range are refused", kube.Config{QPS: -1, TokenReview: &kube.TokenReviewConfig{
+			NegativeCacheSize: -1, MaxConcurrentReviews: -1, WithIssuers: "both"}},
+			[]string{"kubernetes.qps", "negativeCacheSize", "kubernetes.tokenReview.maxConcurrentReviews",
+				"kubernetes.tokenReview.withIssuers"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -47,5 +53,19 @@ func TestNewNeedsAClient(t *testing.T) {
 	cfg := kube.Config{TokenReview: &kube.TokenReviewConfig{}}
 	if _, err := kube.New(context.Background(), cfg, kube.Deps{}); err == nil {
 		t.Fatal("New accepted no Kubernetes client")
+	}
+}
+
+// TestLimitSetsClientRateLimits: meshca's clients to an API server get the configured QPS and burst, or
+// defaults well above client-go's 5 and 10, which would throttle TokenReviews.
+func TestLimitSetsClientRateLimits(t *testing.T) {
+	var rc rest.Config
+	(&kube.Config{}).Limit(&rc)
+	if rc.QPS != kube.DefaultQPS || rc.Burst != kube.DefaultBurst {
+		t.Fatalf("defaults: QPS %g burst %d, want %d and %d", rc.QPS, rc.Burst, kube.DefaultQPS, kube.DefaultBurst)
+	}
+	(&kube.Config{QPS: 7, Burst: 9}).Limit(&rc)
+	if rc.QPS != 7 || rc.Burst != 9 {
+		t.Fatalf("configured: QPS %g burst %d, want 7 and 9", rc.QPS, rc.Burst)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -16,11 +15,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/internal/logsafe"
 )
 
 // RemoteSecretLabel marks Secrets that hold kubeconfigs of remote clusters, as istiod's remote secrets
@@ -40,6 +41,8 @@ type MultiClusterConfig struct {
 	// Review is the template for remote clusters' TokenReview authenticators (audiences, cache bounds, clock,
 	// logger); Client and ClusterID are set per cluster.
 	Review TokenReviewConfig
+	// Limit, when set, sets the client-side rate limits of each remote cluster's client (Config.Limit).
+	Limit func(*rest.Config)
 	// SyncTimeout bounds the initial list of secrets in Start. Default 60s.
 	SyncTimeout time.Duration
 	Logger      *slog.Logger
@@ -167,9 +170,13 @@ func (m *MultiCluster) Authenticate(ctx context.Context, req *authn.Request) (*a
 	c := m.clusters[id]
 	m.mu.RUnlock()
 	if c == nil {
-		return nil, fmt.Errorf("%w: unknown cluster %q (clusterid header): meshca knows %s; add a Secret labelled "+
-			"%s=true in %s with a kubeconfig under key %q, or fix the agent's cluster ID", authn.ErrUnauthenticated, id,
-			strings.Join(m.Clusters(), ", "), RemoteSecretLabel, m.cfg.Namespace, id)
+		// The caller is not authenticated: it learns neither the clusters meshca knows nor where their
+		// secrets live; the operator finds both in the log.
+		m.cfg.Logger.Debug("token for an unknown cluster refused", "cluster", logsafe.String(id),
+			"known", m.Clusters(), "remote_secrets_namespace", m.cfg.Namespace)
+		return nil, fmt.Errorf("%w: the clusterid header names a cluster meshca does not know: fix the agent's "+
+			"cluster ID, or add the cluster's remote secret (labelled %s=true)", authn.ErrUnauthenticated,
+			RemoteSecretLabel)
 	}
 	if c.err != nil {
 		return nil, fmt.Errorf("%w: cluster %q: the kubeconfig in Secret %s is unusable: %v", authn.ErrUnavailable, id,
@@ -245,6 +252,9 @@ func (m *MultiCluster) newReviewer(id string, kubeconfig []byte) (*TokenReview, 
 	rc, err := clientcmd.NewDefaultClientConfig(*cfg, &clientcmd.ConfigOverrides{}).ClientConfig()
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig: %w", err)
+	}
+	if m.cfg.Limit != nil {
+		m.cfg.Limit(rc)
 	}
 	client, err := kubernetes.NewForConfig(rc)
 	if err != nil {

@@ -29,7 +29,8 @@ type NodeAgentsConfig struct {
 	// TrustedAccounts are the node agents' service accounts as "<namespace>/<name>", e.g.
 	// "istio-system/ztunnel" (Istio's CA_TRUSTED_NODE_ACCOUNTS).
 	TrustedAccounts []string
-	// ClusterID is the cluster whose pods Client sees. Callers authenticated for another cluster are refused.
+	// ClusterID is the cluster whose pods Client sees. Callers authenticated for another cluster, or for none
+	// (a client certificate), are refused.
 	// Default authn.DefaultClusterID.
 	ClusterID string
 	// SyncTimeout bounds the initial pod list in Start. Default 60s.
@@ -159,20 +160,23 @@ func deny(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{authn.ErrImpersonationDenied}, args...)...)
 }
 
-// CheckImpersonation implements authn.Impersonator: caller must be a trusted node agent, and a Running or
-// Pending pod with target's namespace and service account must be scheduled on the caller's node.
+// CheckImpersonation implements authn.Impersonator: caller must be a trusted node agent of this cluster, and
+// a Running or Pending pod that is not terminating, with target's namespace and service account, must be
+// scheduled on the caller's node.
 func (a *NodeAgents) CheckImpersonation(ctx context.Context, caller *authn.Caller, target csr.Identity) error {
 	if caller == nil {
 		return deny("no authenticated caller")
 	}
 	who := caller.Namespace + "/" + caller.ServiceAccount
 	if !slices.Contains(a.trusted, account{caller.Namespace, caller.ServiceAccount}) {
-		return deny("%s is not a trusted node agent (trusted: %s); only node agents such as ztunnel may send "+
-			"ImpersonatedIdentity", who, strings.Join(a.cfg.TrustedAccounts, ", "))
+		return deny("%s is not a trusted node agent (kubernetes.trustedNodeAccounts); only node agents such as "+
+			"ztunnel may send ImpersonatedIdentity", who)
 	}
-	if caller.ClusterID != "" && caller.ClusterID != a.cfg.ClusterID {
-		return deny("node agent %s is in cluster %q; impersonation is served for cluster %q only", who,
-			caller.ClusterID, a.cfg.ClusterID)
+	if caller.ClusterID != a.cfg.ClusterID {
+		// The caller's cluster is the one whose issuer or API server verified it; pods of other clusters
+		// cannot be checked here, so their node agents act only for themselves.
+		return deny("node agent %s was not authenticated by this cluster's issuer or API server; impersonation "+
+			"is served for the local cluster only", who)
 	}
 	if !a.pods.HasSynced() {
 		return fmt.Errorf("%w: node agents: pod cache not synced yet", authn.ErrUnavailable)
@@ -183,7 +187,8 @@ func (a *NodeAgents) CheckImpersonation(ctx context.Context, caller *authn.Calle
 	}
 	match := func(p *corev1.Pod) bool {
 		return p.Namespace == target.Namespace && p.Spec.ServiceAccountName == target.ServiceAccount &&
-			p.Spec.NodeName == node && (p.Status.Phase == corev1.PodRunning || p.Status.Phase == corev1.PodPending)
+			p.Spec.NodeName == node && p.DeletionTimestamp == nil &&
+			(p.Status.Phase == corev1.PodRunning || p.Status.Phase == corev1.PodPending)
 	}
 	objs, err := a.pods.GetIndexer().ByIndex(nodeIndex, node)
 	if err != nil {
@@ -206,7 +211,8 @@ func (a *NodeAgents) CheckImpersonation(ctx context.Context, caller *authn.Calle
 			"pod", found.Namespace+"/"+found.Name)
 		return nil
 	}
-	return deny("no Running or Pending pod of service account %s/%s is scheduled on node %q, where node agent %s runs",
+	return deny("no Running or Pending pod (not terminating) of service account %s/%s is scheduled on node %q, "+
+		"where node agent %s runs",
 		target.Namespace, target.ServiceAccount, node, who)
 }
 

@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 	authnv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -39,7 +38,8 @@ type TokenReviewConfig struct {
 	// Audiences are sent with each review; the API server must echo at least one back.
 	// Default [authn.DefaultAudience].
 	Audiences []string `json:"audiences,omitempty"`
-	// ClusterID, when set, is recorded in Caller.ClusterID; otherwise the request's clusterid is.
+	// ClusterID is the cluster of the API server Client reaches, and so the caller's cluster
+	// (Caller.ClusterID); the clusterid header must name it or be empty. Default authn.DefaultClusterID.
 	ClusterID string `json:"-"`
 	// CacheTTL bounds how long a successful review is reused; it is never reused past the token's own exp.
 	// Default 1m; negative disables caching.
@@ -47,8 +47,22 @@ type TokenReviewConfig struct {
 	// NegativeTTL is how long a refusal is remembered, so a client retrying a bad token does not turn into a
 	// TokenReview per retry. Default 5s; negative disables. Errors (API server unreachable) are never cached.
 	NegativeTTL time.Duration `json:"negativeTTL,omitempty"`
-	// CacheSize bounds the number of cached tokens; the least recently used is evicted. Default 4096.
+	// CacheSize bounds the number of tokens whose success is cached; the least recently used is evicted.
+	// Default 4096.
 	CacheSize int `json:"cacheSize,omitempty"`
+	// NegativeCacheSize bounds the refusals remembered, in a cache of their own: a flood of distinct junk
+	// tokens evicts only other junk, never a good token. Default 1024.
+	NegativeCacheSize int `json:"negativeCacheSize,omitempty"`
+	// MaxConcurrentReviews bounds the TokenReviews in flight to the API server at once; more wait (within
+	// Timeout) for a slot. Default 16.
+	MaxConcurrentReviews int `json:"maxConcurrentReviews,omitempty"`
+	// WithIssuers says how TokenReview combines with token issuers verified locally (authn.issuers), which
+	// must be said when both are configured: "otherIssuers" (reviews only tokens of other issuers) or
+	// "confirm" (also confirms the issuers' verified tokens). See authn.Combine.
+	WithIssuers authn.Combine `json:"withIssuers,omitempty"`
+	// MaxTokenLifetime refuses, before any review, tokens valid longer than this in all (exp - iat).
+	// Default authn.DefaultMaxTokenLifetime; New sets it from authn.maxTokenLifetime.
+	MaxTokenLifetime time.Duration `json:"-"`
 	// Timeout bounds one review. Default 5s.
 	Timeout time.Duration `json:"timeout,omitempty"`
 	// Metrics, when set, counts reviews and cache hits; share one between the clusters of a MultiCluster.
@@ -56,39 +70,6 @@ type TokenReviewConfig struct {
 	// Clock returns the current time; default time.Now.
 	Clock  func() time.Time `json:"-"`
 	Logger *slog.Logger     `json:"-"`
-}
-
-// TokenReviewMetrics are the Prometheus metrics of TokenReview authenticators, labelled by cluster ID
-// ("" for a TokenReview without one).
-type TokenReviewMetrics struct {
-	reviews  *prometheus.CounterVec
-	cache    *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-}
-
-// NewTokenReviewMetrics registers the metrics on reg (nil: unregistered):
-// meshca_tokenreview_requests_total{cluster,result="authenticated|refused|error"},
-// meshca_tokenreview_cache_requests_total{cluster,result="hit|miss"} and
-// meshca_tokenreview_duration_seconds{cluster}.
-func NewTokenReviewMetrics(reg prometheus.Registerer) (*TokenReviewMetrics, error) {
-	m := &TokenReviewMetrics{
-		reviews: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshca_tokenreview_requests_total",
-			Help: "TokenReviews sent to the API server, by outcome."}, []string{"cluster", "result"}),
-		cache: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshca_tokenreview_cache_requests_total",
-			Help: "Token authentications answered from the TokenReview cache (hit) or not (miss)."},
-			[]string{"cluster", "result"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "meshca_tokenreview_duration_seconds",
-			Help:    "Round trip of one TokenReview.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}, []string{"cluster"}),
-	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.reviews, m.cache, m.duration} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("kube: registering TokenReview metrics: %w", err)
-			}
-		}
-	}
-	return m, nil
 }
 
 // Validate reports every problem with c at once. It has no side effects.
@@ -107,8 +88,14 @@ func (c *TokenReviewConfig) validateSettings(prefix string) error {
 	if slices.Contains(c.Audiences, "") {
 		errs = append(errs, errors.New(prefix+"audiences must not be empty strings"))
 	}
-	if c.CacheSize < 0 {
-		errs = append(errs, errors.New(prefix+"cacheSize must not be negative"))
+	if c.CacheSize < 0 || c.NegativeCacheSize < 0 {
+		errs = append(errs, errors.New(prefix+"cacheSize and negativeCacheSize must not be negative"))
+	}
+	if err := c.WithIssuers.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("%swithIssuers: %w", prefix, err))
+	}
+	if c.MaxConcurrentReviews < 0 {
+		errs = append(errs, errors.New(prefix+"maxConcurrentReviews must not be negative"))
 	}
 	if c.Timeout < 0 {
 		errs = append(errs, errors.New(prefix+"timeout must not be negative"))
@@ -117,6 +104,9 @@ func (c *TokenReviewConfig) validateSettings(prefix string) error {
 }
 
 func (c *TokenReviewConfig) setDefaults() {
+	if c.ClusterID == "" {
+		c.ClusterID = authn.DefaultClusterID
+	}
 	if len(c.Audiences) == 0 {
 		c.Audiences = []string{authn.DefaultAudience}
 	}
@@ -128,6 +118,15 @@ func (c *TokenReviewConfig) setDefaults() {
 	}
 	if c.CacheSize == 0 {
 		c.CacheSize = 4096
+	}
+	if c.NegativeCacheSize == 0 {
+		c.NegativeCacheSize = 1024
+	}
+	if c.MaxConcurrentReviews == 0 {
+		c.MaxConcurrentReviews = 16
+	}
+	if c.MaxTokenLifetime <= 0 {
+		c.MaxTokenLifetime = authn.DefaultMaxTokenLifetime
 	}
 	if c.Timeout == 0 {
 		c.Timeout = 5 * time.Second
@@ -143,11 +142,15 @@ func (c *TokenReviewConfig) setDefaults() {
 // TokenReview authenticates Kubernetes service-account tokens by asking the API server (TokenReview API,
 // authentication.k8s.io/v1). Unlike local JWT verification it sees revocation: a token whose service account
 // or bound pod was deleted is refused. Answers are cached per token (by SHA-256; the token itself is never
-// stored) and concurrent reviews of one token collapse into one.
+// stored), successes and refusals in separate bounded caches; concurrent reviews of one token collapse into
+// one; at most MaxConcurrentReviews are in flight; and what is not structurally a live service-account JWT
+// is refused without asking the API server.
 type TokenReview struct {
-	cfg    TokenReviewConfig
-	cache  *reviewCache
-	flight singleflight.Group
+	cfg      TokenReviewConfig
+	cache    *reviewCache // successes
+	negative *reviewCache // refusals
+	slots    chan struct{}
+	flight   singleflight.Group
 
 	reviews, hits atomic.Int64
 }
@@ -158,20 +161,22 @@ func NewTokenReview(cfg TokenReviewConfig) (*TokenReview, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	return &TokenReview{cfg: cfg, cache: newReviewCache(cfg.CacheSize)}, nil
+	return &TokenReview{cfg: cfg, cache: newReviewCache(cfg.CacheSize), negative: newReviewCache(cfg.NegativeCacheSize),
+		slots: make(chan struct{}, cfg.MaxConcurrentReviews)}, nil
 }
 
 // TokenReviewStats counts a TokenReview authenticator's work.
 type TokenReviewStats struct {
 	// Reviews is the number of TokenReviews sent to the API server; CacheHits the answers served from cache.
 	Reviews, CacheHits int64
-	// Cached is the number of tokens in the cache.
-	Cached int
+	// Cached is the number of tokens whose success is cached, Refusals the number of refusals remembered.
+	Cached, Refusals int
 }
 
 // Stats returns counters since the authenticator was created.
 func (t *TokenReview) Stats() TokenReviewStats {
-	return TokenReviewStats{Reviews: t.reviews.Load(), CacheHits: t.hits.Load(), Cached: t.cache.len()}
+	return TokenReviewStats{Reviews: t.reviews.Load(), CacheHits: t.hits.Load(), Cached: t.cache.len(),
+		Refusals: t.negative.len()}
 }
 
 // reviewResult is a definitive answer: a caller, or a refusal.
@@ -188,19 +193,37 @@ func (t *TokenReview) Authenticate(ctx context.Context, req *authn.Request) (*au
 	if len(req.Token) > authn.MaxTokenSize {
 		return nil, fmt.Errorf("%w: token longer than %d bytes", authn.ErrUnauthenticated, authn.MaxTokenSize)
 	}
+	if req.ClusterID != "" && req.ClusterID != t.cfg.ClusterID {
+		// The API server would vouch for the token, but not for the cluster the header claims.
+		return nil, fmt.Errorf("%w: the clusterid header names a cluster whose tokens meshca does not review; "+
+			"send this cluster's ID (kubernetes.clusterID) or configure the cluster's remote secret",
+			authn.ErrUnauthenticated)
+	}
 	sum := sha256.Sum256([]byte(req.Token))
 	key := string(sum[:])
 	now := t.cfg.Clock()
-	if r, ok := t.cache.get(key, now); ok {
+	if r, ok := t.lookup(key, now); ok {
 		t.hits.Add(1)
 		t.count(t.cfg.Metrics.cacheVec(), "hit")
-		return t.answer(r, req)
+		return t.answer(r)
 	}
 	t.count(t.cfg.Metrics.cacheVec(), "miss")
+	if err := precheck(req.Token, now, t.cfg.MaxTokenLifetime); err != nil {
+		t.count(t.cfg.Metrics.reviewVec(), "malformed")
+		return nil, err
+	}
 	ch := t.flight.DoChan(key, func() (any, error) {
 		// The review outlives a caller that gives up, so the callers sharing it still get an answer.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.cfg.Timeout)
 		defer cancel()
+		select {
+		case t.slots <- struct{}{}:
+			defer func() { <-t.slots }()
+		case <-rctx.Done():
+			t.count(t.cfg.Metrics.reviewVec(), "error")
+			return nil, fmt.Errorf("%w: %d TokenReviews in flight (kubernetes.tokenReview.maxConcurrentReviews) "+
+				"for %s: %w", authn.ErrUnavailable, cap(t.slots), t.cfg.Timeout, rctx.Err())
+		}
 		start := time.Now()
 		r, err := t.review(rctx, req.Token)
 		if m := t.cfg.Metrics; m != nil {
@@ -227,39 +250,16 @@ func (t *TokenReview) Authenticate(ctx context.Context, req *authn.Request) (*au
 		if res.Err != nil {
 			return nil, res.Err
 		}
-		return t.answer(res.Val.(*reviewResult), req)
-	}
-}
-
-func (m *TokenReviewMetrics) cacheVec() *prometheus.CounterVec {
-	if m == nil {
-		return nil
-	}
-	return m.cache
-}
-
-func (m *TokenReviewMetrics) reviewVec() *prometheus.CounterVec {
-	if m == nil {
-		return nil
-	}
-	return m.reviews
-}
-
-func (t *TokenReview) count(v *prometheus.CounterVec, result string) {
-	if v != nil {
-		v.WithLabelValues(t.cfg.ClusterID, result).Inc()
+		return t.answer(res.Val.(*reviewResult))
 	}
 }
 
 // answer returns a copy of a shared result, so callers cannot modify the cached one.
-func (t *TokenReview) answer(r *reviewResult, req *authn.Request) (*authn.Caller, error) {
+func (t *TokenReview) answer(r *reviewResult) (*authn.Caller, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
 	c := *r.caller
-	if c.ClusterID == "" {
-		c.ClusterID = req.ClusterID
-	}
 	return &c, nil
 }
 
@@ -275,7 +275,19 @@ func (t *TokenReview) store(key, token string, r *reviewResult) {
 	if ttl <= 0 {
 		return
 	}
+	if r.err != nil {
+		t.negative.put(key, r, now.Add(ttl))
+		return
+	}
 	t.cache.put(key, r, now.Add(ttl))
+}
+
+// lookup returns a cached success or refusal.
+func (t *TokenReview) lookup(key string, now time.Time) (*reviewResult, bool) {
+	if r, ok := t.cache.get(key, now); ok {
+		return r, true
+	}
+	return t.negative.get(key, now)
 }
 
 func (t *TokenReview) review(ctx context.Context, token string) (*reviewResult, error) {
