@@ -201,22 +201,35 @@ func (i *Issuer) issue(ctx context.Context, req *Request, rec *auditRecord) (*Re
 	if err != nil {
 		return nil, err
 	}
+	return i.issueTo(ctx, target, parsed, req.TTL, nil, rec)
+}
+
+// issueTo is the part of every workload issuance after the identity is settled, whoever settled it (the
+// caller's credential, a node agent's impersonation, or a registration authority): the CSR must ask for
+// exactly target within policy, then the backends sign (only those named in only, in configuration order,
+// when only is not empty) and the issuance is recorded.
+func (i *Issuer) issueTo(ctx context.Context, target csr.Identity, parsed *csr.Request, ttl time.Duration,
+	only []string, rec *auditRecord) (*Result, error) {
 	rec.keyType = parsed.KeyType
-	grant, err := i.policy.Authorize(target, parsed, req.TTL)
+	grant, err := i.policy.Authorize(target, parsed, ttl)
 	if err != nil {
 		return nil, err
 	}
 	if grant.Adjusted != "" {
 		i.m.ttlAdjusted.WithLabelValues(grant.Adjusted).Inc()
 		i.log.Info("requested certificate lifetime adjusted by policy", "identity", target.String(),
-			"requested", req.TTL, "granted", grant.TTL, "how", grant.Adjusted)
+			"requested", ttl, "granted", grant.TTL, "how", grant.Adjusted)
 	}
 	sreq := &backends.SignRequest{CSR: parsed.CSR, PublicKey: parsed.PublicKey, URIs: []*url.URL{target.URI()},
 		DNSNames: grant.DNSNames, TTL: grant.TTL}
 	if i.policy.CommonName && len(target.String()) <= 64 {
 		sreq.Subject = pkix.Name{CommonName: target.String()}
 	}
-	resp, name, err := i.sign(ctx, sreq)
+	chosen, err := i.choose(only)
+	if err != nil {
+		return nil, err
+	}
+	resp, name, err := i.signWithAny(ctx, chosen, sreq)
 	if err != nil {
 		return nil, err
 	}
@@ -278,8 +291,14 @@ func (i *Issuer) impersonate(ctx context.Context, caller *authn.Caller, want str
 // sign sends an already authorised request to the backends in order, failing over when one is unavailable,
 // and verifies the returned chain. It returns the name of the backend that signed.
 func (i *Issuer) sign(ctx context.Context, req *backends.SignRequest) (*backends.SignResponse, string, error) {
+	return i.signWithAny(ctx, i.backends, req)
+}
+
+// signWithAny is sign over the backends bs.
+func (i *Issuer) signWithAny(ctx context.Context, bs []NamedBackend,
+	req *backends.SignRequest) (*backends.SignResponse, string, error) {
 	var errs []error
-	for n, b := range i.backends {
+	for n, b := range bs {
 		resp, err := i.signWith(ctx, b, req)
 		if err == nil {
 			return resp, b.Name, nil
@@ -288,10 +307,10 @@ func (i *Issuer) sign(ctx context.Context, req *backends.SignRequest) (*backends
 		if !errors.Is(err, backends.ErrUnavailable) || ctx.Err() != nil {
 			break
 		}
-		if n+1 < len(i.backends) {
+		if n+1 < len(bs) {
 			i.m.failovers.WithLabelValues(b.Name).Inc()
 			i.log.Warn("backend unavailable; trying the next one",
-				"backend", b.Name, "next", i.backends[n+1].Name, "error", err)
+				"backend", b.Name, "next", bs[n+1].Name, "error", err)
 		}
 	}
 	return nil, "", errors.Join(errs...)

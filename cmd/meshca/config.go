@@ -21,6 +21,7 @@ import (
 	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/authn/kube"
 	"github.com/meshca/meshca/ca/expiry"
+	"github.com/meshca/meshca/ca/kubesigner"
 	"github.com/meshca/meshca/ca/server"
 	"github.com/meshca/meshca/trustbundle"
 )
@@ -41,6 +42,8 @@ type Config struct {
 	Kubernetes *kube.Config `json:"kubernetes,omitempty"`
 	// TrustBundle publishes the roots as a ClusterTrustBundle and istio-ca-root-cert ConfigMaps.
 	TrustBundle *trustbundle.Config `json:"trustBundle,omitempty"`
+	// K8sSigner makes meshca the Kubernetes CSR signer behind istiod as registration authority.
+	K8sSigner *kubesigner.Config `json:"k8sSigner,omitempty"`
 	// Expiry tunes the per-identity expiry tracker (meshca_identity_* metrics, the stuck-agent signal). It is
 	// always on; the zero value is its defaults.
 	Expiry expiry.TrackerConfig `json:"expiry,omitempty"`
@@ -113,12 +116,13 @@ func (c *Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
+	errs = append(errs, c.validateK8sSigner())
 	return errors.Join(errs...)
 }
 
 // needsKube reports whether any configured part talks to the API server.
 func (c *Config) needsKube() bool {
-	if c.Kubernetes != nil || c.TrustBundle != nil {
+	if c.Kubernetes != nil || c.TrustBundle != nil || c.K8sSigner != nil {
 		return true
 	}
 	for _, b := range c.Backends {
@@ -238,6 +242,9 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 			return nil, err
 		}
 		a.run = append(a.run, pub.Run)
+	}
+	if err := a.k8sSigner(cfg, restCfg, issuer, log, reg); err != nil {
+		return nil, err
 	}
 	scfg := cfg.Server
 	scfg.Logger, scfg.Gatherer, scfg.CRL = log, reg, crl
