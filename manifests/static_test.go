@@ -303,6 +303,7 @@ func TestSecretAccess(t *testing.T) {
 		"overlays/vault":        nil,
 		"overlays/stepca":       nil,
 		"overlays/multicluster": {"cacerts", "*"},
+		"overlays/k8s-signer":   {"cacerts"},
 	}
 	for _, dir := range kustomizations(t) {
 		t.Run(dir, func(t *testing.T) {
