@@ -42,6 +42,14 @@ type Config struct {
 	RetryPeriod   time.Duration `json:"retryPeriod,omitempty"`
 	// Workers is how many requests are signed at once. Default 4.
 	Workers int `json:"workers,omitempty"`
+	// CABundleConfigMap is the ConfigMap in LeaseNamespace that the leader keeps equal to meshca's trust
+	// bundle (key root-cert.pem), for istiod to mount at /etc/external-ca-cert: the CA file its RA verifies
+	// chains with and distributes as istio-ca-root-cert. Default "external-ca-cert".
+	CABundleConfigMap string `json:"caBundleConfigMap,omitempty"`
+	// DisableCABundle leaves the CA bundle ConfigMap to the operator.
+	DisableCABundle bool `json:"disableCABundle,omitempty"`
+	// PollInterval is how often the leader reads the trust bundle for the CA bundle ConfigMap. Default 5s.
+	PollInterval time.Duration `json:"pollInterval,omitempty"`
 
 	// Kube is the client configuration. When it sets no rate limit, 50 requests per second (burst 100) are used.
 	Kube *rest.Config `json:"-"`
@@ -68,6 +76,8 @@ type SignerConfig struct {
 // Issuer is the issuance core as the signer uses it; *ca.Issuer implements it.
 type Issuer interface {
 	IssueDelegated(ctx context.Context, req *ca.DelegatedRequest) (*ca.Result, error)
+	// TrustBundle returns the roots workloads trust, as PEM.
+	TrustBundle(ctx context.Context) ([]byte, error)
 }
 
 // Router says which backends sign a request for a signer name and workload namespace. The configured
@@ -135,9 +145,15 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("kubesigner: leaseName: %q: %s", c.LeaseName, strings.Join(msgs, "; ")))
 		}
 	}
-	if c.LeaseDuration < 0 || c.RenewDeadline < 0 || c.RetryPeriod < 0 || c.Workers < 0 {
-		errs = append(errs, errors.New("kubesigner: leaseDuration, renewDeadline, retryPeriod and workers must "+
-			"not be negative"))
+	if c.CABundleConfigMap != "" {
+		if msgs := validation.IsDNS1123Subdomain(c.CABundleConfigMap); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("kubesigner: caBundleConfigMap: %q: %s", c.CABundleConfigMap,
+				strings.Join(msgs, "; ")))
+		}
+	}
+	if c.LeaseDuration < 0 || c.RenewDeadline < 0 || c.RetryPeriod < 0 || c.Workers < 0 || c.PollInterval < 0 {
+		errs = append(errs, errors.New("kubesigner: leaseDuration, renewDeadline, retryPeriod, workers and "+
+			"pollInterval must not be negative"))
 	}
 	d := *c
 	d.setDefaults()
@@ -214,6 +230,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.Workers == 0 {
 		c.Workers = 4
+	}
+	if c.CABundleConfigMap == "" {
+		c.CABundleConfigMap = "external-ca-cert"
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = 5 * time.Second
 	}
 	if c.Router == nil {
 		c.Router = StaticRouter(c.Signers)

@@ -1,6 +1,7 @@
 package kubesigner_test
 
 import (
+	"context"
 	"crypto/x509"
 	"fmt"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	certv1 "k8s.io/api/certificates/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/meshca/meshca/ca/catest"
 	"github.com/meshca/meshca/ca/kubesigner"
@@ -146,6 +148,19 @@ func TestSignerAgainstAPIServer(t *testing.T) {
 					r.Status.Conditions)
 			}
 		}
+	})
+	t.Run("the CA bundle istiod mounts holds meshca's root", func(t *testing.T) {
+		catest.Eventually(t, 30*time.Second, "CA bundle", func() error {
+			cm, err := k.Client.CoreV1().ConfigMaps(catest.MeshcaNamespace).Get(context.Background(),
+				"external-ca-cert", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if cm.Data[kubesigner.CABundleKey] != string(gen.RootPEM) {
+				return fmt.Errorf("root-cert.pem is not meshca's root:\n%s", cm.Data[kubesigner.CABundleKey])
+			}
+			return nil
+		})
 	})
 	t.Run("a request approved late is signed then", func(t *testing.T) {
 		decide(t, k, unapproved, false)

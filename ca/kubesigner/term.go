@@ -50,6 +50,9 @@ func (t *term) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() { t.csrs.RunWithContext(ctx) })
+	if !t.s.cfg.DisableCABundle {
+		wg.Go(func() { t.publishCABundle(ctx) })
+	}
 	if !cache.WaitForCacheSync(ctx.Done(), t.csrs.HasSynced) {
 		return
 	}
