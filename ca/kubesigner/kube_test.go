@@ -32,9 +32,9 @@ const (
 	otherUser  = "system:serviceaccount:default:not-istiod"
 )
 
-// requesterRBAC lets every service account create, approve, read and delete CertificateSigningRequests for
-// meshca.io signers, as istiod's ClusterRole does for its own: the tests create requests as istiod and as
-// other accounts.
+// requesterRBAC lets istiod and another service account create, approve, read and delete
+// CertificateSigningRequests for meshca.io signers, as istiod's ClusterRole does for its own: the tests create
+// requests as both. meshca's own account gets nothing from it.
 const requesterRBAC = `apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata: {name: kubesigner-test-requester}
@@ -55,7 +55,8 @@ kind: ClusterRoleBinding
 metadata: {name: kubesigner-test-requester}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: kubesigner-test-requester}
 subjects:
-  - {kind: Group, name: "system:serviceaccounts", apiGroup: rbac.authorization.k8s.io}
+  - {kind: ServiceAccount, name: istiod, namespace: istio-system}
+  - {kind: ServiceAccount, name: not-istiod, namespace: default}
 `
 
 var rbacOnce sync.Map // *catest.Kube → struct{}
@@ -322,4 +323,20 @@ func (r *replica) metric(t *testing.T, name string, labels map[string]string) fl
 		}
 	}
 	return 0
+}
+
+// allowed asks the API server whether cfg's user may do attrs.
+func allowed(t *testing.T, cfg *rest.Config, attrs authorizationv1.ResourceAttributes) bool {
+	t.Helper()
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.AuthorizationV1().SelfSubjectAccessReviews().Create(context.Background(),
+		&authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+			ResourceAttributes: &attrs}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Status.Allowed
 }

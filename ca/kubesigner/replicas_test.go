@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
+
 	"github.com/meshca/meshca/ca/catest"
 	"github.com/meshca/meshca/ca/kubesigner"
 )
@@ -75,5 +77,49 @@ func TestTwoReplicasOneSigns(t *testing.T) {
 	if signed(follower) != 5 || issued(follower) != 5 || signed(leader) != 10 {
 		t.Errorf("after the handover the follower signed %v (issued %v), the old leader %v; want 5 and 10",
 			signed(follower), issued(follower), signed(leader))
+	}
+}
+
+// The k8s-signer component grants no more than signing: meshca cannot approve, cannot sign for other signers,
+// cannot create or delete requests, and reaches only its own Lease and ConfigMap by name.
+func TestSignerRBACIsLeastPrivilege(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs kube-apiserver (scripts/testbins.sh); skipped under -short")
+	}
+	_, meshca, _, _ := cluster(t)
+	csr := func(verb, sub, name string) authorizationv1.ResourceAttributes {
+		return authorizationv1.ResourceAttributes{Group: "certificates.k8s.io", Resource: "certificatesigningrequests",
+			Subresource: sub, Name: name, Verb: verb}
+	}
+	signers := func(verb, name string) authorizationv1.ResourceAttributes {
+		return authorizationv1.ResourceAttributes{Group: "certificates.k8s.io", Resource: "signers", Name: name,
+			Verb: verb}
+	}
+	cases := []struct {
+		name  string
+		attrs authorizationv1.ResourceAttributes
+		want  bool
+	}{
+		{"meshca signs for meshca.io signers", signers("sign", "meshca.io/*"), true},
+		{"meshca writes request status", csr("update", "status", ""), true},
+		{"meshca watches requests", csr("watch", "", ""), true},
+		{"meshca does not sign for other signers", signers("sign", "example.com/*"), false},
+		{"meshca does not sign for Kubernetes' signers", signers("sign", "kubernetes.io/kube-apiserver-client"),
+			false},
+		{"meshca does not approve", signers("approve", "meshca.io/*"), false},
+		{"meshca does not write approvals", csr("update", "approval", ""), false},
+		{"meshca does not create requests", csr("create", "", ""), false},
+		{"meshca does not delete requests", csr("delete", "", "x"), false},
+		{"meshca does not update other ConfigMaps in its namespace", authorizationv1.ResourceAttributes{
+			Resource: "configmaps", Namespace: catest.MeshcaNamespace, Name: "istio", Verb: "update"}, false},
+		{"meshca updates its CA bundle ConfigMap", authorizationv1.ResourceAttributes{
+			Resource: "configmaps", Namespace: catest.MeshcaNamespace, Name: "external-ca-cert", Verb: "update"}, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := allowed(t, meshca, c.attrs); got != c.want {
+				t.Errorf("allowed = %v, want %v", got, c.want)
+			}
+		})
 	}
 }
