@@ -229,7 +229,7 @@ func (i *Issuer) issueTo(ctx context.Context, target csr.Identity, parsed *csr.R
 	if err != nil {
 		return nil, err
 	}
-	resp, name, err := i.signWithAny(ctx, chosen, sreq)
+	resp, name, err := i.sign(ctx, chosen, sreq)
 	if err != nil {
 		return nil, err
 	}
@@ -288,14 +288,9 @@ func (i *Issuer) impersonate(ctx context.Context, caller *authn.Caller, want str
 	return target, nil
 }
 
-// sign sends an already authorised request to the backends in order, failing over when one is unavailable,
-// and verifies the returned chain. It returns the name of the backend that signed.
-func (i *Issuer) sign(ctx context.Context, req *backends.SignRequest) (*backends.SignResponse, string, error) {
-	return i.signWithAny(ctx, i.backends, req)
-}
-
-// signWithAny is sign over the backends bs.
-func (i *Issuer) signWithAny(ctx context.Context, bs []NamedBackend,
+// sign sends an already authorised request to the backends bs in order, failing over when one is
+// unavailable, and verifies the returned chain. It returns the name of the backend that signed.
+func (i *Issuer) sign(ctx context.Context, bs []NamedBackend,
 	req *backends.SignRequest) (*backends.SignResponse, string, error) {
 	var errs []error
 	for n, b := range bs {

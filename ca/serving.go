@@ -66,7 +66,7 @@ func (i *Issuer) issueServing(ctx context.Context, id csr.Identity, req *Serving
 	}
 	sreq := &backends.SignRequest{CSR: req.CSR, PublicKey: req.CSR.PublicKey, URIs: []*url.URL{id.URI()},
 		DNSNames: req.DNSNames, IPAddresses: req.IPAddresses, TTL: req.TTL}
-	resp, name, err := i.sign(ctx, sreq)
+	resp, name, err := i.sign(ctx, i.backends, sreq)
 	if err != nil {
 		return nil, err
 	}

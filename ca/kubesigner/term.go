@@ -92,7 +92,7 @@ func (t *term) processNext(ctx context.Context) bool {
 		t.queue.Forget(name)
 		return true
 	}
-	if result := t.answer(ctx, r); result == ResultRetry && ctx.Err() == nil {
+	if retry := t.answer(ctx, r); retry && ctx.Err() == nil {
 		t.queue.AddRateLimited(name)
 	} else {
 		t.queue.Forget(name)
@@ -100,8 +100,8 @@ func (t *term) processNext(ctx context.Context) bool {
 	return true
 }
 
-// answer signs r or marks it Failed, and returns what happened.
-func (t *term) answer(ctx context.Context, r *certv1.CertificateSigningRequest) string {
+// answer signs r or marks it Failed, and reports whether it must be tried again.
+func (t *term) answer(ctx context.Context, r *certv1.CertificateSigningRequest) (retry bool) {
 	log := t.s.cfg.Logger.With("csr", ca.Bounded(r.Name), "signer", ca.Bounded(r.Spec.SignerName))
 	res, err := t.s.cfg.Issuer.IssueDelegated(ctx, delegated(r, t.s.cfg.Requesters, t.s.cfg.Router))
 	class := ca.Classify(err)
@@ -118,21 +118,21 @@ func (t *term) answer(ctx context.Context, r *certv1.CertificateSigningRequest) 
 	default:
 		log.Warn("signing a CertificateSigningRequest failed; retrying", "reason", class.Reason, "error", err)
 		t.s.count.WithLabelValues(r.Spec.SignerName, ResultRetry).Inc()
-		return ResultRetry
+		return true
 	}
 	_, err = t.s.kube.CertificatesV1().CertificateSigningRequests().UpdateStatus(ctx, r,
 		metav1.UpdateOptions{FieldManager: "meshca"})
 	switch {
 	case err == nil:
 		t.s.count.WithLabelValues(r.Spec.SignerName, result).Inc()
-		return result
+		return false
 	case apierrors.IsNotFound(err):
-		return ResultSigned // deleted meanwhile (istiod gave up); nothing to answer
+		return false // deleted meanwhile (istiod gave up); nothing to answer
 	case apierrors.IsConflict(err):
 		// Changed meanwhile; the informer brings the new version, and pending decides again.
 	default:
 		log.Error("writing a CertificateSigningRequest's status failed; retrying", "error", err)
 	}
 	t.s.count.WithLabelValues(r.Spec.SignerName, ResultRetry).Inc()
-	return ResultRetry
+	return true
 }
