@@ -74,7 +74,8 @@ func cluster(t *testing.T) (k *catest.Kube, meshca *rest.Config, istiod, other k
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := catest.Apply(ctx, k.Config, objs, catest.ApplyOptions{FieldManager: "kubesigner-test"}); err != nil {
+			opts := catest.ApplyOptions{FieldManager: "kubesigner-test"}
+			if err := catest.Apply(ctx, k.Config, objs, opts); err != nil {
 				t.Fatal(err)
 			}
 		}

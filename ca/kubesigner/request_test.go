@@ -14,6 +14,10 @@ func condition(t certv1.RequestConditionType, s corev1.ConditionStatus) certv1.C
 	return certv1.CertificateSigningRequestCondition{Type: t, Status: s}
 }
 
+func status(cs ...certv1.CertificateSigningRequestCondition) certv1.CertificateSigningRequestStatus {
+	return certv1.CertificateSigningRequestStatus{Conditions: cs}
+}
+
 // Only approved, unanswered requests for an owned signer are pending.
 func TestPending(t *testing.T) {
 	router := StaticRouter{{Name: "meshca.io/workloads"}}
@@ -25,11 +29,11 @@ func TestPending(t *testing.T) {
 	}{
 		{"an approved request for meshca's signer is pending", certv1.CertificateSigningRequest{
 			Spec:   certv1.CertificateSigningRequestSpec{SignerName: "meshca.io/workloads"},
-			Status: certv1.CertificateSigningRequestStatus{Conditions: []certv1.CertificateSigningRequestCondition{approved}}},
+			Status: status(approved)},
 			true},
 		{"another signer's request is not", certv1.CertificateSigningRequest{
 			Spec:   certv1.CertificateSigningRequestSpec{SignerName: "example.com/x"},
-			Status: certv1.CertificateSigningRequestStatus{Conditions: []certv1.CertificateSigningRequestCondition{approved}}},
+			Status: status(approved)},
 			false},
 		{"an unapproved request is not", certv1.CertificateSigningRequest{
 			Spec: certv1.CertificateSigningRequestSpec{SignerName: "meshca.io/workloads"}}, false},

@@ -96,7 +96,8 @@ func TestSignerAgainstAPIServer(t *testing.T) {
 		if len(leaf.URIs) != 1 || leaf.URIs[0].String() != id || len(leaf.DNSNames) != 0 {
 			t.Errorf("leaf SANs: URIs %v, DNS %v; want exactly %s", leaf.URIs, leaf.DNSNames, id)
 		}
-		if life := leaf.NotAfter.Sub(leaf.NotBefore); life < 2*time.Hour-10*time.Minute || life > 2*time.Hour+10*time.Minute {
+		life := leaf.NotAfter.Sub(leaf.NotBefore)
+		if life < 2*time.Hour-10*time.Minute || life > 2*time.Hour+10*time.Minute {
 			t.Errorf("lifetime %s; want the requested 2h (expirationSeconds 7200)", life)
 		}
 		if failed(r) != nil {
