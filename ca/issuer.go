@@ -221,10 +221,6 @@ func (i *Issuer) issue(ctx context.Context, req *Request, rec *auditRecord) (*Re
 		}
 	}
 	rec.identity = target.String()
-	decidedAt := i.clock()
-	if err := i.checkQuarantine(target, decidedAt); err != nil {
-		return nil, err
-	}
 	if err := i.limits.allow(callerKey(caller, target, req.ImpersonatedIdentity != "")); err != nil {
 		return nil, err
 	}
@@ -232,22 +228,42 @@ func (i *Issuer) issue(ctx context.Context, req *Request, rec *auditRecord) (*Re
 	if err != nil {
 		return nil, err
 	}
+	return i.issueTo(ctx, target, parsed, req.TTL, req.Metadata["CertSigner"], nil, rec)
+}
+
+// issueTo is the part of every workload issuance after the identity is settled, whoever settled it (the
+// caller's credential, a node agent's impersonation, or a registration authority): a quarantined identity is
+// refused, the CSR must ask for exactly target within policy (certSigner is the CertSigner metadata), then
+// the backends sign (the deciding rule's, or only those named in only, in configuration order, when only is
+// not empty) and the issuance is recorded.
+func (i *Issuer) issueTo(ctx context.Context, target csr.Identity, parsed *csr.Request, ttl time.Duration,
+	certSigner string, only []string, rec *auditRecord) (*Result, error) {
+	decidedAt := i.clock()
+	if err := i.checkQuarantine(target, decidedAt); err != nil {
+		return nil, err
+	}
 	rec.keyType = parsed.KeyType
-	grant, err := i.authorize(target, parsed, req, rec)
+	grant, err := i.authorize(target, parsed, ttl, certSigner, rec)
 	if err != nil {
 		return nil, err
 	}
 	if grant.Adjusted != "" {
 		i.m.ttlAdjusted.WithLabelValues(grant.Adjusted).Inc()
 		i.log.Info("requested certificate lifetime adjusted by policy", "identity", target.String(),
-			"requested", req.TTL, "granted", grant.TTL, "how", grant.Adjusted, "rule", grant.Rule)
+			"requested", ttl, "granted", grant.TTL, "how", grant.Adjusted, "rule", grant.Rule)
 	}
 	sreq := &backends.SignRequest{CSR: parsed.CSR, PublicKey: parsed.PublicKey, URIs: []*url.URL{target.URI()},
 		DNSNames: grant.DNSNames, TTL: grant.TTL}
 	if i.policy.CommonName && len(target.String()) <= 64 {
 		sreq.Subject = pkix.Name{CommonName: target.String()}
 	}
-	resp, name, err := i.sign(ctx, i.route(grant.Backends), sreq)
+	chosen := i.route(grant.Backends)
+	if len(only) > 0 { // a registration authority's signer routing (ca/kubesigner) names the backends
+		if chosen, err = i.choose(only); err != nil {
+			return nil, err
+		}
+	}
+	resp, name, err := i.sign(ctx, chosen, sreq)
 	if err != nil {
 		return nil, err
 	}
@@ -306,12 +322,12 @@ func (i *Issuer) impersonate(ctx context.Context, caller *authn.Caller, want str
 	return target, nil
 }
 
-// sign sends an already authorised request to the backends in order, failing over when one is unavailable,
-// and verifies the returned chain. It returns the name of the backend that signed.
-func (i *Issuer) sign(ctx context.Context, order []NamedBackend,
+// sign sends an already authorised request to the backends bs in order, failing over when one is
+// unavailable, and verifies the returned chain. It returns the name of the backend that signed.
+func (i *Issuer) sign(ctx context.Context, bs []NamedBackend,
 	req *backends.SignRequest) (*backends.SignResponse, string, error) {
 	var errs []error
-	for n, b := range order {
+	for n, b := range bs {
 		resp, err := i.signWith(ctx, b, req)
 		if err == nil {
 			return resp, b.Name, nil
@@ -320,10 +336,10 @@ func (i *Issuer) sign(ctx context.Context, order []NamedBackend,
 		if !errors.Is(err, backends.ErrUnavailable) || ctx.Err() != nil {
 			break
 		}
-		if n+1 < len(order) {
+		if n+1 < len(bs) {
 			i.m.failovers.WithLabelValues(b.Name).Inc()
 			i.log.Warn("backend unavailable; trying the next one",
-				"backend", b.Name, "next", order[n+1].Name, "error", err)
+				"backend", b.Name, "next", bs[n+1].Name, "error", err)
 		}
 	}
 	return nil, "", errors.Join(errs...)

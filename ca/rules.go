@@ -12,8 +12,9 @@ import (
 
 // authorize runs policy for one authenticated request: the decision, its metric and audit fields, and the
 // deciding rule's per-identity rate.
-func (i *Issuer) authorize(target csr.Identity, parsed *csr.Request, req *Request, rec *auditRecord) (*Grant, error) {
-	a := Ask{Identity: target, CSR: parsed, TTL: req.TTL, CertSigner: req.Metadata["CertSigner"], Now: i.clock()}
+func (i *Issuer) authorize(target csr.Identity, parsed *csr.Request, ttl time.Duration, certSigner string,
+	rec *auditRecord) (*Grant, error) {
+	a := Ask{Identity: target, CSR: parsed, TTL: ttl, CertSigner: certSigner, Now: i.clock()}
 	if i.nsLabels != nil {
 		if l, ok := i.nsLabels(target.Namespace); ok {
 			a.NamespaceLabels = l

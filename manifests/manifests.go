@@ -13,3 +13,9 @@ var RBAC []byte
 //
 //go:embed components/expiry-scanner/rbac.yaml
 var ExpiryScannerRBAC []byte
+
+// K8sSignerRBAC is components/k8s-signer/rbac.yaml: the ClusterRole, Role and bindings the Kubernetes CSR
+// signer (ca/kubesigner) needs beyond RBAC.
+//
+//go:embed components/k8s-signer/rbac.yaml
+var K8sSignerRBAC []byte

@@ -304,6 +304,7 @@ func TestSecretAccess(t *testing.T) {
 		"overlays/vault":        {"meshca-revocations"},
 		"overlays/stepca":       {"meshca-revocations"},
 		"overlays/multicluster": {"cacerts", "*", "meshca-revocations"},
+		"overlays/k8s-signer":   {"cacerts", "meshca-revocations"},
 	}
 	for _, dir := range kustomizations(t) {
 		t.Run(dir, func(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/authn/kube"
 	"github.com/meshca/meshca/ca/expiry"
+	"github.com/meshca/meshca/ca/kubesigner"
 	"github.com/meshca/meshca/ca/policy"
 	"github.com/meshca/meshca/ca/server"
 	"github.com/meshca/meshca/trustbundle"
@@ -47,6 +48,8 @@ type Config struct {
 	Kubernetes *kube.Config `json:"kubernetes,omitempty"`
 	// TrustBundle publishes the roots as a ClusterTrustBundle and istio-ca-root-cert ConfigMaps.
 	TrustBundle *trustbundle.Config `json:"trustBundle,omitempty"`
+	// K8sSigner makes meshca the Kubernetes CSR signer behind istiod as registration authority.
+	K8sSigner *kubesigner.Config `json:"k8sSigner,omitempty"`
 	// Expiry tunes the per-identity expiry tracker (meshca_identity_* metrics, the stuck-agent signal; always
 	// on) and the expiry scanner (scan:, expiry.go). The zero value is their defaults.
 	Expiry ExpiryConfig `json:"expiry,omitempty"`
@@ -134,12 +137,13 @@ func (c *Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
+	errs = append(errs, c.validateK8sSigner())
 	return errors.Join(errs...)
 }
 
 // needsKube reports whether any configured part talks to the API server.
 func (c *Config) needsKube() bool {
-	if c.Kubernetes != nil || c.TrustBundle != nil || c.CRL.needsKube() ||
+	if c.Kubernetes != nil || c.TrustBundle != nil || c.CRL.needsKube() || c.K8sSigner != nil ||
 		(c.Expiry.Scan.Kubernetes != nil && !c.Expiry.Scan.Disabled) {
 		return true
 	}
@@ -287,6 +291,9 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 			return nil, err
 		}
 		a.run = append(a.run, pub.Run)
+	}
+	if err := a.k8sSigner(cfg, restCfg, issuer, log, reg); err != nil {
+		return nil, err
 	}
 	scfg := cfg.Server
 	scfg.Logger, scfg.Gatherer, scfg.CRL = log, reg, crl
