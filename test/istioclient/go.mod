@@ -1,6 +1,6 @@
 module github.com/meshca/meshca/test/istioclient
 
-go 1.26.0
+go 1.27.0
 
 require (
 	github.com/meshca/meshca v0.0.0
