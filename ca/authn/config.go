@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/meshca/meshca/internal/compliance"
 )
 
 // Config is the authn section of meshca's configuration file: the token issuers verified locally and whether
@@ -79,6 +81,8 @@ type Deps struct {
 	MaxLifetime time.Duration
 	// Logger receives the remote key sets' logs. Default slog.Default().
 	Logger *slog.Logger
+	// TLSPolicy is the COMPLIANCE_POLICY for fetching remote key sets (JWKS, OIDC discovery).
+	TLSPolicy compliance.Policy
 }
 
 // New returns the authenticators cfg describes, in the order the Chain tries them: deps.First, the token
@@ -94,7 +98,7 @@ func New(cfg Config, deps Deps) (Chain, error) {
 	}
 	chain := append(Chain{}, deps.First...)
 	if len(cfg.TokenIssuers) > 0 {
-		issuers, err := tokenIssuers(cfg.TokenIssuers, deps.Logger)
+		issuers, err := tokenIssuers(cfg.TokenIssuers, deps.Logger, deps.TLSPolicy)
 		if err != nil {
 			return nil, err
 		}
@@ -117,7 +121,7 @@ func New(cfg Config, deps Deps) (Chain, error) {
 }
 
 // tokenIssuers loads or sets up the key set of every configured issuer.
-func tokenIssuers(cfgs []TokenIssuerConfig, log *slog.Logger) ([]TokenIssuer, error) {
+func tokenIssuers(cfgs []TokenIssuerConfig, log *slog.Logger, policy compliance.Policy) ([]TokenIssuer, error) {
 	var issuers []TokenIssuer
 	for _, ic := range cfgs {
 		var keys KeySet
@@ -126,7 +130,7 @@ func tokenIssuers(cfgs []TokenIssuerConfig, log *slog.Logger) ([]TokenIssuer, er
 			keys, err = LoadJWKS(ic.JWKSFile)
 		} else {
 			keys, err = NewRemoteKeys(RemoteKeysConfig{Issuer: ic.Issuer, JWKSURL: ic.JWKSURL,
-				CAFile: ic.CAFile, TokenFile: ic.TokenFile, Logger: log})
+				CAFile: ic.CAFile, TokenFile: ic.TokenFile, Logger: log, TLSPolicy: policy})
 		}
 		if err != nil {
 			return nil, err

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/meshca/meshca/internal/compliance"
 )
 
 // StaticKeys is a fixed key set, for example read from a JWKS file.
@@ -93,6 +95,8 @@ type RemoteKeysConfig struct {
 	// Timeout bounds one fetch. Default 5s.
 	Timeout time.Duration
 	Logger  *slog.Logger
+	// TLSPolicy is the COMPLIANCE_POLICY applied to the fetches when HTTPClient is not set.
+	TLSPolicy compliance.Policy
 }
 
 // RemoteKeys is a key set fetched over HTTPS from a JWKS endpoint, found through OIDC discovery, refreshed
@@ -149,6 +153,7 @@ func NewRemoteKeys(cfg RemoteKeysConfig) (*RemoteKeys, error) {
 		}
 		tlsCfg.RootCAs = pool
 	}
+	cfg.TLSPolicy.Apply(tlsCfg)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsCfg
 	return &RemoteKeys{cfg: cfg, client: &http.Client{Transport: tr, Timeout: cfg.Timeout}, jwksURL: cfg.JWKSURL}, nil

@@ -19,6 +19,7 @@ import (
 
 	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/csr"
+	"github.com/meshca/meshca/internal/compliance"
 )
 
 // ErrNoCRL is what a Config.CRL source returns when the CA publishes no CRL: /crl and /crl.pem answer 404
@@ -42,8 +43,12 @@ type Config struct {
 	// TLSCertFile and TLSKeyFile, when set, are used instead of a certificate issued through the backends.
 	TLSCertFile string `json:"tlsCertFile,omitempty"`
 	TLSKeyFile  string `json:"tlsKeyFile,omitempty"`
-	// PQCOnly restricts TLS key exchange on the gRPC port to the hybrid post-quantum X25519MLKEM768.
+	// PQCOnly restricts TLS key exchange on the gRPC port to the hybrid post-quantum X25519MLKEM768. The
+	// top-level compliancePolicy: pqc (or COMPLIANCE_POLICY=pqc) does this and more, on every connection.
 	PQCOnly bool `json:"pqcOnly,omitempty"`
+	// TLSPolicy is the COMPLIANCE_POLICY of the gRPC port; Handshakes, when set, counts its handshakes.
+	TLSPolicy  compliance.Policy      `json:"-"`
+	Handshakes *compliance.Handshakes `json:"-"`
 
 	// CRL returns the DER CRL to publish at /crl and /crl.pem; nil serves 404.
 	CRL func(ctx context.Context) ([]byte, error) `json:"-"`
@@ -123,7 +128,10 @@ func New(issuer *ca.Issuer, cfg Config) (*Server, error) {
 	if cfg.PQCOnly {
 		curves = []tls.CurveID{tls.X25519MLKEM768}
 	}
-	s.grpc = grpc.NewServer(grpcServerOptions(credentials.NewTLS(s.cert.tlsConfig(curves)))...)
+	tc := s.cert.tlsConfig(curves)
+	cfg.TLSPolicy.Apply(tc)
+	cfg.Handshakes.Instrument(tc, "grpc")
+	s.grpc = grpc.NewServer(grpcServerOptions(credentials.NewTLS(tc))...)
 	pb.RegisterIstioCertificateServiceServer(s.grpc, &service{issuer: issuer})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,

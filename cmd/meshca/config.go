@@ -22,6 +22,7 @@ import (
 	"github.com/meshca/meshca/ca/authn/kube"
 	"github.com/meshca/meshca/ca/expiry"
 	"github.com/meshca/meshca/ca/server"
+	"github.com/meshca/meshca/internal/compliance"
 	"github.com/meshca/meshca/trustbundle"
 )
 
@@ -44,6 +45,10 @@ type Config struct {
 	// Expiry tunes the per-identity expiry tracker (meshca_identity_* metrics, the stuck-agent signal). It is
 	// always on; the zero value is its defaults.
 	Expiry expiry.TrackerConfig `json:"expiry,omitempty"`
+	// CompliancePolicy is Istio's COMPLIANCE_POLICY for every TLS connection meshca serves or makes: pqc,
+	// fips-140-2, fips-140-3, or empty for Go's defaults. The COMPLIANCE_POLICY environment variable sets it
+	// too; when both are set they must agree.
+	CompliancePolicy string `json:"compliancePolicy,omitempty"`
 	// AllowShortTTLs permits lifetimes below MinLifetime. For tests only; serve warns when it is set.
 	AllowShortTTLs bool `json:"allowShortTTLs,omitempty"`
 }
@@ -70,6 +75,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Expiry.Validate(); err != nil {
 		errs = append(errs, inSection(err, "expiry", "expiry"))
+	}
+	if _, err := compliance.Parse(c.CompliancePolicy); err != nil {
+		errs = append(errs, fmt.Errorf("compliancePolicy: %w", err))
 	}
 	if len(c.Backends) == 0 {
 		errs = append(errs, errors.New("backends: configure at least one backend"))
@@ -179,6 +187,10 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 			a.Close()
 		}
 	}()
+	policy, handshakes, err := tlsPolicy(ctx, cfg, log, reg, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
 	var restCfg *rest.Config
 	var client kubernetes.Interface
 	if cfg.needsKube() {
@@ -187,6 +199,9 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 			kubeconfig = cfg.Kubernetes.Kubeconfig
 		}
 		if restCfg, err = kube.LoadRESTConfig(kubeconfig); err != nil {
+			return nil, err
+		}
+		if err = restWithPolicy(restCfg, policy); err != nil {
 			return nil, err
 		}
 		if client, err = kubernetes.NewForConfig(restCfg); err != nil {
@@ -214,7 +229,8 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 		Roots:        func(ctx context.Context) ([]*x509.Certificate, error) { return issuer.Roots(ctx) },
 		IssuingCAs:   func(ctx context.Context) ([]*x509.Certificate, error) { return issuer.IssuingCAs(ctx) },
 		MaxLifetime:  cfg.Issuance.EffectiveMaxTTL(),
-		TrustDomains: append([]string{cfg.Issuance.TrustDomain}, cfg.Issuance.TrustDomainAliases...), Logger: log})
+		TrustDomains: append([]string{cfg.Issuance.TrustDomain}, cfg.Issuance.TrustDomainAliases...), Logger: log,
+		TLSPolicy: policy})
 	if err != nil {
 		return nil, err
 	}
@@ -241,6 +257,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	}
 	scfg := cfg.Server
 	scfg.Logger, scfg.Gatherer, scfg.CRL = log, reg, crl
+	scfg.TLSPolicy, scfg.Handshakes = policy, handshakes
 	srv, err := server.New(issuer, scfg)
 	if err != nil {
 		return nil, err
