@@ -30,7 +30,8 @@ func (p Policy) selfTest(ctx context.Context, client func(*tls.Config)) error {
 	if err != nil {
 		return fmt.Errorf("%w: %s self-test: %v", ErrUnavailable, p, err)
 	}
-	srv := p.Clone(&tls.Config{Certificates: []tls.Certificate{cert}})
+	// No tickets: a server writing them into the synchronous pipe after the handshake would wait forever.
+	srv := p.Clone(&tls.Config{Certificates: []tls.Certificate{cert}, SessionTicketsDisabled: true})
 	cli := p.Clone(&tls.Config{RootCAs: pool, ServerName: "self-test.meshca.invalid"})
 	if client != nil {
 		client(cli)
