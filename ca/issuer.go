@@ -220,7 +220,7 @@ func (i *Issuer) issue(ctx context.Context, req *Request, rec *auditRecord) (*Re
 	if err != nil {
 		return nil, err
 	}
-	bundle, err := i.TrustBundle(ctx)
+	bundle, err := i.bundleFor(ctx, resp.Leaf())
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package ca
 import (
 	"context"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 
@@ -33,6 +34,23 @@ func (i *Issuer) PostQuantumRoots(ctx context.Context) ([]*x509.Certificate, err
 	}
 	if len(out) == 0 && len(errs) > 0 {
 		return nil, fmt.Errorf("ca: no ML-DSA roots available: %w", errors.Join(errs...))
+	}
+	return out, nil
+}
+
+// bundleFor returns the trust bundle sent with leaf: TrustBundle for classical leaves, the ML-DSA roots for an
+// ML-DSA leaf (its chain ends there, and an agent holding an ML-DSA certificate needs those anchors).
+func (i *Issuer) bundleFor(ctx context.Context, leaf *x509.Certificate) ([]byte, error) {
+	if leaf.PublicKeyAlgorithm != x509.MLDSA {
+		return i.TrustBundle(ctx)
+	}
+	roots, err := i.PostQuantumRoots(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", backends.ErrUnavailable, err)
+	}
+	var out []byte
+	for _, r := range roots {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: r.Raw})...)
 	}
 	return out, nil
 }

@@ -20,6 +20,8 @@ type KeyType string
 const (
 	KeyECDSAP256 KeyType = "ecdsa-p256"
 	KeyRSA2048   KeyType = "rsa2048"
+	// KeyMLDSA65 is an ML-DSA-65 key (RFC 9881); meshca needs issuance.mldsa and an ML-DSA CA.
+	KeyMLDSA65 KeyType = "mldsa65"
 )
 
 // Limits that keep a run bounded.
@@ -162,8 +164,8 @@ func (c Config) Validate() error {
 	if c.ValidityDuration < time.Second {
 		errs = append(errs, fmt.Errorf("validity duration %v: must be at least 1s", c.ValidityDuration))
 	}
-	if c.Key != KeyECDSAP256 && c.Key != KeyRSA2048 {
-		errs = append(errs, fmt.Errorf("key %q: want %s or %s", c.Key, KeyECDSAP256, KeyRSA2048))
+	if c.Key != KeyECDSAP256 && c.Key != KeyRSA2048 && c.Key != KeyMLDSA65 {
+		errs = append(errs, fmt.Errorf("key %q: want %s, %s or %s", c.Key, KeyECDSAP256, KeyRSA2048, KeyMLDSA65))
 	}
 	if !(c.ForeignFraction >= 0 && c.ForeignFraction <= 1) {
 		errs = append(errs, fmt.Errorf("foreign fraction %v: must be in [0, 1]", c.ForeignFraction))

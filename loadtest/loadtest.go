@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/mldsa"
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
@@ -200,6 +201,8 @@ func newCSR(kt KeyType, id *url.URL) (prepared, error) {
 	switch kt {
 	case KeyRSA2048:
 		key, err = rsa.GenerateKey(rand.Reader, 2048)
+	case KeyMLDSA65:
+		key, err = mldsa.GenerateKey(mldsa.MLDSA65())
 	default:
 		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	}

@@ -144,6 +144,9 @@ func TestDevModeIssuesMLDSACertificatesFromASeparatePKI(t *testing.T) {
 		t.Errorf("key usage %b, want digitalSignature only", leaf.KeyUsage)
 	}
 	pqRoots := getRoots(t, "http://"+d.httpAddr+"/roots-mldsa.pem")
+	if last := chain[len(chain)-1]; !last.Equal(pqRoots[0]) {
+		t.Errorf("the response ends with %q, want the ML-DSA root as the trust bundle", last.Subject)
+	}
 	pool, inters := x509.NewCertPool(), x509.NewCertPool()
 	for _, r := range pqRoots {
 		pool.AddCert(r)
