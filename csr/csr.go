@@ -8,8 +8,11 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/meshca/meshca/csr/composite"
 )
 
 // MaxPEMSize bounds the PEM text of one CSR. An RSA-8192 CSR, the largest meshca accepts, is under 3 KiB.
@@ -49,6 +52,9 @@ var signatureAlgorithms = []x509.SignatureAlgorithm{
 type Options struct {
 	// MLDSA accepts ML-DSA-44/65/87 keys (FIPS 204, RFC 9881) with a pure ML-DSA self-signature.
 	MLDSA bool
+	// Composite accepts composite id-MLDSA65-ECDSA-P256-SHA512 keys self-signed with that algorithm
+	// (draft-ietf-lamps-pq-composite-sigs, experimental: the draft's encodings may still change).
+	Composite bool
 }
 
 // mldsaSignatures are the signature algorithms of ML-DSA keys in a CSR (RFC 9881 §3): the key's own.
@@ -98,6 +104,15 @@ func ParseRaw(der []byte) (*Request, error) { return ParseRawWith(der, Options{}
 // its own parameter set passes the algorithm and key checks; every other rule is the same.
 func ParseRawWith(der []byte, opts Options) (*Request, error) {
 	c, err := x509.ParseCertificateRequest(der)
+	if err == nil && c.PublicKey == nil && opts.Composite { // a key crypto/x509 does not know: composite?
+		cc, cerr := composite.ParseCertificateRequest(der)
+		if cerr == nil {
+			return parseComposite(cc)
+		}
+		if !errors.Is(cerr, composite.ErrUnsupported) {
+			err = cerr
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidCSR, err)
 	}

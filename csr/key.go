@@ -13,7 +13,7 @@ import (
 
 // keyTypes is every KeyType CheckKey returns: a fixed set, so that metrics labelled by key type stay bounded.
 var keyTypes = []string{"RSA-2048", "RSA-3072", "RSA-4096", "RSA-other", "ECDSA-P256", "ECDSA-P384", "Ed25519",
-	"ML-DSA-44", "ML-DSA-65", "ML-DSA-87"}
+	"ML-DSA-44", "ML-DSA-65", "ML-DSA-87", compositeKeyType}
 
 // KeyTypes lists every KeyType a Request can carry, for metrics to create their labels up front. RSA keys
 // of sizes other than 2048, 3072 and 4096 bits share "RSA-other".
