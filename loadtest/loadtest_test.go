@@ -19,7 +19,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	pb "istio.io/api/security/v1alpha1"
 
-	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/ca/catest"
 	"github.com/meshca/meshca/internal/devtoken"
 )
@@ -59,21 +58,6 @@ func TestRunAgainstMeshca(t *testing.T) {
 			return c
 		}(), 4},
 	}
-	pq := catest.StartMeshca(t, catest.MeshcaOptions{
-		Backends: []ca.NamedBackend{{Name: "file", Backend: catest.MLDSAFileBackend(t, nil)}},
-		Policy:   &ca.Policy{TrustDomain: catest.TrustDomain, MLDSA: true}})
-	mldsa := config(pq, 10, time.Second)
-	mldsa.Key, mldsa.Roots = KeyMLDSA65, pq.Roots.Clone() // the serving root and, for the chains, the ML-DSA root
-	pqRoots, err := pq.Issuer.PostQuantumRoots(context.Background())
-	if err != nil || len(pqRoots) == 0 {
-		t.Fatalf("ML-DSA roots: %v %v", pqRoots, err)
-	}
-	mldsa.Roots.AddCert(pqRoots[0])
-	tests = append(tests, struct {
-		name string
-		cfg  Config
-		want int
-	}{"ML-DSA-65 keys against meshca's ML-DSA CA", mldsa, 10})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			start := time.Now()
