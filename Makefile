@@ -1,4 +1,8 @@
 # meshca — see README.md. Every tool and test server is installed by these targets; nothing by hand.
+# meshca needs Go 1.27 (crypto/mldsa, ML-DSA in crypto/x509 and crypto/tls). The go command fetches this
+# toolchain from the module proxy the first time (~76 MB); a machine with Go 1.26 needs nothing else. Exported,
+# so every target and every script it runs uses it; `make GOTOOLCHAIN=go1.27.x` picks another patch release.
+export GOTOOLCHAIN := go1.27.3
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)

@@ -105,6 +105,13 @@ type Checker interface {
 	Check(ctx context.Context) error
 }
 
+// PostQuantumRooter is implemented by backends that also sign with an ML-DSA CA (RFC 9881) for CSRs whose key
+// is ML-DSA. Its roots are kept apart from Roots, which feeds the root-cert.pem Envoy loads: Envoy cannot load
+// ML-DSA certificates yet (envoy#42893), and one unparseable root would break the whole bundle.
+type PostQuantumRooter interface {
+	PostQuantumRoots(ctx context.Context) ([]*x509.Certificate, error)
+}
+
 // Chainer is implemented by backends that know their issuing chain (signing CA first, root last) without
 // signing, so meshca can export its expiry before the first request.
 type Chainer interface {

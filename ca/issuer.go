@@ -224,7 +224,7 @@ func (i *Issuer) issue(ctx context.Context, req *Request, rec *auditRecord) (*Re
 	if err := i.limits.allow(callerKey(caller, target, req.ImpersonatedIdentity != "")); err != nil {
 		return nil, err
 	}
-	parsed, err := csr.Parse(req.CSR)
+	parsed, err := csr.ParseWith(req.CSR, csr.Options{MLDSA: i.policy.MLDSA})
 	if err != nil {
 		return nil, err
 	}
@@ -267,7 +267,7 @@ func (i *Issuer) issueTo(ctx context.Context, target csr.Identity, parsed *csr.R
 	if err != nil {
 		return nil, err
 	}
-	bundle, err := i.TrustBundle(ctx)
+	bundle, err := i.bundleFor(ctx, resp.Leaf())
 	if err != nil {
 		return nil, err
 	}
@@ -380,6 +380,9 @@ func (i *Issuer) verify(ctx context.Context, b NamedBackend, req *backends.SignR
 	}
 	leaf := resp.Chain[0]
 	roots, err := b.Backend.Roots(ctx)
+	if pq, ok := b.Backend.(backends.PostQuantumRooter); ok && err == nil && leaf.PublicKeyAlgorithm == x509.MLDSA {
+		roots, err = pq.PostQuantumRoots(ctx) // an ML-DSA leaf chains to the ML-DSA roots only
+	}
 	if err != nil {
 		return fmt.Errorf("%w: backend %s: roots: %w", backends.ErrUnavailable, b.Name, err)
 	}

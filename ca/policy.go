@@ -30,6 +30,9 @@ type Policy struct {
 	// CommonName, when true, puts the SPIFFE ID in the subject CN (if it fits RFC 5280's 64 characters).
 	// Default false: the identity lives in the URI SAN only, as the X.509-SVID profile recommends.
 	CommonName bool `json:"commonName,omitempty"`
+	// MLDSA, when true, accepts CSRs whose key is ML-DSA-44/65/87 (RFC 9881); a backend's ML-DSA CA signs
+	// them (file: mldsaDir). Default false.
+	MLDSA bool `json:"mldsa,omitempty"`
 }
 
 // Validate reports every problem with p at once, after defaults are applied.

@@ -151,7 +151,8 @@ func TestParseSurfacesEmailAndIPSANs(t *testing.T) {
 
 // TestKeyTypes: the list is the fixed, bounded set metrics pre-create, and callers cannot change it.
 func TestKeyTypes(t *testing.T) {
-	want := []string{"ECDSA-P256", "ECDSA-P384", "Ed25519", "RSA-2048", "RSA-3072", "RSA-4096", "RSA-other"}
+	want := []string{"ECDSA-P256", "ECDSA-P384", "Ed25519", "ML-DSA-44", "ML-DSA-65", "ML-DSA-87",
+		"MLDSA65-ECDSA-P256", "RSA-2048", "RSA-3072", "RSA-4096", "RSA-other"}
 	got := csr.KeyTypes()
 	if !slices.Equal(slices.Sorted(slices.Values(got)), want) {
 		t.Fatalf("KeyTypes() = %q, want %q", got, want)

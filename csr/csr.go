@@ -3,12 +3,16 @@ package csr
 import (
 	"bytes"
 	"crypto"
+	"crypto/mldsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/meshca/meshca/csr/composite"
 )
 
 // MaxPEMSize bounds the PEM text of one CSR. An RSA-8192 CSR, the largest meshca accepts, is under 3 KiB.
@@ -44,9 +48,24 @@ var signatureAlgorithms = []x509.SignatureAlgorithm{
 	x509.PureEd25519,
 }
 
+// Options widens the key policy beyond the classical keys every Parse accepts.
+type Options struct {
+	// MLDSA accepts ML-DSA-44/65/87 keys (FIPS 204, RFC 9881) with a pure ML-DSA self-signature.
+	MLDSA bool
+	// Composite accepts composite id-MLDSA65-ECDSA-P256-SHA512 keys self-signed with that algorithm
+	// (draft-ietf-lamps-pq-composite-sigs, experimental: the draft's encodings may still change).
+	Composite bool
+}
+
+// mldsaSignatures are the signature algorithms of ML-DSA keys in a CSR (RFC 9881 §3): the key's own.
+var mldsaSignatures = []x509.SignatureAlgorithm{x509.MLDSA44, x509.MLDSA65, x509.MLDSA87}
+
 // Parse decodes one PEM "CERTIFICATE REQUEST" block and checks it as ParseRaw does. Text before or after
 // the block, PEM headers and a second block are refused.
-func Parse(pemBytes []byte) (*Request, error) {
+func Parse(pemBytes []byte) (*Request, error) { return ParseWith(pemBytes, Options{}) }
+
+// ParseWith is Parse with the key policy widened by opts.
+func ParseWith(pemBytes []byte, opts Options) (*Request, error) {
 	if len(pemBytes) > MaxPEMSize {
 		return nil, fmt.Errorf(
 			"%w: %d bytes is larger than the %d-byte limit",
@@ -68,7 +87,7 @@ func Parse(pemBytes []byte) (*Request, error) {
 	if !bytes.HasPrefix(bytes.TrimSpace(pemBytes), []byte("-----BEGIN ")) || len(bytes.TrimSpace(rest)) != 0 {
 		return nil, fmt.Errorf("%w: data around the CSR; send exactly one PEM block", ErrInvalidCSR)
 	}
-	return ParseRaw(block.Bytes)
+	return ParseRawWith(block.Bytes, opts)
 }
 
 // ParseRaw is Parse for a DER-encoded CSR. In order, it refuses:
@@ -79,8 +98,21 @@ func Parse(pemBytes []byte) (*Request, error) {
 //   - a key outside the key policy, before the signature is checked (ErrKeyPolicy, see CheckKey);
 //   - a self-signature that does not verify (ErrInvalidCSR);
 //   - any extension request meshca would not honour (ErrUnsupportedRequest, see checkExtensions).
-func ParseRaw(der []byte) (*Request, error) {
+func ParseRaw(der []byte) (*Request, error) { return ParseRawWith(der, Options{}) }
+
+// ParseRawWith is ParseRaw with the key policy widened by opts: with opts.MLDSA, an ML-DSA key signed with
+// its own parameter set passes the algorithm and key checks; every other rule is the same.
+func ParseRawWith(der []byte, opts Options) (*Request, error) {
 	c, err := x509.ParseCertificateRequest(der)
+	if err == nil && c.PublicKey == nil && opts.Composite { // a key crypto/x509 does not know: composite?
+		cc, cerr := composite.ParseCertificateRequest(der)
+		if cerr == nil {
+			return parseComposite(cc)
+		}
+		if !errors.Is(cerr, composite.ErrUnsupported) {
+			err = cerr
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidCSR, err)
 	}
@@ -91,7 +123,12 @@ func ParseRaw(der []byte) (*Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !slices.Contains(signatureAlgorithms, c.SignatureAlgorithm) {
+	pq, isMLDSA := c.PublicKey.(*mldsa.PublicKey)
+	allowed := signatureAlgorithms
+	if opts.MLDSA && isMLDSA {
+		allowed = mldsaSignatures
+	}
+	if !slices.Contains(allowed, c.SignatureAlgorithm) {
 		alg := c.SignatureAlgorithm.String()
 		if c.SignatureAlgorithm == x509.UnknownSignatureAlgorithm {
 			alg = "an algorithm meshca does not know"
@@ -103,6 +140,12 @@ func ParseRaw(der []byte) (*Request, error) {
 		)
 	}
 	keyType, err := CheckKey(c.PublicKey)
+	if opts.MLDSA && isMLDSA {
+		keyType, err = checkMLDSA(pq), nil
+		if c.SignatureAlgorithm.String() != keyType { // RFC 9881 §3: the key's own parameter set
+			err = fmt.Errorf("%w: an %s key signed with %s", ErrKeyPolicy, keyType, c.SignatureAlgorithm)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -5,13 +5,15 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/mldsa"
 	"crypto/rsa"
 	"fmt"
 	"slices"
 )
 
 // keyTypes is every KeyType CheckKey returns: a fixed set, so that metrics labelled by key type stay bounded.
-var keyTypes = []string{"RSA-2048", "RSA-3072", "RSA-4096", "RSA-other", "ECDSA-P256", "ECDSA-P384", "Ed25519"}
+var keyTypes = []string{"RSA-2048", "RSA-3072", "RSA-4096", "RSA-other", "ECDSA-P256", "ECDSA-P384", "Ed25519",
+	"ML-DSA-44", "ML-DSA-65", "ML-DSA-87", compositeKeyType}
 
 // KeyTypes lists every KeyType a Request can carry, for metrics to create their labels up front. RSA keys
 // of sizes other than 2048, 3072 and 4096 bits share "RSA-other".
@@ -47,9 +49,23 @@ func CheckKey(pub crypto.PublicKey) (string, error) {
 		return "", fmt.Errorf("%w: ECDSA curve %s; use P-256 or P-384", ErrKeyPolicy, k.Curve.Params().Name)
 	case ed25519.PublicKey:
 		return "Ed25519", nil
+	case *mldsa.PublicKey:
+		return "", fmt.Errorf("%w: %s key; meshca certifies ML-DSA keys only when issuance.mldsa is true",
+			ErrKeyPolicy, k.Parameters())
 	case nil:
 		return "", fmt.Errorf("%w: a public key algorithm meshca does not know; use ECDSA P-256/P-384, RSA >= 2048 "+
 			"or Ed25519", ErrKeyPolicy)
 	}
 	return "", fmt.Errorf("%w: key type %T; use ECDSA P-256/P-384, RSA >= 2048 or Ed25519", ErrKeyPolicy, pub)
+}
+
+// checkMLDSA is CheckKey for ML-DSA keys (RFC 9881), which Options.MLDSA allows: all three parameter sets.
+func checkMLDSA(k *mldsa.PublicKey) string {
+	switch k.Parameters() {
+	case mldsa.MLDSA44():
+		return "ML-DSA-44"
+	case mldsa.MLDSA65():
+		return "ML-DSA-65"
+	}
+	return "ML-DSA-87"
 }

@@ -65,7 +65,7 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"requested certificate lifetime (istio-agent SECRET_TTL)",
 	)
 	key := fs.String("key", string(KeyECDSAP256),
-		"key `type` per request: "+string(KeyECDSAP256)+" or "+string(KeyRSA2048))
+		"key `type` per request: "+string(KeyECDSAP256)+", "+string(KeyRSA2048)+" or "+string(KeyMLDSA65))
 	pregen := fs.Bool("pregenerate", true,
 		"generate every request's key and CSR before the timer; false generates them as requests are sent")
 	fs.Float64Var(&c.ForeignFraction, "foreign-fraction", 0, "`fraction` (0..1) of requests whose CSR asks for "+

@@ -23,6 +23,8 @@ type KeyType string
 const (
 	KeyECDSAP256 KeyType = "ECDSA-P256"
 	KeyRSA2048   KeyType = "RSA-2048"
+	// KeyMLDSA65 is an ML-DSA-65 key (RFC 9881); meshca needs issuance.mldsa and an ML-DSA CA.
+	KeyMLDSA65 KeyType = "ML-DSA-65"
 )
 
 // ParseKeyType reads a --key value: a key_type label value in any case, or the older spellings ecdsa-p256 and
@@ -33,6 +35,8 @@ func ParseKeyType(s string) KeyType {
 		return KeyECDSAP256
 	case "rsa-2048", "rsa2048":
 		return KeyRSA2048
+	case "ml-dsa-65", "mldsa65":
+		return KeyMLDSA65
 	}
 	return KeyType(s)
 }
@@ -177,8 +181,8 @@ func (c Config) Validate() error {
 	if c.ValidityDuration < time.Second {
 		errs = append(errs, fmt.Errorf("validity duration %v: must be at least 1s", c.ValidityDuration))
 	}
-	if c.Key != KeyECDSAP256 && c.Key != KeyRSA2048 {
-		errs = append(errs, fmt.Errorf("key %q: want %s or %s", c.Key, KeyECDSAP256, KeyRSA2048))
+	if c.Key != KeyECDSAP256 && c.Key != KeyRSA2048 && c.Key != KeyMLDSA65 {
+		errs = append(errs, fmt.Errorf("key %q: want %s, %s or %s", c.Key, KeyECDSAP256, KeyRSA2048, KeyMLDSA65))
 	}
 	if !(c.ForeignFraction >= 0 && c.ForeignFraction <= 1) {
 		errs = append(errs, fmt.Errorf("foreign fraction %v: must be in [0, 1]", c.ForeignFraction))

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/mldsa"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
@@ -201,6 +202,8 @@ func newCSR(kt KeyType, id *url.URL) (prepared, error) {
 	switch kt {
 	case KeyRSA2048:
 		key, err = rsa.GenerateKey(rand.Reader, 2048)
+	case KeyMLDSA65:
+		key, err = mldsa.GenerateKey(mldsa.MLDSA65())
 	default:
 		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	}

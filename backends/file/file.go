@@ -2,6 +2,7 @@ package file
 
 import (
 	"context"
+	"crypto/mldsa"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -32,6 +33,9 @@ type Config struct {
 	ReloadInterval time.Duration `json:"reloadInterval,omitempty"`
 	// Backdate moves NotBefore into the past to tolerate clock skew between nodes. Default 30s.
 	Backdate time.Duration `json:"backdate,omitempty"`
+	// MLDSADir, when set, is a second cacerts directory whose CA has an ML-DSA key: CSRs with ML-DSA keys are
+	// signed by it (and only by it), and its roots are published apart (PostQuantumRoots). Needs Dir.
+	MLDSADir string `json:"mldsaDir,omitempty"`
 
 	// Clock returns the current time; default time.Now.
 	Clock func() time.Time `json:"-"`
@@ -62,6 +66,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ReloadInterval < 0 {
 		errs = append(errs, errors.New("file: reloadInterval must not be negative"))
+	}
+	if c.MLDSADir != "" && c.Dir == "" {
+		errs = append(errs, errors.New("file: mldsaDir goes with dir (a cacerts directory), not secret"))
 	}
 	if c.Backdate < 0 || c.Backdate > time.Hour {
 		errs = append(errs, errors.New("file: backdate must be between 0 and 1h"))
@@ -105,6 +112,7 @@ type Backend struct {
 	reload  sync.Mutex // serialises Reload; never held while signing
 	cancel  context.CancelFunc
 	done    chan struct{}
+	mldsa   *Backend // the ML-DSA CA of MLDSADir, or nil
 }
 
 var (
@@ -112,6 +120,8 @@ var (
 	_ backends.CRLSigner = (*Backend)(nil)
 	_ backends.Checker   = (*Backend)(nil)
 	_ backends.Chainer   = (*Backend)(nil)
+
+	_ backends.PostQuantumRooter = (*Backend)(nil)
 )
 
 // New loads the CA from cfg.Dir or cfg.Secret and starts watching it until Close is called or ctx ends. It
@@ -161,6 +171,12 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	a.digest = digestFiles(files)
 	b.current.Store(a)
+	if cfg.MLDSADir != "" {
+		if b.mldsa, err = newMLDSA(ctx, cfg); err != nil {
+			b.cancel()
+			return nil, err
+		}
+	}
 	cfg.Logger.Info("file backend loaded CA", "source", b.origin, "subject", a.cert.Subject.String(),
 		"not_after", a.cert.NotAfter.UTC(), "roots", len(a.roots))
 	b.noteCRL(a)
@@ -179,6 +195,9 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 func (b *Backend) Close() error {
 	b.cancel()
 	<-b.done
+	if b.mldsa != nil {
+		return b.mldsa.Close()
+	}
 	return nil
 }
 
@@ -243,6 +262,13 @@ func (b *Backend) noteCRL(a *authority) {
 func (b *Backend) Sign(ctx context.Context, req *backends.SignRequest) (*backends.SignResponse, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("file: %w: %v", backends.ErrUnavailable, err)
+	}
+	if _, pq := req.PublicKey.(*mldsa.PublicKey); pq != b.isMLDSA() {
+		if pq && b.mldsa != nil {
+			return b.mldsa.Sign(ctx, req)
+		}
+		return nil, fmt.Errorf("file: %w: no CA for a %s key here; an ML-DSA key needs mldsaDir", backends.ErrRefused,
+			keyKind(pq))
 	}
 	a := b.current.Load()
 	tmpl, err := leafTemplate(req, a.cert, b.cfg.Clock(), b.cfg.Backdate)

@@ -33,8 +33,10 @@ type GenerateOptions struct {
 	// every CA of the chain (meshca signs the intermediate's).
 	RootCRL bool
 	// IntermediateKey, when set, is the intermediate's key (e.g. RSA, as many enterprise PKIs use); default a
-	// new ECDSA P-256 key.
+	// new key from NewKey.
 	IntermediateKey crypto.Signer
+	// NewKey makes the new keys (root and intermediate), e.g. NewMLDSA65Key; default ECDSA P-256.
+	NewKey func() (crypto.Signer, error)
 }
 
 // Generated is a root and an intermediate CA, with keys, as Generate made them.
@@ -49,8 +51,9 @@ type Generated struct {
 	CRLPEM []byte
 }
 
-// Generate creates an ECDSA P-256 root (unless opts.Root is given) and an intermediate signed by it. It is
-// meant for development and tests; production CAs come from the organisation's PKI.
+// Generate creates a root (unless opts.Root is given) and an intermediate signed by it, with ECDSA P-256 keys
+// unless opts.NewKey says otherwise. It is meant for development and tests; production CAs come from the
+// organisation's PKI.
 func Generate(opts GenerateOptions) (*Generated, error) {
 	if opts.Organization == "" {
 		opts.Organization = "meshca"
@@ -64,10 +67,13 @@ func Generate(opts GenerateOptions) (*Generated, error) {
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
 	}
+	if opts.NewKey == nil {
+		opts.NewKey = func() (crypto.Signer, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) }
+	}
 	now := opts.Now.Add(-time.Minute).Truncate(time.Second).UTC()
 	g := &Generated{Root: opts.Root, RootKey: opts.RootKey}
 	if g.Root == nil {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		key, err := opts.NewKey()
 		if err != nil {
 			return nil, err
 		}
@@ -85,7 +91,7 @@ func Generate(opts GenerateOptions) (*Generated, error) {
 	}
 	var key crypto.Signer = opts.IntermediateKey
 	if key == nil {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		k, err := opts.NewKey()
 		if err != nil {
 			return nil, err
 		}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/meshca/meshca/internal/compliance"
 )
 
 // Config configures the step-ca backend. Exactly one of JWK and X5C names the provisioner meshca signs its
@@ -45,6 +47,8 @@ type Config struct {
 	Getenv func(string) string `json:"-"`
 	// Logger receives backend events; default slog.Default(). Tokens and keys are never logged.
 	Logger *slog.Logger `json:"-"`
+	// TLSPolicy is the COMPLIANCE_POLICY applied to every connection to step-ca (set by meshca, not the file).
+	TLSPolicy compliance.Policy `json:"-"`
 }
 
 // JWKConfig names a JWK provisioner and where its private key is.

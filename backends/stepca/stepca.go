@@ -136,11 +136,11 @@ func (b *Backend) newHTTPClient() *http.Client {
 			TLSHandshakeTimeout: b.cfg.Timeout,
 			// Certificates are verified in verifyServer against the current trust state, which changes
 			// when step-ca's roots are refreshed; the standard verification is replaced, not skipped.
-			TLSClientConfig: &tls.Config{
+			TLSClientConfig: b.cfg.TLSPolicy.Clone(&tls.Config{
 				MinVersion:         tls.VersionTLS12,
 				InsecureSkipVerify: true, //nolint:gosec // see verifyServer
 				VerifyConnection:   b.verifyServer,
-			},
+			}),
 			ForceAttemptHTTP2:   true,
 			MaxIdleConnsPerHost: 64,
 			IdleConnTimeout:     90 * time.Second,

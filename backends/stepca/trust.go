@@ -92,7 +92,7 @@ func (b *Backend) bootstrap(ctx context.Context) (*x509.Certificate, error) {
 		Timeout: b.cfg.Timeout,
 		Transport: &http.Transport{
 			//nolint:gosec // the answer is checked by its hash below
-			TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true},
+			TLSClientConfig: b.cfg.TLSPolicy.Clone(&tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true}),
 			DialContext:     (&net.Dialer{Timeout: min(b.cfg.Timeout, 2*time.Second)}).DialContext,
 		},
 	}

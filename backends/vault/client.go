@@ -39,6 +39,7 @@ func newClient(cfg *Config) (*api.Client, error) {
 			tlsCfg.RootCAs.AddCert(c)
 		}
 	}
+	cfg.TLSPolicy.Apply(tlsCfg)
 	transport := &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
 		DialContext:         (&net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext,

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/meshca/meshca/backends"
+	"github.com/meshca/meshca/internal/compliance"
 )
 
 // Signing modes.
@@ -86,6 +87,8 @@ type Config struct {
 	Clock func() time.Time `json:"-"`
 	// Logger receives the backend's events; default slog.Default(). Tokens and secret IDs are never logged.
 	Logger *slog.Logger `json:"-"`
+	// TLSPolicy is the COMPLIANCE_POLICY applied to the connection to Vault (set by meshca, not the file).
+	TLSPolicy compliance.Policy `json:"-"`
 	// ReadFile reads the token, secret-ID and CA files; default os.ReadFile.
 	ReadFile func(name string) ([]byte, error) `json:"-"`
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/meshca/meshca/backends"
 	"github.com/meshca/meshca/backends/vault"
 	"github.com/meshca/meshca/backends/vault/vaulttest"
+	"github.com/meshca/meshca/internal/compliance"
 )
 
 // tlsFront serves the real Vault over TLS with a certificate for "vault.internal" from a CA of its own, and
@@ -31,9 +32,11 @@ type tlsFront struct {
 	mu         sync.Mutex
 	namespaces map[string]int // header value → requests
 	paths      map[string]bool
+	groups     map[tls.CurveID]int // key exchanges of completed handshakes
 }
 
-func newTLSFront(t *testing.T, vaultAddr string) *tlsFront {
+// newTLSFront starts the front; curves, when given, are the only key exchanges it accepts.
+func newTLSFront(t *testing.T, vaultAddr string, curves ...tls.CurveID) *tlsFront {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -57,7 +60,7 @@ func newTLSFront(t *testing.T, vaultAddr string) *tlsFront {
 	}
 	target, _ := url.Parse(vaultAddr)
 	f := &tlsFront{caPEM: string(pemBlock("CERTIFICATE", caDER)), namespaces: map[string]int{},
-		paths: map[string]bool{}}
+		paths: map[string]bool{}, groups: map[tls.CurveID]int{}}
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
@@ -67,7 +70,13 @@ func newTLSFront(t *testing.T, vaultAddr string) *tlsFront {
 		r.Header.Del("X-Vault-Namespace")
 		proxy.ServeHTTP(w, r)
 	}))
-	f.srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{leafDER}, PrivateKey: key}}}
+	f.srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{leafDER}, PrivateKey: key}},
+		CurvePreferences: curves, VerifyConnection: func(cs tls.ConnectionState) error {
+			f.mu.Lock()
+			f.groups[cs.CurveID]++
+			f.mu.Unlock()
+			return nil
+		}}
 	f.srv.StartTLS()
 	t.Cleanup(f.srv.Close)
 	return f
@@ -109,6 +118,24 @@ func TestTLSAndNamespace(t *testing.T) {
 		c.TLS = vault.TLSConfig{ServerName: "vault.internal"}
 		if _, err := vault.New(t.Context(), c); !errors.Is(err, backends.ErrUnavailable) {
 			t.Fatalf("New without the CA: %v, want ErrUnavailable (certificate not trusted)", err)
+		}
+	})
+	t.Run("under compliancePolicy pqc Vault is reached over X25519MLKEM768 only", func(t *testing.T) {
+		c := cfg
+		c.TLSPolicy = compliance.PQC
+		signWorks(t, newBackend(t, c), "over TLS under pqc")
+		classical := newTLSFront(t, s.Addr, tls.X25519, tls.CurveP256)
+		c.Address = classical.srv.URL
+		c.TLS.CAPEM = classical.caPEM
+		if _, err := vault.New(t.Context(), c); !errors.Is(err, backends.ErrUnavailable) {
+			t.Fatalf("New under pqc against a Vault without ML-KEM: %v, want ErrUnavailable", err)
+		}
+		c.TLSPolicy = compliance.None
+		signWorks(t, newBackend(t, c), "over classical TLS without a policy")
+		front.mu.Lock()
+		defer front.mu.Unlock()
+		if front.groups[tls.X25519MLKEM768] == 0 {
+			t.Errorf("Vault's front saw key exchanges %v, want X25519MLKEM768", front.groups)
 		}
 	})
 	t.Run("a server name the certificate does not hold is refused", func(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshca/meshca/internal/compliance"
 )
 
 // Config is the authn section of meshca's configuration file: the token issuers verified locally and whether
@@ -124,6 +126,8 @@ type Deps struct {
 	Logger *slog.Logger
 	// Registerer receives the remote key sets' metrics (NewKeysMetrics); nil leaves them unregistered.
 	Registerer prometheus.Registerer
+	// TLSPolicy is the COMPLIANCE_POLICY for fetching remote key sets (JWKS, OIDC discovery).
+	TLSPolicy compliance.Policy
 }
 
 // New returns the authenticators cfg describes, in the order the Chain tries them: deps.First, the token
@@ -146,7 +150,7 @@ func New(cfg Config, deps Deps) (Chain, error) {
 		if err != nil {
 			return nil, err
 		}
-		issuers, err := tokenIssuers(cfg.TokenIssuers, m, deps.Logger)
+		issuers, err := tokenIssuers(cfg.TokenIssuers, m, deps.Logger, deps.TLSPolicy)
 		if err != nil {
 			return nil, err
 		}
@@ -180,7 +184,8 @@ func New(cfg Config, deps Deps) (Chain, error) {
 }
 
 // tokenIssuers loads or sets up the key set of every configured issuer.
-func tokenIssuers(cfgs []TokenIssuerConfig, m *KeysMetrics, log *slog.Logger) ([]TokenIssuer, error) {
+func tokenIssuers(cfgs []TokenIssuerConfig, m *KeysMetrics, log *slog.Logger, policy compliance.Policy) (
+	[]TokenIssuer, error) {
 	var issuers []TokenIssuer
 	for _, ic := range cfgs {
 		var keys KeySet
@@ -189,7 +194,7 @@ func tokenIssuers(cfgs []TokenIssuerConfig, m *KeysMetrics, log *slog.Logger) ([
 			keys, err = LoadJWKS(ic.JWKSFile)
 		} else {
 			keys, err = NewRemoteKeys(RemoteKeysConfig{Issuer: ic.Issuer, JWKSURL: ic.JWKSURL,
-				CAFile: ic.CAFile, TokenFile: ic.TokenFile, Metrics: m, Logger: log})
+				CAFile: ic.CAFile, TokenFile: ic.TokenFile, Metrics: m, Logger: log, TLSPolicy: policy})
 		}
 		if err != nil {
 			return nil, err

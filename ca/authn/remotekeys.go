@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/meshca/meshca/internal/compliance"
 )
 
 // RemoteKeysConfig configures RemoteKeys.
@@ -51,6 +53,8 @@ type RemoteKeysConfig struct {
 	// Clock returns the current time; default time.Now.
 	Clock  func() time.Time
 	Logger *slog.Logger
+	// TLSPolicy is the COMPLIANCE_POLICY applied to the fetches when HTTPClient is not set.
+	TLSPolicy compliance.Policy
 }
 
 func (c *RemoteKeysConfig) setDefaults() {
@@ -128,6 +132,7 @@ func NewRemoteKeys(cfg RemoteKeysConfig) (*RemoteKeys, error) {
 		}
 		tlsCfg.RootCAs = pool
 	}
+	cfg.TLSPolicy.Apply(tlsCfg)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsCfg
 	return &RemoteKeys{cfg: cfg, client: &http.Client{Transport: tr, Timeout: cfg.Timeout}, jwksURL: cfg.JWKSURL}, nil

@@ -37,6 +37,21 @@ func (s *Server) httpHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/x-pem-file")
 		w.Write(pemChain(roots))
 	})
+	// The ML-DSA roots have their own output: Envoy reads /roots.pem's set and cannot load them (envoy#42893).
+	mux.HandleFunc("GET /roots-mldsa.pem", func(w http.ResponseWriter, r *http.Request) {
+		roots, err := s.issuer.PostQuantumRoots(r.Context())
+		if err != nil {
+			s.cfg.Logger.Error("serving /roots-mldsa.pem", "error", err)
+			http.Error(w, "roots unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		if len(roots) == 0 {
+			http.Error(w, "no ML-DSA CA is configured", http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		w.Write(pemChain(roots))
+	})
 	crl := func(asPEM bool) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			source := s.cfg.CRL

@@ -20,6 +20,7 @@ import (
 	pb "istio.io/api/security/v1alpha1"
 
 	"github.com/meshca/meshca/ca"
+	"github.com/meshca/meshca/internal/compliance"
 )
 
 // ErrNoCRL is what a Config.CRL source returns when the CA publishes no CRL: /crl and /crl.pem answer 404
@@ -48,7 +49,8 @@ type Config struct {
 	// TLSCertFile and TLSKeyFile, when set, are used instead of a certificate issued through the backends.
 	TLSCertFile string `json:"tlsCertFile,omitempty"`
 	TLSKeyFile  string `json:"tlsKeyFile,omitempty"`
-	// PQCOnly restricts TLS key exchange on the gRPC port to the hybrid post-quantum X25519MLKEM768.
+	// PQCOnly restricts TLS key exchange on the gRPC port to the hybrid post-quantum X25519MLKEM768. The
+	// top-level compliancePolicy: pqc (or COMPLIANCE_POLICY=pqc) does this and more, on every connection.
 	PQCOnly bool `json:"pqcOnly,omitempty"`
 	// DrainDelay is how long meshca keeps accepting requests after readiness went false on shutdown, so that
 	// load balancers stop sending new ones first (e.g. 5s in Kubernetes). Default 0.
@@ -56,6 +58,9 @@ type Config struct {
 	// ShutdownTimeout bounds how long requests in flight at shutdown may take to finish; then they are cut.
 	// Default 10s.
 	ShutdownTimeout time.Duration `json:"shutdownTimeout,omitempty"`
+	// TLSPolicy is the COMPLIANCE_POLICY of the gRPC port; Handshakes, when set, counts its handshakes.
+	TLSPolicy  compliance.Policy      `json:"-"`
+	Handshakes *compliance.Handshakes `json:"-"`
 
 	// CRL returns the DER CRL to publish at /crl (and /crl.pem when CRLPEM is nil); nil serves 404.
 	CRL func(ctx context.Context) ([]byte, error) `json:"-"`
@@ -152,7 +157,10 @@ func New(issuer *ca.Issuer, cfg Config) (*Server, error) {
 	if cfg.PQCOnly {
 		curves = []tls.CurveID{tls.X25519MLKEM768}
 	}
-	s.grpc = grpc.NewServer(grpcServerOptions(credentials.NewTLS(s.cert.tlsConfig(curves)))...)
+	tc := s.cert.tlsConfig(curves)
+	cfg.TLSPolicy.Apply(tc)
+	cfg.Handshakes.Instrument(tc, "grpc")
+	s.grpc = grpc.NewServer(grpcServerOptions(credentials.NewTLS(tc))...)
 	pb.RegisterIstioCertificateServiceServer(s.grpc, &service{issuer: issuer})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,

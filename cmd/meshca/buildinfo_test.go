@@ -36,12 +36,22 @@ func startDevIn(t *testing.T, dir string) *devServer {
 		done: make(chan int, 1), adminAddr: fmt.Sprintf("127.0.0.1:%d", catest.FreePort(t))}
 	ctx, stop := context.WithCancel(context.Background())
 	d.stop = stop
+	exited := make(chan struct{})
 	go func() {
+		defer close(exited)
 		d.done <- run(ctx, []string{"serve", "--dev", d.dir, "--grpc-addr", d.grpcAddr, "--http-addr", d.httpAddr,
 			"--admin-addr", d.adminAddr},
 			io.Discard, d.stderr)
 	}()
-	t.Cleanup(stop)
+	// Registered after t.TempDir's cleanup, so it runs first: serve has stopped writing into dir when it goes.
+	t.Cleanup(func() {
+		stop()
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			t.Errorf("serve --dev did not return within 20s of being stopped")
+		}
+	})
 	return d
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/meshca/meshca/ca/kubesigner"
 	"github.com/meshca/meshca/ca/policy"
 	"github.com/meshca/meshca/ca/server"
+	"github.com/meshca/meshca/internal/compliance"
 	"github.com/meshca/meshca/trustbundle"
 )
 
@@ -59,6 +60,10 @@ type Config struct {
 	// Limits protect meshca from floods (in-flight cap, per-caller and per-source failure rates); the zero
 	// value is their defaults.
 	Limits ca.Limits `json:"limits,omitempty"`
+	// CompliancePolicy is Istio's COMPLIANCE_POLICY for every TLS connection meshca serves or makes: pqc,
+	// fips-140-2, fips-140-3, or empty for Go's defaults. The COMPLIANCE_POLICY environment variable sets it
+	// too; when both are set they must agree.
+	CompliancePolicy string `json:"compliancePolicy,omitempty"`
 	// AllowShortTTLs permits lifetimes below MinLifetime. For tests only; serve warns when it is set.
 	AllowShortTTLs bool `json:"allowShortTTLs,omitempty"`
 }
@@ -94,6 +99,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Limits.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if _, err := compliance.Parse(c.CompliancePolicy); err != nil {
+		errs = append(errs, fmt.Errorf("compliancePolicy: %w", err))
 	}
 	if len(c.Backends) == 0 {
 		errs = append(errs, errors.New("backends: configure at least one backend"))
@@ -208,6 +216,10 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 			a.Close()
 		}
 	}()
+	policy, handshakes, err := tlsPolicy(ctx, cfg, log, reg, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
 	var restCfg *rest.Config
 	var client kubernetes.Interface
 	if cfg.needsKube() {
@@ -220,6 +232,9 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 		}
 		if cfg.Kubernetes != nil {
 			cfg.Kubernetes.Limit(restCfg)
+		}
+		if err = restWithPolicy(restCfg, policy); err != nil {
+			return nil, err
 		}
 		if client, err = kubernetes.NewForConfig(restCfg); err != nil {
 			return nil, fmt.Errorf("kubernetes client: %w", err)
@@ -255,7 +270,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 		IssuingCAs:  func(ctx context.Context) ([]*x509.Certificate, error) { return issuer.IssuingCAs(ctx) },
 		MaxLifetime: cfg.Issuance.EffectiveMaxTTL(), LocalClusterID: localCluster, Registerer: reg,
 		TrustDomains: append([]string{cfg.Issuance.TrustDomain}, cfg.Issuance.TrustDomainAliases...), Logger: log,
-		Revocation: rv.renewalCheck()})
+		Revocation: rv.renewalCheck(), TLSPolicy: policy})
 	if err != nil {
 		return nil, err
 	}
@@ -298,6 +313,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	scfg := cfg.Server
 	scfg.Logger, scfg.Gatherer, scfg.CRL = log, reg, crl
 	rv.serve(&scfg)
+	scfg.TLSPolicy, scfg.Handshakes = policy, handshakes
 	srv, err := server.New(issuer, scfg)
 	if err != nil {
 		return nil, err

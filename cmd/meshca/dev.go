@@ -39,6 +39,9 @@ func initDev(dir, trustDomain string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("creating the dev CA: %w", err)
 	}
+	if _, err := initDevMLDSA(dir, trustDomain); err != nil {
+		return false, err
+	}
 	keyPath := filepath.Join(dir, devtoken.KeyFile)
 	if _, err := os.Stat(keyPath); errors.Is(err, os.ErrNotExist) {
 		d, err := devtoken.Generate("")
@@ -136,8 +139,9 @@ func initCommand() *cobra.Command {
 			cacerts := filepath.Join(dir, "cacerts")
 			if created {
 				fmt.Fprintf(cmd.OutOrStdout(), "wrote a dev root and intermediate for %s to %s "+
-					"(ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem, and the root's CRL in ca-crl.pem)\n",
-					td, cacerts)
+					"(ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem, and the root's CRL in ca-crl.pem), "+
+					"and an ML-DSA-65 pair to %s\n",
+					td, cacerts, filepath.Join(dir, mldsaCACerts))
 			} else {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s already holds a CA that loads; left it alone\n", cacerts)
 			}

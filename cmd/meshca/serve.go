@@ -187,11 +187,12 @@ func devConfig(dir string, log *slog.Logger) (*Config, []authn.Authenticator, er
 	log.Warn("development mode: dev CA and dev token issuer; do not use in production", "dir", dir,
 		"trust_domain", td)
 	cfg := &Config{
-		Issuance: ca.Policy{TrustDomain: td},
+		Issuance: ca.Policy{TrustDomain: td, MLDSA: true},
 		Server: server.Config{GRPCAddr: "127.0.0.1:15012", HTTPAddr: "127.0.0.1:15014",
 			DNSNames: []string{"localhost"}, IPAddresses: []string{"127.0.0.1", "::1"}},
-		Backends: []BackendConfig{{Name: "file", File: &file.Config{Dir: filepath.Join(dir, "cacerts")}}},
-		CRL:      devCRL(dir),
+		Backends: []BackendConfig{{Name: "file", File: &file.Config{Dir: filepath.Join(dir, "cacerts"),
+			MLDSADir: filepath.Join(dir, mldsaCACerts)}}},
+		CRL: devCRL(dir),
 	}
 	if err := loadDevPolicy(dir, cfg); err != nil {
 		return nil, nil, err

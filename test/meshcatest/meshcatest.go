@@ -18,6 +18,8 @@ import (
 	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/ca/catest"
 	"github.com/meshca/meshca/ca/policy"
+	"github.com/meshca/meshca/ca/server"
+	"github.com/meshca/meshca/internal/compliance"
 	"github.com/meshca/meshca/internal/devtoken"
 )
 
@@ -35,6 +37,9 @@ type Options struct {
 	Backends []string
 	// Rules are the per-namespace policy rules (docs/policy.md).
 	Rules policy.Config
+	// TLSPolicy is the COMPLIANCE_POLICY of the gRPC port; its handshakes are counted in
+	// meshca_tls_handshakes_total either way.
+	TLSPolicy compliance.Policy
 }
 
 // CA is a running meshca.
@@ -71,6 +76,10 @@ func Start(tb testing.TB, opts Options) *CA {
 		slog.NewMultiHandler(audit, slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	)
 	reg := prometheus.NewRegistry()
+	handshakes, err := compliance.NewHandshakes(reg, log)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	dir, g := catest.FileCA(tb)
 	backends := []ca.NamedBackend{{Name: "file", Backend: catest.FileBackend(tb, dir, reg)}}
 	roots := map[string]*x509.Certificate{}
@@ -87,6 +96,7 @@ func Start(tb testing.TB, opts Options) *CA {
 		Registry:   reg,
 		Logger:     log,
 		ExtraRoots: opts.ExtraRoots,
+		Server:     server.Config{TLSPolicy: opts.TLSPolicy, Handshakes: handshakes},
 	})
 	c := &CA{GRPCAddr: m.GRPCAddr, HTTPAddr: m.HTTPAddr, Root: g.Root, RootPEM: g.RootPEM, Tokens: m.Tokens,
 		Registry: reg, audit: audit, BackendRoots: roots}

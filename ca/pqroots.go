@@ -1,0 +1,56 @@
+package ca
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+
+	"github.com/meshca/meshca/backends"
+)
+
+// PostQuantumRoots returns the union of the backends' ML-DSA roots (backends.PostQuantumRooter), without
+// duplicates, primary backend first; none when no backend has an ML-DSA CA. They are never part of Roots or
+// TrustBundle: Envoy loads those, and cannot load ML-DSA certificates yet (envoy#42893).
+func (i *Issuer) PostQuantumRoots(ctx context.Context) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	var errs []error
+	for _, b := range i.backends {
+		pq, ok := b.Backend.(backends.PostQuantumRooter)
+		if !ok {
+			continue
+		}
+		roots, err := pq.PostQuantumRoots(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("backend %s: %w", b.Name, err))
+			continue
+		}
+		for _, r := range roots {
+			if !isRoot(r, out) {
+				out = append(out, r)
+			}
+		}
+	}
+	if len(out) == 0 && len(errs) > 0 {
+		return nil, fmt.Errorf("ca: no ML-DSA roots available: %w", errors.Join(errs...))
+	}
+	return out, nil
+}
+
+// bundleFor returns the trust bundle sent with leaf: TrustBundle for classical leaves, the ML-DSA roots for an
+// ML-DSA leaf (its chain ends there, and an agent holding an ML-DSA certificate needs those anchors).
+func (i *Issuer) bundleFor(ctx context.Context, leaf *x509.Certificate) ([]byte, error) {
+	if leaf.PublicKeyAlgorithm != x509.MLDSA {
+		return i.TrustBundle(ctx)
+	}
+	roots, err := i.PostQuantumRoots(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", backends.ErrUnavailable, err)
+	}
+	var out []byte
+	for _, r := range roots {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: r.Raw})...)
+	}
+	return out, nil
+}
