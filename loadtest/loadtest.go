@@ -14,8 +14,10 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net/url"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +48,7 @@ type prepared struct {
 // outcome is what happened to one sent request.
 type outcome struct {
 	latency time.Duration
+	retries int
 	code    codes.Code
 	msg     string // error message, or why the response is invalid
 	invalid bool
@@ -56,9 +59,13 @@ type runner struct {
 	cfg      Config
 	ids      []identity
 	prepared []prepared
+	tokens   []string // per request, with FreshTokens
 	outcomes []outcome
 	clients  []pb.IstioCertificateServiceClient
-	live     live
+	// connect, in a storm, opens a new connection for one request; nil dials cfg.Addr.
+	connect func() (pb.IstioCertificateServiceClient, func(), error)
+	live    live
+	retries atomic.Int64
 }
 
 // Run sends cfg.Rate requests per second for cfg.Duration and reports what happened. Tokens, keys and
@@ -76,6 +83,7 @@ func run(ctx context.Context, cfg Config, client pb.IstioCertificateServiceClien
 	}
 	cfg = cfg.withDefaults()
 	r := &runner{cfg: cfg}
+	var err error
 	prepStart := time.Now()
 	if err := r.mintTokens(); err != nil {
 		return nil, err
@@ -87,10 +95,19 @@ func run(ctx context.Context, cfg Config, client pb.IstioCertificateServiceClien
 			return nil, err
 		}
 	}
-	if client != nil {
+	storm := cfg.Scenario == ScenarioStorm
+	switch {
+	case client != nil:
 		r.clients = []pb.IstioCertificateServiceClient{client}
-	} else {
-		conns, err := dial(ctx, cfg)
+		r.connect = func() (pb.IstioCertificateServiceClient, func(), error) { return client, func() {}, nil }
+	case storm:
+		conns, err := dial(ctx, cfg, 1) // proves the address and the roots before the timer
+		if err != nil {
+			return nil, err
+		}
+		conns[0].Close()
+	default:
+		conns, err := dial(ctx, cfg, cfg.Connections)
 		if err != nil {
 			return nil, err
 		}
@@ -105,12 +122,34 @@ func run(ctx context.Context, cfg Config, client pb.IstioCertificateServiceClien
 	}
 	prepare := time.Since(prepStart)
 
-	sent, dropped, elapsed, interrupted := r.schedule(ctx, n)
+	var watch *serverWatch
+	if cfg.ServerMetrics != "" {
+		var err error
+		if watch, err = watchServer(ctx, cfg.ServerMetrics); err != nil {
+			return nil, err
+		}
+	}
+	var sent []int
+	var dropped int
+	var elapsed time.Duration
+	var interrupted bool
+	if storm {
+		sent, elapsed, interrupted = r.storm(ctx, n)
+	} else {
+		sent, dropped, elapsed, interrupted = r.schedule(ctx, n)
+	}
 	res := summarize(cfg, r.outcomes, sent, dropped, elapsed)
 	res.Scheduled = len(sent) + dropped
 	res.Prepare = prepare
 	res.Interrupted = interrupted
 	res.Identities = len(r.ids)
+	res.Scenario = cfg.Scenario
+	res.Retries = int(r.retries.Load())
+	if watch != nil {
+		if res.Server, err = watch.finish(context.WithoutCancel(ctx), res.OK); err != nil {
+			return nil, err
+		}
+	}
 	return res, nil
 }
 
@@ -129,7 +168,30 @@ func (r *runner) mintTokens() error {
 			r.ids = append(r.ids, identity{id: spiffeID(c.TrustDomain, nsName, saName), token: tok})
 		}
 	}
+	if !c.FreshTokens {
+		return nil
+	}
+	n := c.requests()
+	r.tokens = make([]string, n)
+	for i := range n {
+		o := r.owner(i)
+		parts := strings.Split(strings.TrimPrefix(o.id.Path, "/ns/"), "/sa/")
+		tok, err := c.Tokens.Mint(devtoken.Claims{Namespace: parts[0], ServiceAccount: parts[1],
+			Audiences: []string{c.Audience}, TTL: ttl})
+		if err != nil {
+			return fmt.Errorf("loadtest: minting a token: %w", err)
+		}
+		r.tokens[i] = tok
+	}
 	return nil
+}
+
+// token is the token request i carries: its own with FreshTokens, else its owner's.
+func (r *runner) token(i int) string {
+	if r.tokens != nil {
+		return r.tokens[i]
+	}
+	return r.owner(i).token
 }
 
 func spiffeID(td, ns, sa string) *url.URL {
@@ -224,16 +286,15 @@ func newCSR(kt KeyType, id *url.URL) (prepared, error) {
 
 // dial opens cfg.Connections connections verifying meshca's serving certificate against cfg.Roots, and proves
 // each with a health check so that a wrong root or address fails here, before the timer.
-func dial(ctx context.Context, cfg Config) ([]*grpc.ClientConn, error) {
-	tc := &tls.Config{RootCAs: cfg.Roots, ServerName: cfg.ServerName, MinVersion: tls.VersionTLS12}
+func dial(ctx context.Context, cfg Config, n int) ([]*grpc.ClientConn, error) {
 	var conns []*grpc.ClientConn
 	closeAll := func() {
 		for _, c := range conns {
 			c.Close()
 		}
 	}
-	for range cfg.Connections {
-		c, err := grpc.NewClient(cfg.Addr, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+	for range n {
+		c, err := newConn(cfg)
 		if err != nil {
 			closeAll()
 			return nil, fmt.Errorf("loadtest: %w", err)
@@ -248,6 +309,13 @@ func dial(ctx context.Context, cfg Config) ([]*grpc.ClientConn, error) {
 		}
 	}
 	return conns, nil
+}
+
+// newConn returns a lazily connecting gRPC client that verifies meshca's serving certificate against
+// cfg.Roots, as istio-agent does.
+func newConn(cfg Config) (*grpc.ClientConn, error) {
+	tc := &tls.Config{RootCAs: cfg.Roots, ServerName: cfg.ServerName, MinVersion: tls.VersionTLS12}
+	return grpc.NewClient(cfg.Addr, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
 }
 
 // schedule sends request i at start + i/Rate on a ticker, whatever the responses do, unless Concurrency
@@ -281,7 +349,7 @@ func (r *runner) schedule(ctx context.Context, n int) (sent []int, dropped int, 
 				r.live.start()
 				wg.Go(func() {
 					defer func() { <-slots }()
-					r.outcomes[i] = r.send(base, i)
+					r.outcomes[i] = r.send(base, r.clients[i%len(r.clients)], i)
 					r.live.done(r.outcomes[i])
 				})
 			default:
@@ -310,8 +378,9 @@ func (r *runner) schedule(ctx context.Context, n int) (sent []int, dropped int, 
 	return sent, dropped, time.Since(start), interrupted
 }
 
-// send makes request i and checks the response.
-func (r *runner) send(base context.Context, i int) outcome {
+// send makes request i on client, retrying ResourceExhausted up to Retries times, and checks the response.
+// Latency runs from the first attempt to the last answer.
+func (r *runner) send(base context.Context, client pb.IstioCertificateServiceClient, i int) outcome {
 	c := r.cfg
 	var p prepared
 	if r.prepared != nil {
@@ -322,13 +391,24 @@ func (r *runner) send(base context.Context, i int) outcome {
 			return outcome{code: codes.Internal, msg: "loadtest: generating the CSR: " + err.Error()}
 		}
 	}
-	ctx, cancel := context.WithTimeout(base, c.Timeout)
-	defer cancel()
-	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+r.owner(i).token, "clusterid", c.ClusterID)
 	req := &pb.IstioCertificateRequest{Csr: string(p.csr), ValidityDuration: int64(c.ValidityDuration / time.Second)}
 	start := time.Now()
-	resp, err := r.clients[i%len(r.clients)].CreateCertificate(ctx, req)
-	o := outcome{latency: time.Since(start), code: status.Code(err)}
+	var resp *pb.IstioCertificateResponse
+	var err error
+	o := outcome{}
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(base, c.Timeout)
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+r.token(i), "clusterid", c.ClusterID)
+		resp, err = client.CreateCertificate(ctx, req)
+		cancel()
+		if status.Code(err) != codes.ResourceExhausted || attempt >= c.Retries {
+			break
+		}
+		o.retries++
+		r.retries.Add(1)
+		time.Sleep(backoff(attempt))
+	}
+	o.latency, o.code = time.Since(start), status.Code(err)
 	if err != nil {
 		o.msg = status.Convert(err).Message()
 		return o
@@ -341,4 +421,11 @@ func (r *runner) send(base context.Context, i int) outcome {
 		o.invalid, o.msg = true, err.Error()
 	}
 	return o
+}
+
+// backoff is istio-agent's wait before retry number attempt+1 (pkg/security/retry.go): 100 ms doubling,
+// with up to 10 % jitter either way.
+func backoff(attempt int) time.Duration {
+	d := 100 * time.Millisecond << min(attempt, 10)
+	return d + time.Duration((mrand.Float64()*0.2-0.1)*float64(d))
 }
