@@ -74,6 +74,8 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"TLS connection, all at once; --rate and --duration do not apply)")
 	renewEvery := fs.Duration("renew-every", 0, "steady renewal: every identity renews once per `period` "+
 		"(sets --rate to identities / period)")
+	fs.IntVar(&c.CSRPool, "csr-pool", 0, "make only `n` keys and CSRs before the timer and reuse them "+
+		"round-robin (each for its own identity); 0 makes a fresh key per request")
 	fs.BoolVar(&c.FreshTokens, "fresh-tokens", false, "give every request its own token instead of one per identity")
 	fs.IntVar(&c.Retries, "retries", 5, "times a ResourceExhausted answer is retried with istio-agent's backoff "+
 		"(100ms doubling, 10% jitter)")

@@ -223,8 +223,24 @@ func (r *runner) asked(i int) *url.URL {
 	return &u
 }
 
-// prepareAll makes every request's key and CSR on all CPUs before the timer.
+// prepareAll makes every request's key and CSR on all CPUs before the timer; with CSRPool, only the pool's,
+// which the requests then share round-robin.
 func (r *runner) prepareAll(ctx context.Context, n int) error {
+	total := n
+	if pool := r.cfg.CSRPool; pool > 0 && pool < n {
+		k := len(r.ids)
+		n = min((pool+k-1)/k*k, n) // request i and pool entry i%n are for the same identity
+	}
+	if err := r.prepareN(ctx, n); err != nil {
+		return err
+	}
+	for i := n; i < total; i++ {
+		r.prepared = append(r.prepared, r.prepared[i%n])
+	}
+	return nil
+}
+
+func (r *runner) prepareN(ctx context.Context, n int) error {
 	r.prepared = make([]prepared, n)
 	var next atomic.Int64
 	var wg sync.WaitGroup

@@ -2,6 +2,8 @@ package loadtest
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"slices"
 	"sync"
 	"testing"
@@ -143,4 +145,41 @@ func TestFreshTokensGiveEveryRequestItsOwnToken(t *testing.T) {
 			t.Errorf("fresh %v: %d requests, %d distinct tokens, want %d", fresh, n, distinct, want)
 		}
 	}
+}
+
+func TestCSRPoolReusesCSRsEachForItsOwnIdentity(t *testing.T) {
+	dev, err := devtoken.Generate("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := Config{Addr: "127.0.0.1:1", Tokens: dev, Namespaces: 1, ServiceAccounts: 3, Rate: 40,
+		Duration: 500 * time.Millisecond, CSRPool: 4}
+	c.Roots = withFiles(c).Roots
+	r := &runner{cfg: c.withDefaults()}
+	if err := r.mintTokens(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.prepareAll(context.Background(), 20); err != nil {
+		t.Fatal(err)
+	}
+	distinct := map[string]bool{}
+	for i, p := range r.prepared {
+		distinct[string(p.csr)] = true
+		req, err := parseCSR(p.csr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := req.URIs[0].String(), r.owner(i).id.String(); got != want {
+			t.Errorf("request %d: CSR for %s, want its owner %s", i, got, want)
+		}
+	}
+	if len(r.prepared) != 20 || len(distinct) != 6 {
+		t.Errorf("%d requests over %d distinct CSRs, want 20 over 6 (4 rounded up to 2 × 3 identities)",
+			len(r.prepared), len(distinct))
+	}
+}
+
+func parseCSR(p []byte) (*x509.CertificateRequest, error) {
+	b, _ := pem.Decode(p)
+	return x509.ParseCertificateRequest(b.Bytes)
 }
