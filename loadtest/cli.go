@@ -81,6 +81,8 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"(100ms doubling, 10% jitter)")
 	fs.StringVar(&c.ServerMetrics, "server-metrics", "", "`URL` of the server's Prometheus endpoint (e.g. "+
 		"http://127.0.0.1:15014/metrics): report its CPU per certificate and its peak RSS and goroutines")
+	fs.IntVar(&c.ServerPID, "server-pid", 0, "`pid` of a server on this machine: read its CPU and peak RSS "+
+		"from /proc (free for the server) instead of from --server-metrics")
 	asJSON := fs.Bool("json", false, "print the result as JSON instead of a table")
 	failOnError := fs.Bool("fail-on-error", false,
 		fmt.Sprintf("exit %d if any request failed or got an invalid response", ExitFailed))

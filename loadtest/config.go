@@ -95,6 +95,10 @@ type Config struct {
 	// ServerMetrics, when set, is the URL of the server's Prometheus endpoint (with the process and Go
 	// collectors): the result then reports the server's CPU per certificate and its peak RSS and goroutines.
 	ServerMetrics string
+	// ServerPID, when set, is the process ID of a server on this machine: its CPU and peak RSS are then read
+	// from the kernel's accounting (/proc/PID/stat and VmHWM), which costs the server nothing, instead of from
+	// ServerMetrics (each scrape costs the server a few milliseconds of CPU).
+	ServerPID int
 }
 
 // Scenario is the shape of a run.

@@ -122,6 +122,12 @@ func run(ctx context.Context, cfg Config, client pb.IstioCertificateServiceClien
 	}
 	prepare := time.Since(prepStart)
 
+	var proc0 procStats
+	if cfg.ServerPID != 0 {
+		if proc0, err = readProc(cfg.ServerPID); err != nil {
+			return nil, fmt.Errorf("loadtest: %w", err)
+		}
+	}
 	var watch *serverWatch
 	if cfg.ServerMetrics != "" {
 		var err error
@@ -148,6 +154,21 @@ func run(ctx context.Context, cfg Config, client pb.IstioCertificateServiceClien
 	if watch != nil {
 		if res.Server, err = watch.finish(context.WithoutCancel(ctx), res.OK); err != nil {
 			return nil, err
+		}
+		res.Server.Source = "metrics"
+	}
+	if cfg.ServerPID != 0 {
+		proc1, err := readProc(cfg.ServerPID)
+		if err != nil {
+			return nil, fmt.Errorf("loadtest: %w", err)
+		}
+		if res.Server == nil {
+			res.Server = &ServerStats{}
+		}
+		res.Server.CPUSeconds, res.Server.PeakRSS = proc1.cpuSeconds-proc0.cpuSeconds, proc1.peakRSS
+		res.Server.CPUPerOK, res.Server.Source = 0, "proc"
+		if res.OK > 0 {
+			res.Server.CPUPerOK = res.Server.CPUSeconds / float64(res.OK) * 1e6
 		}
 	}
 	return res, nil

@@ -27,6 +27,9 @@ type ServerStats struct {
 	PeakGoroutines float64 `json:"peak_goroutines"`
 	// Samples is how many scrapes the peaks are taken over.
 	Samples int `json:"samples"`
+	// Source says where CPU and RSS come from: "proc" (the kernel's accounting of Config.ServerPID; PeakRSS is
+	// VmHWM, the exact peak) or "metrics" (Config.ServerMetrics, sampled).
+	Source string `json:"source"`
 }
 
 // maxMetricsBody bounds one scrape of the server's metrics.
@@ -97,7 +100,7 @@ type serverWatch struct {
 }
 
 // serverSampleEvery is how often the peaks are sampled during a run.
-const serverSampleEvery = 200 * time.Millisecond
+const serverSampleEvery = 500 * time.Millisecond
 
 // watchServer takes the first reading (an error here stops the run before the timer) and samples the peaks
 // in the background until finish.
