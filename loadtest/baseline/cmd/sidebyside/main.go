@@ -68,7 +68,7 @@ func main() {
 	flag.StringVar(&o.commit, "commit", "", "meshca commit measured, for the report")
 	flag.IntVar(&o.n, "n", 2000, "in-process issuances per case and key type")
 	flag.IntVar(&o.rsaPool, "rsa-pool", 64, "RSA-2048 keys made (and shared by the CSRs, each for its own identity)")
-	flag.Float64Var(&o.rate, "rate", 4000, "end to end: offered requests/s (above both servers' peak here)")
+	flag.Float64Var(&o.rate, "rate", 2000, "end to end: offered requests/s (above both servers' peak here)")
 	flag.DurationVar(&o.duration, "duration", 8*time.Second, "end to end: length of each run")
 	flag.BoolVar(&o.e2e, "e2e", true, "run the end-to-end cases (servers and load tester)")
 	flag.StringVar(&o.keys, "keys", "both", "CSR key types: both, ecdsa-p256 or rsa2048")
@@ -180,7 +180,9 @@ func progress(format string, a ...any) {
 }
 
 // servers are the two servers under test, as (name, binary, arguments).
-func (s *setup) servers() [][2]string { return [][2]string{{"istiod", s.opts.istio}, {"meshca", s.opts.meshca}} }
+func (s *setup) servers() [][2]string {
+	return [][2]string{{"istiod", s.opts.istio}, {"meshca", s.opts.meshca}}
+}
 
 func (s *setup) serverArgs(name string) []string {
 	if name == "meshca" {
