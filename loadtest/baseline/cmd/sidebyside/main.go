@@ -204,7 +204,7 @@ func endToEnd(ctx context.Context, s *setup, r *report) error {
 				cfg.Namespaces, cfg.CSRPool = 1, 100
 			}
 			progress("end to end, %s, %s: %g/s offered for %v", srv[0], key, cfg.Rate, cfg.Duration)
-			res, err := drive(ctx, s, srv[0], srv[1], s.serverArgs(srv[0]), cfg)
+			res, err := drive(ctx, s, srv[0], srv[1], s.serverArgs(srv[0]), cfg, false)
 			if err != nil {
 				return err
 			}
@@ -222,7 +222,7 @@ func endToEnd(ctx context.Context, s *setup, r *report) error {
 		cfg := base
 		cfg.Key, cfg.Rate, cfg.Duration = loadtest.KeyECDSAP256, peak/2, s.opts.duration
 		progress("end to end, %s: half of meshca's peak, %.0f/s", srv[0], cfg.Rate)
-		res, err := drive(ctx, s, srv[0], srv[1], s.serverArgs(srv[0]), cfg)
+		res, err := drive(ctx, s, srv[0], srv[1], s.serverArgs(srv[0]), cfg, false)
 		if err != nil {
 			return err
 		}
@@ -240,7 +240,7 @@ func scenarios(ctx context.Context, s *setup, r *report) error {
 				Concurrency: 256, Retries: 5, Duration: 3 * s.opts.steadyEvery, Key: loadtest.KeyECDSAP256,
 				Rate: float64(k) / s.opts.steadyEvery.Seconds(), Timeout: 10 * time.Second}
 			progress("steady renewal, %s: %d identities every %v", srv[0], k, s.opts.steadyEvery)
-			res, err := drive(ctx, s, srv[0], srv[1], s.serverArgs(srv[0]), cfg)
+			res, err := drive(ctx, s, srv[0], srv[1], s.serverArgs(srv[0]), cfg, true)
 			if err != nil {
 				return err
 			}
@@ -253,7 +253,7 @@ func scenarios(ctx context.Context, s *setup, r *report) error {
 				Concurrency: s.opts.stormInFlight, Retries: loadtest.MaxRetries, Scenario: loadtest.ScenarioStorm,
 				Key: loadtest.KeyECDSAP256, Timeout: 30 * time.Second}
 			progress("restart storm, %s: %d identities, %d in flight", srv[0], k, cfg.Concurrency)
-			res, err := drive(ctx, s, srv[0], srv[1], s.serverArgs(srv[0]), cfg)
+			res, err := drive(ctx, s, srv[0], srv[1], s.serverArgs(srv[0]), cfg, true)
 			if err != nil {
 				return err
 			}

@@ -89,8 +89,9 @@ func (r *report) printInProcess() {
 func (r *report) printEndToEnd() {
 	p("## End to end: gRPC + TLS + JWT through meshca-loadtest (same client, keys and tokens for both servers)")
 	p("")
-	p("One connection, at most 64 in flight, open loop; every request its own token; server CPU from the "+
-		"server's own process_cpu_seconds_total; the load client runs on the same 2 cores.")
+	p("One connection, at most 64 in flight, open loop; every request its own token; server CPU and peak RSS from the "+
+		"kernel's accounting of the server process (/proc/PID/stat utime+stime, VmHWM); the load client runs on "+
+		"the same 2 cores.")
 	p("")
 	p("| server | CSR key | run | offered/s | ok/s | dropped | errors | p50 ms | p99 ms | server CPU µs/cert | "+
 		"× essential floor | peak RSS MiB | load avg |")
