@@ -90,7 +90,7 @@ type Config struct {
 	// that nothing keyed by the token can make the server's work look smaller.
 	FreshTokens bool
 	// Retries is how many times a request answered ResourceExhausted (meshca's flood limits) is sent again,
-	// after istio-agent's backoff: 100 ms doubling, with 10 % jitter. Default 0.
+	// after istio-agent's backoff: 100 ms doubling up to 3.2 s, with 10 % jitter. Default 0.
 	Retries int
 	// ServerMetrics, when set, is the URL of the server's Prometheus endpoint (with the process and Go
 	// collectors): the result then reports the server's CPU per certificate and its peak RSS and goroutines.

@@ -51,3 +51,13 @@ func FuzzParseProc(f *testing.F) {
 		}
 	})
 }
+
+func TestBackoffDoublesFrom100msUpTo3200ms(t *testing.T) {
+	for attempt, want := range []float64{0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 3.2, 3.2} {
+		for range 20 {
+			if got := backoff(attempt).Seconds(); got < want*0.9 || got > want*1.1 {
+				t.Fatalf("backoff(%d) = %vs, want %vs ± 10%%", attempt, got, want)
+			}
+		}
+	}
+}
