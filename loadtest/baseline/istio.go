@@ -70,7 +70,7 @@ func (a *JWTAuthenticator) Authenticate(ac security.AuthContext) (*security.Call
 		return nil, err
 	}
 	return &security.Caller{AuthSource: security.AuthSourceIDToken,
-		Identities: []string{"spiffe://" + a.TrustDomain + "/ns/" + c.Namespace + "/sa/" + c.ServiceAccount},
+		Identities:     []string{"spiffe://" + a.TrustDomain + "/ns/" + c.Namespace + "/sa/" + c.ServiceAccount},
 		KubernetesInfo: security.KubernetesInfo{PodNamespace: c.Namespace, PodServiceAccount: c.ServiceAccount}}, nil
 }
 

@@ -89,11 +89,11 @@ func (r *report) printInProcess() {
 func (r *report) printEndToEnd() {
 	p("## End to end: gRPC + TLS + JWT through meshca-loadtest (same client, keys and tokens for both servers)")
 	p("")
-	p("One connection, at most 64 in flight, open loop; every request its own token; server CPU and peak RSS from the "+
-		"kernel's accounting of the server process (/proc/PID/stat utime+stime, VmHWM); the load client runs on "+
-		"the same 2 cores.")
+	p("One connection, at most 64 in flight, open loop; every request its own token; server CPU and peak RSS " +
+		"from the kernel's accounting of the server process (/proc/PID/stat utime+stime, VmHWM); the load " +
+		"client runs on the same 2 cores.")
 	p("")
-	p("| server | CSR key | run | offered/s | ok/s | dropped | errors | p50 ms | p99 ms | server CPU µs/cert | "+
+	p("| server | CSR key | run | offered/s | ok/s | dropped | errors | p50 ms | p99 ms | server CPU µs/cert | " +
 		"× essential floor | peak RSS MiB | load avg |")
 	p("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, e := range r.e2e {
@@ -149,7 +149,7 @@ func (r *report) printRatios() {
 func (r *report) printScenarios() {
 	p("## Scenarios")
 	p("")
-	p("| server | scenario | sent | ok | errors | retries | time to serve all s | ok/s | p50 ms | p99 ms | max ms | "+
+	p("| server | scenario | sent | ok | errors | retries | time to serve all s | ok/s | p50 ms | p99 ms | max ms | " +
 		"server CPU µs/cert | peak RSS MiB | peak goroutines | load avg |")
 	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, e := range r.scen {
