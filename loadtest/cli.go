@@ -77,8 +77,8 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.CSRPool, "csr-pool", 0, "make only `n` keys and CSRs before the timer and reuse them "+
 		"round-robin (each for its own identity); 0 makes a fresh key per request")
 	fs.BoolVar(&c.FreshTokens, "fresh-tokens", false, "give every request its own token instead of one per identity")
-	fs.IntVar(&c.Retries, "retries", 5, "times a ResourceExhausted answer is retried with istio-agent's backoff "+
-		"(100ms doubling, 10% jitter)")
+	fs.IntVar(&c.Retries, "retries", 5, "times an answer istio-agent retries (ResourceExhausted, Unavailable, "+
+		"DeadlineExceeded, Aborted, Internal) is retried with its backoff (100ms doubling up to 3.2s, 10% jitter)")
 	fs.StringVar(&c.ServerMetrics, "server-metrics", "", "`URL` of the server's Prometheus endpoint (e.g. "+
 		"http://127.0.0.1:15014/metrics): report its CPU per certificate and its peak RSS and goroutines")
 	fs.IntVar(&c.ServerPID, "server-pid", 0, "`pid` of a server on this machine: read its CPU and peak RSS "+

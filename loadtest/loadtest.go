@@ -415,7 +415,8 @@ func (r *runner) schedule(ctx context.Context, n int) (sent []int, dropped int, 
 	return sent, dropped, time.Since(start), interrupted
 }
 
-// send makes request i on client, retrying ResourceExhausted up to Retries times, and checks the response.
+// send makes request i on client, retrying what istio-agent retries up to Retries times, and checks the
+// response.
 // Latency runs from the first attempt to the last answer.
 func (r *runner) send(base context.Context, client pb.IstioCertificateServiceClient, i int) outcome {
 	c := r.cfg
@@ -438,7 +439,7 @@ func (r *runner) send(base context.Context, client pb.IstioCertificateServiceCli
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+r.token(i), "clusterid", c.ClusterID)
 		resp, err = client.CreateCertificate(ctx, req)
 		cancel()
-		if status.Code(err) != codes.ResourceExhausted || attempt >= c.Retries {
+		if !retried[status.Code(err)] || attempt >= c.Retries {
 			break
 		}
 		o.retries++
@@ -459,6 +460,12 @@ func (r *runner) send(base context.Context, client pb.IstioCertificateServiceCli
 	}
 	return o
 }
+
+// retried are the codes istio-agent's CA client retries (pkg/security/retry.go) that a server can send:
+// ResourceExhausted (meshca's flood limits), Unavailable and DeadlineExceeded (a connection or handshake that
+// did not make it in a storm), Aborted and Internal.
+var retried = map[codes.Code]bool{codes.ResourceExhausted: true, codes.Unavailable: true,
+	codes.DeadlineExceeded: true, codes.Aborted: true, codes.Internal: true}
 
 // backoff is istio-agent's wait before retry number attempt+1 (pkg/security/retry.go): 100 ms doubling,
 // with up to 10 % jitter either way. istio-agent makes 5 retries (the longest wait 1.6 s) before its secret

@@ -48,8 +48,8 @@ type Result struct {
 	SentRate   float64 `json:"sent_rate"`
 	// Latency is over the requests meshca answered with a certificate chain (OK and Invalid).
 	Latency Latency `json:"latency_ms"`
-	// Retries counts the ResourceExhausted answers that were retried (Config.Retries); a request that still
-	// got ResourceExhausted after its last retry is counted in Errors.
+	// Retries counts the answers that were retried (Config.Retries); a request that still failed after its
+	// last retry is counted in Errors under its last code.
 	Retries int `json:"retries"`
 	// Server is the server's own accounting of the run (Config.ServerMetrics); nil without it.
 	Server *ServerStats `json:"server,omitempty"`
@@ -173,7 +173,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 	} else {
 		p("latency\tp50 %s  p90 %s  p99 %s  max %s", ms(l.P50), ms(l.P90), ms(l.P99), ms(l.Max))
 	}
-	p("retries\t%d\t(ResourceExhausted, retried with backoff)", r.Retries)
+	p("retries\t%d\t(ResourceExhausted, Unavailable, DeadlineExceeded... retried with backoff)", r.Retries)
 	if s := r.Server; s != nil {
 		p("server cpu\t%.2fs\t%.0f µs per certificate", s.CPUSeconds, s.CPUPerOK)
 		p("server peak\t%.1f MiB RSS, %.0f goroutines\t(%d samples)", s.PeakRSS/(1<<20), s.PeakGoroutines,
