@@ -90,7 +90,8 @@ type Config struct {
 	// that nothing keyed by the token can make the server's work look smaller.
 	FreshTokens bool
 	// Retries is how many times a request answered with a code istio-agent retries (ResourceExhausted from
-	// meshca's flood limits; Unavailable, DeadlineExceeded, Aborted, Internal) is sent again, after its backoff: 100 ms doubling up to 3.2 s, with 10 % jitter. Default 0.
+	// meshca's flood limits; Unavailable, DeadlineExceeded, Aborted, Internal) is sent again, after its
+	// backoff: 100 ms doubling up to 3.2 s, with 10 % jitter. Default 0.
 	Retries int
 	// ServerMetrics, when set, is the URL of the server's Prometheus endpoint (with the process and Go
 	// collectors): the result then reports the server's CPU per certificate and its peak RSS and goroutines.
