@@ -24,9 +24,14 @@ IMAGE_TAR  ?= bin/meshca-image.tar
 # Debian's ca-certificates bundle goes into the image when installed here (for OIDC issuers on public HTTPS).
 CA_BUNDLE  ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
 # Nested Go modules with heavy dependencies (istio.io/istio), kept out of meshca's go.mod.
-NESTED   := $(wildcard test/*/go.mod)
+NESTED   := $(wildcard test/*/go.mod) loadtest/baseline/go.mod
+# make bench: flags of loadtest/baseline/cmd/sidebyside (e.g. BENCH_FLAGS='--n 4000 --duration 15s').
+BENCH_FLAGS ?=
+# make bench-storm: identities in the restart storm and in the steady renewal.
+STORM  ?= 100000
+STEADY ?= 10000
 
-.PHONY: all build run test test-short testbins lint bench fuzz mutate clean image helm-lint soak
+.PHONY: all build run test test-short testbins lint bench bench-storm bench-go fuzz mutate clean image helm-lint soak
 
 all: build
 
@@ -74,8 +79,23 @@ lint:
 	@for m in $(NESTED); do (cd $$(dirname $$m) && $(GO) mod tidy -diff >/dev/null) || \
 	  { echo "$$m is not tidy: run 'go mod tidy' there and commit it"; exit 1; }; done
 
-## bench: benchmarks; results go to bench/results.txt.
-bench: testbins
+## bench: meshca side by side with the stdlib and essential floors and istiod's CA (in-process and end to end,
+## RSA-2048 and ECDSA P-256 CSRs), as Markdown on stdout and in bench/sidebyside.md (BENCHMARKS.md).
+bench: build
+	@mkdir -p bench
+	cd loadtest/baseline && $(GO) build -o ../../bin/ ./cmd/istio-ca-server ./cmd/sidebyside
+	bin/sidebyside --meshca bin/meshca --istio-ca-server bin/istio-ca-server --commit $(COMMIT) $(BENCH_FLAGS) \
+	  | tee bench/sidebyside.md
+
+## bench-storm: a restart storm of STORM identities and a steady renewal of STEADY against both servers.
+bench-storm: build
+	@mkdir -p bench
+	cd loadtest/baseline && $(GO) build -o ../../bin/ ./cmd/istio-ca-server ./cmd/sidebyside
+	bin/sidebyside --meshca bin/meshca --istio-ca-server bin/istio-ca-server --commit $(COMMIT) --e2e=false \
+	  --keys ecdsa-p256 --n 500 --storm $(STORM) --steady $(STEADY) $(BENCH_FLAGS) | tee bench/storm.md
+
+## bench-go: every package's Go benchmarks; results go to bench/results.txt.
+bench-go: testbins
 	@mkdir -p bench
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 30m ./... | tee bench/results.txt
 

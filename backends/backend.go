@@ -65,6 +65,27 @@ type SignResponse struct {
 	// Chain is leaf first, root last. It always holds at least the leaf and the root, even when the signing CA
 	// is the root itself.
 	Chain []*x509.Certificate
+	// SelfChecked is set only by a backend that signs in this process and verified the leaf's signature with
+	// its CA certificate's public key right after making it (x509.CreateCertificate refuses a signer whose key
+	// is not the CA certificate's and checks the signature it made: the self-check that protects the CA key).
+	// While Chain[0] and Chain[1] are still exactly those two certificates, the core does not verify that
+	// signature a second time; it still checks the leaf (CheckLeaf), its issuer name and validity, and that
+	// Chain[1:] verified to the backend's roots. A backend that receives its chain from elsewhere (Vault,
+	// step-ca) must leave it nil.
+	SelfChecked *SelfCheck
+}
+
+// SelfCheck names the leaf whose signature was verified in this process, and the CA certificate whose key
+// verified it.
+type SelfCheck struct {
+	Leaf, Issuer *x509.Certificate
+}
+
+// SignatureChecked reports whether Chain[0]'s signature was verified with Chain[1]'s key in this process
+// (SelfChecked, for these very certificates).
+func (r *SignResponse) SignatureChecked() bool {
+	return r.SelfChecked != nil && len(r.Chain) >= 2 && r.SelfChecked.Leaf == r.Chain[0] &&
+		r.SelfChecked.Issuer == r.Chain[1]
 }
 
 // Leaf returns the issued certificate.

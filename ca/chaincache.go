@@ -20,8 +20,11 @@ type chainCache struct {
 // maxCachedChains bounds the cache; a handful of chains are live at once even during rotations.
 const maxCachedChains = 32
 
-// verify checks that chain[0] verifies through chain[1:] to one of roots at time now.
-func (c *chainCache) verify(chain, roots []*x509.Certificate, now time.Time) error {
+// verify checks that chain[0] verifies through chain[1:] to one of roots at time now. sigChecked says that the
+// backend signed chain[0] in this process and verified its signature with chain[1]'s key
+// (backends.SignResponse.SignatureChecked): once chain[1:] is known to verify, that signature is not
+// verified again.
+func (c *chainCache) verify(chain, roots []*x509.Certificate, now time.Time, sigChecked bool) error {
 	leaf, issuer := chain[0], chain[1]
 	h := sha256.New()
 	constrained := false
@@ -46,7 +49,15 @@ func (c *chainCache) verify(chain, roots []*x509.Certificate, now time.Time) err
 			if !bytes.Equal(leaf.RawIssuer, issuer.RawSubject) {
 				return errors.New("leaf issuer name does not match the issuing CA")
 			}
-			return leaf.CheckSignatureFrom(issuer) // also requires a CA with keyCertSign
+			if !sigChecked {
+				return leaf.CheckSignatureFrom(issuer) // also requires a CA with keyCertSign
+			}
+			// What CheckSignatureFrom checks besides the signature: the issuer may sign certificates.
+			if issuer.Version == 3 && !issuer.BasicConstraintsValid || issuer.BasicConstraintsValid && !issuer.IsCA ||
+				issuer.KeyUsage != 0 && issuer.KeyUsage&x509.KeyUsageCertSign == 0 {
+				return x509.ConstraintViolationError{}
+			}
+			return nil
 		}
 	}
 	pool, inters := x509.NewCertPool(), x509.NewCertPool()

@@ -393,7 +393,7 @@ func (i *Issuer) verify(ctx context.Context, b NamedBackend, req *backends.SignR
 	if now.Before(leaf.NotBefore) {
 		now = leaf.NotBefore
 	}
-	if err := i.chains.verify(resp.Chain, roots, now); err != nil {
+	if err := i.chains.verify(resp.Chain, roots, now, resp.SignatureChecked()); err != nil {
 		return bad("leaf does not verify to the backend's roots: %v", err)
 	}
 	i.noteShortened(b.Name, req, leaf)

@@ -70,6 +70,20 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"generate every request's key and CSR before the timer; false generates them as requests are sent")
 	fs.Float64Var(&c.ForeignFraction, "foreign-fraction", 0, "`fraction` (0..1) of requests whose CSR asks for "+
 		"another workload's identity; meshca must refuse them (PermissionDenied)")
+	scenario := fs.String("scenario", string(ScenarioRate), "`kind` of run: "+string(ScenarioRate)+
+		" (open loop at --rate) or "+string(ScenarioStorm)+" (restart storm: every identity once, each on a new "+
+		"TLS connection, all at once; --rate and --duration do not apply)")
+	renewEvery := fs.Duration("renew-every", 0, "steady renewal: every identity renews once per `period` "+
+		"(sets --rate to identities / period)")
+	fs.IntVar(&c.CSRPool, "csr-pool", 0, "make only `n` keys and CSRs before the timer and reuse them "+
+		"round-robin (each for its own identity); 0 makes a fresh key per request")
+	fs.BoolVar(&c.FreshTokens, "fresh-tokens", false, "give every request its own token instead of one per identity")
+	fs.IntVar(&c.Retries, "retries", 5, "times an answer istio-agent retries (ResourceExhausted, Unavailable, "+
+		"DeadlineExceeded, Aborted, Internal) is retried with its backoff (100ms doubling up to 3.2s, 10% jitter)")
+	fs.StringVar(&c.ServerMetrics, "server-metrics", "", "`URL` of the server's Prometheus endpoint (e.g. "+
+		"http://127.0.0.1:15014/metrics): report its CPU per certificate and its peak RSS and goroutines")
+	fs.IntVar(&c.ServerPID, "server-pid", 0, "`pid` of a server on this machine: read its CPU and peak RSS "+
+		"from /proc (free for the server) instead of from --server-metrics")
 	asJSON := fs.Bool("json", false, "print the result as JSON instead of a table")
 	failOnError := fs.Bool("fail-on-error", false,
 		fmt.Sprintf("exit %d if any request failed or got an invalid response", ExitFailed))
@@ -84,6 +98,10 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitUsage
 	}
 	c.Key = ParseKeyType(*key)
+	c.Scenario = Scenario(*scenario)
+	if *renewEvery > 0 {
+		c.Rate = float64(c.Namespaces*c.ServiceAccounts) / renewEvery.Seconds()
+	}
 	c.GenerateKeysInline = !*pregen
 	// Report configuration problems before touching files; Roots and Tokens are checked once loaded.
 	if err := withFiles(c).Validate(); err != nil {

@@ -97,7 +97,46 @@ type Config struct {
 	// ForeignFraction of the requests (0..1) ask in their CSR for an identity other than their token's: meshca
 	// must refuse them with PermissionDenied.
 	ForeignFraction float64
+
+	// CSRPool, when positive, makes only that many keys and CSRs before the timer (rounded up to a multiple of
+	// the identities) and reuses them round-robin, each for its own identity: RSA-2048 keys cost ~40 ms each
+	// to make. Neither meshca nor istiod remembers CSRs, so the server's work is the same; 0 makes a fresh
+	// key for every request.
+	CSRPool int
+	// Scenario is what the run simulates; default ScenarioRate.
+	Scenario Scenario
+	// FreshTokens gives every request its own token (minted before the timer) instead of one per identity, so
+	// that nothing keyed by the token can make the server's work look smaller.
+	FreshTokens bool
+	// Retries is how many times a request answered with a code istio-agent retries (ResourceExhausted from
+	// meshca's flood limits; Unavailable, DeadlineExceeded, Aborted, Internal) is sent again, after its
+	// backoff: 100 ms doubling up to 3.2 s, with 10 % jitter. Default 0.
+	Retries int
+	// ServerMetrics, when set, is the URL of the server's Prometheus endpoint (with the process and Go
+	// collectors): the result then reports the server's CPU per certificate and its peak RSS and goroutines.
+	ServerMetrics string
+	// ServerPID, when set, is the process ID of a server on this machine: its CPU and peak RSS are then read
+	// from the kernel's accounting (/proc/PID/stat and VmHWM), which costs the server nothing, instead of from
+	// ServerMetrics (each scrape costs the server a few milliseconds of CPU).
+	ServerPID int
 }
+
+// Scenario is the shape of a run.
+type Scenario string
+
+// Scenarios.
+const (
+	// ScenarioRate sends Rate requests per second for Duration over Connections long-lived connections,
+	// identities taking turns: steady renewal when Rate = identities / renewal period.
+	ScenarioRate Scenario = "rate"
+	// ScenarioStorm is a restart storm: every identity asks once, each on a new TLS connection, all at once
+	// (at most Concurrency in flight, the rest waiting for a slot rather than being dropped). Rate and
+	// Duration do not apply.
+	ScenarioStorm Scenario = "storm"
+)
+
+// MaxRetries bounds Config.Retries.
+const MaxRetries = 20
 
 // withDefaults returns c with the zero fields defaulted.
 func (c Config) withDefaults() Config {
@@ -139,11 +178,18 @@ func (c Config) withDefaults() Config {
 	if c.Key == "" {
 		c.Key = KeyECDSAP256
 	}
+	if c.Scenario == "" {
+		c.Scenario = ScenarioRate
+	}
 	return c
 }
 
-// requests is the number of requests a run schedules: one at each multiple of 1/Rate in [0, Duration).
+// requests is the number of requests a run schedules: one at each multiple of 1/Rate in [0, Duration), or
+// one per identity in a storm.
 func (c Config) requests() int {
+	if c.Scenario == ScenarioStorm {
+		return c.Namespaces * c.ServiceAccounts
+	}
 	return int(math.Ceil(c.Rate*c.Duration.Seconds() - 1e-9))
 }
 
@@ -163,11 +209,23 @@ func (c Config) Validate() error {
 	if c.Namespaces < 0 || c.ServiceAccounts < 0 || c.Namespaces*c.ServiceAccounts > MaxIdentities {
 		errs = append(errs, fmt.Errorf("namespaces × service accounts must be 1..%d", MaxIdentities))
 	}
-	if !(c.Rate > 0 && c.Rate <= MaxRate) {
+	if c.Scenario != ScenarioStorm && !(c.Rate > 0 && c.Rate <= MaxRate) {
 		errs = append(errs, fmt.Errorf("rate %v: must be in (0, %d] requests/s", c.Rate, MaxRate))
 	}
-	if c.Duration <= 0 || c.Duration > MaxDuration {
+	if c.Scenario != ScenarioStorm && (c.Duration <= 0 || c.Duration > MaxDuration) {
 		errs = append(errs, fmt.Errorf("duration %v: must be in (0, %v]", c.Duration, MaxDuration))
+	}
+	if c.Scenario != ScenarioRate && c.Scenario != ScenarioStorm {
+		errs = append(errs, fmt.Errorf("scenario %q: want %s or %s", c.Scenario, ScenarioRate, ScenarioStorm))
+	}
+	if c.CSRPool < 0 || c.CSRPool > MaxPrepared {
+		errs = append(errs, fmt.Errorf("csr pool %d: must be 0..%d", c.CSRPool, MaxPrepared))
+	}
+	if c.CSRPool > 0 && (c.ForeignFraction > 0 || c.GenerateKeysInline) {
+		errs = append(errs, errors.New("csr pool: not with a foreign fraction or keys generated inline"))
+	}
+	if c.Retries < 0 || c.Retries > MaxRetries {
+		errs = append(errs, fmt.Errorf("retries %d: must be 0..%d", c.Retries, MaxRetries))
 	}
 	if c.Concurrency < 1 {
 		errs = append(errs, fmt.Errorf("concurrency %d: must be at least 1", c.Concurrency))

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net/url"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,7 +26,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	pb "istio.io/api/security/v1alpha1"
 
@@ -48,6 +48,7 @@ type prepared struct {
 // outcome is what happened to one sent request.
 type outcome struct {
 	latency time.Duration
+	retries int
 	code    codes.Code
 	msg     string // error message, or why the response is invalid
 	invalid bool
@@ -58,9 +59,13 @@ type runner struct {
 	cfg      Config
 	ids      []identity
 	prepared []prepared
+	tokens   []string // per request, with FreshTokens
 	outcomes []outcome
 	clients  []pb.IstioCertificateServiceClient
-	live     live
+	// connect, in a storm, opens a new connection for one request; nil dials cfg.Addr.
+	connect func() (pb.IstioCertificateServiceClient, func(), error)
+	live    live
+	retries atomic.Int64
 }
 
 // Run sends cfg.Rate requests per second for cfg.Duration and reports what happened. Tokens, keys and
@@ -78,6 +83,7 @@ func run(ctx context.Context, cfg Config, client pb.IstioCertificateServiceClien
 	}
 	cfg = cfg.withDefaults()
 	r := &runner{cfg: cfg}
+	var err error
 	prepStart := time.Now()
 	if err := r.mintTokens(); err != nil {
 		return nil, err
@@ -89,10 +95,19 @@ func run(ctx context.Context, cfg Config, client pb.IstioCertificateServiceClien
 			return nil, err
 		}
 	}
-	if client != nil {
+	storm := cfg.Scenario == ScenarioStorm
+	switch {
+	case client != nil:
 		r.clients = []pb.IstioCertificateServiceClient{client}
-	} else {
-		conns, err := dial(ctx, cfg)
+		r.connect = func() (pb.IstioCertificateServiceClient, func(), error) { return client, func() {}, nil }
+	case storm:
+		conns, err := dial(ctx, cfg, 1) // proves the address and the roots before the timer
+		if err != nil {
+			return nil, err
+		}
+		conns[0].Close()
+	default:
+		conns, err := dial(ctx, cfg, cfg.Connections)
 		if err != nil {
 			return nil, err
 		}
@@ -107,12 +122,55 @@ func run(ctx context.Context, cfg Config, client pb.IstioCertificateServiceClien
 	}
 	prepare := time.Since(prepStart)
 
-	sent, dropped, elapsed, interrupted := r.schedule(ctx, n)
+	var proc0 procStats
+	if cfg.ServerPID != 0 {
+		if proc0, err = readProc(cfg.ServerPID); err != nil {
+			return nil, fmt.Errorf("loadtest: %w", err)
+		}
+	}
+	var watch *serverWatch
+	if cfg.ServerMetrics != "" {
+		var err error
+		if watch, err = watchServer(ctx, cfg.ServerMetrics); err != nil {
+			return nil, err
+		}
+	}
+	var sent []int
+	var dropped int
+	var elapsed time.Duration
+	var interrupted bool
+	if storm {
+		sent, elapsed, interrupted = r.storm(ctx, n)
+	} else {
+		sent, dropped, elapsed, interrupted = r.schedule(ctx, n)
+	}
 	res := summarize(cfg, r.outcomes, sent, dropped, elapsed)
 	res.Scheduled = len(sent) + dropped
 	res.Prepare = prepare
 	res.Interrupted = interrupted
 	res.Identities = len(r.ids)
+	res.Scenario = cfg.Scenario
+	res.Retries = int(r.retries.Load())
+	if watch != nil {
+		if res.Server, err = watch.finish(context.WithoutCancel(ctx), res.OK); err != nil {
+			return nil, err
+		}
+		res.Server.Source = "metrics"
+	}
+	if cfg.ServerPID != 0 {
+		proc1, err := readProc(cfg.ServerPID)
+		if err != nil {
+			return nil, fmt.Errorf("loadtest: %w", err)
+		}
+		if res.Server == nil {
+			res.Server = &ServerStats{}
+		}
+		res.Server.CPUSeconds, res.Server.PeakRSS = proc1.cpuSeconds-proc0.cpuSeconds, proc1.peakRSS
+		res.Server.CPUPerOK, res.Server.Source = 0, "proc"
+		if res.OK > 0 {
+			res.Server.CPUPerOK = res.Server.CPUSeconds / float64(res.OK) * 1e6
+		}
+	}
 	return res, nil
 }
 
@@ -131,7 +189,30 @@ func (r *runner) mintTokens() error {
 			r.ids = append(r.ids, identity{id: spiffeID(c.TrustDomain, nsName, saName), token: tok})
 		}
 	}
+	if !c.FreshTokens {
+		return nil
+	}
+	n := c.requests()
+	r.tokens = make([]string, n)
+	for i := range n {
+		o := r.owner(i)
+		parts := strings.Split(strings.TrimPrefix(o.id.Path, "/ns/"), "/sa/")
+		tok, err := c.Tokens.Mint(devtoken.Claims{Namespace: parts[0], ServiceAccount: parts[1],
+			Audiences: []string{c.Audience}, TTL: ttl})
+		if err != nil {
+			return fmt.Errorf("loadtest: minting a token: %w", err)
+		}
+		r.tokens[i] = tok
+	}
 	return nil
+}
+
+// token is the token request i carries: its own with FreshTokens, else its owner's.
+func (r *runner) token(i int) string {
+	if r.tokens != nil {
+		return r.tokens[i]
+	}
+	return r.owner(i).token
 }
 
 func spiffeID(td, ns, sa string) *url.URL {
@@ -163,8 +244,24 @@ func (r *runner) asked(i int) *url.URL {
 	return &u
 }
 
-// prepareAll makes every request's key and CSR on all CPUs before the timer.
+// prepareAll makes every request's key and CSR on all CPUs before the timer; with CSRPool, only the pool's,
+// which the requests then share round-robin.
 func (r *runner) prepareAll(ctx context.Context, n int) error {
+	total := n
+	if pool := r.cfg.CSRPool; pool > 0 && pool < n {
+		k := len(r.ids)
+		n = min((pool+k-1)/k*k, n) // request i and pool entry i%n are for the same identity
+	}
+	if err := r.prepareN(ctx, n); err != nil {
+		return err
+	}
+	for i := n; i < total; i++ {
+		r.prepared = append(r.prepared, r.prepared[i%n])
+	}
+	return nil
+}
+
+func (r *runner) prepareN(ctx context.Context, n int) error {
 	r.prepared = make([]prepared, n)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -232,16 +329,15 @@ var ErrConnect = errors.New("cannot connect to meshca")
 
 // dial opens cfg.Connections connections verifying meshca's serving certificate against cfg.Roots, and proves
 // each with a health check so that a wrong root or address fails here, before the timer.
-func dial(ctx context.Context, cfg Config) ([]*grpc.ClientConn, error) {
-	tc := &tls.Config{RootCAs: cfg.Roots, ServerName: cfg.ServerName, MinVersion: tls.VersionTLS12}
+func dial(ctx context.Context, cfg Config, n int) ([]*grpc.ClientConn, error) {
 	var conns []*grpc.ClientConn
 	closeAll := func() {
 		for _, c := range conns {
 			c.Close()
 		}
 	}
-	for range cfg.Connections {
-		c, err := grpc.NewClient(cfg.Addr, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+	for range n {
+		c, err := newConn(cfg)
 		if err != nil {
 			closeAll()
 			return nil, fmt.Errorf("loadtest: %w", err)
@@ -257,6 +353,13 @@ func dial(ctx context.Context, cfg Config) ([]*grpc.ClientConn, error) {
 		}
 	}
 	return conns, nil
+}
+
+// newConn returns a lazily connecting gRPC client that verifies meshca's serving certificate against
+// cfg.Roots, as istio-agent does.
+func newConn(cfg Config) (*grpc.ClientConn, error) {
+	tc := &tls.Config{RootCAs: cfg.Roots, ServerName: cfg.ServerName, MinVersion: tls.VersionTLS12}
+	return grpc.NewClient(cfg.Addr, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
 }
 
 // schedule sends request i at start + i/Rate on a ticker, whatever the responses do, unless Concurrency
@@ -290,7 +393,7 @@ func (r *runner) schedule(ctx context.Context, n int) (sent []int, dropped int, 
 				r.live.start()
 				wg.Go(func() {
 					defer func() { <-slots }()
-					r.outcomes[i] = r.send(base, i)
+					r.outcomes[i] = r.send(base, r.clients[i%len(r.clients)], i)
 					r.live.done(r.outcomes[i])
 				})
 			default:
@@ -317,37 +420,4 @@ func (r *runner) schedule(ctx context.Context, n int) (sent []int, dropped int, 
 	}
 	wg.Wait()
 	return sent, dropped, time.Since(start), interrupted
-}
-
-// send makes request i and checks the response.
-func (r *runner) send(base context.Context, i int) outcome {
-	c := r.cfg
-	var p prepared
-	if r.prepared != nil {
-		p = r.prepared[i]
-	} else {
-		var err error
-		if p, err = newCSR(c.Key, r.asked(i)); err != nil {
-			return outcome{code: codes.Internal, msg: "loadtest: generating the CSR: " + err.Error()}
-		}
-	}
-	ctx, cancel := context.WithTimeout(base, c.Timeout)
-	defer cancel()
-	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+r.owner(i).token, "clusterid", c.ClusterID)
-	req := &pb.IstioCertificateRequest{Csr: string(p.csr), ValidityDuration: int64(c.ValidityDuration / time.Second)}
-	start := time.Now()
-	resp, err := r.clients[i%len(r.clients)].CreateCertificate(ctx, req)
-	o := outcome{latency: time.Since(start), code: status.Code(err)}
-	if err != nil {
-		o.msg = status.Convert(err).Message()
-		return o
-	}
-	if r.foreign(i) {
-		o.invalid, o.msg = true, "meshca issued a certificate for an identity other than the caller's"
-		return o
-	}
-	if err := check(resp.GetCertChain(), r.asked(i).String(), p.pub, c.Roots); err != nil {
-		o.invalid, o.msg = true, err.Error()
-	}
-	return o
 }

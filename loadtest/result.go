@@ -15,11 +15,12 @@ import (
 
 // Result is what one run did. Scheduled = Sent + Dropped, and Sent = OK + Invalid + the sum of Errors.
 type Result struct {
-	Addr        string  `json:"addr"`
-	Identities  int     `json:"identities"`
-	Key         KeyType `json:"key"`
-	Rate        float64 `json:"rate"`
-	Concurrency int     `json:"concurrency"`
+	Addr        string   `json:"addr"`
+	Scenario    Scenario `json:"scenario"`
+	Identities  int      `json:"identities"`
+	Key         KeyType  `json:"key"`
+	Rate        float64  `json:"rate"`
+	Concurrency int      `json:"concurrency"`
 	// Duration is the configured length; Elapsed runs from the first request until the later of Duration and
 	// the last response; Prepare is the time spent before the timer (tokens, keys and CSRs, connections).
 	Duration time.Duration `json:"-"`
@@ -47,6 +48,11 @@ type Result struct {
 	SentRate   float64 `json:"sent_rate"`
 	// Latency is over the requests meshca answered with a certificate chain (OK and Invalid).
 	Latency Latency `json:"latency_ms"`
+	// Retries counts the answers that were retried (Config.Retries); a request that still failed after its
+	// last retry is counted in Errors under its last code.
+	Retries int `json:"retries"`
+	// Server is the server's own accounting of the run (Config.ServerMetrics); nil without it.
+	Server *ServerStats `json:"server,omitempty"`
 }
 
 // Latency holds nearest-rank percentiles; zero when nothing was answered.
@@ -109,6 +115,9 @@ func summarize(cfg Config, outcomes []outcome, sent []int, dropped int, elapsed 
 		res.Throughput = float64(res.OK) / elapsed.Seconds()
 	}
 	window := min(cfg.Duration, elapsed) // an interrupted run scheduled for less than Duration
+	if cfg.Scenario == ScenarioStorm {
+		window = elapsed
+	}
 	if window > 0 {
 		res.SentRate = float64(res.Sent) / window.Seconds()
 	}
@@ -134,7 +143,11 @@ func (r *Result) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	p := func(format string, a ...any) { fmt.Fprintf(tw, format+"\n", a...) }
 	p("target\t%s (%d identities, %s keys)", r.Addr, r.Identities, r.Key)
-	p("offered\t%g req/s for %v, at most %d in flight", r.Rate, r.Duration, r.Concurrency)
+	if r.Scenario == ScenarioStorm {
+		p("storm\tone request per identity, each on a new TLS connection, at most %d in flight", r.Concurrency)
+	} else {
+		p("offered\t%g req/s for %v, at most %d in flight", r.Rate, r.Duration, r.Concurrency)
+	}
 	if r.Interrupted {
 		p("interrupted\tyes, after %v", r.Elapsed.Round(time.Millisecond))
 	}
@@ -159,6 +172,12 @@ func (r *Result) WriteTable(w io.Writer) error {
 		p("latency\tno successful requests")
 	} else {
 		p("latency\tp50 %s  p90 %s  p99 %s  max %s", ms(l.P50), ms(l.P90), ms(l.P99), ms(l.Max))
+	}
+	p("retries\t%d\t(ResourceExhausted, Unavailable, DeadlineExceeded... retried with backoff)", r.Retries)
+	if s := r.Server; s != nil {
+		p("server cpu\t%.2fs\t%.0f µs per certificate", s.CPUSeconds, s.CPUPerOK)
+		p("server peak\t%.1f MiB RSS, %.0f goroutines\t(%d samples)", s.PeakRSS/(1<<20), s.PeakGoroutines,
+			s.Samples)
 	}
 	return tw.Flush()
 }

@@ -289,7 +289,8 @@ func (b *Backend) Sign(ctx context.Context, req *backends.SignRequest) (*backend
 	if err := backends.CheckLeaf(req, chain); err != nil {
 		return nil, fmt.Errorf("file: %w", err)
 	}
-	return &backends.SignResponse{Chain: chain}, nil
+	// CreateCertificate verified the signature with a.cert's key; chain[1] is a.cert (buildChain starts with it).
+	return &backends.SignResponse{Chain: chain, SelfChecked: &backends.SelfCheck{Leaf: leaf, Issuer: a.cert}}, nil
 }
 
 // Roots returns the trust anchors of root-cert.pem.

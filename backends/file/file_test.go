@@ -282,6 +282,10 @@ func TestSignsWithEachCAKeyType(t *testing.T) {
 				if len(resp.Chain) != 3 || !resp.Chain[2].Equal(g.Root) {
 					t.Errorf("chain of %d, want leaf, intermediate, root", len(resp.Chain))
 				}
+				// The backend says it checked the signature in-process, and names the certificate whose key did.
+				if !resp.SignatureChecked() || !resp.SelfChecked.Issuer.Equal(g.Intermediate) {
+					t.Errorf("SignatureChecked() = %v, SelfChecked = %+v", resp.SignatureChecked(), resp.SelfChecked)
+				}
 			}
 		})
 	}
