@@ -283,3 +283,13 @@ func writeAtomic(path string, data []byte) error {
 	}
 	return nil
 }
+
+// ParseRoot parses one PEM certificate, the form of the roots in a state file and of `meshca rotation
+// prepare --next-root`.
+func ParseRoot(data []byte) (*x509.Certificate, error) {
+	c, err := parseRoot(string(data))
+	if err == nil && c == nil {
+		err = fmt.Errorf("%w: empty", ErrInvalidRoot)
+	}
+	return c, err
+}

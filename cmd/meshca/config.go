@@ -23,6 +23,7 @@ import (
 	"github.com/meshca/meshca/ca/expiry"
 	"github.com/meshca/meshca/ca/policy"
 	"github.com/meshca/meshca/ca/server"
+	"github.com/meshca/meshca/rotation"
 	"github.com/meshca/meshca/trustbundle"
 )
 
@@ -49,6 +50,8 @@ type Config struct {
 	// Expiry tunes the per-identity expiry tracker (meshca_identity_* metrics, the stuck-agent signal). It is
 	// always on; the zero value is its defaults.
 	Expiry expiry.TrackerConfig `json:"expiry,omitempty"`
+	// Rotation, when set, lets `meshca rotation` drive a root rotation through a state file (docs/root-rotation.md).
+	Rotation *rotation.Config `json:"rotation,omitempty"`
 	// AllowShortTTLs permits lifetimes below MinLifetime. For tests only; serve warns when it is set.
 	AllowShortTTLs bool `json:"allowShortTTLs,omitempty"`
 }
@@ -78,6 +81,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Expiry.Validate(); err != nil {
 		errs = append(errs, inSection(err, "expiry", "expiry"))
+	}
+	if c.Rotation != nil {
+		errs = append(errs, c.Rotation.Validate())
 	}
 	if len(c.Backends) == 0 {
 		errs = append(errs, errors.New("backends: configure at least one backend"))
@@ -235,6 +241,10 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	if err != nil {
 		return nil, err
 	}
+	observer, extraRoots, err := a.rotation(cfg, tracker, log, reg)
+	if err != nil {
+		return nil, err
+	}
 	nsLabels, err := a.namespaceLabels(ctx, cfg, client, log)
 	if err != nil {
 		return nil, err
@@ -242,7 +252,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	issuer, err = ca.New(ca.Config{Backends: named, Authenticator: chain, Impersonator: kubeAuth.Impersonator,
 		Policy: cfg.Issuance, Rules: cfg.Policy, NamespaceLabels: nsLabels, SignTimeout: cfg.SignTimeout,
 		Logger: log, Audit: log.With("log", "audit"),
-		Registerer: reg, Observer: tracker})
+		Registerer: reg, Observer: observer, ExtraRoots: extraRoots})
 	if err != nil {
 		return nil, err
 	}

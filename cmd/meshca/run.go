@@ -104,8 +104,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return fmt.Errorf("unknown command %q; commands: serve, init, token, config, policy, version, "+
-					"completion",
+				return fmt.Errorf("unknown command %q; commands: serve, init, token, config, policy, rotation, "+
+					"version, completion",
 					bounded(args[0]))
 			}
 			return nil
@@ -121,7 +121,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(serveCommand(), initCommand(), tokenCommand(), configCommand(), policyCommand(),
-		versionCommand())
+		versionCommand(), rotationCommand())
 	return root
 }
 
