@@ -265,7 +265,8 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	}
 	if tb := cfg.TrustBundle; tb != nil {
 		tc := *tb
-		tc.Kube, tc.Source, tc.Logger, tc.Registerer = restCfg, issuer, log.With("component", "trustbundle"), reg
+		tc.Kube, tc.Logger, tc.Registerer = restCfg, log.With("component", "trustbundle"), reg
+		tc.Source = withExtraRoots(issuer, extraRoots)
 		pub, err := trustbundle.New(tc)
 		if err != nil {
 			return nil, err

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/rotation"
+	"github.com/meshca/meshca/trustbundle"
 )
 
 // gateClosed is a refused advance: the command has printed why, and exits 3.
@@ -286,4 +288,29 @@ func (a *app) rotation(cfg *Config, tracker ca.IssuanceObserver, log *slog.Logge
 	}
 	a.run = append(a.run, c.Run)
 	return c.Observer(tracker), c.ExtraRoots, nil
+}
+
+// withExtraRoots publishes the rotation's extra roots (the next root, then the old one) beside src's roots,
+// so that the ClusterTrustBundle and istio-ca-root-cert ConfigMaps carry what the responses carry.
+func withExtraRoots(src trustbundle.Source,
+	extra func(context.Context) ([]*x509.Certificate, error)) trustbundle.Source {
+	if extra == nil {
+		return src
+	}
+	return trustbundle.SourceFunc(func(ctx context.Context) ([]*x509.Certificate, error) {
+		roots, err := src.Roots(ctx)
+		if err != nil {
+			return nil, err
+		}
+		more, err := extra(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range more {
+			if !slices.ContainsFunc(roots, m.Equal) {
+				roots = append(roots, m)
+			}
+		}
+		return roots, nil
+	})
 }
