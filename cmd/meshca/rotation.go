@@ -24,10 +24,9 @@ import (
 // gateClosed is a refused advance: the command has printed why, and exits 3.
 type gateClosed struct{ err error }
 
-func (g gateClosed) Error() string   { return g.err.Error() }
-func (g gateClosed) Unwrap() error   { return g.err }
-func (gateClosed) ExitCode() int     { return 3 }
-func (g gateClosed) Is(e error) bool { return errors.Is(g.err, e) }
+func (g gateClosed) Error() string { return g.err.Error() }
+func (g gateClosed) Unwrap() error { return g.err }
+func (gateClosed) ExitCode() int   { return 3 }
 
 func rotationCommand() *cobra.Command {
 	var statePath string
