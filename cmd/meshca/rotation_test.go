@@ -2,13 +2,21 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"crypto/x509"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/meshca/meshca/backends/file"
+	"github.com/meshca/meshca/ca"
+	"github.com/meshca/meshca/ca/expiry"
 	"github.com/meshca/meshca/rotation"
+	"github.com/meshca/meshca/trustbundle"
 )
 
 // TestRotationCommands runs a rotation through the command line in order: each step's state is the next one's
@@ -94,5 +102,53 @@ func TestRotationCommands(t *testing.T) {
 					code, tc.code, tc.stdout, tc.stderr, stdout.String(), stderr.String())
 			}
 		})
+	}
+}
+
+// serve's wiring: with a prepared state file, the issuer's extra roots and the published bundle carry the next
+// root, and the issuer's observer feeds the rotation tracker beside the expiry tracker.
+func TestServeWiresTheRotation(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "rotation.json")
+	gen := func() *file.Generated {
+		g, err := file.Generate(file.GenerateOptions{Organization: "cluster.local"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	oldCA, newCA := gen(), gen()
+	s := rotation.Idle()
+	if err := s.Prepare(newCA.Root, oldCA.Root, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := rotation.Save(state, s); err != nil {
+		t.Fatal(err)
+	}
+	a := &app{}
+	cfg := &Config{Issuance: ca.Policy{TrustDomain: "cluster.local"}, Rotation: &rotation.Config{StateFile: state}}
+	tracker, err := expiry.NewTracker(expiry.TrackerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	observer, extra, err := a.rotation(cfg, tracker, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := observer.(ca.ResultObserver); !ok || len(a.run) != 1 {
+		t.Fatalf("the observer does not feed the rotation tracker, or no refresh loop (%d)", len(a.run))
+	}
+	src := withExtraRoots(trustbundle.SourceFunc(func(context.Context) ([]*x509.Certificate, error) {
+		return []*x509.Certificate{oldCA.Root}, nil
+	}), extra)
+	roots, err := src.Roots(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(roots) != 2 || !roots[0].Equal(oldCA.Root) || !roots[1].Equal(newCA.Root) {
+		t.Fatalf("the published bundle has %d roots; want the old root then the next one", len(roots))
+	}
+	if observer, _, _ := (&app{}).rotation(&Config{}, tracker, nil, nil); observer != tracker {
+		t.Fatal("without a rotation section the observer must be the expiry tracker alone")
 	}
 }
