@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc/metadata"
 	pb "istio.io/api/security/v1alpha1"
 
@@ -21,6 +24,7 @@ import (
 
 // mesh is meshca serving a file backend on a cacerts directory, with a rotation controller on a state file.
 type mesh struct {
+	reg   *prometheus.Registry
 	m     *catest.Meshca
 	c     *rotation.Controller
 	roots []*x509.Certificate
@@ -31,8 +35,9 @@ type mesh struct {
 func startMesh(t *testing.T, cacerts, statePath string, warm bool, roots ...*x509.Certificate) *mesh {
 	t.Helper()
 	policy := &ca.Policy{TrustDomain: catest.TrustDomain}
+	reg := prometheus.NewRegistry()
 	cfg := rotation.Config{StateFile: statePath, MaxLifetime: policy.EffectiveMaxTTL(),
-		Logger: catest.DiscardLogger()}
+		Logger: catest.DiscardLogger(), Registerer: reg}
 	if warm {
 		cfg.Started = time.Now().Add(-policy.EffectiveMaxTTL())
 	}
@@ -43,7 +48,7 @@ func startMesh(t *testing.T, cacerts, statePath string, warm bool, roots ...*x50
 	m := catest.StartMeshca(t, catest.MeshcaOptions{Policy: policy, Observer: c.Observer(nil),
 		ExtraRootsFunc: c.ExtraRoots, Limits: ca.Limits{PerCallerRate: -1},
 		Backends: []ca.NamedBackend{{Name: "file", Backend: catest.FileBackend(t, cacerts, nil)}}})
-	return &mesh{m: m, c: c, roots: roots}
+	return &mesh{reg: reg, m: m, c: c, roots: roots}
 }
 
 // renew asks for a certificate as istio-agent does for default/sa and returns the root the leaf chains to (of
@@ -165,6 +170,19 @@ func TestRotationThroughGRPC(t *testing.T) {
 		if p := h.c.Progress(); p.HoldingNext != i+1 || p.Holders != 3 {
 			t.Fatalf("after %d renewals: %d of %d hold the next root", i+1, p.HoldingNext, p.Holders)
 		}
+	}
+
+	want := `
+# HELP meshca_rotation_workloads Identities with an unexpired certificate, by whether their last trust bundle ` +
+		`held the next root (bundle) and whether their leaf chains to it (leaf).
+# TYPE meshca_rotation_workloads gauge
+meshca_rotation_workloads{next_root="no",what="bundle"} 0
+meshca_rotation_workloads{next_root="no",what="leaf"} 3
+meshca_rotation_workloads{next_root="yes",what="bundle"} 3
+meshca_rotation_workloads{next_root="yes",what="leaf"} 0
+`
+	if err := testutil.GatherAndCompare(h.reg, strings.NewReader(want), "meshca_rotation_workloads"); err != nil {
+		t.Fatal(err)
 	}
 
 	// meshca restarts: the state is read back, the next root stays in every bundle, and the new tracker, which
