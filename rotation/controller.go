@@ -112,9 +112,6 @@ func (c *Controller) reload() error {
 // State returns the state in force.
 func (c *Controller) State() *State { return c.state.Load().s }
 
-// Tracker returns the controller's tracker.
-func (c *Controller) Tracker() *Tracker { return c.tracker }
-
 // ExtraRoots is ca.Config.ExtraRoots: the roots the current phase adds to every trust bundle.
 func (c *Controller) ExtraRoots(context.Context) ([]*x509.Certificate, error) {
 	return c.state.Load().extra, nil
