@@ -42,6 +42,7 @@ type Tracker struct {
 	m          map[csr.Identity]record
 	blindUntil time.Time // an untracked certificate may be valid until then
 	dropped    uint64
+	lastSweep  int64 // Unix seconds of the last sweep forced by a full map
 }
 
 // target is the root a rotation moves to; seq distinguishes successive targets in records.
@@ -111,7 +112,11 @@ func (t *Tracker) ObserveResult(res *ca.Result) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if _, ok := t.m[res.Identity]; !ok && len(t.m) >= t.max {
-		t.sweepLocked(t.now().Unix())
+		// At the cap, sweep at most once a second: a flood of new identities must not cost O(n) each.
+		if now := t.now().Unix(); now > t.lastSweep {
+			t.lastSweep = now
+			t.sweepLocked(now)
+		}
 		if len(t.m) >= t.max {
 			t.dropped++
 			if na := res.Chain[0].NotAfter; na.After(t.blindUntil) {
