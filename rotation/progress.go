@@ -1,6 +1,7 @@
 package rotation
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -88,9 +89,28 @@ func ReadProgress(path string) (*Progress, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rotation: read progress: %w", err)
 	}
-	p := new(Progress)
-	if err := json.Unmarshal(data, p); err != nil {
+	p, err := ParseProgress(data)
+	if err != nil {
 		return nil, fmt.Errorf("rotation: progress file %s: %w", path, err)
+	}
+	return p, nil
+}
+
+// ParseProgress decodes a Progress file's contents, refusing unknown keys and a phase it does not know.
+func ParseProgress(data []byte) (*Progress, error) {
+	p := new(Progress)
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(p); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	switch p.Phase {
+	case PhaseIdle, PhasePrepared, PhaseActivated:
+	default:
+		return nil, fmt.Errorf("unknown phase %.32q", p.Phase)
+	}
+	if p.Holders < 0 || p.HoldingNext < 0 || p.LeafNext < 0 || p.HoldingNext > p.Holders || p.LeafNext > p.Holders {
+		return nil, errors.New("inconsistent counts")
 	}
 	return p, nil
 }

@@ -223,3 +223,18 @@ func FuzzParseState(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseProgress(f *testing.F) {
+	f.Add([]byte(`{"generation":1,"phase":"prepared","holders":2,"holdingNext":1,"complete":true}`))
+	f.Add([]byte(`{"phase":"activated","holders":-1}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := rotation.ParseProgress(data)
+		if err != nil {
+			return
+		}
+		// A parsed report never opens a gate with more workloads holding the root than there are.
+		if p.Phase == rotation.PhasePrepared && p.Gate() == nil && (!p.Complete || p.HoldingNext != p.Holders) {
+			t.Fatalf("gate open for %+v", p)
+		}
+	})
+}
