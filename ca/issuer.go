@@ -71,6 +71,13 @@ type IssuanceObserver interface {
 	Observe(id csr.Identity, notBefore, notAfter time.Time)
 }
 
+// ResultObserver is an IssuanceObserver that is also given every Result, after Observe: the chain and the
+// trust bundle the workload receives (package rotation records which workloads hold a rotation's next root).
+// It must not modify or keep the Result.
+type ResultObserver interface {
+	ObserveResult(res *Result)
+}
+
 // Issuer is meshca's issuance core. It is safe for concurrent use.
 type Issuer struct {
 	backends []NamedBackend
@@ -274,13 +281,17 @@ func (i *Issuer) issueTo(ctx context.Context, target csr.Identity, parsed *csr.R
 	leaf := resp.Leaf()
 	rec.backend, rec.serial, rec.notAfter = name, fmt.Sprintf("%x", leaf.SerialNumber), leaf.NotAfter
 	i.m.issued.WithLabelValues(name, parsed.KeyType).Inc()
+	res := &Result{Chain: resp.Chain, TrustBundle: bundle, Identity: target, Backend: name}
 	if i.observer != nil {
 		i.observer.Observe(target, leaf.NotBefore, leaf.NotAfter)
+		if ro, ok := i.observer.(ResultObserver); ok {
+			ro.ObserveResult(res)
+		}
 	}
 	if i.revocations != nil {
 		i.revocations.Issued(target.String(), resp.Chain, decidedAt)
 	}
-	return &Result{Chain: resp.Chain, TrustBundle: bundle, Identity: target, Backend: name}, nil
+	return res, nil
 }
 
 // checkMetadata refuses what the request's metadata asks for and meshca does not do.

@@ -88,6 +88,8 @@ type MeshcaOptions struct {
 	Limits ca.Limits
 	// ExtraRoots join the trust bundle of every response (ca.Config.ExtraRoots).
 	ExtraRoots []*x509.Certificate
+	// ExtraRootsFunc, instead of ExtraRoots, is ca.Config.ExtraRoots itself (e.g. a rotation's next root).
+	ExtraRootsFunc func(context.Context) ([]*x509.Certificate, error)
 	// Server is the base server configuration (e.g. its CRL source); addresses, names, logger and metrics
 	// are set by StartMeshca.
 	Server server.Config
@@ -124,6 +126,9 @@ func StartMeshca(tb testing.TB, o MeshcaOptions) *Meshca {
 		Registerer: o.Registry}
 	if o.ExtraRoots != nil {
 		cfg.ExtraRoots = func(context.Context) ([]*x509.Certificate, error) { return o.ExtraRoots, nil }
+	}
+	if o.ExtraRootsFunc != nil {
+		cfg.ExtraRoots = o.ExtraRootsFunc
 	}
 	issuer, err := ca.New(cfg)
 	if err != nil {

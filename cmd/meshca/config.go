@@ -26,6 +26,7 @@ import (
 	"github.com/meshca/meshca/ca/policy"
 	"github.com/meshca/meshca/ca/server"
 	"github.com/meshca/meshca/internal/compliance"
+	"github.com/meshca/meshca/rotation"
 	"github.com/meshca/meshca/trustbundle"
 )
 
@@ -64,6 +65,9 @@ type Config struct {
 	// fips-140-2, fips-140-3, or empty for Go's defaults. The COMPLIANCE_POLICY environment variable sets it
 	// too; when both are set they must agree.
 	CompliancePolicy string `json:"compliancePolicy,omitempty"`
+	// Rotation, when set, lets `meshca rotation` drive a root rotation through a state file
+	// (docs/root-rotation.md).
+	Rotation *rotation.Config `json:"rotation,omitempty"`
 	// AllowShortTTLs permits lifetimes below MinLifetime. For tests only; serve warns when it is set.
 	AllowShortTTLs bool `json:"allowShortTTLs,omitempty"`
 }
@@ -102,6 +106,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := compliance.Parse(c.CompliancePolicy); err != nil {
 		errs = append(errs, fmt.Errorf("compliancePolicy: %w", err))
+	}
+	if c.Rotation != nil {
+		errs = append(errs, c.Rotation.Validate())
 	}
 	if len(c.Backends) == 0 {
 		errs = append(errs, errors.New("backends: configure at least one backend"))
@@ -280,6 +287,10 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	if err != nil {
 		return nil, err
 	}
+	observer, extraRoots, err := a.rotation(cfg, tracker, log, reg)
+	if err != nil {
+		return nil, err
+	}
 	nsLabels, err := a.namespaceLabels(ctx, cfg, client, log)
 	if err != nil {
 		return nil, err
@@ -287,7 +298,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	issuer, err = ca.New(ca.Config{Backends: named, Authenticator: chain, Impersonator: kubeAuth.Impersonator,
 		Policy: cfg.Issuance, Rules: cfg.Policy, NamespaceLabels: nsLabels, Limits: cfg.Limits,
 		SignTimeout: cfg.SignTimeout, Logger: log, Audit: log.With("log", "audit"),
-		Registerer: reg, Observer: tracker, Revocations: rv.gate()})
+		Registerer: reg, Observer: observer, ExtraRoots: extraRoots, Revocations: rv.gate()})
 	if err != nil {
 		return nil, err
 	}
@@ -300,7 +311,8 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	}
 	if tb := cfg.TrustBundle; tb != nil {
 		tc := *tb
-		tc.Kube, tc.Source, tc.Logger, tc.Registerer = restCfg, issuer, log.With("component", "trustbundle"), reg
+		tc.Kube, tc.Logger, tc.Registerer = restCfg, log.With("component", "trustbundle"), reg
+		tc.Source = withExtraRoots(issuer, extraRoots)
 		pub, err := trustbundle.New(tc)
 		if err != nil {
 			return nil, err

@@ -130,7 +130,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(serveCommand(), initCommand(), tokenCommand(), inspectCommand(), configCommand(),
 		policyCommand(), versionCommand())
-	root.AddCommand(revokeCommand(), crlCommand())
+	root.AddCommand(revokeCommand(), crlCommand(), rotationCommand())
 	strictCompletion(root)
 	return root
 }

@@ -1,0 +1,232 @@
+package rotation_test
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc/metadata"
+	pb "istio.io/api/security/v1alpha1"
+
+	"github.com/meshca/meshca/ca"
+	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/ca/catest"
+	"github.com/meshca/meshca/rotation"
+)
+
+// mesh is meshca serving a file backend on a cacerts directory, with a rotation controller on a state file.
+type mesh struct {
+	reg   *prometheus.Registry
+	m     *catest.Meshca
+	c     *rotation.Controller
+	roots []*x509.Certificate
+}
+
+// startMesh starts meshca with a rotation controller. warm says whether the controller has already seen a full
+// certificate lifetime (as a meshca that has run for a day has); a restarted one has not.
+func startMesh(t *testing.T, cacerts, statePath string, warm bool, roots ...*x509.Certificate) *mesh {
+	t.Helper()
+	policy := &ca.Policy{TrustDomain: catest.TrustDomain}
+	reg := prometheus.NewRegistry()
+	cfg := rotation.Config{StateFile: statePath, MaxLifetime: policy.EffectiveMaxTTL(),
+		Logger: catest.DiscardLogger(), Registerer: reg}
+	if warm {
+		cfg.Started = time.Now().Add(-policy.EffectiveMaxTTL())
+	}
+	c, err := rotation.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := catest.StartMeshca(t, catest.MeshcaOptions{Policy: policy, Observer: c.Observer(nil),
+		ExtraRootsFunc: c.ExtraRoots, Limits: ca.Limits{PerCallerRate: -1},
+		Backends: []ca.NamedBackend{{Name: "file", Backend: catest.FileBackend(t, cacerts, nil)}}})
+	return &mesh{reg: reg, m: m, c: c, roots: roots}
+}
+
+// renew asks for a certificate as istio-agent does for default/sa and returns the root the leaf chains to (of
+// roots) and the trust anchors taken from the last element, as istio-agent takes them.
+func (h *mesh) renew(t *testing.T, sa string) (chainRoot *x509.Certificate, anchors []*x509.Certificate) {
+	t.Helper()
+	id := fmt.Sprintf("spiffe://%s/ns/default/sa/%s", catest.TrustDomain, sa)
+	csrPEM, _ := catest.WorkloadCSR(t, id)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+h.m.Token(t, "default", sa),
+		"clusterid", authn.DefaultClusterID)
+	resp, err := pb.NewIstioCertificateServiceClient(h.m.Dial(t)).CreateCertificate(ctx,
+		&pb.IstioCertificateRequest{Csr: string(csrPEM), ValidityDuration: 3600})
+	if err != nil {
+		t.Fatalf("CreateCertificate for %s: %v", sa, err)
+	}
+	n := len(resp.CertChain)
+	if n < 2 {
+		t.Fatalf("a chain of %d elements", n)
+	}
+	anchors = parsePEM(t, resp.CertChain[n-1])
+	issuing := parsePEM(t, resp.CertChain[n-2])[0] // the file backend's intermediate, signed by a root
+	for _, r := range h.roots {
+		if issuing.CheckSignatureFrom(r) == nil {
+			return r, anchors
+		}
+	}
+	t.Fatalf("the chain of %s ends at none of the test's roots", sa)
+	return nil, nil
+}
+
+func parsePEM(t *testing.T, s string) []*x509.Certificate {
+	t.Helper()
+	var out []*x509.Certificate
+	rest := []byte(s)
+	for {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			return out
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, c)
+	}
+}
+
+func holds(anchors []*x509.Certificate, roots ...*x509.Certificate) bool {
+	for _, r := range roots {
+		found := false
+		for _, a := range anchors {
+			found = found || a.Equal(r)
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// change applies f to the state file, then lets the controllers read it.
+func change(t *testing.T, statePath string, f func(*rotation.State) error, cs ...*rotation.Controller) error {
+	t.Helper()
+	s, err := rotation.Load(statePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f(s); err != nil {
+		return err
+	}
+	if err := rotation.Save(statePath, s); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if err := c.Refresh(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return nil
+}
+
+func advance(t *testing.T, statePath string, c *rotation.Controller) error {
+	t.Helper()
+	return change(t, statePath, func(s *rotation.State) error {
+		return s.Advance(c.Progress(), time.Now(), time.Minute, false, "")
+	}, c)
+}
+
+// TestRotationThroughGRPC takes three workloads through a full root rotation over CreateCertificate: the
+// next root reaches every bundle after prepare, the gates hold until every workload has renewed, and the state
+// survives a restart of meshca.
+func TestRotationThroughGRPC(t *testing.T) {
+	cacerts, oldCA := catest.FileCA(t)
+	newCA := genCA(t)
+	statePath := filepath.Join(t.TempDir(), "rotation.json")
+	h := startMesh(t, cacerts, statePath, true, oldCA.Root, newCA.Root)
+	workloads := []string{"a", "b", "c"}
+	for _, sa := range workloads {
+		if root, anchors := h.renew(t, sa); !root.Equal(oldCA.Root) || len(anchors) != 1 {
+			t.Fatalf("before the rotation %s got %d anchors; want only the old root", sa, len(anchors))
+		}
+	}
+
+	err := change(t, statePath, func(s *rotation.State) error { return s.Prepare(newCA.Root, oldCA.Root, time.Now()) },
+		h.c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, sa := range workloads {
+		if err := advance(t, statePath, h.c); !errors.Is(err, rotation.ErrGateClosed) {
+			t.Fatalf("advance with %d of 3 renewed: %v, want ErrGateClosed", i, err)
+		}
+		root, anchors := h.renew(t, sa)
+		if !root.Equal(oldCA.Root) || !holds(anchors, oldCA.Root, newCA.Root) {
+			t.Fatalf("prepared: %s must get both roots and a leaf from the old CA", sa)
+		}
+		if p := h.c.Progress(); p.HoldingNext != i+1 || p.Holders != 3 {
+			t.Fatalf("after %d renewals: %d of %d hold the next root", i+1, p.HoldingNext, p.Holders)
+		}
+	}
+
+	want := `
+# HELP meshca_rotation_workloads Identities with an unexpired certificate, by whether their last trust bundle ` +
+		`held the next root (bundle) and whether their leaf chains to it (leaf).
+# TYPE meshca_rotation_workloads gauge
+meshca_rotation_workloads{next_root="no",what="bundle"} 0
+meshca_rotation_workloads{next_root="no",what="leaf"} 3
+meshca_rotation_workloads{next_root="yes",what="bundle"} 3
+meshca_rotation_workloads{next_root="yes",what="leaf"} 0
+`
+	if err := testutil.GatherAndCompare(h.reg, strings.NewReader(want), "meshca_rotation_workloads"); err != nil {
+		t.Fatal(err)
+	}
+
+	// meshca restarts: the state is read back, the next root stays in every bundle, and the new tracker, which
+	// has not seen a full lifetime, keeps the gate closed.
+	h = startMesh(t, cacerts, statePath, false, oldCA.Root, newCA.Root)
+	if _, anchors := h.renew(t, "a"); !holds(anchors, oldCA.Root, newCA.Root) {
+		t.Fatal("after a restart the bundle lost a root")
+	}
+	if err := advance(t, statePath, h.c); !errors.Is(err, rotation.ErrGateClosed) {
+		t.Fatalf("advance right after a restart: %v, want ErrGateClosed", err)
+	}
+	h = startMesh(t, cacerts, statePath, true, oldCA.Root, newCA.Root)
+	for _, sa := range workloads {
+		h.renew(t, sa)
+	}
+	if err := advance(t, statePath, h.c); err != nil {
+		t.Fatalf("advance once every workload holds the next root: %v", err)
+	}
+
+	// The operator switches cacerts to the new CA; the file backend reloads.
+	if err := newCA.WriteDir(cacerts); err != nil {
+		t.Fatal(err)
+	}
+	catest.Eventually(t, 10*time.Second, "the file backend signs with the new CA", func() error {
+		if root, _ := h.renew(t, "a"); !root.Equal(newCA.Root) {
+			return errors.New("still the old CA")
+		}
+		return nil
+	})
+	if err := advance(t, statePath, h.c); !errors.Is(err, rotation.ErrGateClosed) {
+		t.Fatalf("advance with leaves from the old CA: %v, want ErrGateClosed", err)
+	}
+	for _, sa := range workloads[1:] {
+		if root, anchors := h.renew(t, sa); !root.Equal(newCA.Root) || !holds(anchors, oldCA.Root, newCA.Root) {
+			t.Fatalf("activated: %s must get both roots and a leaf from the new CA", sa)
+		}
+	}
+	if p := h.c.Progress(); p.LeafNext != 3 {
+		t.Fatalf("activated: %d of %d leaves chain to the new root, want 3", p.LeafNext, p.Holders)
+	}
+	if err := advance(t, statePath, h.c); err != nil {
+		t.Fatalf("advance once every leaf chains to the new root: %v", err)
+	}
+	if _, anchors := h.renew(t, "a"); len(anchors) != 1 || !anchors[0].Equal(newCA.Root) {
+		t.Fatalf("after the rotation the bundle has %d anchors; want only the new root", len(anchors))
+	}
+}
