@@ -31,7 +31,8 @@ func TestCommandLine(t *testing.T) {
 		{name: "config validate help", args: []string{"config", "validate", "--help"}, code: 0, stdout: "FILE"},
 		{name: "version help", args: []string{"version", "--help"}, code: 0, stdout: "Go version"},
 		{name: "an unknown command lists the valid ones", args: []string{"bogus"}, code: 2,
-			stderr: "commands: completion, config, crl, init, inspect, policy, revoke, rotation, serve, token, version"},
+			stderr: "commands: completion, config, crl, init, inspect, policy, revoke, rotation, serve, token, " +
+				"version"},
 		{name: "an unknown flag", args: []string{"serve", "--bogus"}, code: 2, stderr: "--bogus"},
 		{name: "an extra argument to version", args: []string{"version", "extra"}, code: 2, stderr: "extra"},
 		{name: "an extra argument to serve", args: []string{"serve", "--dev", dir, "extra"}, code: 2, stderr: "extra"},
