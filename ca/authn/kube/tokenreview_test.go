@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	authnv1 "k8s.io/api/authentication/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
@@ -271,10 +272,11 @@ func TestTokenReviewUnavailable(t *testing.T) {
 	cfg, reviews := counting(down, isTokenReview)
 	var c clock
 	tr := newTokenReview(t, cfg, &c, func(trc *kube.TokenReviewConfig) { trc.Timeout = 2 * time.Second })
+	var downErr error
 	for range 2 {
-		_, err := tr.Authenticate(context.Background(), &authn.Request{Token: tok})
-		if !errors.Is(err, authn.ErrUnavailable) {
-			t.Fatalf("API server down: %v, want ErrUnavailable", err)
+		_, downErr = tr.Authenticate(context.Background(), &authn.Request{Token: tok})
+		if !errors.Is(downErr, authn.ErrUnavailable) {
+			t.Fatalf("API server down: %v, want ErrUnavailable", downErr)
 		}
 	}
 	if n := reviews.Load(); n != 2 {
@@ -283,23 +285,59 @@ func TestTokenReviewUnavailable(t *testing.T) {
 
 	// Without RBAC for TokenReview: unavailable, with a message saying which permission is missing.
 	nobody := rest.AnonymousClientConfig(k.Config)
+	_, err := newClient(t, nobody).AuthenticationV1().TokenReviews().Create(context.Background(),
+		&authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: tok}}, metav1.CreateOptions{})
+	if !apierrors.IsForbidden(err) {
+		t.Fatalf("precondition: the anonymous client's own TokenReview: %v, want 403 Forbidden", err)
+	}
 	tr = newTokenReview(t, nobody, &c, nil)
-	if _, err := tr.Authenticate(context.Background(),
-		&authn.Request{Token: tok}); !errors.Is(err, authn.ErrUnavailable) {
+	_, err = tr.Authenticate(context.Background(), &authn.Request{Token: tok})
+	if !errors.Is(err, authn.ErrUnavailable) {
 		t.Fatalf("anonymous client: %v, want ErrUnavailable", err)
-	} else {
-		t.Logf("anonymous: %v", err)
+	}
+	// The API server's own 403 names the resource too; the hint is what meshca adds, and only when forbidden.
+	const hint = "create on tokenreviews.authentication.k8s.io"
+	if !strings.Contains(err.Error(), hint) {
+		t.Errorf("anonymous client: %v, want a message naming the missing permission (%q)", err, hint)
+	}
+	if strings.Contains(downErr.Error(), hint) {
+		t.Errorf("API server down: %v, must not blame a missing permission", downErr)
 	}
 }
 
 func TestTokenReviewConfigValidate(t *testing.T) {
-	cfg := kube.TokenReviewConfig{Audiences: []string{""}, CacheSize: -1, Timeout: -1}
-	err := cfg.Validate()
-	if err == nil {
-		t.Fatal("Validate accepted a config without client, with an empty audience and negative sizes")
+	client := newClient(t, &rest.Config{Host: "https://127.0.0.1:1"})
+	tests := []struct {
+		name    string
+		mod     func(*kube.TokenReviewConfig)
+		mention string // what the error must name; empty: valid
+	}{
+		{"a config with only a client is valid", func(*kube.TokenReviewConfig) {}, ""},
+		{"a config without a client is refused", func(c *kube.TokenReviewConfig) { c.Client = nil }, "client"},
+		{"an empty audience is refused", func(c *kube.TokenReviewConfig) { c.Audiences = []string{"a", ""} },
+			"audiences"},
+		{"a negative cache size is refused", func(c *kube.TokenReviewConfig) { c.CacheSize = -1 }, "cacheSize"},
+		{"a negative negative-cache size is refused", func(c *kube.TokenReviewConfig) { c.NegativeCacheSize = -1 },
+			"negativeCacheSize"},
+		{"a negative concurrency bound is refused", func(c *kube.TokenReviewConfig) { c.MaxConcurrentReviews = -1 },
+			"maxConcurrentReviews"},
+		{"a negative timeout is refused", func(c *kube.TokenReviewConfig) { c.Timeout = -1 }, "timeout"},
 	}
-	if _, err := kube.NewTokenReview(cfg); err == nil {
-		t.Fatal("NewTokenReview accepted an invalid config")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := kube.TokenReviewConfig{Client: client, Logger: catest.DiscardLogger()}
+			tt.mod(&cfg)
+			err := cfg.Validate()
+			if (err == nil) != (tt.mention == "") {
+				t.Fatalf("Validate: %v, want an error naming %q", err, tt.mention)
+			}
+			if err != nil && !strings.Contains(err.Error(), tt.mention) {
+				t.Errorf("Validate: %q does not name %s", err, tt.mention)
+			}
+			if _, nerr := kube.NewTokenReview(cfg); (nerr == nil) != (err == nil) {
+				t.Errorf("NewTokenReview: %v, but Validate: %v", nerr, err)
+			}
+		})
 	}
 }
 
