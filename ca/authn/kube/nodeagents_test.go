@@ -129,26 +129,33 @@ func TestCheckImpersonation(t *testing.T) {
 	ztWrongUID := ztByPod
 	ztWrongUID.PodUID = "00000000-0000-0000-0000-000000000000"
 
+	// lists is the pod LISTs a request costs: none when the informer answers (allowed, or refused before any
+	// pod is looked at), one direct lookup when the cache holds no matching pod (it may be brand new).
 	tests := []struct {
 		name   string
 		caller *authn.Caller
 		target string
 		allow  bool
+		lists  int64
 	}{
-		{"ztunnel asks for a pod on its node", zt, "web", true},
-		{"ztunnel without a node claim asks for a pod on its node (found through its pod)", &ztByPod, "web", true},
-		{"ztunnel asks for a pod on another node", zt, "db", false},
-		{"ztunnel asks for a pod that has completed", zt, "done", false},
-		{"ztunnel asks for a service account with no pod", zt, "nobody", false},
-		{"an untrusted workload asks for a pod on its own node", c.caller(t, c.webTok), "ztunnel", false},
-		{"ztunnel of another cluster", &ztOtherCluster, "web", false},
-		{"ztunnel whose token names no pod or node", &ztNoBinding, "web", false},
-		{"ztunnel whose pod UID does not match its pod", &ztWrongUID, "web", false},
+		{"ztunnel asks for a pod on its node", zt, "web", true, 0},
+		{"ztunnel without a node claim asks for a pod on its node (found through its pod)", &ztByPod, "web", true,
+			0},
+		{"ztunnel asks for a pod on another node", zt, "db", false, 1},
+		{"ztunnel asks for a pod that has completed", zt, "done", false, 1},
+		{"ztunnel asks for a service account with no pod", zt, "nobody", false, 1},
+		{"an untrusted workload asks for a pod on its own node", c.caller(t, c.webTok), "ztunnel", false, 0},
+		{"ztunnel of another cluster", &ztOtherCluster, "web", false, 0},
+		{"ztunnel whose token names no pod or node", &ztNoBinding, "web", false, 0},
+		{"ztunnel whose pod UID does not match its pod", &ztWrongUID, "web", false, 1},
 	}
-	listsBefore := lists.Load()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			listsBefore := lists.Load()
 			err := a.CheckImpersonation(ctx, tt.caller, c.id(tt.target))
+			if n := lists.Load() - listsBefore; n != tt.lists {
+				t.Errorf("%d pod LISTs, want %d", n, tt.lists)
+			}
 			if tt.allow && err != nil {
 				t.Fatalf("CheckImpersonation: %v, want allowed", err)
 			}
@@ -171,7 +178,6 @@ func TestCheckImpersonation(t *testing.T) {
 	if n := lists.Load(); n != 0 {
 		t.Fatalf("%d pod LISTs for 100 allowed requests, want 0 (informer)", n)
 	}
-	_ = listsBefore
 }
 
 // TestCheckImpersonationNewPodNotYetCached freezes the informer (its context ends) so the cache cannot hold a pod
