@@ -413,24 +413,31 @@ func (i *Issuer) verify(ctx context.Context, b NamedBackend, req *backends.SignR
 
 // Roots returns the union of every backend's trust anchors, without duplicates, primary backend first.
 func (i *Issuer) Roots(ctx context.Context) ([]*x509.Certificate, error) {
+	out, errs := i.rootUnion(func(b NamedBackend) ([]*x509.Certificate, error) { return b.Backend.Roots(ctx) })
+	if len(out) == 0 {
+		return nil, fmt.Errorf("ca: no roots available: %w", errors.Join(errs...))
+	}
+	return out, nil
+}
+
+// rootUnion returns the union of the certificates roots gives for each backend, without duplicates, primary
+// backend first, and one error per backend that failed, naming it.
+func (i *Issuer) rootUnion(roots func(NamedBackend) ([]*x509.Certificate, error)) ([]*x509.Certificate, []error) {
 	var out []*x509.Certificate
 	var errs []error
 	for _, b := range i.backends {
-		roots, err := b.Backend.Roots(ctx)
+		rs, err := roots(b)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("backend %s: %w", b.Name, err))
 			continue
 		}
-		for _, r := range roots {
+		for _, r := range rs {
 			if !isRoot(r, out) {
 				out = append(out, r)
 			}
 		}
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("ca: no roots available: %w", errors.Join(errs...))
-	}
-	return out, nil
+	return out, errs
 }
 
 // Check reports whether at least one backend is ready to sign.

@@ -14,24 +14,13 @@ import (
 // duplicates, primary backend first; none when no backend has an ML-DSA CA. They are never part of Roots or
 // TrustBundle: Envoy loads those, and cannot load ML-DSA certificates yet (envoy#42893).
 func (i *Issuer) PostQuantumRoots(ctx context.Context) ([]*x509.Certificate, error) {
-	var out []*x509.Certificate
-	var errs []error
-	for _, b := range i.backends {
+	out, errs := i.rootUnion(func(b NamedBackend) ([]*x509.Certificate, error) {
 		pq, ok := b.Backend.(backends.PostQuantumRooter)
 		if !ok {
-			continue
+			return nil, nil // no ML-DSA CA: contributes nothing, and is no failure
 		}
-		roots, err := pq.PostQuantumRoots(ctx)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("backend %s: %w", b.Name, err))
-			continue
-		}
-		for _, r := range roots {
-			if !isRoot(r, out) {
-				out = append(out, r)
-			}
-		}
-	}
+		return pq.PostQuantumRoots(ctx)
+	})
 	if len(out) == 0 && len(errs) > 0 {
 		return nil, fmt.Errorf("ca: no ML-DSA roots available: %w", errors.Join(errs...))
 	}
