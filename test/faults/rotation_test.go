@@ -23,9 +23,15 @@ import (
 // verifyResponse checks one response as an agent relies on it: the leaf chains, through the intermediates
 // sent, to a root of the trust bundle in the same response. It returns the root it chains to.
 func verifyResponse(resp *pb.IstioCertificateResponse) (*x509.Certificate, error) {
+	root, _, err := verifyResponseBundle(resp)
+	return root, err
+}
+
+// verifyResponseBundle is verifyResponse, also returning the response's trust bundle.
+func verifyResponseBundle(resp *pb.IstioCertificateResponse) (*x509.Certificate, []*x509.Certificate, error) {
 	chain := resp.GetCertChain()
 	if len(chain) < 2 {
-		return nil, fmt.Errorf("%d elements", len(chain))
+		return nil, nil, fmt.Errorf("%d elements", len(chain))
 	}
 	parse := func(s string) ([]*x509.Certificate, error) {
 		var out []*x509.Certificate
@@ -44,13 +50,13 @@ func verifyResponse(resp *pb.IstioCertificateResponse) (*x509.Certificate, error
 	}
 	leaf, err := parse(chain[0])
 	if err != nil || len(leaf) != 1 {
-		return nil, fmt.Errorf("leaf: %v", err)
+		return nil, nil, fmt.Errorf("leaf: %v", err)
 	}
 	inter, roots := x509.NewCertPool(), x509.NewCertPool()
 	for _, s := range chain[1 : len(chain)-1] {
 		cs, err := parse(s)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, c := range cs {
 			inter.AddCert(c)
@@ -58,7 +64,7 @@ func verifyResponse(resp *pb.IstioCertificateResponse) (*x509.Certificate, error
 	}
 	bundle, err := parse(chain[len(chain)-1])
 	if err != nil || len(bundle) == 0 {
-		return nil, fmt.Errorf("bundle: %v", err)
+		return nil, nil, fmt.Errorf("bundle: %v", err)
 	}
 	for _, c := range bundle {
 		roots.AddCert(c)
@@ -66,15 +72,17 @@ func verifyResponse(resp *pb.IstioCertificateResponse) (*x509.Certificate, error
 	paths, err := leaf[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	p := paths[0]
-	return p[len(p)-1], nil
+	return p[len(p)-1], bundle, nil
 }
 
 // TestRotationUnderLoad: under load, the file backend's intermediate is replaced under the same root, then a
 // new root is published beside the old one, and only then is a new intermediate under the new root put in
-// place. Not one request fails, and every chain verifies against the bundle sent with it.
+// place. Not one request fails, every chain verifies against the bundle sent with it, and the new root was in
+// the bundle of every response that finished before the first request answered with a leaf under it, so that
+// agents which renewed in between already trust the new leaves.
 func TestRotationUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a load of several seconds")
@@ -92,6 +100,12 @@ func TestRotationUnderLoad(t *testing.T) {
 	var mu sync.Mutex
 	var firstErr error
 	rootsSeen := map[string]int{}
+	type answer struct {
+		started, done time.Time
+		root          *x509.Certificate   // the root the leaf chains to
+		bundle        []*x509.Certificate // the response's trust bundle
+	}
+	var answers []answer
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for range 4 {
@@ -105,13 +119,18 @@ func TestRotationUnderLoad(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok,
 					"clusterid", authn.DefaultClusterID)
+				started := time.Now()
 				resp, err := client.CreateCertificate(ctx, &pb.IstioCertificateRequest{Csr: string(csr)})
 				cancel()
 				var root *x509.Certificate
+				var bundle []*x509.Certificate
 				if err == nil {
-					root, err = verifyResponse(resp)
+					root, bundle, err = verifyResponseBundle(resp)
 				}
 				mu.Lock()
+				if err == nil {
+					answers = append(answers, answer{started, time.Now(), root, bundle})
+				}
 				if err != nil {
 					failed.Add(1)
 					if firstErr == nil {
@@ -168,4 +187,25 @@ func TestRotationUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d requests served through both rotations, none failed; chains by root: %v", served.Load(),
 		rootsSeen)
+	// The first request answered with a leaf under the new root started after every response whose bundle
+	// lacked the new root had finished: no agent could have been handed a leaf it cannot yet be trusted by.
+	firstNew := time.Time{}
+	for _, a := range answers {
+		if a.root.Equal(b.Root) && (firstNew.IsZero() || a.started.Before(firstNew)) {
+			firstNew = a.started
+		}
+	}
+	if firstNew.IsZero() {
+		t.Fatal("no leaf under the new root was issued")
+	}
+	for _, a := range answers {
+		has := false
+		for _, c := range a.bundle {
+			has = has || c.Equal(b.Root)
+		}
+		if !has && !a.done.Before(firstNew) {
+			t.Fatalf("a response without the new root in its bundle finished at %s, after a request for a leaf "+
+				"under the new root had started (%s)", a.done.Format(time.RFC3339Nano), firstNew.Format(time.RFC3339Nano))
+		}
+	}
 }
