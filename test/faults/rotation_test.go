@@ -205,7 +205,8 @@ func TestRotationUnderLoad(t *testing.T) {
 		}
 		if !has && !a.done.Before(firstNew) {
 			t.Fatalf("a response without the new root in its bundle finished at %s, after a request for a leaf "+
-				"under the new root had started (%s)", a.done.Format(time.RFC3339Nano), firstNew.Format(time.RFC3339Nano))
+				"under the new root had started (%s)", a.done.Format(time.RFC3339Nano),
+				firstNew.Format(time.RFC3339Nano))
 		}
 	}
 }
