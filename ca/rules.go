@@ -109,3 +109,26 @@ func Explain(p Policy, rules policy.Config, backends []string, a Ask) (*policy.D
 	}
 	return d, nil
 }
+
+// Explain answers a as Issue would decide it now, under the rules in force (those of New or the last SetRules)
+// and without issuing anything: the same code as Explain, over the issuer's live rules. A zero a.Now is the
+// issuer's clock; nil a.NamespaceLabels are looked up as Issue looks them up. When the deciding rule names no
+// backends, the Decision lists every configured backend. A refusal is the Decision's Err.
+func (i *Issuer) Explain(a Ask) *policy.Decision {
+	if a.Now.IsZero() {
+		a.Now = i.clock()
+	}
+	if a.NamespaceLabels == nil && i.nsLabels != nil {
+		if l, ok := i.nsLabels(a.Identity.Namespace); ok {
+			a.NamespaceLabels = l
+		}
+	}
+	_, d, err := i.policy.decide(i.rules.Load(), a)
+	if err != nil {
+		d.Err = err
+	}
+	if d.Allowed && len(d.Backends) == 0 {
+		d.Backends = backendNames(i.backends)
+	}
+	return d
+}

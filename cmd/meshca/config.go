@@ -302,6 +302,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	if err != nil {
 		return nil, err
 	}
+	rv.explainWith(issuer)
 	if cfg.PolicyFile != "" {
 		r, err := newPolicyReloader(cfg.PolicyFile, issuer, log, reg)
 		if err != nil {

@@ -96,6 +96,7 @@ type revocation struct {
 	failOpen bool
 	renewals *prometheus.CounterVec
 	log      *slog.Logger
+	issuer   *ca.Issuer // set by explainWith before the admin listener starts; nil offline
 }
 
 // owner is a backend that revokes and publishes its own certificates' revocations (Vault, step-ca).

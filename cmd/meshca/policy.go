@@ -20,6 +20,7 @@ import (
 	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/policy"
 	"github.com/meshca/meshca/ca/policy/nslabels"
+	"github.com/meshca/meshca/crl/admin"
 	"github.com/meshca/meshca/csr"
 )
 
@@ -81,9 +82,9 @@ func loadDevPolicy(dir string, cfg *Config) error {
 
 // explainOptions are the flags of policy explain.
 type explainOptions struct {
-	config, dev, ns, sa, csrFile, signer, keyType, labels, at string
-	ttl                                                       time.Duration
-	json                                                      bool
+	config, dev, adminAddr, ns, sa, csrFile, signer, keyType, labels, at string
+	ttl                                                                  time.Duration
+	json                                                                 bool
 }
 
 // refused is policy explain's answer "this request would be refused": exit code 3, after the output.
@@ -103,19 +104,25 @@ func policyCommand() *cobra.Command {
 	}
 	var o explainOptions
 	explain := &cobra.Command{
-		Use:   "explain (--config FILE | --dev DIR) --namespace NS --service-account SA",
+		Use:   "explain (--config FILE | --dev DIR | --admin-addr ADDR) --namespace NS --service-account SA",
 		Short: "Print what meshca would decide for a request, and why, without issuing anything",
 		Long: "explain runs the decision serve runs after authentication (the CSR's identity check, then the " +
 			"policy rules over the issuance settings) and prints every step: the rules tried, the one that " +
 			"decided, deny, signer, key type, lifetime, each DNS name and its constraint, the backends.\n" +
+			"With --admin-addr it asks a running meshca (its loopback admin API) instead of reading a " +
+			"configuration: the answer is that of the rules in force there, after any policyFile reload.\n" +
 			"Exit codes: 0 the request would be served, 3 it would be refused, 1 the configuration or CSR " +
 			"cannot be read, 2 a usage mistake.",
 		Args: cobra.NoArgs,
-		RunE: action(func(cmd *cobra.Command, _ []string) error { return runExplain(cmd.OutOrStdout(), o) }),
+		RunE: action(func(cmd *cobra.Command, _ []string) error {
+			return runExplain(cmd.Context(), cmd.OutOrStdout(), o)
+		}),
 	}
 	f := explain.Flags()
 	f.StringVar(&o.config, "config", "", "meshca configuration `FILE`")
 	f.StringVar(&o.dev, "dev", "", "the dev configuration of 'serve --dev DIR' (with DIR/policy.yaml)")
+	f.StringVar(&o.adminAddr, "admin-addr", "", "ask the running meshca whose admin API listens at `ADDR` "+
+		"(crl.admin.addr, default "+defaultAdminAddr+") instead of reading a configuration")
 	f.StringVar(&o.ns, "namespace", "", "the workload's namespace (required)")
 	f.StringVar(&o.sa, "service-account", "", "the workload's service account (required)")
 	f.StringVar(&o.csrFile, "csr", "", "PEM CSR `FILE` the workload would send (its key type and DNS names)")
@@ -125,8 +132,8 @@ func policyCommand() *cobra.Command {
 	f.StringVar(&o.labels, "namespace-labels", "", "the Namespace's labels, k=v,k2=v2 (for label selectors)")
 	f.StringVar(&o.at, "at", "", "decide at this RFC 3339 time instead of now (e.g. after a freeze ends)")
 	f.BoolVar(&o.json, "json", false, "print JSON")
-	explain.MarkFlagsMutuallyExclusive("config", "dev")
-	explain.MarkFlagsOneRequired("config", "dev")
+	explain.MarkFlagsMutuallyExclusive("config", "dev", "admin-addr")
+	explain.MarkFlagsOneRequired("config", "dev", "admin-addr")
 	explain.MarkFlagsMutuallyExclusive("csr", "key-type")
 	_ = explain.MarkFlagRequired("namespace")
 	_ = explain.MarkFlagRequired("service-account")
@@ -134,29 +141,42 @@ func policyCommand() *cobra.Command {
 	return cmd
 }
 
-func runExplain(w io.Writer, o explainOptions) error {
-	cfg, err := explainConfig(o)
+func runExplain(ctx context.Context, w io.Writer, o explainOptions) error {
+	explain := explainLocal
+	if o.adminAddr != "" {
+		explain = func(o explainOptions) (*admin.ExplainResponse, error) { return explainRemote(ctx, o) }
+	}
+	res, err := explain(o)
 	if err != nil {
 		return err
+	}
+	if err := printDecision(w, o.json, res); err != nil {
+		return err
+	}
+	if !res.Decision.Allowed {
+		return refused{}
+	}
+	return nil
+}
+
+// explainLocal answers from --config or --dev.
+func explainLocal(o explainOptions) (*admin.ExplainResponse, error) {
+	cfg, err := explainConfig(o)
+	if err != nil {
+		return nil, err
 	}
 	ask, err := explainAsk(o, cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	d, err := ca.Explain(cfg.Issuance, cfg.Policy, cfg.backendNames(), ask)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if d.Allowed && len(d.Backends) == 0 {
 		d.Backends = cfg.backendNames()
 	}
-	if err := printDecision(w, o.json, ask, d); err != nil {
-		return err
-	}
-	if !d.Allowed {
-		return refused{}
-	}
-	return nil
+	return explained(ask, d), nil
 }
 
 func explainConfig(o explainOptions) (*Config, error) {
@@ -170,12 +190,16 @@ func explainConfig(o explainOptions) (*Config, error) {
 	return cfg, err
 }
 
-// explainAsk builds the question from the flags; the identity is built as serve builds it from a caller.
+// explainAsk builds the question from the flags; the identity is built as serve builds it from a caller. With
+// no cfg (a remote explain) the flags are checked and the identity is left to the running meshca.
 func explainAsk(o explainOptions, cfg *Config) (ca.Ask, error) {
 	var errs []error
-	id, err := cfg.Issuance.IdentityOf(&authn.Caller{Namespace: o.ns, ServiceAccount: o.sa})
-	if err != nil {
-		errs = append(errs, fmt.Errorf("--namespace/--service-account: %w", err))
+	var id csr.Identity
+	var err error
+	if cfg != nil {
+		if id, err = cfg.Issuance.IdentityOf(&authn.Caller{Namespace: o.ns, ServiceAccount: o.sa}); err != nil {
+			errs = append(errs, fmt.Errorf("--namespace/--service-account: %w", err))
+		}
 	}
 	ask := ca.Ask{Identity: id, TTL: o.ttl, CertSigner: o.signer, KeyType: o.keyType, Now: time.Now()}
 	if o.keyType != "" && !slices.Contains(csr.KeyTypes(), o.keyType) {
@@ -224,9 +248,13 @@ func parseLabels(s string) (map[string]string, error) {
 	return out, nil
 }
 
-// printDecision writes the request, the trace and the decision, with the gRPC code a refusal would get.
-func printDecision(w io.Writer, asJSON bool, ask ca.Ask, d *policy.Decision) error {
-	class := ca.Classify(d.Err)
+// printDecision writes the request, the trace and the decision, with the gRPC code a refusal would get. It
+// prints what res says, so that a local and a remote explain print alike.
+func printDecision(w io.Writer, asJSON bool, res *admin.ExplainResponse) error {
+	d := &res.Decision
+	if !d.Allowed {
+		d.Err = errors.New(res.Error)
+	}
 	if asJSON {
 		out := struct {
 			Identity string `json:"identity"`
@@ -235,24 +263,24 @@ func printDecision(w io.Writer, asJSON bool, ask ca.Ask, d *policy.Decision) err
 			Error  string `json:"error,omitempty"`
 			Code   string `json:"code"`
 			Reason string `json:"reason"`
-		}{Identity: ask.Identity.String(), Decision: d, Code: class.Code.String(), Reason: class.Reason}
+		}{Identity: res.Identity, Decision: d, Code: res.Code, Reason: res.Reason}
 		if d.Allowed {
 			out.TTL = shortDuration(d.TTL)
 		} else {
-			out.Error = d.Err.Error()
+			out.Error = res.Error
 		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	if _, err := fmt.Fprintf(w, "request: %s%s\n", ask.Identity, askDetails(ask)); err != nil {
+	if _, err := fmt.Fprintf(w, "request: %s%s\n", res.Identity, res.Request); err != nil {
 		return err
 	}
 	if err := d.WriteText(w); err != nil {
 		return err
 	}
 	if !d.Allowed {
-		_, err := fmt.Fprintf(w, "serve would answer: %s (reason %s)\n", class.Code, class.Reason)
+		_, err := fmt.Fprintf(w, "serve would answer: %s (reason %s)\n", res.Code, res.Reason)
 		return err
 	}
 	return nil

@@ -97,6 +97,9 @@ type Service interface {
 	CRLs(ctx context.Context) (*CRLsResponse, error)
 	// PEM returns the ca-crl.pem being published.
 	PEM(ctx context.Context) ([]byte, error)
+	// Explain answers req under the policy rules in force, by the issuer's own decision code. An error
+	// wrapping ErrInvalidRequest is the caller's mistake (400).
+	Explain(ctx context.Context, req ExplainRequest) (*ExplainResponse, error)
 }
 
 // Handler serves the API for svc, logging every revocation to log.
@@ -142,6 +145,7 @@ func Handler(svc Service, log *slog.Logger) http.Handler {
 		w.Header().Set("Content-Type", "application/x-pem-file")
 		w.Write(b)
 	})
+	mux.HandleFunc("POST "+ExplainPath, explain(svc, log))
 	return mux
 }
 

@@ -1,5 +1,6 @@
-// Package admin is meshca's revocation admin API: a small JSON-over-HTTP protocol, its handler and its client,
-// used by `meshca revoke` and `meshca crl` against a running meshca.
+// Package admin is meshca's admin API: a small JSON-over-HTTP protocol, its handler and its client, used by
+// `meshca revoke` and `meshca crl` (revocation) and `meshca policy explain --admin-addr` (what the running
+// meshca would decide for a request, under the policy rules it has in force) against a running meshca.
 //
 // The handler does no authentication of its own: meshca serves it on a separate listener bound to loopback, so
 // only processes in meshca's network namespace reach it (in Kubernetes, `kubectl exec` or `kubectl
