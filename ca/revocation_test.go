@@ -102,3 +102,25 @@ func TestQuarantineAndInventory(t *testing.T) {
 		})
 	}
 }
+
+// A quarantine holds on the registration-authority path too: istiod's CertificateSigningRequest for a
+// quarantined identity is refused before any backend signs.
+func TestQuarantineHoldsForDelegatedRequests(t *testing.T) {
+	dir, _ := catest.FileCA(t)
+	const sleep = "spiffe://cluster.local/ns/default/sa/sleep"
+	q := &quarantines{until: map[string]time.Time{sleep: time.Now().Add(time.Hour)}}
+	fb := &faulty{Backend: catest.FileBackend(t, dir, nil)}
+	i, err := ca.New(ca.Config{Backends: []ca.NamedBackend{{Name: "file", Backend: fb}},
+		Authenticator: authn.Chain{}, Policy: ca.Policy{TrustDomain: "cluster.local"},
+		Logger: catest.DiscardLogger(), Registerer: prometheus.NewRegistry(), Revocations: q})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := catest.WorkloadCSR(t, sleep)
+	res, err := i.IssueDelegated(context.Background(), &ca.DelegatedRequest{CSR: c,
+		Authority: &authn.Caller{Namespace: "istio-system", ServiceAccount: "istiod", Method: "k8s-csr"}})
+	if !errors.Is(err, ca.ErrQuarantined) || res != nil || fb.calls != 0 {
+		t.Fatalf("IssueDelegated = %v, %v (backend calls %d); want ErrQuarantined and nothing signed",
+			res != nil, err, fb.calls)
+	}
+}
