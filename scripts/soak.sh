@@ -23,7 +23,13 @@ grpc=127.0.0.1:$(port) http=127.0.0.1:$(port)
 bin/meshca init --dir "$dir" >/dev/null
 bin/meshca serve --dev "$dir" --grpc-addr "$grpc" --http-addr "$http" --log-level warn 2>"$dir/meshca.log" &
 pid=$!
-for _ in $(seq 100); do curl -fsS "http://$http/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+ready=
+for _ in $(seq 600); do curl -fsS "http://$http/readyz" >/dev/null 2>&1 && { ready=1; break; }; sleep 0.1; done
+if [ -z "$ready" ]; then
+  echo "soak: meshca did not become ready at http://$http/readyz within 60 s; its log:" >&2
+  tail -20 "$dir/meshca.log" >&2
+  exit 1
+fi
 
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$pid/status"; }           # KiB
 goroutines() { curl -fsS "http://$http/metrics" | awk '/^go_goroutines / {print $2}'; }
