@@ -18,13 +18,17 @@ secs() { python3 -c 'import re,sys; print(sum(int(n)*{"h":3600,"m":60,"s":1}[u] 
 dir=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-grpc=127.0.0.1:$(port) http=127.0.0.1:$(port)
+grpc=127.0.0.1:$(port) http=127.0.0.1:$(port) admin=127.0.0.1:$(port)
 
 bin/meshca init --dir "$dir" >/dev/null
-bin/meshca serve --dev "$dir" --grpc-addr "$grpc" --http-addr "$http" --log-level warn 2>"$dir/meshca.log" &
+bin/meshca serve --dev "$dir" --grpc-addr "$grpc" --http-addr "$http" --admin-addr "$admin" --log-level warn 2>"$dir/meshca.log" &
 pid=$!
 ready=
-for _ in $(seq 600); do curl -fsS "http://$http/readyz" >/dev/null 2>&1 && { ready=1; break; }; sleep 0.1; done
+for _ in $(seq 600); do
+  curl -fsS "http://$http/readyz" >/dev/null 2>&1 && { ready=1; break; }
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.1
+done
 if [ -z "$ready" ]; then
   echo "soak: meshca did not become ready at http://$http/readyz within 60 s; its log:" >&2
   tail -20 "$dir/meshca.log" >&2
