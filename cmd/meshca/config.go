@@ -262,7 +262,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	if cfg.Kubernetes != nil {
 		localCluster = cfg.Kubernetes.ClusterID
 		ka, err := kube.New(ctx, *cfg.Kubernetes, kube.Deps{Client: client, Registerer: reg, Logger: log,
-			MaxTokenLifetime: cfg.Authn.MaxTokenLifetime})
+			MaxTokenLifetime: cfg.Authn.MaxTokenLifetime, TLSPolicy: policy})
 		if err != nil {
 			return nil, err
 		}
