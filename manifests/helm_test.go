@@ -60,6 +60,8 @@ var valueSets = []struct {
 	{"the step-ca backend", []string{"--set", "app.backend.kind=stepca"}, "overlays/stepca", false},
 	{"multi-cluster", []string{"--set", "app.multicluster.enabled=true"}, "overlays/multicluster", false},
 	{"the expiry scanner", []string{"--set", "app.expiryScanner.enabled=true"}, "", false},
+	{"Istio's ClusterTrustBundle names", []string{"--set", "app.trustBundle.istioClusterTrustBundle=true"},
+		"overlays/istio-trust-bundle", false},
 	{"the Kubernetes CSR signer", []string{"--set", "app.k8sSigner.enabled=true"}, "overlays/k8s-signer", false},
 	{"most values changed", []string{"--values", "testdata/helm/custom-values.yaml"}, "", true},
 }

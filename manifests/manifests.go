@@ -19,3 +19,9 @@ var ExpiryScannerRBAC []byte
 //
 //go:embed components/k8s-signer/rbac.yaml
 var K8sSignerRBAC []byte
+
+// IstioTrustBundleRBAC is components/istio-trust-bundle/rbac.yaml: the ClusterRole and binding that let meshca
+// write Istio's ClusterTrustBundle (trustbundle.Config.IstioClusterTrustBundle) beyond RBAC.
+//
+//go:embed components/istio-trust-bundle/rbac.yaml
+var IstioTrustBundleRBAC []byte

@@ -299,12 +299,13 @@ func ptrOr(p *int32) int32 {
 // multicluster component.
 func TestSecretAccess(t *testing.T) {
 	want := map[string][]string{
-		"base":                  {"cacerts", "meshca-revocations"},
-		"overlays/file":         {"meshca-revocations"},
-		"overlays/vault":        {"meshca-revocations"},
-		"overlays/stepca":       {"meshca-revocations"},
-		"overlays/multicluster": {"cacerts", "*", "meshca-revocations"},
-		"overlays/k8s-signer":   {"cacerts", "meshca-revocations"},
+		"base":                        {"cacerts", "meshca-revocations"},
+		"overlays/file":               {"meshca-revocations"},
+		"overlays/vault":              {"meshca-revocations"},
+		"overlays/stepca":             {"meshca-revocations"},
+		"overlays/multicluster":       {"cacerts", "*", "meshca-revocations"},
+		"overlays/k8s-signer":         {"cacerts", "meshca-revocations"},
+		"overlays/istio-trust-bundle": {"cacerts", "meshca-revocations"},
 	}
 	for _, dir := range kustomizations(t) {
 		t.Run(dir, func(t *testing.T) {

@@ -21,6 +21,27 @@ const (
 	ConfigMapKey  = "root-cert.pem"
 )
 
+// IstioSignerName and IstioBundleName are the ClusterTrustBundle names Istio mounts as root-cert.pem when istiod
+// and its injector run with ENABLE_CLUSTER_TRUST_BUNDLE_API=true (constants of istio/istio's
+// ClusterTrustBundle controller): the object istio.io:istiod-ca:root-cert of signer istio.io/istiod-ca.
+const (
+	IstioSignerName = "istio.io/istiod-ca"
+	IstioBundleName = "root-cert"
+)
+
+// The defaults of PostQuantumConfig: names of meshca's own, so that no consumer of the classical outputs
+// (Envoy through root-cert.pem) ever loads an ML-DSA root.
+const (
+	DefaultPostQuantumSignerName    = "meshca.io/workload-ca-mldsa"
+	DefaultPostQuantumConfigMapName = "meshca-root-cert-mldsa"
+	DefaultPostQuantumConfigMapKey  = "root-cert-mldsa.pem"
+	DefaultPostQuantumLeaseName     = "meshca-trustbundle-mldsa"
+)
+
+// ErrConflictingNames means two settings name the same object, or a setting names an object another setting
+// sets: istioClusterTrustBundle beside signerName, or an ML-DSA output that is a classical one.
+var ErrConflictingNames = errors.New("trustbundle: conflicting names")
+
 // ManagedByLabel marks the objects a Publisher owns, with the value "meshca".
 const ManagedByLabel = "app.kubernetes.io/managed-by"
 
@@ -33,6 +54,10 @@ type Config struct {
 	// BundleName is the part of the ClusterTrustBundle's name after the signer prefix. Default "roots", giving
 	// "meshca.io:workload-ca:roots".
 	BundleName string `json:"bundleName,omitempty"`
+	// IstioClusterTrustBundle publishes the ClusterTrustBundle under Istio's names (IstioSignerName,
+	// IstioBundleName) instead of meshca's, for meshes that run with ENABLE_CLUSTER_TRUST_BUNDLE_API. It
+	// excludes SignerName and BundleName; the RBAC is in manifests/components/istio-trust-bundle.
+	IstioClusterTrustBundle bool `json:"istioClusterTrustBundle,omitempty"`
 	// DisableClusterTrustBundle publishes only the ConfigMaps (clusters older than 1.33, or without the API).
 	DisableClusterTrustBundle bool `json:"disableClusterTrustBundle,omitempty"`
 	// DisableConfigMaps publishes only the ClusterTrustBundle.
@@ -40,6 +65,11 @@ type Config struct {
 	// NamespaceSelector is a label selector ("istio-injection=enabled", "env in (prod,staging)") for the
 	// namespaces that get the istio-ca-root-cert ConfigMap. Empty selects every namespace.
 	NamespaceSelector string `json:"namespaceSelector,omitempty"`
+
+	// PostQuantum, when set, publishes the ML-DSA roots (PostQuantumSource) as well, to a ClusterTrustBundle
+	// and ConfigMaps of their own, with their own Lease; the other settings apply to both. Never into the
+	// outputs above: Envoy cannot parse ML-DSA certificates, and one unparseable root breaks the whole bundle.
+	PostQuantum *PostQuantumConfig `json:"postQuantum,omitempty"`
 
 	// LeaseNamespace and LeaseName locate the Lease that decides which replica writes. LeaseNamespace is
 	// required (meshca's own namespace); LeaseName defaults to "meshca-trustbundle".
@@ -60,10 +90,50 @@ type Config struct {
 	Kube *rest.Config `json:"-"`
 	// Source provides the roots; normally the *ca.Issuer.
 	Source Source `json:"-"`
+	// PostQuantumSource provides the ML-DSA roots when PostQuantum is set; normally
+	// SourceFunc((*ca.Issuer).PostQuantumRoots).
+	PostQuantumSource Source `json:"-"`
 	// Logger receives publish events and errors; default slog.Default().
 	Logger *slog.Logger `json:"-"`
 	// Registerer, when set, receives the publisher's metrics.
 	Registerer prometheus.Registerer `json:"-"`
+
+	// Set for the ML-DSA publisher only (postQuantum); empty means the classical names.
+	configMapName, configMapKey string
+	mldsa                       bool
+}
+
+// PostQuantumConfig names the outputs of the ML-DSA roots. Every field has a default.
+type PostQuantumConfig struct {
+	// SignerName is the ML-DSA ClusterTrustBundle's signer; default DefaultPostQuantumSignerName. meshca needs
+	// "attest" on it (the shipped RBAC grants meshca.io/*).
+	SignerName string `json:"signerName,omitempty"`
+	// BundleName is the part of its name after the signer prefix; default "roots", giving
+	// "meshca.io:workload-ca-mldsa:roots".
+	BundleName string `json:"bundleName,omitempty"`
+	// ConfigMapName and ConfigMapKey are the ConfigMap written into every selected namespace; defaults
+	// DefaultPostQuantumConfigMapName and DefaultPostQuantumConfigMapKey. The key differs from root-cert.pem
+	// so both ConfigMaps can be projected into one directory. istio-ca-root-cert is refused.
+	ConfigMapName string `json:"configMapName,omitempty"`
+	ConfigMapKey  string `json:"configMapKey,omitempty"`
+	// LeaseName is the ML-DSA publisher's Lease, in LeaseNamespace; default DefaultPostQuantumLeaseName.
+	LeaseName string `json:"leaseName,omitempty"`
+}
+
+func (c PostQuantumConfig) withDefaults() PostQuantumConfig {
+	for _, d := range []struct {
+		v   *string
+		def string
+	}{
+		{&c.SignerName, DefaultPostQuantumSignerName}, {&c.BundleName, "roots"},
+		{&c.ConfigMapName, DefaultPostQuantumConfigMapName}, {&c.ConfigMapKey, DefaultPostQuantumConfigMapKey},
+		{&c.LeaseName, DefaultPostQuantumLeaseName},
+	} {
+		if *d.v == "" {
+			*d.v = d.def
+		}
+	}
+	return c
 }
 
 // Validate reports every problem with c at once. It has no side effects.
@@ -91,7 +161,52 @@ func (c *Config) Validate() error {
 	if c.PollInterval < 0 {
 		errs = append(errs, errors.New("trustbundle: durations must not be negative"))
 	}
+	if c.IstioClusterTrustBundle && (c.SignerName != "" && c.SignerName != IstioSignerName ||
+		c.BundleName != "" && c.BundleName != IstioBundleName) {
+		errs = append(errs, fmt.Errorf("%w: istioClusterTrustBundle sets signerName and bundleName to Istio's "+
+			"names: remove signerName and bundleName, or istioClusterTrustBundle", ErrConflictingNames))
+	}
 	errs = append(errs, c.lease().Problems("trustbundle")...)
+	if c.PostQuantum != nil {
+		errs = append(errs, c.validatePostQuantum())
+	}
+	return errors.Join(errs...)
+}
+
+// validatePostQuantum checks the ML-DSA outputs, and that none of them is a classical one.
+func (c *Config) validatePostQuantum() error {
+	var errs []error
+	pq := c.PostQuantum.withDefaults()
+	if err := validateSignerName(pq.SignerName); err != nil {
+		errs = append(errs, fmt.Errorf("postQuantum: %w", err))
+	}
+	if msgs := validation.IsDNS1123Subdomain(pq.BundleName); len(msgs) > 0 {
+		errs = append(errs, fmt.Errorf("trustbundle: postQuantum.bundleName %q: %s", pq.BundleName,
+			strings.Join(msgs, "; ")))
+	}
+	if msgs := validation.IsDNS1123Subdomain(pq.ConfigMapName); len(msgs) > 0 {
+		errs = append(errs, fmt.Errorf("trustbundle: postQuantum.configMapName %q: %s", pq.ConfigMapName,
+			strings.Join(msgs, "; ")))
+	}
+	if msgs := validation.IsConfigMapKey(pq.ConfigMapKey); len(msgs) > 0 {
+		errs = append(errs, fmt.Errorf("trustbundle: postQuantum.configMapKey %q: %s", pq.ConfigMapKey,
+			strings.Join(msgs, "; ")))
+	}
+	classical := c.WithDefaults()
+	if pq.ConfigMapName == ConfigMapName {
+		errs = append(errs, fmt.Errorf("%w: postQuantum.configMapName must not be %s: Envoy loads it and cannot "+
+			"parse ML-DSA roots; use another name (default %s)", ErrConflictingNames, ConfigMapName,
+			DefaultPostQuantumConfigMapName))
+	}
+	if ClusterTrustBundleName(pq.SignerName, pq.BundleName) ==
+		ClusterTrustBundleName(classical.SignerName, classical.BundleName) {
+		errs = append(errs, fmt.Errorf("%w: postQuantum.signerName and bundleName name the classical "+
+			"ClusterTrustBundle: give the ML-DSA roots names of their own", ErrConflictingNames))
+	}
+	if pq.LeaseName == classical.lease().Name {
+		errs = append(errs, fmt.Errorf("%w: postQuantum.leaseName must differ from leaseName",
+			ErrConflictingNames))
+	}
 	return errors.Join(errs...)
 }
 
@@ -112,6 +227,16 @@ func (c Config) WithDefaults() Config {
 }
 
 func (c *Config) setDefaults() {
+	if c.IstioClusterTrustBundle {
+		c.SignerName, c.BundleName = IstioSignerName, IstioBundleName
+	}
+	if c.PostQuantum != nil {
+		pq := c.PostQuantum.withDefaults()
+		c.PostQuantum = &pq
+	}
+	if c.configMapName == "" {
+		c.configMapName, c.configMapKey = ConfigMapName, ConfigMapKey
+	}
 	if c.SignerName == "" {
 		c.SignerName = "meshca.io/workload-ca"
 	}
@@ -124,6 +249,19 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+}
+
+// postQuantum returns the configuration of the ML-DSA roots' publisher: c's settings with PostQuantum's
+// names, source, metric names and Lease. c has its defaults set.
+func (c Config) postQuantum() Config {
+	pq := *c.PostQuantum
+	d := c
+	d.SignerName, d.BundleName, d.LeaseName = pq.SignerName, pq.BundleName, pq.LeaseName
+	d.IstioClusterTrustBundle, d.PostQuantum, d.Source, d.PostQuantumSource = false, nil, c.PostQuantumSource, nil
+	d.configMapName, d.configMapKey = pq.ConfigMapName, pq.ConfigMapKey
+	d.mldsa = true
+	d.Logger = c.Logger.With("roots", "ml-dsa")
+	return d
 }
 
 // lease is the Lease this configuration names, with its default name.

@@ -23,6 +23,7 @@ type Publisher struct {
 	sel     labels.Selector
 	m       *metrics
 	elector *leader.Elector
+	pq      *Publisher // the ML-DSA roots' publisher (Config.PostQuantum), or nil
 }
 
 // New returns a Publisher for cfg. It does not contact the API server.
@@ -30,10 +31,25 @@ func New(cfg Config) (*Publisher, error) {
 	if cfg.Kube == nil || cfg.Source == nil {
 		return nil, errors.New("trustbundle: a Kubernetes client configuration and a roots source are required")
 	}
+	if cfg.PostQuantum != nil && cfg.PostQuantumSource == nil {
+		return nil, errors.New("trustbundle: postQuantum needs a source of ML-DSA roots (configure file.mldsaDir)")
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg.setDefaults()
+	p, err := newPublisher(cfg)
+	if err != nil || cfg.PostQuantum == nil {
+		return p, err
+	}
+	if p.pq, err = newPublisher(cfg.postQuantum()); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// newPublisher returns the Publisher of one set of roots; cfg is valid and has its defaults.
+func newPublisher(cfg Config) (*Publisher, error) {
 	p := &Publisher{cfg: cfg}
 	kc := kubesync.WriterConfig(cfg.Kube)
 	var err error
@@ -44,7 +60,7 @@ func New(cfg Config) (*Publisher, error) {
 		return nil, fmt.Errorf("trustbundle: Kubernetes client: %w", err)
 	}
 	p.sel, _ = labels.Parse(cfg.NamespaceSelector) // checked by Validate
-	if p.m, err = newMetrics(cfg.Registerer); err != nil {
+	if p.m, err = newMetrics(cfg.Registerer, cfg.mldsa); err != nil {
 		return nil, err
 	}
 	p.elector = leader.NewElector(leader.ElectorConfig{Lease: cfg.lease(), Client: p.kube.CoordinationV1(),
@@ -52,7 +68,8 @@ func New(cfg Config) (*Publisher, error) {
 	return p, nil
 }
 
-// Leader reports whether this replica currently holds the Lease and publishes.
+// Leader reports whether this replica currently holds the Lease and publishes (the classical roots' Lease; the
+// ML-DSA roots have their own).
 func (p *Publisher) Leader() bool { return p.elector.Leading() }
 
 // ClusterTrustBundleName returns the name of the ClusterTrustBundle this Publisher writes.
@@ -60,11 +77,31 @@ func (p *Publisher) ClusterTrustBundleName() string {
 	return ClusterTrustBundleName(p.cfg.SignerName, p.cfg.BundleName)
 }
 
+// PostQuantumClusterTrustBundleName returns the name of the ClusterTrustBundle of the ML-DSA roots, or "" when
+// Config.PostQuantum is not set.
+func (p *Publisher) PostQuantumClusterTrustBundleName() string {
+	if p.pq == nil {
+		return ""
+	}
+	return p.pq.ClusterTrustBundleName()
+}
+
 // Run campaigns for the Lease and publishes while it holds it, until ctx ends. A replica that loses the Lease
 // stops writing and campaigns again. When ctx ends, the leader stops writing first and then releases the Lease
 // so another replica takes over at its next retry instead of after LeaseDuration. Run returns nil when ctx
 // ends, or an error when leader election cannot be configured.
+// With Config.PostQuantum, the ML-DSA roots are published the same way under their own Lease, beside.
 func (p *Publisher) Run(ctx context.Context) error {
+	if p.pq == nil {
+		return p.run(ctx)
+	}
+	pqErr := make(chan error, 1)
+	go func() { pqErr <- p.pq.run(ctx) }()
+	err := p.run(ctx)
+	return errors.Join(err, <-pqErr)
+}
+
+func (p *Publisher) run(ctx context.Context) error {
 	if err := p.elector.Run(ctx, func(ctx context.Context) { (&leaderTerm{p: p}).run(ctx) }); err != nil {
 		return fmt.Errorf("trustbundle: %w", err)
 	}
@@ -78,23 +115,34 @@ type metrics struct {
 	roots  prometheus.Gauge
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// metricNames are the names of the errors, writes, leader and roots metrics of the classical roots' publisher
+// and of the ML-DSA roots' (postQuantum).
+var metricNames = map[bool][4]string{
+	false: {"meshca_trustbundle_publish_errors_total", "meshca_trustbundle_writes_total",
+		"meshca_trustbundle_leader", "meshca_trustbundle_roots"},
+	true: {"meshca_trustbundle_mldsa_publish_errors_total", "meshca_trustbundle_mldsa_writes_total",
+		"meshca_trustbundle_mldsa_leader", "meshca_trustbundle_mldsa_roots"},
+}
+
+// newMetrics returns the publisher's metrics, those of the ML-DSA roots when mldsa is set.
+func newMetrics(reg prometheus.Registerer, mldsa bool) (*metrics, error) {
+	names := metricNames[mldsa]
 	m := &metrics{
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "meshca_trustbundle_publish_errors_total",
+			Name: names[0],
 			Help: "Failures to publish the trust bundle by target (source, clustertrustbundle, configmap).",
 		}, []string{"target"}),
 		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "meshca_trustbundle_writes_total",
+			Name: names[1],
 			Help: "Objects written by the trust bundle publisher by target (clustertrustbundle, configmap) " +
 				"and operation (create, update).",
 		}, []string{"target", "operation"}),
 		leader: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "meshca_trustbundle_leader",
+			Name: names[2],
 			Help: "1 while this replica holds the trust bundle Lease and publishes, else 0.",
 		}),
 		roots: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "meshca_trustbundle_roots",
+			Name: names[3],
 			Help: "Number of roots in the trust bundle this replica publishes while it leads (0 until it first leads).",
 		}),
 	}

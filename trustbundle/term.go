@@ -65,7 +65,7 @@ func (t *leaderTerm) startConfigMaps(ctx context.Context, start func(cache.Share
 		return true
 	}
 	t.cms = kubesync.NewFanout(p.kube, kubesync.ConfigMapSpec{
-		Name: ConfigMapName, Key: ConfigMapKey, FieldManager: managedBy, NamespaceSelector: p.sel.String(),
+		Name: p.cfg.configMapName, Key: p.cfg.configMapKey, FieldManager: managedBy, NamespaceSelector: p.sel.String(),
 		Labels: map[string]string{ManagedByLabel: managedBy},
 		Wrote: func(ns, op string) {
 			p.m.writes.WithLabelValues("configmap", op).Inc()

@@ -262,7 +262,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	if cfg.Kubernetes != nil {
 		localCluster = cfg.Kubernetes.ClusterID
 		ka, err := kube.New(ctx, *cfg.Kubernetes, kube.Deps{Client: client, Registerer: reg, Logger: log,
-			MaxTokenLifetime: cfg.Authn.MaxTokenLifetime})
+			MaxTokenLifetime: cfg.Authn.MaxTokenLifetime, TLSPolicy: policy})
 		if err != nil {
 			return nil, err
 		}
@@ -314,6 +314,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 		tc := *tb
 		tc.Kube, tc.Logger, tc.Registerer = restCfg, log.With("component", "trustbundle"), reg
 		tc.Source = withExtraRoots(issuer, extraRoots)
+		tc.PostQuantumSource = trustbundle.SourceFunc(issuer.PostQuantumRoots)
 		pub, err := trustbundle.New(tc)
 		if err != nil {
 			return nil, err

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/internal/compliance"
 )
 
 // Config is the kubernetes section of meshca's configuration file: meshca's cluster connection and the
@@ -98,6 +99,9 @@ type Deps struct {
 	MaxTokenLifetime time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// TLSPolicy is the COMPLIANCE_POLICY for the remote clusters' API-server clients (remote secrets); the
+	// caller applies it to Client's own configuration (WithPolicy).
+	TLSPolicy compliance.Policy
 }
 
 // Auth is the authentication a Config describes.
@@ -171,7 +175,7 @@ func startTokenReview(ctx context.Context, cfg Config, clusterID string, deps De
 	// Remote clusters' reviews share the tunables and metrics; client and cluster ID are theirs.
 	rc.Client, rc.ClusterID, rc.Logger = nil, "", nil
 	mc, err := NewMultiCluster(MultiClusterConfig{Client: deps.Client, Namespace: cfg.RemoteSecretsNamespace,
-		LocalClusterID: clusterID, Local: review, Review: rc, Limit: cfg.Limit,
+		LocalClusterID: clusterID, Local: review, Review: rc, Limit: cfg.Limit, TLSPolicy: deps.TLSPolicy,
 		Logger: deps.Logger.With("component", "multicluster")})
 	if err != nil {
 		return nil, err

@@ -21,6 +21,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/internal/compliance"
 	"github.com/meshca/meshca/internal/logsafe"
 )
 
@@ -43,6 +44,9 @@ type MultiClusterConfig struct {
 	Review TokenReviewConfig
 	// Limit, when set, sets the client-side rate limits of each remote cluster's client (Config.Limit).
 	Limit func(*rest.Config)
+	// TLSPolicy is the COMPLIANCE_POLICY every remote cluster's API-server client follows (WithPolicy), as the
+	// local cluster's does.
+	TLSPolicy compliance.Policy
 	// SyncTimeout bounds the initial list of secrets in Start. Default 60s.
 	SyncTimeout time.Duration
 	Logger      *slog.Logger
@@ -255,6 +259,9 @@ func (m *MultiCluster) newReviewer(id string, kubeconfig []byte) (*TokenReview, 
 	}
 	if m.cfg.Limit != nil {
 		m.cfg.Limit(rc)
+	}
+	if err := WithPolicy(rc, m.cfg.TLSPolicy); err != nil {
+		return nil, err
 	}
 	client, err := kubernetes.NewForConfig(rc)
 	if err != nil {

@@ -72,6 +72,9 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- with $nodeAccounts }}{{ $_ := set $kube "trustedNodeAccounts" . }}{{ end -}}
 {{- $tb := dict "signerName" "meshca.io/workload-ca" "bundleName" "roots" "leaseNamespace" $ns
     "leaseName" "meshca-trustbundle" -}}
+{{- if $a.trustBundle.istioClusterTrustBundle -}}
+{{- $tb = dict "istioClusterTrustBundle" true "leaseNamespace" $ns "leaseName" "meshca-trustbundle" -}}
+{{- end -}}
 {{- with $a.controller.configmapNamespaceSelector }}{{ $_ := set $tb "namespaceSelector" . }}{{ end -}}
 {{- $crl := dict "secret" (dict "namespace" $ns "name" "meshca-revocations")
     "configMaps" (dict "leaseNamespace" $ns "leaseName" "meshca-crl") -}}
