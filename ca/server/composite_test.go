@@ -58,7 +58,7 @@ func TestIndependentVerifierMatchesTheDraftVectors(t *testing.T) {
 	var f struct {
 		M     []byte `json:"m"`
 		Tests []struct {
-			TcID      string `json:"tcId"`
+			TcID       string `json:"tcId"`
 			PK, X5C, S []byte
 		} `json:"tests"`
 	}
