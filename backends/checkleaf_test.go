@@ -166,7 +166,8 @@ func TestCheckLeafRefusesTamperedLeaves(t *testing.T) {
 					t.Fatalf("CheckLeaf = %v, want ErrBadChain", err)
 				}
 				t.Logf("refused: %v", err)
-				without := slices.DeleteFunc(slices.Clone(leafRules), func(r leafRule) bool { return r.name == tt.rule })
+				without := slices.DeleteFunc(slices.Clone(leafRules),
+					func(r leafRule) bool { return r.name == tt.rule })
 				if len(without) != len(leafRules)-1 {
 					t.Fatalf("no rule named %q", tt.rule)
 				}

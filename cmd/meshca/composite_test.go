@@ -19,7 +19,8 @@ import (
 func TestDevModeIssuesCompositeCertificatesFromASeparatePKI(t *testing.T) {
 	d := startPQCDev(t)
 	key := catest.CompositeKey(t)
-	csrPEM, _ := catest.CSR(t, catest.CSROptions{Key: key, URIs: []string{"spiffe://cluster.local/ns/default/sa/sleep"}})
+	csrPEM, _ := catest.CSR(t, catest.CSROptions{Key: key,
+		URIs: []string{"spiffe://cluster.local/ns/default/sa/sleep"}})
 	chain, err := d.issue(t, "sleep", csrPEM)
 	if err != nil {
 		t.Fatalf("composite CSR: %v\nlog:\n%s", err, d.stderr.String())

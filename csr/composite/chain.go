@@ -75,15 +75,16 @@ func checkAnchor(chain, roots []*x509.Certificate, _ time.Time) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("the chain ends with %q, which is not one of the %d trusted roots", bounded(last.Subject.String()),
-		len(roots))
+	return fmt.Errorf("the chain ends with %q, which is not one of the %d trusted roots",
+		bounded(last.Subject.String()), len(roots))
 }
 
 func checkValidity(chain, _ []*x509.Certificate, now time.Time) error {
 	for i, c := range chain {
 		if now.Before(c.NotBefore) || now.After(c.NotAfter) {
-			return fmt.Errorf("certificate %d is valid from %s to %s, not at %s", i, c.NotBefore.UTC().Format(time.RFC3339),
-				c.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+			return fmt.Errorf("certificate %d is valid from %s to %s, not at %s", i,
+				c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339),
+				now.UTC().Format(time.RFC3339))
 		}
 	}
 	return nil
