@@ -27,7 +27,7 @@ type chainPKI struct {
 	interParent, leafParent func(*x509.Certificate) *x509.Certificate   // edit the parent a certificate names
 }
 
-func newChainPKI(t *testing.T) *chainPKI {
+func newChainPKI(t testing.TB) *chainPKI {
 	t.Helper()
 	now := time.Now()
 	ca := func(cn string, pathLen int) *x509.Certificate {
@@ -50,7 +50,7 @@ func newChainPKI(t *testing.T) *chainPKI {
 	return p
 }
 
-func chainKey(t *testing.T) *PrivateKey {
+func chainKey(t testing.TB) *PrivateKey {
 	t.Helper()
 	k, err := GenerateKey(MLDSA65ECDSAP256SHA512(), nil)
 	if err != nil {
@@ -59,7 +59,7 @@ func chainKey(t *testing.T) *PrivateKey {
 	return k
 }
 
-func (p *chainPKI) build(t *testing.T) (chain []*x509.Certificate, root *x509.Certificate) {
+func (p *chainPKI) build(t testing.TB) (chain []*x509.Certificate, root *x509.Certificate) {
 	t.Helper()
 	mk := func(tmpl, parent *x509.Certificate, pub crypto.PublicKey, key *PrivateKey) *x509.Certificate {
 		der, err := CreateCertificate(rand.Reader, tmpl, parent, pub, key)
@@ -229,4 +229,25 @@ func TestVerifyChainRefusesMalformedChains(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzVerifyChain: VerifyChain never panics on a leaf of arbitrary DER under a real composite chain, and accepts
+// one only if its signed part is the original leaf's (a composite signature may be re-encoded, draft Section
+// 10.2, but nothing it covers may change).
+func FuzzVerifyChain(f *testing.F) {
+	chain, root := newChainPKI(f).build(f)
+	f.Add(chain[0].Raw)
+	f.Add(chain[1].Raw)
+	f.Add([]byte{0x30, 0x00})
+	f.Fuzz(func(t *testing.T, der []byte) {
+		leaf, err := x509.ParseCertificate(der)
+		if err != nil {
+			return
+		}
+		fuzzed := []*x509.Certificate{leaf, chain[1], chain[2]}
+		if VerifyChain(fuzzed, []*x509.Certificate{root}, time.Now()) == nil &&
+			!slices.Equal(leaf.RawTBSCertificate, chain[0].RawTBSCertificate) {
+			t.Fatal("a leaf whose signed part was changed verifies")
+		}
+	})
 }
