@@ -38,7 +38,8 @@ var (
 //
 // The contract; a leaf breaking any rule gives an error wrapping ErrBadChain that names the rule:
 //   - chain holds at least the leaf and its issuer (chain[1]);
-//   - the leaf certifies exactly req.PublicKey;
+//   - the leaf certifies exactly req.PublicKey (a composite key is read from the raw SubjectPublicKeyInfo,
+//     which crypto/x509 leaves unparsed; every other rule reads the fields crypto/x509 parses for any key);
 //   - its subject holds exactly the attributes of req.Subject, in any order (none when req.Subject is empty);
 //   - its subjectAltName extension holds exactly req.URIs, req.DNSNames and req.IPAddresses, in any order, and no
 //     name of another kind (otherName, rfc822Name, x400Address, directoryName, ediPartyName, registeredID); the
@@ -97,8 +98,8 @@ func SameKey(a, b crypto.PublicKey) bool {
 }
 
 func checkLeafKey(req *SignRequest, leaf, _ *x509.Certificate) error {
-	if !SameKey(leaf.PublicKey, req.PublicKey) {
-		return fmt.Errorf("the leaf certifies a %T key other than the requested one", leaf.PublicKey)
+	if key := CertificateKey(leaf); !SameKey(key, req.PublicKey) {
+		return fmt.Errorf("the leaf certifies a %T key other than the requested one", key)
 	}
 	return nil
 }

@@ -149,33 +149,34 @@ var tamperedLeaves = []struct {
 
 // TestCheckLeafRefusesTamperedLeaves: every tampered leaf, signed by the right CA, is refused with ErrBadChain;
 // and with its rule removed, CheckLeaf accepts it, so each case tests its own rule and deleting a rule fails
-// the test.
+// the test. It runs for classical leaves under an ECDSA CA and for composite leaves under a composite CA.
 func TestCheckLeafRefusesTamperedLeaves(t *testing.T) {
-	ca := newTestCA(t)
-	for _, tt := range tamperedLeaves {
-		t.Run(tt.name, func(t *testing.T) {
-			key := ecKey(t)
-			req := workloadRequest(t, key, testID)
-			tmpl := honestTemplate(req)
-			pub := tt.tamper(t, tmpl, req)
-			if pub == nil {
-				pub = req.PublicKey
-			}
-			chain := ca.issue(t, tmpl, pub)
-			err := CheckLeaf(req, chain)
-			if !errors.Is(err, ErrBadChain) {
-				t.Fatalf("CheckLeaf = %v, want ErrBadChain", err)
-			}
-			t.Logf("refused: %v", err)
-			without := slices.DeleteFunc(slices.Clone(leafRules), func(r leafRule) bool { return r.name == tt.rule })
-			if len(without) != len(leafRules)-1 {
-				t.Fatalf("no rule named %q", tt.rule)
-			}
-			if err := checkLeaf(without, req, chain); err != nil {
-				t.Fatalf("without the %q rule the leaf is still refused, so this case does not test that rule: %v",
-					tt.rule, err)
-			}
-		})
+	for _, pki := range testPKIs(t) {
+		for _, tt := range tamperedLeaves {
+			t.Run(pki.name+"/"+tt.name, func(t *testing.T) {
+				req := workloadRequest(t, pki.newKey(t), testID)
+				tmpl := honestTemplate(req)
+				pub := tt.tamper(t, tmpl, req)
+				if pub == nil {
+					pub = req.PublicKey
+				}
+				chain := pki.ca.issue(t, tmpl, pub)
+				err := CheckLeaf(req, chain)
+				if !errors.Is(err, ErrBadChain) {
+					t.Fatalf("CheckLeaf = %v, want ErrBadChain", err)
+				}
+				t.Logf("refused: %v", err)
+				without := slices.DeleteFunc(slices.Clone(leafRules),
+					func(r leafRule) bool { return r.name == tt.rule })
+				if len(without) != len(leafRules)-1 {
+					t.Fatalf("no rule named %q", tt.rule)
+				}
+				if err := checkLeaf(without, req, chain); err != nil {
+					t.Fatalf("without the %q rule the leaf is still refused, so this case does not test that rule: %v",
+						tt.rule, err)
+				}
+			})
+		}
 	}
 }
 

@@ -36,6 +36,23 @@ func newTestCA(tb testing.TB) *testCA {
 	return &testCA{cert: sign(tb, tmpl, tmpl, key.Public(), key), key: key}
 }
 
+// leafIssuer signs test leaves: testCA (ECDSA) or compositeTestCA.
+type leafIssuer interface {
+	issue(tb testing.TB, tmpl *x509.Certificate, pub crypto.PublicKey) []*x509.Certificate
+}
+
+// testPKI is a CA and the kind of workload key it certifies.
+type testPKI struct {
+	name   string
+	ca     leafIssuer
+	newKey func(testing.TB) crypto.Signer
+}
+
+// testPKIs are the classical and the composite PKI CheckLeaf's tables run against.
+func testPKIs(tb testing.TB) []testPKI {
+	return []testPKI{{"ECDSA", newTestCA(tb), ecKey}, {"composite", newCompositeTestCA(tb), newCompositeKey}}
+}
+
 // issue signs tmpl for pub with the CA and returns the chain leaf, CA.
 func (ca *testCA) issue(tb testing.TB, tmpl *x509.Certificate, pub crypto.PublicKey) []*x509.Certificate {
 	tb.Helper()

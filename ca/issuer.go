@@ -231,7 +231,7 @@ func (i *Issuer) issue(ctx context.Context, req *Request, rec *auditRecord) (*Re
 	if err := i.limits.allow(callerKey(caller, target, req.ImpersonatedIdentity != "")); err != nil {
 		return nil, err
 	}
-	parsed, err := csr.ParseWith(req.CSR, csr.Options{MLDSA: i.policy.MLDSA})
+	parsed, err := csr.ParseWith(req.CSR, csr.Options{MLDSA: i.policy.MLDSA, Composite: i.policy.ExperimentalComposite})
 	if err != nil {
 		return nil, err
 	}
@@ -269,6 +269,9 @@ func (i *Issuer) issueTo(ctx context.Context, target csr.Identity, parsed *csr.R
 		if chosen, err = i.choose(only); err != nil {
 			return nil, err
 		}
+	}
+	if err := checkCompositeCA(ctx, chosen, parsed); err != nil {
+		return nil, err
 	}
 	resp, name, err := i.sign(ctx, chosen, sreq)
 	if err != nil {
@@ -390,6 +393,9 @@ func (i *Issuer) verify(ctx context.Context, b NamedBackend, req *backends.SignR
 		return fmt.Errorf("backend %s: %w", b.Name, err)
 	}
 	leaf := resp.Chain[0]
+	if backends.IsComposite(leaf) { // crypto/x509 cannot verify composite signatures: ca/composite.go
+		return i.verifyComposite(ctx, b, req, resp)
+	}
 	roots, err := b.Backend.Roots(ctx)
 	if pq, ok := b.Backend.(backends.PostQuantumRooter); ok && err == nil && leaf.PublicKeyAlgorithm == x509.MLDSA {
 		roots, err = pq.PostQuantumRoots(ctx) // an ML-DSA leaf chains to the ML-DSA roots only

@@ -33,6 +33,10 @@ type Policy struct {
 	// MLDSA, when true, accepts CSRs whose key is ML-DSA-44/65/87 (RFC 9881); a backend's ML-DSA CA signs
 	// them (file: mldsaDir). Default false.
 	MLDSA bool `json:"mldsa,omitempty"`
+	// ExperimentalComposite, when true, accepts CSRs whose key is composite id-MLDSA65-ECDSA-P256-SHA512
+	// (draft-ietf-lamps-pq-composite-sigs, whose encodings may still change); a backend's composite CA signs
+	// them (file: compositeDir). Default false.
+	ExperimentalComposite bool `json:"experimentalComposite,omitempty"`
 }
 
 // Validate reports every problem with p at once, after defaults are applied.

@@ -28,12 +28,22 @@ func (i *Issuer) PostQuantumRoots(ctx context.Context) ([]*x509.Certificate, err
 }
 
 // bundleFor returns the trust bundle sent with leaf: TrustBundle for classical leaves, the ML-DSA roots for an
-// ML-DSA leaf (its chain ends there, and an agent holding an ML-DSA certificate needs those anchors).
+// ML-DSA leaf and the composite roots for a composite leaf (its chain ends there, and an agent holding such a
+// certificate needs those anchors).
 func (i *Issuer) bundleFor(ctx context.Context, leaf *x509.Certificate) ([]byte, error) {
-	if leaf.PublicKeyAlgorithm != x509.MLDSA {
+	roots := i.PostQuantumRoots
+	switch {
+	case backends.IsComposite(leaf): // the composite roots, for the same reasons (ca/composite.go)
+		roots = i.CompositeRoots
+	case leaf.PublicKeyAlgorithm != x509.MLDSA:
 		return i.TrustBundle(ctx)
 	}
-	roots, err := i.PostQuantumRoots(ctx)
+	return rootsPEM(ctx, roots)
+}
+
+// rootsPEM returns the PEM of the roots listed, or an ErrUnavailable.
+func rootsPEM(ctx context.Context, list func(context.Context) ([]*x509.Certificate, error)) ([]byte, error) {
+	roots, err := list(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", backends.ErrUnavailable, err)
 	}

@@ -116,6 +116,15 @@ func ParseRawWith(der []byte, opts Options) (*Request, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidCSR, err)
 	}
+	if c.PublicKey == nil && !opts.Composite {
+		if k, kerr := composite.ParsePKIXPublicKey(c.RawSubjectPublicKeyInfo); kerr == nil {
+			if _, ok := k.(*composite.PublicKey); ok {
+				return nil, fmt.Errorf("%w: the CSR's key is composite (ML-DSA + ECDSA), which this CA does not "+
+					"accept: composite certificates are experimental and off (issuance.experimentalComposite)",
+					ErrKeyPolicy)
+			}
+		}
+	}
 	if c.Version != 0 {
 		return nil, fmt.Errorf("%w: CSR version %d; PKCS #10 defines only version 1 (0)", ErrInvalidCSR, c.Version+1)
 	}

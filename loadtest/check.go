@@ -7,12 +7,17 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"time"
+
+	"github.com/meshca/meshca/csr/composite"
 )
 
 // check verifies a CreateCertificate response the way a careful agent would: at least two certificates, leaf
 // first and root last (istio-agent needs both), the leaf for exactly the requested SPIFFE ID and the CSR's key,
-// and the chain verifying to roots with the last element as its anchor.
-func check(chainPEM []string, wantID string, pub crypto.PublicKey, roots *x509.CertPool) error {
+// and the chain verifying to roots with the last element as its anchor (a composite chain: to compositeRoots,
+// with composite.VerifyChain).
+func check(chainPEM []string, wantID string, pub crypto.PublicKey, roots *x509.CertPool,
+	compositeRoots []*x509.Certificate) error {
 	var certs []*x509.Certificate
 	for _, el := range chainPEM {
 		rest := []byte(el)
@@ -38,6 +43,15 @@ func check(chainPEM []string, wantID string, pub crypto.PublicKey, roots *x509.C
 	leaf := certs[0]
 	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != wantID {
 		return fmt.Errorf("leaf URI SANs %v, want exactly [%s]", leaf.URIs, wantID)
+	}
+	if cpub, ok := pub.(*composite.PublicKey); ok { // crypto/x509 can neither read the key nor verify the chain
+		if k, err := composite.ParsePKIXPublicKey(leaf.RawSubjectPublicKeyInfo); err != nil || !cpub.Equal(k) {
+			return errors.New("leaf public key is not the CSR's")
+		}
+		if err := composite.VerifyChain(certs, compositeRoots, time.Now()); err != nil {
+			return fmt.Errorf("composite chain does not verify to the composite roots: %w", err)
+		}
+		return nil
 	}
 	if k, ok := leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !k.Equal(pub) {
 		return errors.New("leaf public key is not the CSR's")

@@ -3,6 +3,7 @@ package loadtest
 import (
 	"context"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 
 	"github.com/meshca/meshca/ca/authn"
+	"github.com/meshca/meshca/csr/composite"
 	"github.com/meshca/meshca/internal/devtoken"
 	"github.com/meshca/meshca/internal/terminal"
 )
@@ -65,7 +67,8 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"requested certificate lifetime (istio-agent SECRET_TTL)",
 	)
 	key := fs.String("key", string(KeyECDSAP256),
-		"key `type` per request: "+string(KeyECDSAP256)+", "+string(KeyRSA2048)+" or "+string(KeyMLDSA65))
+		"key `type` per request: "+string(KeyECDSAP256)+", "+string(KeyRSA2048)+", "+string(KeyMLDSA65)+
+			" or "+string(KeyComposite)+" (composite)")
 	pregen := fs.Bool("pregenerate", true,
 		"generate every request's key and CSR before the timer; false generates them as requests are sent")
 	fs.Float64Var(&c.ForeignFraction, "foreign-fraction", 0, "`fraction` (0..1) of requests whose CSR asks for "+
@@ -109,7 +112,7 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitUsage
 	}
 	var err error
-	if c.Roots, err = loadRoots(*root); err != nil {
+	if c.Roots, c.CompositeRoots, err = loadRoots(*root); err != nil {
 		fmt.Fprintf(stderr, "meshca-loadtest: %v\n", err)
 		return ExitError
 	}
@@ -155,15 +158,32 @@ func withFiles(c Config) Config {
 	return c
 }
 
-// loadRoots reads a PEM file of one or more root certificates.
-func loadRoots(path string) (*x509.CertPool, error) {
+// loadRoots reads a PEM file of one or more root certificates; the composite ones are also returned apart, for
+// the composite chains an x509.CertPool cannot verify.
+func loadRoots(path string) (*x509.CertPool, []*x509.Certificate, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("roots: %w", err)
+		return nil, nil, fmt.Errorf("roots: %w", err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("roots: no certificate in %s", path)
+		return nil, nil, fmt.Errorf("roots: no certificate in %s", path)
 	}
-	return pool, nil
+	var hybrid []*x509.Certificate
+	for rest := b; ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			break
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil || c.PublicKey != nil {
+			continue
+		}
+		if k, err := composite.ParsePKIXPublicKey(c.RawSubjectPublicKeyInfo); err == nil {
+			if _, ok := k.(*composite.PublicKey); ok {
+				hybrid = append(hybrid, c)
+			}
+		}
+	}
+	return pool, hybrid, nil
 }

@@ -25,6 +25,9 @@ const (
 	KeyRSA2048   KeyType = "RSA-2048"
 	// KeyMLDSA65 is an ML-DSA-65 key (RFC 9881); meshca needs issuance.mldsa and an ML-DSA CA.
 	KeyMLDSA65 KeyType = "ML-DSA-65"
+	// KeyComposite is a composite ML-DSA-65 + ECDSA-P256 key (draft-ietf-lamps-pq-composite-sigs); meshca needs
+	// issuance.experimentalComposite and a composite CA, and the composite root must be in CompositeRoots.
+	KeyComposite KeyType = "MLDSA65-ECDSA-P256"
 )
 
 // ParseKeyType reads a --key value: a key_type label value in any case, or the older spellings ecdsa-p256 and
@@ -37,6 +40,8 @@ func ParseKeyType(s string) KeyType {
 		return KeyRSA2048
 	case "ml-dsa-65", "mldsa65":
 		return KeyMLDSA65
+	case "mldsa65-ecdsa-p256", "composite":
+		return KeyComposite
 	}
 	return KeyType(s)
 }
@@ -59,6 +64,8 @@ type Config struct {
 	ServerName string
 	// Roots verifies meshca's serving certificate and the issued chains.
 	Roots *x509.CertPool
+	// CompositeRoots verify the issued composite chains (KeyComposite), which an x509.CertPool cannot.
+	CompositeRoots []*x509.Certificate
 	// Tokens mints one service-account JWT per identity; meshca must trust its key (`meshca serve --dev`).
 	Tokens *devtoken.Minter
 	// Audience of the tokens; default authn.DefaultAudience.
@@ -239,8 +246,9 @@ func (c Config) Validate() error {
 	if c.ValidityDuration < time.Second {
 		errs = append(errs, fmt.Errorf("validity duration %v: must be at least 1s", c.ValidityDuration))
 	}
-	if c.Key != KeyECDSAP256 && c.Key != KeyRSA2048 && c.Key != KeyMLDSA65 {
-		errs = append(errs, fmt.Errorf("key %q: want %s, %s or %s", c.Key, KeyECDSAP256, KeyRSA2048, KeyMLDSA65))
+	if c.Key != KeyECDSAP256 && c.Key != KeyRSA2048 && c.Key != KeyMLDSA65 && c.Key != KeyComposite {
+		errs = append(errs, fmt.Errorf("key %q: want %s, %s, %s or %s", c.Key, KeyECDSAP256, KeyRSA2048, KeyMLDSA65,
+			KeyComposite))
 	}
 	if !(c.ForeignFraction >= 0 && c.ForeignFraction <= 1) {
 		errs = append(errs, fmt.Errorf("foreign fraction %v: must be in [0, 1]", c.ForeignFraction))

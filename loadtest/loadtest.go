@@ -30,6 +30,7 @@ import (
 	pb "istio.io/api/security/v1alpha1"
 
 	"github.com/meshca/meshca/csr"
+	"github.com/meshca/meshca/csr/composite"
 	"github.com/meshca/meshca/internal/devtoken"
 )
 
@@ -301,6 +302,8 @@ func newCSR(kt KeyType, id *url.URL) (prepared, error) {
 		key, err = rsa.GenerateKey(rand.Reader, 2048)
 	case KeyMLDSA65:
 		key, err = mldsa.GenerateKey(mldsa.MLDSA65())
+	case KeyComposite:
+		key, err = composite.GenerateKey(composite.MLDSA65ECDSAP256SHA512(), nil)
 	default:
 		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	}
@@ -313,7 +316,12 @@ func newCSR(kt KeyType, id *url.URL) (prepared, error) {
 	}
 	tmpl := &x509.CertificateRequest{Subject: pkix.Name{Organization: []string{""}},
 		ExtraExtensions: []pkix.Extension{{Id: oidSubjectAltName, Critical: true, Value: san}}}
-	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
+	var der []byte
+	if k, ok := key.(*composite.PrivateKey); ok { // crypto/x509 cannot sign with a composite key
+		der, err = composite.CreateCertificateRequest(rand.Reader, tmpl, k)
+	} else {
+		der, err = x509.CreateCertificateRequest(rand.Reader, tmpl, key)
+	}
 	if err != nil {
 		return prepared{}, err
 	}

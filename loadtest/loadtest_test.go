@@ -269,7 +269,7 @@ func TestCheck(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := check(tt.chain, tt.id, tt.pub, m.Roots)
+			err := check(tt.chain, tt.id, tt.pub, m.Roots, nil)
 			if (err == nil) != tt.ok {
 				t.Errorf("check = %v, want ok %v", err, tt.ok)
 			}

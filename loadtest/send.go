@@ -51,7 +51,7 @@ func (r *runner) send(base context.Context, client pb.IstioCertificateServiceCli
 		o.invalid, o.msg = true, "meshca issued a certificate for an identity other than the caller's"
 		return o
 	}
-	if err := check(resp.GetCertChain(), r.asked(i).String(), p.pub, c.Roots); err != nil {
+	if err := check(resp.GetCertChain(), r.asked(i).String(), p.pub, c.Roots, c.CompositeRoots); err != nil {
 		o.invalid, o.msg = true, err.Error()
 	}
 	return o

@@ -2,7 +2,6 @@ package file
 
 import (
 	"context"
-	"crypto/mldsa"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -36,6 +35,10 @@ type Config struct {
 	// MLDSADir, when set, is a second cacerts directory whose CA has an ML-DSA key: CSRs with ML-DSA keys are
 	// signed by it (and only by it), and its roots are published apart (PostQuantumRoots). Needs Dir.
 	MLDSADir string `json:"mldsaDir,omitempty"`
+	// CompositeDir, when set, is a third cacerts directory whose CA has a composite ML-DSA-65 + ECDSA-P256 key
+	// (draft-ietf-lamps-pq-composite-sigs, experimental): CSRs with composite keys are signed by it (and only by
+	// it), and its roots are published apart (CompositeRoots). Needs Dir.
+	CompositeDir string `json:"compositeDir,omitempty"`
 
 	// Clock returns the current time; default time.Now.
 	Clock func() time.Time `json:"-"`
@@ -69,6 +72,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MLDSADir != "" && c.Dir == "" {
 		errs = append(errs, errors.New("file: mldsaDir goes with dir (a cacerts directory), not secret"))
+	}
+	if c.CompositeDir != "" && c.Dir == "" {
+		errs = append(errs, errors.New("file: compositeDir goes with dir (a cacerts directory), not secret"))
 	}
 	if c.Backdate < 0 || c.Backdate > time.Hour {
 		errs = append(errs, errors.New("file: backdate must be between 0 and 1h"))
@@ -113,6 +119,7 @@ type Backend struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	mldsa   *Backend // the ML-DSA CA of MLDSADir, or nil
+	hybrid  *Backend // the composite CA of CompositeDir, or nil
 }
 
 var (
@@ -122,6 +129,7 @@ var (
 	_ backends.Chainer   = (*Backend)(nil)
 
 	_ backends.PostQuantumRooter = (*Backend)(nil)
+	_ backends.CompositeRooter   = (*Backend)(nil)
 )
 
 // New loads the CA from cfg.Dir or cfg.Secret and starts watching it until Close is called or ctx ends. It
@@ -177,6 +185,15 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 			return nil, err
 		}
 	}
+	if cfg.CompositeDir != "" {
+		if b.hybrid, err = newComposite(ctx, cfg); err != nil {
+			b.cancel()
+			if b.mldsa != nil {
+				_ = b.mldsa.Close()
+			}
+			return nil, err
+		}
+	}
 	cfg.Logger.Info("file backend loaded CA", "source", b.origin, "subject", a.cert.Subject.String(),
 		"not_after", a.cert.NotAfter.UTC(), "roots", len(a.roots))
 	b.noteCRL(a)
@@ -195,10 +212,13 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 func (b *Backend) Close() error {
 	b.cancel()
 	<-b.done
-	if b.mldsa != nil {
-		return b.mldsa.Close()
+	var errs []error
+	for _, sub := range []*Backend{b.mldsa, b.hybrid} {
+		if sub != nil {
+			errs = append(errs, sub.Close())
+		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (b *Backend) watch(ctx context.Context) {
@@ -263,19 +283,18 @@ func (b *Backend) Sign(ctx context.Context, req *backends.SignRequest) (*backend
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("file: %w: %v", backends.ErrUnavailable, err)
 	}
-	if _, pq := req.PublicKey.(*mldsa.PublicKey); pq != b.isMLDSA() {
-		if pq && b.mldsa != nil {
-			return b.mldsa.Sign(ctx, req)
+	if want, have := kindOfKey(req.PublicKey), b.kind(); want != have {
+		if sub := b.caFor(want); sub != nil {
+			return sub.Sign(ctx, req)
 		}
-		return nil, fmt.Errorf("file: %w: no CA for a %s key here; an ML-DSA key needs mldsaDir", backends.ErrRefused,
-			keyKind(pq))
+		return nil, fmt.Errorf("file: %w: no CA for a %s key here; %s", backends.ErrRefused, want, want.needs())
 	}
 	a := b.current.Load()
 	tmpl, err := leafTemplate(req, a.cert, b.cfg.Clock(), b.cfg.Backdate)
 	if err != nil {
 		return nil, fmt.Errorf("file: %w", err)
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.cert, req.PublicKey, a.signer)
+	der, err := a.createCertificate(tmpl, req.PublicKey)
 	if err != nil {
 		return nil, fmt.Errorf("file: signing: %w", err)
 	}

@@ -15,6 +15,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/meshca/meshca/csr/composite"
 )
 
 // GenerateOptions describes a CA hierarchy to create with Generate.
@@ -35,7 +37,8 @@ type GenerateOptions struct {
 	// IntermediateKey, when set, is the intermediate's key (e.g. RSA, as many enterprise PKIs use); default a
 	// new key from NewKey.
 	IntermediateKey crypto.Signer
-	// NewKey makes the new keys (root and intermediate), e.g. NewMLDSA65Key; default ECDSA P-256.
+	// NewKey makes the new keys (root and intermediate), e.g. NewMLDSA65Key or NewCompositeKey; default ECDSA
+	// P-256. A composite hierarchy cannot have RootCRL.
 	NewKey func() (crypto.Signer, error)
 }
 
@@ -80,7 +83,7 @@ func Generate(opts GenerateOptions) (*Generated, error) {
 		subject := pkix.Name{Organization: []string{opts.Organization}, CommonName: opts.Organization + " root CA"}
 		tmpl := caTemplate(subject,
 			now, now.Add(opts.RootTTL), 1)
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+		der, err := createCertificate(tmpl, tmpl, key.Public(), key)
 		if err != nil {
 			return nil, fmt.Errorf("creating root: %w", err)
 		}
@@ -104,7 +107,7 @@ func Generate(opts GenerateOptions) (*Generated, error) {
 	subject := pkix.Name{Organization: []string{opts.Organization}, CommonName: opts.Organization + " intermediate CA"}
 	tmpl := caTemplate(subject,
 		now, notAfter, 0)
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, g.Root, key.Public(), g.RootKey)
+	der, err := createCertificate(tmpl, g.Root, key.Public(), g.RootKey)
 	if err != nil {
 		return nil, fmt.Errorf("creating intermediate: %w", err)
 	}
@@ -112,13 +115,16 @@ func Generate(opts GenerateOptions) (*Generated, error) {
 		return nil, err
 	}
 	g.IntermediateKey = key
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	keyDER, err := marshalKey(key)
 	if err != nil {
 		return nil, err
 	}
 	g.RootPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: g.Root.Raw})
 	g.CertPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: g.Intermediate.Raw})
 	g.KeyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	if _, ok := g.RootKey.(*composite.PrivateKey); ok && opts.RootCRL {
+		return nil, errors.New("RootCRL: crypto/x509 cannot sign a CRL with a composite key")
+	}
 	if opts.RootCRL {
 		der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1),
 			ThisUpdate: now, NextUpdate: notAfter}, g.Root, g.RootKey)

@@ -79,6 +79,9 @@ func parseAuthority(files map[string][]byte, now time.Time) (*authority, error) 
 		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidCA, CACertFile, err)
 	}
 	caCert := certs[0]
+	if backends.IsComposite(caCert) {
+		return parseCompositeAuthority(files, caCert, now)
+	}
 	signer, err := backends.ParsePrivateKey(files[CAKeyFile])
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidCA, CAKeyFile, err)
@@ -86,12 +89,8 @@ func parseAuthority(files map[string][]byte, now time.Time) (*authority, error) 
 	if !backends.SameKey(signer.Public(), caCert.PublicKey) {
 		return nil, fmt.Errorf("%w: %s does not hold the key of %s", ErrInvalidCA, CAKeyFile, CACertFile)
 	}
-	if !caCert.IsCA || !caCert.BasicConstraintsValid || caCert.KeyUsage&x509.KeyUsageCertSign == 0 {
-		return nil, fmt.Errorf("%w: %s is not a CA certificate with keyCertSign", ErrInvalidCA, CACertFile)
-	}
-	if now.After(caCert.NotAfter) || now.Before(caCert.NotBefore) {
-		return nil, fmt.Errorf("%w: %s is valid only from %s to %s", ErrInvalidCA, CACertFile,
-			caCert.NotBefore.UTC().Format(time.RFC3339), caCert.NotAfter.UTC().Format(time.RFC3339))
+	if err := checkCACert(caCert, now); err != nil {
+		return nil, err
 	}
 	roots, err := backends.ParseCertificates(files[RootCertFile])
 	if err != nil {
@@ -111,6 +110,18 @@ func parseAuthority(files map[string][]byte, now time.Time) (*authority, error) 
 	a := &authority{cert: caCert, signer: signer, chain: chain, roots: roots}
 	a.crlPEM, a.crlErr = checkCRLs(files[CRLFile], chain)
 	return a, nil
+}
+
+// checkCACert checks that caCert may sign certificates now.
+func checkCACert(caCert *x509.Certificate, now time.Time) error {
+	if !caCert.IsCA || !caCert.BasicConstraintsValid || caCert.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return fmt.Errorf("%w: %s is not a CA certificate with keyCertSign", ErrInvalidCA, CACertFile)
+	}
+	if now.After(caCert.NotAfter) || now.Before(caCert.NotBefore) {
+		return fmt.Errorf("%w: %s is valid only from %s to %s", ErrInvalidCA, CACertFile,
+			caCert.NotBefore.UTC().Format(time.RFC3339), caCert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // buildChain orders caCert, the intermediates of cert-chain.pem and the root it verifies to, leaf-most first.

@@ -12,7 +12,7 @@ import (
 // must hold an ML-DSA key, so that a classical CA is never mistaken for it.
 func newMLDSA(ctx context.Context, cfg Config) (*Backend, error) {
 	sub := cfg
-	sub.Dir, sub.MLDSADir, sub.Registerer = cfg.MLDSADir, "", nil
+	sub.Dir, sub.MLDSADir, sub.CompositeDir, sub.Registerer = cfg.MLDSADir, "", "", nil
 	sub.Logger = cfg.Logger.With("ca", "ml-dsa")
 	b, err := New(ctx, sub)
 	if err != nil {
@@ -30,13 +30,6 @@ func newMLDSA(ctx context.Context, cfg Config) (*Backend, error) {
 func (b *Backend) isMLDSA() bool {
 	_, ok := b.current.Load().signer.(*mldsa.PrivateKey)
 	return ok
-}
-
-func keyKind(mldsaKey bool) string {
-	if mldsaKey {
-		return "ML-DSA"
-	}
-	return "classical"
 }
 
 // PostQuantumRoots returns the roots of the ML-DSA CA (MLDSADir), or none.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/meshca/meshca/backends"
+	"github.com/meshca/meshca/csr/composite"
 )
 
 // serialLimit bounds serial numbers to 128 random bits: positive, unique with overwhelming probability, and
@@ -70,6 +71,10 @@ func leafTemplate(req *backends.SignRequest, ca *x509.Certificate, now time.Time
 // keyID derives a subject key identifier from the subjectPublicKey bits: SHA-256 truncated to 160 bits
 // (RFC 7093 §2, method 1).
 func keyID(pub any) ([]byte, error) {
+	if k, ok := pub.(*composite.PublicKey); ok { // crypto/x509 cannot marshal it; the BIT STRING holds Bytes
+		sum := sha256.Sum256(k.Bytes())
+		return sum[:20], nil
+	}
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		return nil, fmt.Errorf("%w: encoding public key: %v", backends.ErrRefused, err)

@@ -13,8 +13,19 @@ import (
 	"net/url"
 	"testing"
 
+	"github.com/meshca/meshca/csr/composite"
 	"github.com/meshca/meshca/internal/testpki"
 )
+
+// CompositeKey returns a fresh composite ML-DSA-65 + ECDSA-P256 key (id-MLDSA65-ECDSA-P256-SHA512).
+func CompositeKey(tb testing.TB) *composite.PrivateKey {
+	tb.Helper()
+	k, err := composite.GenerateKey(composite.MLDSA65ECDSAP256SHA512(), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k
+}
 
 // ECKey returns a fresh ECDSA P-256 key.
 func ECKey(tb testing.TB) crypto.Signer {
@@ -44,7 +55,7 @@ func Ed25519Key(tb testing.TB) crypto.Signer {
 
 // CSROptions describes a CSR for CSR to build.
 type CSROptions struct {
-	// Key signs the CSR; default a new ECDSA P-256 key.
+	// Key signs the CSR; default a new ECDSA P-256 key. A *composite.PrivateKey makes a composite CSR.
 	Key     crypto.Signer
 	Subject pkix.Name
 	URIs    []string
@@ -86,7 +97,13 @@ func CSR(tb testing.TB, o CSROptions) ([]byte, crypto.Signer) {
 			pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 19}, Critical: true, Value: v},
 		)
 	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, o.Key)
+	var der []byte
+	var err error
+	if k, ok := o.Key.(*composite.PrivateKey); ok { // crypto/x509 cannot sign with a composite key
+		der, err = composite.CreateCertificateRequest(rand.Reader, tmpl, k)
+	} else {
+		der, err = x509.CreateCertificateRequest(rand.Reader, tmpl, o.Key)
+	}
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -52,6 +52,9 @@ func (s *Server) httpHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/x-pem-file")
 		w.Write(pemChain(roots))
 	})
+	// The composite roots have their own output too: only meshca's own verifier checks composite signatures,
+	// and the draft's encodings may still change (docs/design-notes.md, #11).
+	mux.HandleFunc("GET /roots-composite.pem", s.serveCompositeRoots)
 	crl := func(asPEM bool) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			source := s.cfg.CRL

@@ -110,6 +110,7 @@ func (c *Config) Validate() error {
 	if c.Rotation != nil {
 		errs = append(errs, c.Rotation.Validate())
 	}
+	errs = append(errs, c.compositeProblems())
 	if len(c.Backends) == 0 {
 		errs = append(errs, errors.New("backends: configure at least one backend"))
 	}

@@ -42,6 +42,9 @@ func initDev(dir, trustDomain string) (bool, error) {
 	if _, err := initDevMLDSA(dir, trustDomain); err != nil {
 		return false, err
 	}
+	if _, err := initDevComposite(dir, trustDomain); err != nil {
+		return false, err
+	}
 	keyPath := filepath.Join(dir, devtoken.KeyFile)
 	if _, err := os.Stat(keyPath); errors.Is(err, os.ErrNotExist) {
 		d, err := devtoken.Generate("")
@@ -140,8 +143,8 @@ func initCommand() *cobra.Command {
 			if created {
 				fmt.Fprintf(cmd.OutOrStdout(), "wrote a dev root and intermediate for %s to %s "+
 					"(ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem, and the root's CRL in ca-crl.pem), "+
-					"and an ML-DSA-65 pair to %s\n",
-					td, cacerts, filepath.Join(dir, mldsaCACerts))
+					"an ML-DSA-65 pair to %s and a composite ML-DSA-65+ECDSA-P256 pair to %s\n",
+					td, cacerts, filepath.Join(dir, mldsaCACerts), filepath.Join(dir, compositeCACerts))
 			} else {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s already holds a CA that loads; left it alone\n", cacerts)
 			}

@@ -187,11 +187,11 @@ func devConfig(dir string, log *slog.Logger) (*Config, []authn.Authenticator, er
 	log.Warn("development mode: dev CA and dev token issuer; do not use in production", "dir", dir,
 		"trust_domain", td)
 	cfg := &Config{
-		Issuance: ca.Policy{TrustDomain: td, MLDSA: true},
+		Issuance: ca.Policy{TrustDomain: td, MLDSA: true, ExperimentalComposite: true},
 		Server: server.Config{GRPCAddr: "127.0.0.1:15012", HTTPAddr: "127.0.0.1:15014",
 			DNSNames: []string{"localhost"}, IPAddresses: []string{"127.0.0.1", "::1"}},
 		Backends: []BackendConfig{{Name: "file", File: &file.Config{Dir: filepath.Join(dir, "cacerts"),
-			MLDSADir: filepath.Join(dir, mldsaCACerts)}}},
+			MLDSADir: filepath.Join(dir, mldsaCACerts), CompositeDir: filepath.Join(dir, compositeCACerts)}}},
 		CRL: devCRL(dir),
 	}
 	if err := loadDevPolicy(dir, cfg); err != nil {

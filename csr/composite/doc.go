@@ -11,7 +11,7 @@
 // # Experimental
 //
 // Composite keys follow an Internet-Draft whose encodings may still change before it becomes an RFC.
-// meshca accepts composite CSRs only when its configuration says experimental: true; the gate belongs to the
+// meshca accepts composite CSRs only with issuance.experimentalComposite: true; the gate belongs to the
 // caller, this package has none. Envoy cannot load ML-DSA or composite certificates (envoy#42893), so the
 // composite roots are published apart from the root-cert.pem Envoy reads.
 //

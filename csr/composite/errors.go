@@ -17,4 +17,7 @@ var (
 	// ErrContextTooLong means an application context string is longer than the 255 bytes FIPS 204 and the
 	// draft allow.
 	ErrContextTooLong = errors.New("composite: context longer than 255 bytes")
+	// ErrInvalidChain means a certificate chain is not a valid certification path (VerifyChain); it is
+	// wrapped together with the error of the failed step when there is one (ErrInvalidSignature, ...).
+	ErrInvalidChain = errors.New("composite: invalid certificate chain")
 )
