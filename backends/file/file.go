@@ -36,6 +36,10 @@ type Config struct {
 	// MLDSADir, when set, is a second cacerts directory whose CA has an ML-DSA key: CSRs with ML-DSA keys are
 	// signed by it (and only by it), and its roots are published apart (PostQuantumRoots). Needs Dir.
 	MLDSADir string `json:"mldsaDir,omitempty"`
+	// CRLDistributionPoints are http (or ldap) URLs put in the cRLDistributionPoints extension of every
+	// classical leaf (RFC 5280 §4.2.1.13). Each must serve the DER CRL of this backend's issuing CA, such as
+	// meshca's /crl when this is the first backend. Default none; serve --dev sets its own /crl.
+	CRLDistributionPoints []string `json:"crlDistributionPoints,omitempty"`
 
 	// Clock returns the current time; default time.Now.
 	Clock func() time.Time `json:"-"`
@@ -69,6 +73,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MLDSADir != "" && c.Dir == "" {
 		errs = append(errs, errors.New("file: mldsaDir goes with dir (a cacerts directory), not secret"))
+	}
+	if err := backends.ValidateDistributionPoints(c.CRLDistributionPoints); err != nil {
+		errs = append(errs, fmt.Errorf("file: crlDistributionPoints: %w", err))
 	}
 	if c.Backdate < 0 || c.Backdate > time.Hour {
 		errs = append(errs, errors.New("file: backdate must be between 0 and 1h"))
@@ -118,8 +125,10 @@ type Backend struct {
 var (
 	_ backends.Backend   = (*Backend)(nil)
 	_ backends.CRLSigner = (*Backend)(nil)
-	_ backends.Checker   = (*Backend)(nil)
-	_ backends.Chainer   = (*Backend)(nil)
+
+	_ backends.DistributionPointer = (*Backend)(nil)
+	_ backends.Checker             = (*Backend)(nil)
+	_ backends.Chainer             = (*Backend)(nil)
 
 	_ backends.PostQuantumRooter = (*Backend)(nil)
 )
@@ -275,6 +284,7 @@ func (b *Backend) Sign(ctx context.Context, req *backends.SignRequest) (*backend
 	if err != nil {
 		return nil, fmt.Errorf("file: %w", err)
 	}
+	tmpl.CRLDistributionPoints = b.CRLDistributionPoints(req)
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.cert, req.PublicKey, a.signer)
 	if err != nil {
 		return nil, fmt.Errorf("file: signing: %w", err)
@@ -286,11 +296,20 @@ func (b *Backend) Sign(ctx context.Context, req *backends.SignRequest) (*backend
 	chain := make([]*x509.Certificate, 0, len(a.chain)+1)
 	chain = append(chain, leaf)
 	chain = append(chain, a.chain...)
-	if err := backends.CheckLeaf(req, chain); err != nil {
+	if err := backends.CheckLeafFrom(b, req, chain); err != nil {
 		return nil, fmt.Errorf("file: %w", err)
 	}
 	// CreateCertificate verified the signature with a.cert's key; chain[1] is a.cert (buildChain starts with it).
 	return &backends.SignResponse{Chain: chain, SelfChecked: &backends.SelfCheck{Leaf: leaf, Issuer: a.cert}}, nil
+}
+
+// CRLDistributionPoints implements backends.DistributionPointer: the URLs of Config.CRLDistributionPoints for
+// a classical key, none for an ML-DSA key (the ML-DSA CA of mldsaDir has no CRL at those URLs).
+func (b *Backend) CRLDistributionPoints(req *backends.SignRequest) []string {
+	if _, pq := req.PublicKey.(*mldsa.PublicKey); pq {
+		return nil
+	}
+	return b.cfg.CRLDistributionPoints
 }
 
 // Roots returns the trust anchors of root-cert.pem.

@@ -12,7 +12,7 @@ import (
 // must hold an ML-DSA key, so that a classical CA is never mistaken for it.
 func newMLDSA(ctx context.Context, cfg Config) (*Backend, error) {
 	sub := cfg
-	sub.Dir, sub.MLDSADir, sub.Registerer = cfg.MLDSADir, "", nil
+	sub.Dir, sub.MLDSADir, sub.Registerer, sub.CRLDistributionPoints = cfg.MLDSADir, "", nil, nil
 	sub.Logger = cfg.Logger.With("ca", "ml-dsa")
 	b, err := New(ctx, sub)
 	if err != nil {
