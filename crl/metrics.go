@@ -13,6 +13,7 @@ const (
 	TargetFile      = "file"      // a configured CRL file could not be read or parsed
 	TargetCoverage  = "coverage"  // some CA of the served chains has no valid CRL
 	TargetConfigMap = "configmap" // writing an istio-ca-crl ConfigMap (crl/kubepublish)
+	TargetDir       = "dir"       // writing ca-crl.pem to crl.outputDir (DirOutput)
 )
 
 // Metrics are the revocation metrics. Create them once with NewMetrics and hand the same value to the
@@ -54,7 +55,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshca_revocations_total",
 			Help: "Certificates revoked by this replica, by RFC 5280 reason."}, []string{"reason"}),
 		publishErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshca_crl_publish_errors_total",
-			Help: "Failures to build, read or publish CRLs, by target (build, source, file, coverage, configmap)."},
+			Help: "Failures to build, read or publish CRLs, by target (build, source, file, coverage, configmap, dir)."},
 			[]string{"target"}),
 		complete: prometheus.NewGauge(prometheus.GaugeOpts{Name: "meshca_crl_coverage_complete",
 			Help: "1 when every CA of the served chains has a valid CRL (what Envoy's CRL_CHECK_ALL needs), else 0."}),
@@ -63,7 +64,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "meshca_crl_inventory_dropped_total",
 			Help: "Issued certificates not kept in the inventory because it or its buffer was full."}),
 	}
-	for _, t := range []string{TargetBuild, TargetSource, TargetFile, TargetCoverage, TargetConfigMap} {
+	for _, t := range []string{TargetBuild, TargetSource, TargetFile, TargetCoverage, TargetConfigMap, TargetDir} {
 		m.publishErrors.WithLabelValues(t)
 	}
 	if reg == nil {

@@ -46,6 +46,10 @@ type CRLConfig struct {
 	// RenewalFailOpen lets a client certificate renew when its revocation status is unknown (a CA of its chain
 	// without a current CRL). By default such a renewal is refused (Unavailable); a revoked one always is.
 	RenewalFailOpen bool `json:"renewalFailOpen,omitempty"`
+	// OutputDir, when set, is a directory where ca-crl.pem is kept equal to what /crl.pem and the ConfigMaps
+	// publish (written to a temporary file, fsynced, renamed), for a volume mounted into istiod's cacerts or a
+	// sidecar. The directory must exist.
+	OutputDir string `json:"outputDir,omitempty"`
 	// ConfigMaps, when set, writes ca-crl.pem to the istio-ca-crl ConfigMap of every selected namespace.
 	ConfigMaps *kubepublish.Config `json:"configMaps,omitempty"`
 	// Admin is the revocation admin API (meshca revoke, meshca crl --admin).
@@ -181,6 +185,13 @@ func (a *app) startRevocation(ctx context.Context, cfg *Config, named []ca.Named
 			"has (see docs/revocation.md, \"Offline root\")", "error", rep.Err)
 	}
 	a.run = append(a.run, registry.Run, rv.pub.Run)
+	if cc.OutputDir != "" {
+		out, err := crl.NewDirOutput(crl.DirOutputConfig{Dir: cc.OutputDir, Source: rv.pub, Logger: log, Metrics: m})
+		if err != nil {
+			return nil, err
+		}
+		a.run = append(a.run, out.Run)
+	}
 	if loop := rv.serveAdmin(cc.Admin, log); loop != nil {
 		a.run = append(a.run, loop)
 	}
