@@ -31,7 +31,17 @@ type Metrics struct {
 	complete      prometheus.Gauge
 	inventory     prometheus.Gauge
 	dropped       prometheus.Counter
+	renewals      *prometheus.CounterVec
 }
+
+// Results of the revocation check of a client-certificate renewal, the values of
+// meshca_crl_renewal_checks_total's result label.
+const (
+	RenewalGood           = "good"            // every certificate of the chain is covered and not revoked
+	RenewalRevoked        = "revoked"         // a certificate of the chain is revoked: refused
+	RenewalUnknownRefused = "unknown_refused" // a CA of the chain has no current CRL: refused
+	RenewalUnknownAllowed = "unknown_allowed" // the same, accepted under crl.renewalFailOpen
+)
 
 // NewMetrics creates the metrics and registers them on reg when it is not nil.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
@@ -63,6 +73,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Unexpired issued certificates in the inventory used to revoke by identity."}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "meshca_crl_inventory_dropped_total",
 			Help: "Issued certificates not kept in the inventory because it or its buffer was full."}),
+		renewals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshca_crl_renewal_checks_total",
+			Help: "Revocation checks of client-certificate renewals by result (good, revoked, unknown_refused, " +
+				"unknown_allowed)."}, []string{"result"}),
+	}
+	for _, r := range []string{RenewalGood, RenewalRevoked, RenewalUnknownRefused, RenewalUnknownAllowed} {
+		m.renewals.WithLabelValues(r)
 	}
 	for _, t := range []string{TargetBuild, TargetSource, TargetFile, TargetCoverage, TargetConfigMap, TargetDir} {
 		m.publishErrors.WithLabelValues(t)
@@ -71,7 +87,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.nextUpdate, m.thisUpdate, m.entries, m.size, m.number, m.info,
-		m.revocations, m.publishErrors, m.complete, m.inventory, m.dropped} {
+		m.revocations, m.publishErrors, m.complete, m.inventory, m.dropped, m.renewals} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("crl: registering metrics: %w", err)
 		}
@@ -81,6 +97,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 
 // PublishError counts a publication failure for target (one of the Target constants).
 func (m *Metrics) PublishError(target string) { m.publishErrors.WithLabelValues(target).Inc() }
+
+// RenewalCheck counts a renewal's revocation check with result (one of the Renewal constants).
+func (m *Metrics) RenewalCheck(result string) { m.renewals.WithLabelValues(result).Inc() }
 
 func (m *Metrics) setCRL(c *CRL) {
 	id := string(c.ID)

@@ -98,7 +98,7 @@ type revocation struct {
 	issuing  func(context.Context) (*x509.Certificate, error) // the first backend's issuing CA: /crl serves its CRL
 	owners   []owner                                          // backends that own revocation of their CA
 	failOpen bool
-	renewals *prometheus.CounterVec
+	m        *crl.Metrics
 	log      *slog.Logger
 	issuer   *ca.Issuer // set by explainWith before the admin listener starts; nil offline
 }
@@ -136,16 +136,7 @@ func (a *app) startRevocation(ctx context.Context, cfg *Config, named []ca.Named
 	if err != nil {
 		return nil, fmt.Errorf("crl: %w", err)
 	}
-	rv := &revocation{reg: registry, failOpen: cc.RenewalFailOpen, log: log,
-		renewals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshca_crl_renewal_checks_total",
-			Help: "Revocation checks of client-certificate renewals by result (good, revoked, unknown_refused, " +
-				"unknown_allowed)."}, []string{"result"})}
-	for _, r := range []string{"good", "revoked", "unknown_refused", "unknown_allowed"} {
-		rv.renewals.WithLabelValues(r)
-	}
-	if err := reg.Register(rv.renewals); err != nil {
-		return nil, fmt.Errorf("crl: registering metrics: %w", err)
-	}
+	rv := &revocation{reg: registry, failOpen: cc.RenewalFailOpen, log: log, m: m}
 	pc := crl.PublisherConfig{Registry: registry, Files: cc.Files, Interval: cc.Interval, FailClosed: cc.FailClosed,
 		Logger: log, Metrics: m}
 	for _, nb := range named {
@@ -251,17 +242,17 @@ func (r *revocation) checkRenewal(_ context.Context, chain []*x509.Certificate) 
 	err := r.pub.CheckChain(chain)
 	switch {
 	case err == nil:
-		r.renewals.WithLabelValues("good").Inc()
+		r.m.RenewalCheck(crl.RenewalGood)
 		return nil
 	case errors.Is(err, crl.ErrRevoked):
-		r.renewals.WithLabelValues("revoked").Inc()
+		r.m.RenewalCheck(crl.RenewalRevoked)
 		return err
 	case r.failOpen:
-		r.renewals.WithLabelValues("unknown_allowed").Inc()
+		r.m.RenewalCheck(crl.RenewalUnknownAllowed)
 		r.log.Warn("client certificate renews with unknown revocation status (crl.renewalFailOpen)", "error", err)
 		return nil
 	}
-	r.renewals.WithLabelValues("unknown_refused").Inc()
+	r.m.RenewalCheck(crl.RenewalUnknownRefused)
 	return fmt.Errorf("%w: %w (crl.renewalFailOpen: true accepts such renewals)", authn.ErrUnavailable, err)
 }
 
