@@ -183,9 +183,7 @@ func (a *app) startRevocation(ctx context.Context, cfg *Config, named []ca.Named
 		}
 		a.run = append(a.run, out.Run)
 	}
-	if loop := rv.serveAdmin(cc.Admin, log); loop != nil {
-		a.run = append(a.run, loop)
-	}
+	a.run = append(a.run, rv.serveAdmin(cc.Admin, log)...)
 	if cc.ConfigMaps != nil {
 		kc := *cc.ConfigMaps
 		kc.Kube, kc.Source, kc.Logger, kc.Registerer, kc.Metrics = restCfg, rv.pub, log, reg, m
