@@ -166,7 +166,8 @@ func TestValidateDistributionPoints(t *testing.T) {
 	}{
 		{"an http URL of the side port", []string{testCDP}, true},
 		{"http and ldap", []string{testCDP, "ldap://ldap.example/cn=crl"}, true},
-		{"an https URL, whose certificate the CRL itself would have to cover", []string{"https://c.example/crl"}, false},
+		{"an https URL, whose certificate the CRL itself would have to cover", []string{"https://c.example/crl"},
+			false},
 		{"a relative URL", []string{"/crl"}, false},
 		{"user information", []string{"http://u:p@c.example/crl"}, false},
 		{"a URL listed twice", []string{testCDP, testCDP}, false},

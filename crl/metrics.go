@@ -65,7 +65,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshca_revocations_total",
 			Help: "Certificates revoked by this replica, by RFC 5280 reason."}, []string{"reason"}),
 		publishErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshca_crl_publish_errors_total",
-			Help: "Failures to build, read or publish CRLs, by target (build, source, file, coverage, configmap, dir)."},
+			Help: "Failures to build, read or publish CRLs, by target (build, source, file, coverage, configmap, " +
+				"dir)."},
 			[]string{"target"}),
 		complete: prometheus.NewGauge(prometheus.GaugeOpts{Name: "meshca_crl_coverage_complete",
 			Help: "1 when every CA of the served chains has a valid CRL (what Envoy's CRL_CHECK_ALL needs), else 0."}),

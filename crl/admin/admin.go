@@ -123,7 +123,8 @@ func Handler(svc Service, log *slog.Logger) http.Handler {
 			writeError(w, http.StatusInternalServerError, "revocation failed; see meshca's log")
 			return
 		}
-		log.Info("admin: revocation", "remote", r.RemoteAddr, "caller", Caller(r.Context()), "serial", bounded(req.Serial),
+		log.Info("admin: revocation", "remote", r.RemoteAddr, "caller", Caller(r.Context()),
+			"serial", bounded(req.Serial),
 			"identity", bounded(req.Identity), "reason", bounded(req.Reason), "revoked", len(res.Revoked))
 		writeJSON(w, res)
 	})
