@@ -49,18 +49,29 @@ var (
 //   - extKeyUsage is present and holds only serverAuth and/or clientAuth;
 //   - it carries no extension other than subjectKeyIdentifier, authorityKeyIdentifier, keyUsage,
 //     extKeyUsage, basicConstraints, subjectAltName, cRLDistributionPoints and authorityInfoAccess;
+//   - a cRLDistributionPoints extension is non-critical and in its plain form: distribution points named by
+//     fullName URIs (http, https or ldap) only, without reasons or a cRLIssuer (CheckLeafFrom further holds a
+//     DistributionPointer's leaves to exactly its URLs);
 //   - its notAfter is not later than its issuer's.
 //
 // CheckLeaf verifies no signature and no path to a trust anchor: that needs the backend's roots.
 func CheckLeaf(req *SignRequest, chain []*x509.Certificate) error {
-	return checkLeaf(leafRules, req, chain)
+	return checkLeaf(leafRules, req, chain, cdpRule{})
 }
 
 // leafRule is one rule of CheckLeaf's contract. Each is a separate function so that the tests can show
 // that every tampered leaf is caught by its own rule and by no other.
 type leafRule struct {
 	name  string
-	check func(req *SignRequest, leaf, issuer *x509.Certificate) error
+	check func(in *leafInput) error
+}
+
+// leafInput is what a rule checks: the leaf and its issuer against the request, and the cRLDistributionPoints
+// the signing backend is known to write.
+type leafInput struct {
+	req          *SignRequest
+	leaf, issuer *x509.Certificate
+	cdp          cdpRule
 }
 
 var leafRules = []leafRule{
@@ -71,10 +82,11 @@ var leafRules = []leafRule{
 	{"key usage", checkLeafKeyUsage},
 	{"extended key usage", checkLeafExtKeyUsage},
 	{"extensions", checkLeafExtensions},
+	{"CRL distribution points", checkLeafCDP},
 	{"validity", checkLeafValidity},
 }
 
-func checkLeaf(rules []leafRule, req *SignRequest, chain []*x509.Certificate) error {
+func checkLeaf(rules []leafRule, req *SignRequest, chain []*x509.Certificate, cdp cdpRule) error {
 	if req == nil {
 		return fmt.Errorf("%w: no request to check the leaf against", ErrBadChain)
 	}
@@ -83,7 +95,7 @@ func checkLeaf(rules []leafRule, req *SignRequest, chain []*x509.Certificate) er
 			ErrBadChain, len(chain))
 	}
 	for _, r := range rules {
-		if err := r.check(req, chain[0], chain[1]); err != nil {
+		if err := r.check(&leafInput{req: req, leaf: chain[0], issuer: chain[1], cdp: cdp}); err != nil {
 			return fmt.Errorf("%w: leaf %s: %w", ErrBadChain, r.name, err)
 		}
 	}
@@ -97,14 +109,16 @@ func SameKey(a, b crypto.PublicKey) bool {
 	return ok && b != nil && k.Equal(b)
 }
 
-func checkLeafKey(req *SignRequest, leaf, _ *x509.Certificate) error {
+func checkLeafKey(in *leafInput) error {
+	req, leaf := in.req, in.leaf
 	if key := CertificateKey(leaf); !SameKey(key, req.PublicKey) {
 		return fmt.Errorf("the leaf certifies a %T key other than the requested one", key)
 	}
 	return nil
 }
 
-func checkLeafSubject(req *SignRequest, leaf, _ *x509.Certificate) error {
+func checkLeafSubject(in *leafInput) error {
+	req, leaf := in.req, in.leaf
 	var got pkix.RDNSequence
 	if rest, err := asn1.Unmarshal(leaf.RawSubject, &got); err != nil || len(rest) > 0 {
 		return fmt.Errorf("the subject does not parse: %v", err)
@@ -127,7 +141,8 @@ func attributes(rdns pkix.RDNSequence) []string {
 	return out
 }
 
-func checkLeafSANs(req *SignRequest, leaf, _ *x509.Certificate) error {
+func checkLeafSANs(in *leafInput) error {
+	req, leaf := in.req, in.leaf
 	var names generalNames
 	for _, ext := range leaf.Extensions {
 		if ext.Id.Equal(oidSubjectAltName) {
@@ -156,14 +171,16 @@ func checkLeafSANs(req *SignRequest, leaf, _ *x509.Certificate) error {
 	return nil
 }
 
-func checkLeafNotCA(_ *SignRequest, leaf, _ *x509.Certificate) error {
+func checkLeafNotCA(in *leafInput) error {
+	leaf := in.leaf
 	if leaf.IsCA {
 		return fmt.Errorf("the leaf is a CA certificate (basicConstraints cA=true)")
 	}
 	return nil
 }
 
-func checkLeafKeyUsage(req *SignRequest, leaf, _ *x509.Certificate) error {
+func checkLeafKeyUsage(in *leafInput) error {
+	req, leaf := in.req, in.leaf
 	allowed := x509.KeyUsageDigitalSignature
 	if _, ok := req.PublicKey.(*rsa.PublicKey); ok {
 		allowed |= x509.KeyUsageKeyEncipherment
@@ -178,7 +195,8 @@ func checkLeafKeyUsage(req *SignRequest, leaf, _ *x509.Certificate) error {
 	return nil
 }
 
-func checkLeafExtKeyUsage(_ *SignRequest, leaf, _ *x509.Certificate) error {
+func checkLeafExtKeyUsage(in *leafInput) error {
+	leaf := in.leaf
 	if len(leaf.ExtKeyUsage)+len(leaf.UnknownExtKeyUsage) == 0 {
 		return fmt.Errorf("no extKeyUsage: the leaf would be good for any purpose")
 	}
@@ -209,7 +227,8 @@ func ekuName(u x509.ExtKeyUsage) string {
 	return fmt.Sprintf("x509.ExtKeyUsage(%d)", int(u))
 }
 
-func checkLeafExtensions(_ *SignRequest, leaf, _ *x509.Certificate) error {
+func checkLeafExtensions(in *leafInput) error {
+	leaf := in.leaf
 	for _, ext := range leaf.Extensions {
 		if !slices.ContainsFunc(allowedLeafExtensions, ext.Id.Equal) {
 			return fmt.Errorf("extension %s (critical=%v) is not one a workload certificate may carry", ext.Id,
@@ -219,7 +238,8 @@ func checkLeafExtensions(_ *SignRequest, leaf, _ *x509.Certificate) error {
 	return nil
 }
 
-func checkLeafValidity(_ *SignRequest, leaf, issuer *x509.Certificate) error {
+func checkLeafValidity(in *leafInput) error {
+	leaf, issuer := in.leaf, in.issuer
 	if leaf.NotAfter.After(issuer.NotAfter) {
 		return fmt.Errorf("notAfter %s is past its issuer's %s", leaf.NotAfter.UTC().Format(time.RFC3339),
 			issuer.NotAfter.UTC().Format(time.RFC3339))

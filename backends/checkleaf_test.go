@@ -171,7 +171,7 @@ func TestCheckLeafRefusesTamperedLeaves(t *testing.T) {
 				if len(without) != len(leafRules)-1 {
 					t.Fatalf("no rule named %q", tt.rule)
 				}
-				if err := checkLeaf(without, req, chain); err != nil {
+				if err := checkLeaf(without, req, chain, cdpRule{}); err != nil {
 					t.Fatalf("without the %q rule the leaf is still refused, so this case does not test that rule: %v",
 						tt.rule, err)
 				}

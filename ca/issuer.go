@@ -380,7 +380,7 @@ func (i *Issuer) signWith(ctx context.Context, b NamedBackend,
 }
 
 // verify checks a backend's answer before it leaves meshca: the leaf is exactly the workload certificate that
-// was requested (backends.CheckLeaf) and the chain verifies to the backend's roots.
+// was requested (backends.CheckLeafFrom) and the chain verifies to the backend's roots.
 func (i *Issuer) verify(ctx context.Context, b NamedBackend, req *backends.SignRequest,
 	resp *backends.SignResponse) error {
 	bad := func(format string, args ...any) error {
@@ -389,7 +389,7 @@ func (i *Issuer) verify(ctx context.Context, b NamedBackend, req *backends.SignR
 	if resp == nil {
 		return bad("no chain returned")
 	}
-	if err := backends.CheckLeaf(req, resp.Chain); err != nil {
+	if err := backends.CheckLeafFrom(b.Backend, req, resp.Chain); err != nil {
 		return fmt.Errorf("backend %s: %w", b.Name, err)
 	}
 	leaf := resp.Chain[0]

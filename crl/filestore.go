@@ -60,14 +60,15 @@ func OpenFile(path string) (*FileStore, error) {
 				"lose its revocations)", err, path)
 		}
 	}
-	s.removeTemps()
+	removeTemps(s.path)
 	s.cur.Revision = strconv.FormatUint(s.rev, 10)
 	return s, nil
 }
 
-// removeTemps deletes temporary files a crash left behind; they never hold the only copy of anything.
-func (s *FileStore) removeTemps() {
-	matches, _ := filepath.Glob(filepath.Join(filepath.Dir(s.path), tempPrefix(s.path)+"*"))
+// removeTemps deletes the temporary files of writeAtomic(path) a crash left behind; they never hold the only
+// copy of anything.
+func removeTemps(path string) {
+	matches, _ := filepath.Glob(filepath.Join(filepath.Dir(path), tempPrefix(path)+"*"))
 	for _, m := range matches {
 		_ = os.Remove(m)
 	}
@@ -124,15 +125,23 @@ func (s *FileStore) Update(ctx context.Context, fn func(*State) (bool, error)) (
 	return next.Clone(), nil
 }
 
-// write replaces the file with data: temporary file, fsync, rename, fsync of the directory.
-func (s *FileStore) write(data []byte) error {
-	dir := filepath.Dir(s.path)
-	f, err := os.CreateTemp(dir, tempPrefix(s.path))
+// write replaces the file with data (writeAtomic).
+func (s *FileStore) write(data []byte) error { return writeAtomic(s.path, data, 0o600) }
+
+// writeAtomic replaces the file at path with data: a temporary file in the same directory (named with
+// tempPrefix) with mode perm, fsync, rename, fsync of the directory. A reader sees the old or the new content,
+// never a part, and after a crash the file is one or the other.
+func writeAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, tempPrefix(path))
 	if err != nil {
 		return err
 	}
 	tmp := f.Name()
-	_, err = f.Write(data)
+	err = f.Chmod(perm)
+	if err == nil {
+		_, err = f.Write(data)
+	}
 	if err == nil {
 		err = f.Sync()
 	}
@@ -140,7 +149,7 @@ func (s *FileStore) write(data []byte) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, s.path)
+		err = os.Rename(tmp, path)
 	}
 	if err != nil {
 		_ = os.Remove(tmp)

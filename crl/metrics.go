@@ -13,6 +13,7 @@ const (
 	TargetFile      = "file"      // a configured CRL file could not be read or parsed
 	TargetCoverage  = "coverage"  // some CA of the served chains has no valid CRL
 	TargetConfigMap = "configmap" // writing an istio-ca-crl ConfigMap (crl/kubepublish)
+	TargetDir       = "dir"       // writing ca-crl.pem to crl.outputDir (DirOutput)
 )
 
 // Metrics are the revocation metrics. Create them once with NewMetrics and hand the same value to the
@@ -30,7 +31,17 @@ type Metrics struct {
 	complete      prometheus.Gauge
 	inventory     prometheus.Gauge
 	dropped       prometheus.Counter
+	renewals      *prometheus.CounterVec
 }
+
+// Results of the revocation check of a client-certificate renewal, the values of
+// meshca_crl_renewal_checks_total's result label.
+const (
+	RenewalGood           = "good"            // every certificate of the chain is covered and not revoked
+	RenewalRevoked        = "revoked"         // a certificate of the chain is revoked: refused
+	RenewalUnknownRefused = "unknown_refused" // a CA of the chain has no current CRL: refused
+	RenewalUnknownAllowed = "unknown_allowed" // the same, accepted under crl.renewalFailOpen
+)
 
 // NewMetrics creates the metrics and registers them on reg when it is not nil.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
@@ -54,7 +65,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshca_revocations_total",
 			Help: "Certificates revoked by this replica, by RFC 5280 reason."}, []string{"reason"}),
 		publishErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshca_crl_publish_errors_total",
-			Help: "Failures to build, read or publish CRLs, by target (build, source, file, coverage, configmap)."},
+			Help: "Failures to build, read or publish CRLs, by target (build, source, file, coverage, configmap, " +
+				"dir)."},
 			[]string{"target"}),
 		complete: prometheus.NewGauge(prometheus.GaugeOpts{Name: "meshca_crl_coverage_complete",
 			Help: "1 when every CA of the served chains has a valid CRL (what Envoy's CRL_CHECK_ALL needs), else 0."}),
@@ -62,15 +74,21 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Unexpired issued certificates in the inventory used to revoke by identity."}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "meshca_crl_inventory_dropped_total",
 			Help: "Issued certificates not kept in the inventory because it or its buffer was full."}),
+		renewals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshca_crl_renewal_checks_total",
+			Help: "Revocation checks of client-certificate renewals by result (good, revoked, unknown_refused, " +
+				"unknown_allowed)."}, []string{"result"}),
 	}
-	for _, t := range []string{TargetBuild, TargetSource, TargetFile, TargetCoverage, TargetConfigMap} {
+	for _, r := range []string{RenewalGood, RenewalRevoked, RenewalUnknownRefused, RenewalUnknownAllowed} {
+		m.renewals.WithLabelValues(r)
+	}
+	for _, t := range []string{TargetBuild, TargetSource, TargetFile, TargetCoverage, TargetConfigMap, TargetDir} {
 		m.publishErrors.WithLabelValues(t)
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.nextUpdate, m.thisUpdate, m.entries, m.size, m.number, m.info,
-		m.revocations, m.publishErrors, m.complete, m.inventory, m.dropped} {
+		m.revocations, m.publishErrors, m.complete, m.inventory, m.dropped, m.renewals} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("crl: registering metrics: %w", err)
 		}
@@ -80,6 +98,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 
 // PublishError counts a publication failure for target (one of the Target constants).
 func (m *Metrics) PublishError(target string) { m.publishErrors.WithLabelValues(target).Inc() }
+
+// RenewalCheck counts a renewal's revocation check with result (one of the Renewal constants).
+func (m *Metrics) RenewalCheck(result string) { m.renewals.WithLabelValues(result).Inc() }
 
 func (m *Metrics) setCRL(c *CRL) {
 	id := string(c.ID)

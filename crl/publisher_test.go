@@ -22,6 +22,7 @@ type pubEnv struct {
 	*env
 	rootFile string
 	reg      *prometheus.Registry
+	m        *crl.Metrics
 	pub      *crl.Publisher
 }
 
@@ -34,6 +35,7 @@ func newPublisher(t *testing.T, mutate ...func(*crl.PublisherConfig)) *pubEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pe.m = m
 	pe.env = newEnv(t, func(c *crl.RegistryConfig) { c.Metrics = m })
 	pe.rootFile = filepath.Join(t.TempDir(), "ca-crl.pem")
 	pe.writeRoot(t, crl.EncodeBundle(pe.pki.RootCRL(t, 1, 48*time.Hour)))

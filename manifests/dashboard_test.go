@@ -6,6 +6,12 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/rest"
+
+	"github.com/meshca/meshca/crl"
+	"github.com/meshca/meshca/crl/kubepublish"
 )
 
 // dashboardPanel is the part of a Grafana panel the unit checks read.
@@ -75,6 +81,89 @@ func TestDashboardPanelUnits(t *testing.T) {
 						"(use cps or ops)", p.Title, m[1])
 				}
 			}
+		}
+	}
+}
+
+// describedNames records the metric names of the collectors registered on it.
+type describedNames map[string]bool
+
+var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)
+
+func (n describedNames) Register(c prometheus.Collector) error {
+	ch := make(chan *prometheus.Desc)
+	go func() { c.Describe(ch); close(ch) }()
+	for d := range ch {
+		if m := fqName.FindStringSubmatch(d.String()); m != nil {
+			n[m[1]] = true
+		}
+	}
+	return nil
+}
+
+func (n describedNames) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		_ = n.Register(c)
+	}
+}
+
+func (n describedNames) Unregister(prometheus.Collector) bool { return false }
+
+// noCRLs is a kubepublish source that never has content; the test only registers metrics.
+type noCRLs struct{}
+
+func (noCRLs) PEM() ([]byte, bool)      { return nil, false }
+func (noCRLs) Changed() <-chan struct{} { return nil }
+
+// The dashboard's Revocation row shows every revocation metric, and every metric its panels query is one that
+// the revocation packages register (crl.NewMetrics, crl/kubepublish): a renamed metric fails here rather than
+// leaving an empty panel. Byte sizes are shown in bytes.
+func TestDashboardShowsRevocation(t *testing.T) {
+	exported := describedNames{}
+	m, err := crl.NewMetrics(exported)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kubepublish.New(kubepublish.Config{Kube: &rest.Config{Host: "https://127.0.0.1:1"},
+		Source: noCRLs{}, Registerer: exported, Metrics: m, LeaseNamespace: "istio-system"}); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile("base/dashboards/meshca.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var board struct{ Panels []dashboardPanel }
+	if err := json.Unmarshal(raw, &board); err != nil {
+		t.Fatal(err)
+	}
+	queried := map[string]bool{}
+	inRow := false
+	for _, p := range board.Panels {
+		if p.Type == "row" {
+			inRow = p.Title == "Revocation"
+			continue
+		}
+		if !inRow {
+			continue
+		}
+		for _, tg := range p.Targets {
+			for _, name := range regexp.MustCompile(`\bmeshca_[a-z0-9_]+`).FindAllString(tg.Expr, -1) {
+				queried[name] = true
+				if !exported[name] {
+					t.Errorf("panel %q queries %s, which the revocation packages do not export", p.Title, name)
+				}
+				if strings.HasSuffix(name, "_bytes") && p.FieldConfig.Defaults.Unit != "bytes" {
+					t.Errorf("panel %q shows %s in %q, want bytes", p.Title, name, p.FieldConfig.Defaults.Unit)
+				}
+			}
+		}
+	}
+	if len(exported) < 10 {
+		t.Fatalf("only %d metrics described: the registration changed shape", len(exported))
+	}
+	for name := range exported {
+		if !queried[name] {
+			t.Errorf("no panel of the Revocation row shows %s", name)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package file
 
 import (
 	"context"
+	"crypto/mldsa"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/meshca/meshca/backends"
+	"github.com/meshca/meshca/csr/composite"
 )
 
 // Config configures the file backend.
@@ -39,6 +41,10 @@ type Config struct {
 	// (draft-ietf-lamps-pq-composite-sigs, experimental): CSRs with composite keys are signed by it (and only by
 	// it), and its roots are published apart (CompositeRoots). Needs Dir.
 	CompositeDir string `json:"compositeDir,omitempty"`
+	// CRLDistributionPoints are http (or ldap) URLs put in the cRLDistributionPoints extension of every
+	// classical leaf (RFC 5280 §4.2.1.13). Each must serve the DER CRL of this backend's issuing CA, such as
+	// meshca's /crl when this is the first backend. Default none; serve --dev sets its own /crl.
+	CRLDistributionPoints []string `json:"crlDistributionPoints,omitempty"`
 
 	// Clock returns the current time; default time.Now.
 	Clock func() time.Time `json:"-"`
@@ -75,6 +81,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CompositeDir != "" && c.Dir == "" {
 		errs = append(errs, errors.New("file: compositeDir goes with dir (a cacerts directory), not secret"))
+	}
+	if err := backends.ValidateDistributionPoints(c.CRLDistributionPoints); err != nil {
+		errs = append(errs, fmt.Errorf("file: crlDistributionPoints: %w", err))
 	}
 	if c.Backdate < 0 || c.Backdate > time.Hour {
 		errs = append(errs, errors.New("file: backdate must be between 0 and 1h"))
@@ -125,8 +134,10 @@ type Backend struct {
 var (
 	_ backends.Backend   = (*Backend)(nil)
 	_ backends.CRLSigner = (*Backend)(nil)
-	_ backends.Checker   = (*Backend)(nil)
-	_ backends.Chainer   = (*Backend)(nil)
+
+	_ backends.DistributionPointer = (*Backend)(nil)
+	_ backends.Checker             = (*Backend)(nil)
+	_ backends.Chainer             = (*Backend)(nil)
 
 	_ backends.PostQuantumRooter = (*Backend)(nil)
 	_ backends.CompositeRooter   = (*Backend)(nil)
@@ -294,6 +305,7 @@ func (b *Backend) Sign(ctx context.Context, req *backends.SignRequest) (*backend
 	if err != nil {
 		return nil, fmt.Errorf("file: %w", err)
 	}
+	tmpl.CRLDistributionPoints = b.CRLDistributionPoints(req)
 	der, err := a.createCertificate(tmpl, req.PublicKey)
 	if err != nil {
 		return nil, fmt.Errorf("file: signing: %w", err)
@@ -305,11 +317,22 @@ func (b *Backend) Sign(ctx context.Context, req *backends.SignRequest) (*backend
 	chain := make([]*x509.Certificate, 0, len(a.chain)+1)
 	chain = append(chain, leaf)
 	chain = append(chain, a.chain...)
-	if err := backends.CheckLeaf(req, chain); err != nil {
+	if err := backends.CheckLeafFrom(b, req, chain); err != nil {
 		return nil, fmt.Errorf("file: %w", err)
 	}
 	// CreateCertificate verified the signature with a.cert's key; chain[1] is a.cert (buildChain starts with it).
 	return &backends.SignResponse{Chain: chain, SelfChecked: &backends.SelfCheck{Leaf: leaf, Issuer: a.cert}}, nil
+}
+
+// CRLDistributionPoints implements backends.DistributionPointer: the URLs of Config.CRLDistributionPoints for
+// a classical key, none for an ML-DSA or composite key (the CAs of mldsaDir and compositeDir have no CRL at
+// those URLs).
+func (b *Backend) CRLDistributionPoints(req *backends.SignRequest) []string {
+	switch req.PublicKey.(type) {
+	case *mldsa.PublicKey, *composite.PublicKey:
+		return nil
+	}
+	return b.cfg.CRLDistributionPoints
 }
 
 // Roots returns the trust anchors of root-cert.pem.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"github.com/meshca/meshca/backends"
 	"github.com/meshca/meshca/crl"
 	"github.com/meshca/meshca/crl/admin"
+	"github.com/meshca/meshca/internal/compliance"
 )
 
 // defaultAdminAddr is the admin listener unless crl.admin.addr says otherwise.
@@ -27,51 +29,79 @@ type AdminConfig struct {
 	// authentication of its own: loopback keeps it out of the workloads' reach, and in Kubernetes only who may
 	// `kubectl exec` or `kubectl port-forward` into the meshca pod (RBAC) reaches it.
 	Addr string `json:"addr,omitempty"`
-	// Disabled turns the admin API off.
+	// Disabled turns the loopback listener off (the remote one runs when configured).
 	Disabled bool `json:"disabled,omitempty"`
+	// Remote, when set, also serves the admin API over mTLS to the clients it allows (meshca revoke
+	// --admin-addr HOST:PORT --admin-cert/--admin-key/--admin-ca), for operators elsewhere on the network.
+	Remote *admin.RemoteConfig `json:"remote,omitempty"`
+	// TLSPolicy is the compliance policy of the remote listener, set by meshca from compliancePolicy.
+	TLSPolicy compliance.Policy `json:"-"`
 }
 
 // Validate reports every problem with c at once.
 func (c *AdminConfig) Validate() error {
+	var remote error
+	if c.Remote != nil {
+		remote = c.Remote.Validate()
+	}
 	if c.Addr == "" || c.Disabled {
-		return nil
+		return remote
 	}
 	host, _, err := net.SplitHostPort(c.Addr)
 	if err != nil {
-		return fmt.Errorf("crl.admin.addr: %q is not host:port (e.g. 127.0.0.1:15016)", bounded(c.Addr))
+		return errors.Join(fmt.Errorf("crl.admin.addr: %q is not host:port (e.g. 127.0.0.1:15016)",
+			bounded(c.Addr)), remote)
 	}
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return fmt.Errorf("crl.admin.addr: %q is not a loopback address: the admin API has no authentication of "+
-			"its own and must never face the workloads (reach it with kubectl port-forward)", bounded(c.Addr))
+		return errors.Join(fmt.Errorf("crl.admin.addr: %q is not a loopback address: the admin API has no "+
+			"authentication of its own there and must never face the workloads (reach it with kubectl "+
+			"port-forward, or configure crl.admin.remote with mTLS)", bounded(c.Addr)), remote)
 	}
-	return nil
+	return remote
 }
 
-// serveAdmin returns the admin listener's loop, nil when it is disabled.
-func (r *revocation) serveAdmin(c AdminConfig, log *slog.Logger) func(context.Context) error {
-	if c.Disabled {
-		return nil
+// serveAdmin returns the admin listeners' loops: the loopback one unless disabled, the mTLS one when
+// configured.
+func (r *revocation) serveAdmin(c AdminConfig, log *slog.Logger) []func(context.Context) error {
+	var loops []func(context.Context) error
+	if !c.Disabled {
+		addr := c.Addr
+		if addr == "" {
+			addr = defaultAdminAddr
+		}
+		loops = append(loops, adminLoop(addr, "crl.admin.addr", admin.Handler(r, log), nil, log))
 	}
-	addr := c.Addr
-	if addr == "" {
-		addr = defaultAdminAddr
+	if rc := c.Remote; rc != nil {
+		tc := rc.TLSConfig(c.TLSPolicy.Apply)
+		h := admin.Authorize(rc.AllowedIdentities, admin.Handler(r, log), log)
+		loops = append(loops, adminLoop(rc.Addr, "crl.admin.remote.addr", h, tc, log))
 	}
-	srv := &http.Server{Handler: admin.Handler(r, log), ReadHeaderTimeout: 5 * time.Second,
+	return loops
+}
+
+// adminLoop serves h on addr (over TLS when tc is set) until ctx ends.
+func adminLoop(addr, key string, h http.Handler, tc *tls.Config, log *slog.Logger) func(context.Context) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, TLSConfig: tc,
 		ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, MaxHeaderBytes: 64 << 10,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	return func(ctx context.Context) error {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			return fmt.Errorf("crl.admin.addr: %w", err)
+			return fmt.Errorf("%s: %w", key, err)
 		}
-		log.Info("revocation admin API listening", "addr", l.Addr().String())
+		log.Info("revocation admin API listening", "addr", l.Addr().String(), "mtls", tc != nil)
 		go func() {
 			<-ctx.Done()
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
 			_ = srv.Shutdown(sctx)
 		}()
-		if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		if tc != nil {
+			err = srv.ServeTLS(l, "", "")
+		} else {
+			err = srv.Serve(l)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("revocation admin API: %w", err)
 		}
 		return nil

@@ -36,6 +36,9 @@ func tlsPolicy(ctx context.Context, cfg *Config, log *slog.Logger, reg prometheu
 			s.TLSPolicy = p
 		}
 	}
+	if cfg.CRL != nil {
+		cfg.CRL.Admin.TLSPolicy = p
+	}
 	if p != compliance.None {
 		log.Info("compliance policy applies to every TLS connection", "policy", string(p))
 	}

@@ -46,6 +46,10 @@ type CRLConfig struct {
 	// RenewalFailOpen lets a client certificate renew when its revocation status is unknown (a CA of its chain
 	// without a current CRL). By default such a renewal is refused (Unavailable); a revoked one always is.
 	RenewalFailOpen bool `json:"renewalFailOpen,omitempty"`
+	// OutputDir, when set, is a directory where ca-crl.pem is kept equal to what /crl.pem and the ConfigMaps
+	// publish (written to a temporary file, fsynced, renamed), for a volume mounted into istiod's cacerts or a
+	// sidecar. The directory must exist.
+	OutputDir string `json:"outputDir,omitempty"`
 	// ConfigMaps, when set, writes ca-crl.pem to the istio-ca-crl ConfigMap of every selected namespace.
 	ConfigMaps *kubepublish.Config `json:"configMaps,omitempty"`
 	// Admin is the revocation admin API (meshca revoke, meshca crl --admin).
@@ -94,7 +98,7 @@ type revocation struct {
 	issuing  func(context.Context) (*x509.Certificate, error) // the first backend's issuing CA: /crl serves its CRL
 	owners   []owner                                          // backends that own revocation of their CA
 	failOpen bool
-	renewals *prometheus.CounterVec
+	m        *crl.Metrics
 	log      *slog.Logger
 	issuer   *ca.Issuer // set by explainWith before the admin listener starts; nil offline
 }
@@ -132,16 +136,7 @@ func (a *app) startRevocation(ctx context.Context, cfg *Config, named []ca.Named
 	if err != nil {
 		return nil, fmt.Errorf("crl: %w", err)
 	}
-	rv := &revocation{reg: registry, failOpen: cc.RenewalFailOpen, log: log,
-		renewals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshca_crl_renewal_checks_total",
-			Help: "Revocation checks of client-certificate renewals by result (good, revoked, unknown_refused, " +
-				"unknown_allowed)."}, []string{"result"})}
-	for _, r := range []string{"good", "revoked", "unknown_refused", "unknown_allowed"} {
-		rv.renewals.WithLabelValues(r)
-	}
-	if err := reg.Register(rv.renewals); err != nil {
-		return nil, fmt.Errorf("crl: registering metrics: %w", err)
-	}
+	rv := &revocation{reg: registry, failOpen: cc.RenewalFailOpen, log: log, m: m}
 	pc := crl.PublisherConfig{Registry: registry, Files: cc.Files, Interval: cc.Interval, FailClosed: cc.FailClosed,
 		Logger: log, Metrics: m}
 	for _, nb := range named {
@@ -181,9 +176,14 @@ func (a *app) startRevocation(ctx context.Context, cfg *Config, named []ca.Named
 			"has (see docs/revocation.md, \"Offline root\")", "error", rep.Err)
 	}
 	a.run = append(a.run, registry.Run, rv.pub.Run)
-	if loop := rv.serveAdmin(cc.Admin, log); loop != nil {
-		a.run = append(a.run, loop)
+	if cc.OutputDir != "" {
+		out, err := crl.NewDirOutput(crl.DirOutputConfig{Dir: cc.OutputDir, Source: rv.pub, Logger: log, Metrics: m})
+		if err != nil {
+			return nil, err
+		}
+		a.run = append(a.run, out.Run)
 	}
+	a.run = append(a.run, rv.serveAdmin(cc.Admin, log)...)
 	if cc.ConfigMaps != nil {
 		kc := *cc.ConfigMaps
 		kc.Kube, kc.Source, kc.Logger, kc.Registerer, kc.Metrics = restCfg, rv.pub, log, reg, m
@@ -240,17 +240,17 @@ func (r *revocation) checkRenewal(_ context.Context, chain []*x509.Certificate) 
 	err := r.pub.CheckChain(chain)
 	switch {
 	case err == nil:
-		r.renewals.WithLabelValues("good").Inc()
+		r.m.RenewalCheck(crl.RenewalGood)
 		return nil
 	case errors.Is(err, crl.ErrRevoked):
-		r.renewals.WithLabelValues("revoked").Inc()
+		r.m.RenewalCheck(crl.RenewalRevoked)
 		return err
 	case r.failOpen:
-		r.renewals.WithLabelValues("unknown_allowed").Inc()
+		r.m.RenewalCheck(crl.RenewalUnknownAllowed)
 		r.log.Warn("client certificate renews with unknown revocation status (crl.renewalFailOpen)", "error", err)
 		return nil
 	}
-	r.renewals.WithLabelValues("unknown_refused").Inc()
+	r.m.RenewalCheck(crl.RenewalUnknownRefused)
 	return fmt.Errorf("%w: %w (crl.renewalFailOpen: true accepts such renewals)", authn.ErrUnavailable, err)
 }
 

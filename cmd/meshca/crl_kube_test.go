@@ -61,10 +61,11 @@ crl:
   configMaps: {leaseNamespace: istio-system}
   flushInterval: 200ms
   interval: 1s
+  admin: {addr: "127.0.0.1:%d"}
 backends:
   - name: cacerts
     file: {secret: istio-system/%s}
-`, grpcPort, httpPort, kubeconfig, cacerts))
+`, grpcPort, httpPort, kubeconfig, catest.FreePort(t), cacerts))
 	// The operator creates the empty state Secret: the shipped RBAC grants meshca no secrets/create.
 	if _, err := k.Client.CoreV1().Secrets(catest.MeshcaNamespace).Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "meshca-revocations"}}, metav1.CreateOptions{}); err != nil {

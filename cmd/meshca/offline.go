@@ -57,10 +57,20 @@ func (o *offlineOptions) service(ctx context.Context) (admin.Service, func(), er
 	}, nil
 }
 
-// adminService returns the running meshca's admin API at addr, or the offline service when o is set.
-func adminService(ctx context.Context, o *offlineOptions, addr string) (admin.Service, func(), error) {
+// adminService returns the running meshca's admin API at addr (over mTLS when tf is set), or the offline
+// service when o is set.
+func adminService(ctx context.Context, o *offlineOptions, addr string, tf *adminTLSFlags) (admin.Service, func(),
+	error) {
 	if o.set() {
+		if tf.set() {
+			return nil, nil, usageError{errors.New("--admin-cert/--admin-key/--admin-ca go with --admin-addr, " +
+				"not with --state/--cacerts")}
+		}
 		return o.service(ctx)
 	}
-	return &admin.Client{Addr: addr}, func() {}, nil
+	c, err := tf.client(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, func() {}, nil
 }

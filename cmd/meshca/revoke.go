@@ -21,6 +21,7 @@ func revokeCommand() *cobra.Command {
 	var quarantine time.Duration
 	var certFile string
 	var off offlineOptions
+	var tf adminTLSFlags
 	cmd := &cobra.Command{
 		Use:   "revoke (--serial HEX [--ca ID] | --cert FILE | --identity ID [--quarantine D]) [--reason R]",
 		Short: "Revoke a certificate, or every certificate of an identity, in a running meshca",
@@ -48,7 +49,7 @@ func revokeCommand() *cobra.Command {
 			if quarantine > 0 {
 				req.Quarantine = quarantine.String()
 			}
-			svc, done, err := adminService(cmd.Context(), &off, addr)
+			svc, done, err := adminService(cmd.Context(), &off, addr, &tf)
 			if err != nil {
 				return err
 			}
@@ -79,6 +80,7 @@ func revokeCommand() *cobra.Command {
 	f.DurationVar(&quarantine, "quarantine", 0, "with --identity: refuse it new certificates for this long")
 	f.StringVar(&addr, "admin-addr", defaultAdminAddr, "meshca's admin API address")
 	off.flags(cmd)
+	tf.flags(cmd)
 	return cmd
 }
 
@@ -117,6 +119,7 @@ func crlCommand() *cobra.Command {
 	var addr string
 	var asPEM bool
 	var off offlineOptions
+	var tf adminTLSFlags
 	cmd := &cobra.Command{
 		Use:   "crl [--pem]",
 		Short: "Show the CRLs a running meshca publishes, one per CA of its chains, or print its ca-crl.pem",
@@ -125,7 +128,7 @@ func crlCommand() *cobra.Command {
 			"It exits 1 when not every CA is covered. --pem prints the ca-crl.pem being published instead.",
 		Args: cobra.NoArgs,
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			c, done, err := adminService(cmd.Context(), &off, addr)
+			c, done, err := adminService(cmd.Context(), &off, addr, &tf)
 			if err != nil {
 				return err
 			}
@@ -153,6 +156,7 @@ func crlCommand() *cobra.Command {
 	cmd.Flags().StringVar(&addr, "admin-addr", defaultAdminAddr, "meshca's admin API address")
 	cmd.Flags().BoolVar(&asPEM, "pem", false, "print the published ca-crl.pem")
 	off.flags(cmd)
+	tf.flags(cmd)
 	return cmd
 }
 

@@ -100,6 +100,9 @@ func serveLogged(ctx context.Context, o serveOptions, log *slog.Logger) error {
 	if o.httpAddr != "" {
 		cfg.Server.HTTPAddr = o.httpAddr
 	}
+	if o.dev != "" {
+		devDistributionPoints(cfg)
+	}
 	if o.adminAddr != "" && cfg.CRL != nil {
 		cfg.CRL.Admin.Addr = o.adminAddr
 		if err := cfg.CRL.Admin.Validate(); err != nil {

@@ -119,11 +119,12 @@ func Handler(svc Service, log *slog.Logger) http.Handler {
 				writeError(w, http.StatusBadRequest, err.Error())
 				return
 			}
-			log.Error("admin: revocation failed", "remote", r.RemoteAddr, "error", err)
+			log.Error("admin: revocation failed", "remote", r.RemoteAddr, "caller", Caller(r.Context()), "error", err)
 			writeError(w, http.StatusInternalServerError, "revocation failed; see meshca's log")
 			return
 		}
-		log.Info("admin: revocation", "remote", r.RemoteAddr, "serial", bounded(req.Serial),
+		log.Info("admin: revocation", "remote", r.RemoteAddr, "caller", Caller(r.Context()),
+			"serial", bounded(req.Serial),
 			"identity", bounded(req.Identity), "reason", bounded(req.Reason), "revoked", len(res.Revoked))
 		writeJSON(w, res)
 	})

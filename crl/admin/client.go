@@ -3,6 +3,7 @@ package admin
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,8 +12,12 @@ import (
 	"time"
 )
 
-// ErrRefused means meshca refused the request as malformed (400): the message says what to fix.
-var ErrRefused = errors.New("meshca refused the request")
+var (
+	// ErrRefused means meshca refused the request as malformed (400): the message says what to fix.
+	ErrRefused = errors.New("meshca refused the request")
+	// ErrForbidden means the remote admin listener refused the client certificate's identity (403).
+	ErrForbidden = errors.New("meshca refused this client")
+)
 
 // Client calls a running meshca's admin API.
 type Client struct {
@@ -20,13 +25,26 @@ type Client struct {
 	Addr string
 	// HTTP is the client; default one with a 30s timeout.
 	HTTP *http.Client
+	// TLS, when set, calls the remote mTLS listener (crl.admin.remote) over https with it (ClientTLS).
+	TLS *tls.Config
 }
 
 func (c *Client) http() *http.Client {
 	if c.HTTP != nil {
 		return c.HTTP
 	}
-	return &http.Client{Timeout: 30 * time.Second}
+	hc := &http.Client{Timeout: 30 * time.Second}
+	if c.TLS != nil {
+		hc.Transport = &http.Transport{TLSClientConfig: c.TLS, ForceAttemptHTTP2: true}
+	}
+	return hc
+}
+
+func (c *Client) scheme() string {
+	if c.TLS != nil {
+		return "https://"
+	}
+	return "http://"
 }
 
 // Revoke asks meshca to carry out req.
@@ -52,7 +70,7 @@ func (c *Client) PEM(ctx context.Context) ([]byte, error) {
 }
 
 func (c *Client) call(ctx context.Context, method, path string, body []byte, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+c.Addr+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, c.scheme()+c.Addr+path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -75,8 +93,11 @@ func (c *Client) call(ctx context.Context, method, path string, body []byte, out
 		if json.Unmarshal(data, &e) != nil || e.Error == "" {
 			e.Error = http.StatusText(resp.StatusCode)
 		}
-		if resp.StatusCode == http.StatusBadRequest {
+		switch resp.StatusCode {
+		case http.StatusBadRequest:
 			return fmt.Errorf("%w: %s", ErrRefused, bounded(e.Error))
+		case http.StatusForbidden:
+			return fmt.Errorf("%w: admin API at %s: %s", ErrForbidden, c.Addr, bounded(e.Error))
 		}
 		return fmt.Errorf("admin API at %s: %d: %s", c.Addr, resp.StatusCode, bounded(e.Error))
 	}
