@@ -361,9 +361,10 @@ func (i *Issuer) signWith(ctx context.Context, b NamedBackend,
 	ctx, cancel := context.WithTimeout(ctx, i.timeout)
 	defer cancel()
 	start := time.Now()
+	before := rootsOf(ctx, b) // with SignResponse.Roots, what a CA reloaded during Sign served (anchors)
 	resp, err := b.Backend.Sign(ctx, req)
 	if err == nil {
-		err = i.verify(ctx, b, req, resp)
+		err = i.verify(ctx, b, req, resp, before)
 	}
 	if err != nil && ctx.Err() != nil && !errors.Is(err, backends.ErrUnavailable) {
 		err = fmt.Errorf("%w: backend %s: %w", backends.ErrUnavailable, b.Name, err)
@@ -377,9 +378,9 @@ func (i *Issuer) signWith(ctx context.Context, b NamedBackend,
 }
 
 // verify checks a backend's answer before it leaves meshca: the leaf is exactly the workload certificate that
-// was requested (backends.CheckLeaf) and the chain verifies to the backend's roots.
+// was requested (backends.CheckLeaf) and the chain verifies to the roots the backend signed under (anchors).
 func (i *Issuer) verify(ctx context.Context, b NamedBackend, req *backends.SignRequest,
-	resp *backends.SignResponse) error {
+	resp *backends.SignResponse, before servedRoots) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: backend %s: %s", backends.ErrBadChain, b.Name, fmt.Sprintf(format, args...))
 	}
@@ -390,12 +391,9 @@ func (i *Issuer) verify(ctx context.Context, b NamedBackend, req *backends.SignR
 		return fmt.Errorf("backend %s: %w", b.Name, err)
 	}
 	leaf := resp.Chain[0]
-	roots, err := b.Backend.Roots(ctx)
-	if pq, ok := b.Backend.(backends.PostQuantumRooter); ok && err == nil && leaf.PublicKeyAlgorithm == x509.MLDSA {
-		roots, err = pq.PostQuantumRoots(ctx) // an ML-DSA leaf chains to the ML-DSA roots only
-	}
+	roots, err := anchors(ctx, b, resp, before)
 	if err != nil {
-		return fmt.Errorf("%w: backend %s: roots: %w", backends.ErrUnavailable, b.Name, err)
+		return err
 	}
 	if !isRoot(resp.Chain[len(resp.Chain)-1], roots) {
 		return bad("chain does not end with one of the backend's roots")
