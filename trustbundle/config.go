@@ -41,17 +41,9 @@ type Config struct {
 	// namespaces that get the istio-ca-root-cert ConfigMap. Empty selects every namespace.
 	NamespaceSelector string `json:"namespaceSelector,omitempty"`
 
-	// LeaseNamespace and LeaseName locate the Lease that decides which replica writes. LeaseNamespace is
-	// required (meshca's own namespace); LeaseName defaults to "meshca-trustbundle".
-	LeaseNamespace string `json:"leaseNamespace"`
-	LeaseName      string `json:"leaseName,omitempty"`
-	// Identity names this replica in the Lease; default the host name (the pod name).
-	Identity string `json:"identity,omitempty"`
-	// LeaseDuration, RenewDeadline and RetryPeriod are client-go's leader election timings; defaults 15s, 10s
-	// and 2s. A replica that stops without releasing the Lease is replaced after LeaseDuration.
-	LeaseDuration time.Duration `json:"leaseDuration,omitempty"`
-	RenewDeadline time.Duration `json:"renewDeadline,omitempty"`
-	RetryPeriod   time.Duration `json:"retryPeriod,omitempty"`
+	// LeaseConfig locates the Lease that decides which replica writes (leaseNamespace is required; leaseName
+	// defaults to DefaultLeaseName) and carries its timings.
+	leader.LeaseConfig
 	// PollInterval is how often the leader reads the Source for changed roots. Default 5s.
 	PollInterval time.Duration `json:"pollInterval,omitempty"`
 
@@ -91,7 +83,7 @@ func (c *Config) Validate() error {
 	if c.PollInterval < 0 {
 		errs = append(errs, errors.New("trustbundle: durations must not be negative"))
 	}
-	errs = append(errs, c.lease().Problems("trustbundle")...)
+	errs = append(errs, c.LeaseConfig.Validate("trustbundle"))
 	return errors.Join(errs...)
 }
 
@@ -126,15 +118,8 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// lease is the Lease this configuration names, with its default name.
-func (c *Config) lease() leader.Lease {
-	l := leader.Lease{Namespace: c.LeaseNamespace, Name: c.LeaseName, Identity: c.Identity,
-		Duration: c.LeaseDuration, RenewDeadline: c.RenewDeadline, RetryPeriod: c.RetryPeriod}
-	if l.Name == "" {
-		l.Name = "meshca-trustbundle"
-	}
-	return l
-}
+// DefaultLeaseName is the trust bundle publisher's Lease when leaseName is not set.
+const DefaultLeaseName = "meshca-trustbundle"
 
 // ClusterTrustBundleName returns the name of the ClusterTrustBundle for signer and bundle name: the signer
 // with "/" replaced by ":", a ":", then the bundle name.

@@ -47,8 +47,8 @@ func New(cfg Config) (*Publisher, error) {
 	if p.m, err = newMetrics(cfg.Registerer); err != nil {
 		return nil, err
 	}
-	p.elector = leader.NewElector(leader.ElectorConfig{Lease: cfg.lease(), Client: p.kube.CoordinationV1(),
-		Role: "trust bundle publisher", Logger: cfg.Logger, Gauge: p.m.leader})
+	p.elector = leader.NewElector(leader.ElectorConfig{Lease: cfg.LeaseConfig.WithDefaults(DefaultLeaseName),
+		Client: p.kube.CoordinationV1(), Role: "trust bundle publisher", Logger: cfg.Logger, Gauge: p.m.leader})
 	return p, nil
 }
 

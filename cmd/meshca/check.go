@@ -85,17 +85,13 @@ type renamed struct {
 func (r renamed) Error() string { return r.msg }
 func (r renamed) Unwrap() error { return r.err }
 
-// inSection rewrites the messages of err (one or joined) from "pkg: key: ..." to "section.key: ...".
+// inSection rewrites the messages of err (one or joined, at any depth) from "pkg: key: ..." to
+// "section.key: ...".
 func inSection(err error, pkg, section string) error {
 	if err == nil {
 		return nil
 	}
-	var list []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		list = j.Unwrap()
-	} else {
-		list = []error{err}
-	}
+	list := joined(err)
 	out := make([]error, 0, len(list))
 	for _, e := range list {
 		msg, ok := strings.CutPrefix(e.Error(), pkg+": ")
@@ -111,4 +107,17 @@ func inSection(err error, pkg, section string) error {
 		out = append(out, renamed{msg: msg, err: e})
 	}
 	return errors.Join(out...)
+}
+
+// joined returns the errors err joins (errors.Join), nested joins flattened, or err alone.
+func joined(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var list []error
+	for _, e := range j.Unwrap() {
+		list = append(list, joined(e)...)
+	}
+	return list
 }

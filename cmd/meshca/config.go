@@ -145,9 +145,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.TrustBundle != nil {
-		if err := c.TrustBundle.Validate(); err != nil {
-			errs = append(errs, err)
-		}
+		errs = append(errs, inSection(c.TrustBundle.Validate(), "trustbundle", "trustBundle"))
 	}
 	errs = append(errs, c.validateK8sSigner())
 	return errors.Join(errs...)

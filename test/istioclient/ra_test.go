@@ -25,6 +25,7 @@ import (
 	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/catest"
 	"github.com/meshca/meshca/ca/kubesigner"
+	"github.com/meshca/meshca/internal/leader"
 	"github.com/meshca/meshca/manifests"
 )
 
@@ -91,9 +92,10 @@ func TestIstiodRegistrationAuthority(t *testing.T) {
 		t.Fatal(err)
 	}
 	signer, err := kubesigner.New(kubesigner.Config{
-		Signers:        []kubesigner.SignerConfig{{Name: "meshca.io/workloads"}},
-		LeaseNamespace: catest.MeshcaNamespace, Identity: "meshca-0", Kube: meshcaCfg, Issuer: issuer,
-		LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond,
+		Signers: []kubesigner.SignerConfig{{Name: "meshca.io/workloads"}},
+		LeaseConfig: leader.LeaseConfig{LeaseNamespace: catest.MeshcaNamespace, Identity: "meshca-0",
+			LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond},
+		Kube: meshcaCfg, Issuer: issuer,
 		Logger: catest.DiscardLogger(), Registerer: reg,
 	})
 	if err != nil {
