@@ -10,6 +10,7 @@ import (
 
 	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/ca/server"
+	"github.com/meshca/meshca/internal/durtext"
 )
 
 // MinLifetime is the shortest certificate lifetime a configuration may set without allowShortTTLs (ca owns
@@ -29,7 +30,7 @@ func (c *Config) checkUsable() error {
 			{"issuance.maxTTL", c.Issuance.MaxTTL}, {"server.servingTTL", c.Server.ServingTTL}} {
 			if l.d != 0 && l.d < MinLifetime {
 				errs = append(errs, fmt.Errorf("%s: %s is below the %s floor (set allowShortTTLs: true for tests only)",
-					l.key, l.d, shortDuration(MinLifetime)))
+					l.key, l.d, durtext.Short(MinLifetime)))
 			}
 		}
 	}
