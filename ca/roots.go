@@ -3,6 +3,7 @@ package ca
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 
 	"github.com/meshca/meshca/backends"
@@ -68,4 +69,58 @@ func allServed(claimed, before, after []*x509.Certificate) bool {
 		}
 	}
 	return true
+}
+
+// Roots returns the union of every backend's trust anchors, without duplicates, primary backend first.
+func (i *Issuer) Roots(ctx context.Context) ([]*x509.Certificate, error) {
+	out, errs := i.rootUnion(func(b NamedBackend) ([]*x509.Certificate, error) { return b.Backend.Roots(ctx) })
+	if len(out) == 0 {
+		return nil, fmt.Errorf("ca: no roots available: %w", errors.Join(errs...))
+	}
+	return out, nil
+}
+
+// rootUnion returns the union of the certificates roots gives for each backend, without duplicates, primary
+// backend first, and one error per backend that failed, naming it.
+func (i *Issuer) rootUnion(roots func(NamedBackend) ([]*x509.Certificate, error)) ([]*x509.Certificate, []error) {
+	var out []*x509.Certificate
+	var errs []error
+	for _, b := range i.backends {
+		rs, err := roots(b)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("backend %s: %w", b.Name, err))
+			continue
+		}
+		for _, r := range rs {
+			if !isRoot(r, out) {
+				out = append(out, r)
+			}
+		}
+	}
+	return out, errs
+}
+
+// IssuingCAs returns the CA certificate each backend signs workload certificates with (the first of its
+// backends.Chainer chain), without duplicates. A backend that cannot say contributes nothing.
+func (i *Issuer) IssuingCAs(ctx context.Context) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	var errs []error
+	for _, b := range i.backends {
+		ch, ok := b.Backend.(backends.Chainer)
+		if !ok {
+			continue
+		}
+		chain, err := ch.CAChain(ctx)
+		if err != nil || len(chain) == 0 {
+			errs = append(errs, fmt.Errorf("backend %s: issuing CA: %v", b.Name, err))
+			continue
+		}
+		if !isRoot(chain[0], out) {
+			out = append(out, chain[0])
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("ca: no issuing CA known: %w", errors.Join(errs...))
+	}
+	return out, nil
 }
