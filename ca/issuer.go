@@ -192,11 +192,17 @@ func (i *Issuer) Issue(ctx context.Context, req *Request) (*Result, error) {
 	start := time.Now()
 	rec := auditRecord{peer: req.Peer, clusterID: req.Credentials.ClusterID}
 	res, err := i.issue(ctx, req, &rec)
+	i.account(ctx, &rec, start, err)
+	return res, err
+}
+
+// account counts a finished request in the metrics and writes its audit record: the one place every outcome
+// of Issue and IssueDelegated is classified.
+func (i *Issuer) account(ctx context.Context, rec *auditRecord, start time.Time, err error) {
 	elapsed := time.Since(start)
 	class := Classify(err)
 	i.m.record(class, elapsed)
 	rec.log(ctx, i.audit, class, err, elapsed)
-	return res, err
 }
 
 func (i *Issuer) issue(ctx context.Context, req *Request, rec *auditRecord) (*Result, error) {
