@@ -107,6 +107,22 @@ func (c *Config) Validate() error {
 	if c.Rotation != nil {
 		errs = append(errs, c.Rotation.Validate())
 	}
+	errs = append(errs, c.validateBackends()...)
+	if c.Kubernetes != nil {
+		if err := c.Kubernetes.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.TrustBundle != nil {
+		errs = append(errs, inSection(c.TrustBundle.Validate(), "trustbundle", "trustBundle"))
+	}
+	errs = append(errs, c.validateK8sSigner())
+	return errors.Join(errs...)
+}
+
+// validateBackends reports every problem of the backends section: names, kinds and each backend's own checks.
+func (c *Config) validateBackends() []error {
+	var errs []error
 	if len(c.Backends) == 0 {
 		errs = append(errs, errors.New("backends: configure at least one backend"))
 	}
@@ -139,16 +155,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("backends[%d] (%s): set exactly one of file, vault, stepca", n, b.Name))
 		}
 	}
-	if c.Kubernetes != nil {
-		if err := c.Kubernetes.Validate(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if c.TrustBundle != nil {
-		errs = append(errs, inSection(c.TrustBundle.Validate(), "trustbundle", "trustBundle"))
-	}
-	errs = append(errs, c.validateK8sSigner())
-	return errors.Join(errs...)
+	return errs
 }
 
 // needsKube reports whether any configured part talks to the API server.
