@@ -73,6 +73,11 @@ type SignResponse struct {
 	// Chain[1:] verified to the backend's roots. A backend that receives its chain from elsewhere (Vault,
 	// step-ca) must leave it nil.
 	SelfChecked *SelfCheck
+	// Roots are the trust anchors the backend signed under, taken in one snapshot with the signing CA, so that
+	// a CA reloaded between Sign and the core's check cannot make a good leaf look foreign. The core accepts
+	// them only where the backend also serves them from Roots (just before or just after Sign): a backend
+	// cannot choose what the leaf is checked against. Nil means the core asks Roots after Sign.
+	Roots []*x509.Certificate
 }
 
 // SelfCheck names the leaf whose signature was verified in this process, and the CA certificate whose key

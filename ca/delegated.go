@@ -41,10 +41,7 @@ func (i *Issuer) IssueDelegated(ctx context.Context, req *DelegatedRequest) (*Re
 	start := time.Now()
 	rec := auditRecord{peer: req.Peer, caller: req.Authority}
 	res, err := i.issueDelegated(ctx, req, &rec)
-	elapsed := time.Since(start)
-	class := Classify(err)
-	i.m.record(class, elapsed)
-	rec.log(ctx, i.audit, class, err, elapsed)
+	i.account(ctx, &rec, start, err)
 	return res, err
 }
 

@@ -192,11 +192,17 @@ func (i *Issuer) Issue(ctx context.Context, req *Request) (*Result, error) {
 	start := time.Now()
 	rec := auditRecord{peer: req.Peer, clusterID: req.Credentials.ClusterID}
 	res, err := i.issue(ctx, req, &rec)
+	i.account(ctx, &rec, start, err)
+	return res, err
+}
+
+// account counts a finished request in the metrics and writes its audit record: the one place every outcome
+// of Issue and IssueDelegated is classified.
+func (i *Issuer) account(ctx context.Context, rec *auditRecord, start time.Time, err error) {
 	elapsed := time.Since(start)
 	class := Classify(err)
 	i.m.record(class, elapsed)
 	rec.log(ctx, i.audit, class, err, elapsed)
-	return res, err
 }
 
 func (i *Issuer) issue(ctx context.Context, req *Request, rec *auditRecord) (*Result, error) {
@@ -364,9 +370,10 @@ func (i *Issuer) signWith(ctx context.Context, b NamedBackend,
 	ctx, cancel := context.WithTimeout(ctx, i.timeout)
 	defer cancel()
 	start := time.Now()
+	before := rootsOf(ctx, b) // with SignResponse.Roots, what a CA reloaded during Sign served (anchors)
 	resp, err := b.Backend.Sign(ctx, req)
 	if err == nil {
-		err = i.verify(ctx, b, req, resp)
+		err = i.verify(ctx, b, req, resp, before)
 	}
 	if err != nil && ctx.Err() != nil && !errors.Is(err, backends.ErrUnavailable) {
 		err = fmt.Errorf("%w: backend %s: %w", backends.ErrUnavailable, b.Name, err)
@@ -380,9 +387,10 @@ func (i *Issuer) signWith(ctx context.Context, b NamedBackend,
 }
 
 // verify checks a backend's answer before it leaves meshca: the leaf is exactly the workload certificate that
-// was requested (backends.CheckLeafFrom) and the chain verifies to the backend's roots.
+// was requested (backends.CheckLeafFrom) and the chain verifies to the roots the backend signed under
+// (anchors).
 func (i *Issuer) verify(ctx context.Context, b NamedBackend, req *backends.SignRequest,
-	resp *backends.SignResponse) error {
+	resp *backends.SignResponse, before servedRoots) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: backend %s: %s", backends.ErrBadChain, b.Name, fmt.Sprintf(format, args...))
 	}
@@ -396,12 +404,9 @@ func (i *Issuer) verify(ctx context.Context, b NamedBackend, req *backends.SignR
 	if backends.IsComposite(leaf) { // crypto/x509 cannot verify composite signatures: ca/composite.go
 		return i.verifyComposite(ctx, b, req, resp)
 	}
-	roots, err := b.Backend.Roots(ctx)
-	if pq, ok := b.Backend.(backends.PostQuantumRooter); ok && err == nil && leaf.PublicKeyAlgorithm == x509.MLDSA {
-		roots, err = pq.PostQuantumRoots(ctx) // an ML-DSA leaf chains to the ML-DSA roots only
-	}
+	roots, err := anchors(ctx, b, resp, before)
 	if err != nil {
-		return fmt.Errorf("%w: backend %s: roots: %w", backends.ErrUnavailable, b.Name, err)
+		return err
 	}
 	if !isRoot(resp.Chain[len(resp.Chain)-1], roots) {
 		return bad("chain does not end with one of the backend's roots")
@@ -415,35 +420,6 @@ func (i *Issuer) verify(ctx context.Context, b NamedBackend, req *backends.SignR
 	}
 	i.noteShortened(b.Name, req, leaf)
 	return nil
-}
-
-// Roots returns the union of every backend's trust anchors, without duplicates, primary backend first.
-func (i *Issuer) Roots(ctx context.Context) ([]*x509.Certificate, error) {
-	out, errs := i.rootUnion(func(b NamedBackend) ([]*x509.Certificate, error) { return b.Backend.Roots(ctx) })
-	if len(out) == 0 {
-		return nil, fmt.Errorf("ca: no roots available: %w", errors.Join(errs...))
-	}
-	return out, nil
-}
-
-// rootUnion returns the union of the certificates roots gives for each backend, without duplicates, primary
-// backend first, and one error per backend that failed, naming it.
-func (i *Issuer) rootUnion(roots func(NamedBackend) ([]*x509.Certificate, error)) ([]*x509.Certificate, []error) {
-	var out []*x509.Certificate
-	var errs []error
-	for _, b := range i.backends {
-		rs, err := roots(b)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("backend %s: %w", b.Name, err))
-			continue
-		}
-		for _, r := range rs {
-			if !isRoot(r, out) {
-				out = append(out, r)
-			}
-		}
-	}
-	return out, errs
 }
 
 // Check reports whether at least one backend is ready to sign.
@@ -461,31 +437,6 @@ func (i *Issuer) Check(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("backend %s: %w", b.Name, err))
 	}
 	return errors.Join(errs...)
-}
-
-// IssuingCAs returns the CA certificate each backend signs workload certificates with (the first of its
-// backends.Chainer chain), without duplicates. A backend that cannot say contributes nothing.
-func (i *Issuer) IssuingCAs(ctx context.Context) ([]*x509.Certificate, error) {
-	var out []*x509.Certificate
-	var errs []error
-	for _, b := range i.backends {
-		ch, ok := b.Backend.(backends.Chainer)
-		if !ok {
-			continue
-		}
-		chain, err := ch.CAChain(ctx)
-		if err != nil || len(chain) == 0 {
-			errs = append(errs, fmt.Errorf("backend %s: issuing CA: %v", b.Name, err))
-			continue
-		}
-		if !isRoot(chain[0], out) {
-			out = append(out, chain[0])
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("ca: no issuing CA known: %w", errors.Join(errs...))
-	}
-	return out, nil
 }
 
 // MaxTTL is the longest lifetime this CA issues (issuance.maxTTL).

@@ -71,17 +71,9 @@ type Config struct {
 	// outputs above: Envoy cannot parse ML-DSA certificates, and one unparseable root breaks the whole bundle.
 	PostQuantum *PostQuantumConfig `json:"postQuantum,omitempty"`
 
-	// LeaseNamespace and LeaseName locate the Lease that decides which replica writes. LeaseNamespace is
-	// required (meshca's own namespace); LeaseName defaults to "meshca-trustbundle".
-	LeaseNamespace string `json:"leaseNamespace"`
-	LeaseName      string `json:"leaseName,omitempty"`
-	// Identity names this replica in the Lease; default the host name (the pod name).
-	Identity string `json:"identity,omitempty"`
-	// LeaseDuration, RenewDeadline and RetryPeriod are client-go's leader election timings; defaults 15s, 10s
-	// and 2s. A replica that stops without releasing the Lease is replaced after LeaseDuration.
-	LeaseDuration time.Duration `json:"leaseDuration,omitempty"`
-	RenewDeadline time.Duration `json:"renewDeadline,omitempty"`
-	RetryPeriod   time.Duration `json:"retryPeriod,omitempty"`
+	// LeaseConfig locates the Lease that decides which replica writes (leaseNamespace is required; leaseName
+	// defaults to DefaultLeaseName) and carries its timings.
+	leader.LeaseConfig
 	// PollInterval is how often the leader reads the Source for changed roots. Default 5s.
 	PollInterval time.Duration `json:"pollInterval,omitempty"`
 
@@ -166,7 +158,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%w: istioClusterTrustBundle sets signerName and bundleName to Istio's "+
 			"names: remove signerName and bundleName, or istioClusterTrustBundle", ErrConflictingNames))
 	}
-	errs = append(errs, c.lease().Problems("trustbundle")...)
+	errs = append(errs, c.LeaseConfig.Validate("trustbundle"))
 	if c.PostQuantum != nil {
 		errs = append(errs, c.validatePostQuantum())
 	}
@@ -203,7 +195,7 @@ func (c *Config) validatePostQuantum() error {
 		errs = append(errs, fmt.Errorf("%w: postQuantum.signerName and bundleName name the classical "+
 			"ClusterTrustBundle: give the ML-DSA roots names of their own", ErrConflictingNames))
 	}
-	if pq.LeaseName == classical.lease().Name {
+	if pq.LeaseName == classical.LeaseConfig.WithDefaults(DefaultLeaseName).LeaseName {
 		errs = append(errs, fmt.Errorf("%w: postQuantum.leaseName must differ from leaseName",
 			ErrConflictingNames))
 	}
@@ -264,15 +256,8 @@ func (c Config) postQuantum() Config {
 	return d
 }
 
-// lease is the Lease this configuration names, with its default name.
-func (c *Config) lease() leader.Lease {
-	l := leader.Lease{Namespace: c.LeaseNamespace, Name: c.LeaseName, Identity: c.Identity,
-		Duration: c.LeaseDuration, RenewDeadline: c.RenewDeadline, RetryPeriod: c.RetryPeriod}
-	if l.Name == "" {
-		l.Name = "meshca-trustbundle"
-	}
-	return l
-}
+// DefaultLeaseName is the trust bundle publisher's Lease when leaseName is not set.
+const DefaultLeaseName = "meshca-trustbundle"
 
 // ClusterTrustBundleName returns the name of the ClusterTrustBundle for signer and bundle name: the signer
 // with "/" replaced by ":", a ":", then the bundle name.

@@ -63,8 +63,8 @@ func newPublisher(cfg Config) (*Publisher, error) {
 	if p.m, err = newMetrics(cfg.Registerer, cfg.mldsa); err != nil {
 		return nil, err
 	}
-	p.elector = leader.NewElector(leader.ElectorConfig{Lease: cfg.lease(), Client: p.kube.CoordinationV1(),
-		Role: "trust bundle publisher", Logger: cfg.Logger, Gauge: p.m.leader})
+	p.elector = leader.NewElector(leader.ElectorConfig{Lease: cfg.LeaseConfig.WithDefaults(DefaultLeaseName),
+		Client: p.kube.CoordinationV1(), Role: "trust bundle publisher", Logger: cfg.Logger, Gauge: p.m.leader})
 	return p, nil
 }
 

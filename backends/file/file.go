@@ -321,7 +321,9 @@ func (b *Backend) Sign(ctx context.Context, req *backends.SignRequest) (*backend
 		return nil, fmt.Errorf("file: %w", err)
 	}
 	// CreateCertificate verified the signature with a.cert's key; chain[1] is a.cert (buildChain starts with it).
-	return &backends.SignResponse{Chain: chain, SelfChecked: &backends.SelfCheck{Leaf: leaf, Issuer: a.cert}}, nil
+	// a.roots are the roots of this very CA, even when a reload replaces it before the core checks the chain.
+	return &backends.SignResponse{Chain: chain, SelfChecked: &backends.SelfCheck{Leaf: leaf, Issuer: a.cert},
+		Roots: a.roots}, nil
 }
 
 // CRLDistributionPoints implements backends.DistributionPointer: the URLs of Config.CRLDistributionPoints for

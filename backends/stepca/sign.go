@@ -138,42 +138,42 @@ func (b *Backend) sendSign(ctx context.Context, req *backends.SignRequest, body 
 	if len(certs) == 0 { // step-ca before certChain existed
 		certs = []string{resp.Crt, resp.CA}
 	}
-	chain, err := b.verifyIssued(ctx, certs, req)
+	chain, roots, err := b.verifyIssued(ctx, certs, req)
 	if err != nil {
 		return nil, err
 	}
 	b.cfg.Logger.Debug("stepca: certificate issued", "serial", chain[0].SerialNumber.String(),
 		"notAfter", chain[0].NotAfter.UTC().Format(time.RFC3339))
-	return &backends.SignResponse{Chain: chain}, nil
+	return &backends.SignResponse{Chain: chain, Roots: roots}, nil
 }
 
 // verifyIssued parses step-ca's PEM certificates (leaf, intermediates), verifies them against the cached
 // roots, and checks with backends.CheckLeaf that the leaf is exactly what req asked for. It returns the chain
-// leaf → intermediates → root.
-func (b *Backend) verifyIssued(ctx context.Context, pems []string, req *backends.SignRequest) ([]*x509.Certificate,
-	error) {
+// leaf → intermediates → root, and the roots it was verified against.
+func (b *Backend) verifyIssued(ctx context.Context, pems []string, req *backends.SignRequest) (
+	chain, roots []*x509.Certificate, err error) {
 	var certs []*x509.Certificate
 	for _, p := range pems {
 		cs, err := backends.ParseCertificates([]byte(p))
 		if err != nil {
-			return nil, fmt.Errorf("stepca: sign response: %w: %v", backends.ErrBadChain, err)
+			return nil, nil, fmt.Errorf("stepca: sign response: %w: %v", backends.ErrBadChain, err)
 		}
 		certs = append(certs, cs...)
 	}
 	st, err := b.trust(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	chain, err := verifyChain(st.pool, certs[0], certs[1:])
+	chain, err = verifyChain(st.pool, certs[0], certs[1:])
 	if err != nil {
-		return nil, fmt.Errorf("stepca: issued certificate does not chain to step-ca's pinned roots: %w: %v",
+		return nil, nil, fmt.Errorf("stepca: issued certificate does not chain to step-ca's pinned roots: %w: %v",
 			backends.ErrBadChain, err)
 	}
 	if err := backends.CheckLeaf(req, chain); err != nil {
-		return nil, fmt.Errorf("stepca: issued certificate: %w; check the provisioner template and "+
+		return nil, nil, fmt.Errorf("stepca: issued certificate: %w; check the provisioner template and "+
 			"disableSmallstepExtensions (docs/stepca.md)", err)
 	}
-	return chain, nil
+	return chain, st.roots, nil
 }
 
 // verifyChain verifies leaf up to a root in pool and returns the shortest verified chain, root last.

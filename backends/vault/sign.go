@@ -166,7 +166,7 @@ func (b *Backend) parseSigned(sec *api.Secret, req *backends.SignRequest, ca *ca
 	if err := b.checkLeaf(req, chain); err != nil {
 		return nil, err
 	}
-	return &backends.SignResponse{Chain: chain}, nil
+	return &backends.SignResponse{Chain: chain, Roots: ca.anchors}, nil
 }
 
 // parseIssued reads the certificate, issuing_ca and ca_chain fields of a sign or issuer response: the first

@@ -103,3 +103,25 @@ func applyMeshcaRBAC(ctx context.Context, k *Kube, impersonated *rest.Config) er
 		}
 	}
 }
+
+// WaitAllowed waits until the RBAC authorizer's cache grants attrs to cfg's user (a SelfSubjectAccessReview
+// says allowed), for at most 30 seconds.
+func WaitAllowed(tb testing.TB, cfg *rest.Config, attrs authorizationv1.ResourceAttributes) {
+	tb.Helper()
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	Eventually(tb, 30*time.Second, fmt.Sprintf("RBAC %+v", attrs), func() error {
+		r, err := c.AuthorizationV1().SelfSubjectAccessReviews().Create(context.Background(),
+			&authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+				ResourceAttributes: &attrs}}, metav1.CreateOptions{})
+		if err != nil {
+			return err
+		}
+		if !r.Status.Allowed {
+			return fmt.Errorf("not allowed yet")
+		}
+		return nil
+	})
+}

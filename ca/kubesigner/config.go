@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -15,11 +14,15 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/meshca/meshca/ca"
+	"github.com/meshca/meshca/internal/leader"
 )
 
 // DefaultRequester is istiod's service account in a default installation: the registration authority allowed
 // when Config.Requesters is empty.
 const DefaultRequester = "system:serviceaccount:istio-system:istiod"
+
+// DefaultLeaseName is the signer's Lease when leaseName is not set.
+const DefaultLeaseName = "meshca-k8s-signer"
 
 // Config configures a Signer. It is the k8sSigner section of meshca's configuration file.
 type Config struct {
@@ -29,17 +32,9 @@ type Config struct {
 	// Requesters are the Kubernetes user names allowed to ask for certificates as registration authorities,
 	// each a service account ("system:serviceaccount:<namespace>:<name>"). Default [DefaultRequester].
 	Requesters []string `json:"requesters,omitempty"`
-	// LeaseNamespace and LeaseName locate the Lease that decides which replica signs. LeaseNamespace is required
-	// (meshca's own namespace); LeaseName defaults to "meshca-k8s-signer".
-	LeaseNamespace string `json:"leaseNamespace"`
-	LeaseName      string `json:"leaseName,omitempty"`
-	// Identity names this replica in the Lease; default the host name (the pod name).
-	Identity string `json:"identity,omitempty"`
-	// LeaseDuration, RenewDeadline and RetryPeriod are client-go's leader election timings; defaults 15s, 10s
-	// and 2s.
-	LeaseDuration time.Duration `json:"leaseDuration,omitempty"`
-	RenewDeadline time.Duration `json:"renewDeadline,omitempty"`
-	RetryPeriod   time.Duration `json:"retryPeriod,omitempty"`
+	// LeaseConfig locates the Lease that decides which replica signs (leaseNamespace, meshca's own namespace,
+	// is required; leaseName defaults to DefaultLeaseName) and carries its timings.
+	leader.LeaseConfig
 	// Workers is how many requests are signed at once. Default 4.
 	Workers int `json:"workers,omitempty"`
 	// CABundleConfigMap is the ConfigMap in LeaseNamespace that the leader keeps equal to meshca's trust
@@ -134,32 +129,15 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("kubesigner: requesters[%d]: %w", n, err))
 		}
 	}
-	if c.LeaseNamespace == "" {
-		errs = append(errs, errors.New("kubesigner: leaseNamespace: required: the namespace meshca runs in"))
-	} else if msgs := validation.IsDNS1123Label(c.LeaseNamespace); len(msgs) > 0 {
-		errs = append(errs, fmt.Errorf("kubesigner: leaseNamespace: %q: %s", c.LeaseNamespace,
-			strings.Join(msgs, "; ")))
-	}
-	if c.LeaseName != "" {
-		if msgs := validation.IsDNS1123Subdomain(c.LeaseName); len(msgs) > 0 {
-			errs = append(errs, fmt.Errorf("kubesigner: leaseName: %q: %s", c.LeaseName, strings.Join(msgs, "; ")))
-		}
-	}
+	errs = append(errs, c.LeaseConfig.Validate("kubesigner"))
 	if c.CABundleConfigMap != "" {
 		if msgs := validation.IsDNS1123Subdomain(c.CABundleConfigMap); len(msgs) > 0 {
 			errs = append(errs, fmt.Errorf("kubesigner: caBundleConfigMap: %q: %s", c.CABundleConfigMap,
 				strings.Join(msgs, "; ")))
 		}
 	}
-	if c.LeaseDuration < 0 || c.RenewDeadline < 0 || c.RetryPeriod < 0 || c.Workers < 0 || c.PollInterval < 0 {
-		errs = append(errs, errors.New("kubesigner: leaseDuration, renewDeadline, retryPeriod, workers and "+
-			"pollInterval must not be negative"))
-	}
-	d := *c
-	d.setDefaults()
-	if d.LeaseDuration <= d.RenewDeadline || d.RenewDeadline <= d.RetryPeriod {
-		errs = append(errs, fmt.Errorf("kubesigner: need leaseDuration (%s) > renewDeadline (%s) > retryPeriod (%s)",
-			d.LeaseDuration, d.RenewDeadline, d.RetryPeriod))
+	if c.Workers < 0 || c.PollInterval < 0 {
+		errs = append(errs, errors.New("kubesigner: workers and pollInterval must not be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -213,21 +191,7 @@ func (c *Config) setDefaults() {
 	if len(c.Requesters) == 0 {
 		c.Requesters = []string{DefaultRequester}
 	}
-	if c.LeaseName == "" {
-		c.LeaseName = "meshca-k8s-signer"
-	}
-	if c.Identity == "" {
-		c.Identity, _ = os.Hostname()
-	}
-	if c.LeaseDuration == 0 {
-		c.LeaseDuration = 15 * time.Second
-	}
-	if c.RenewDeadline == 0 {
-		c.RenewDeadline = 10 * time.Second
-	}
-	if c.RetryPeriod == 0 {
-		c.RetryPeriod = 2 * time.Second
-	}
+	c.LeaseConfig = c.LeaseConfig.WithDefaults(DefaultLeaseName)
 	if c.Workers == 0 {
 		c.Workers = 4
 	}

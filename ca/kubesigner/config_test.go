@@ -44,7 +44,7 @@ func TestConfigValidate(t *testing.T) {
 			[]string{"need leaseDuration"}},
 		{"everything wrong is reported at once", func(c *kubesigner.Config) {
 			c.Signers[0].Name, c.LeaseNamespace, c.Workers = "x", "Not_A_Label", -1
-		}, []string{"signers[0].name:", "leaseNamespace:", "leaseDuration, renewDeadline, retryPeriod, workers"}},
+		}, []string{"signers[0].name:", "leaseNamespace:", "workers and pollInterval must not be negative"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

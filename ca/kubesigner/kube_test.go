@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
-	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -79,14 +78,14 @@ func cluster(t *testing.T) (k *catest.Kube, meshca *rest.Config, istiod, other k
 				t.Fatal(err)
 			}
 		}
-		waitAllowed(t, meshca, authorizationv1.ResourceAttributes{Group: "certificates.k8s.io",
+		catest.WaitAllowed(t, meshca, authorizationv1.ResourceAttributes{Group: "certificates.k8s.io",
 			Resource: "certificatesigningrequests", Subresource: "status", Verb: "update"})
-		waitAllowed(t, meshca, authorizationv1.ResourceAttributes{Group: "certificates.k8s.io",
+		catest.WaitAllowed(t, meshca, authorizationv1.ResourceAttributes{Group: "certificates.k8s.io",
 			Resource: "signers", Name: "meshca.io/*", Verb: "sign"})
 	}
 	istiod = impersonating(t, k, istiodUser, "istio-system")
 	other = impersonating(t, k, otherUser, "default")
-	waitAllowed(t, impersonatingConfig(k, istiodUser, "istio-system"), authorizationv1.ResourceAttributes{
+	catest.WaitAllowed(t, impersonatingConfig(k, istiodUser, "istio-system"), authorizationv1.ResourceAttributes{
 		Group: "certificates.k8s.io", Resource: "certificatesigningrequests", Verb: "create"})
 	return k, meshca, istiod, other
 }
@@ -105,27 +104,6 @@ func impersonating(t *testing.T, k *catest.Kube, user, ns string) kubernetes.Int
 		t.Fatal(err)
 	}
 	return c
-}
-
-// waitAllowed waits until the RBAC authorizer's cache grants attrs to cfg's user.
-func waitAllowed(t *testing.T, cfg *rest.Config, attrs authorizationv1.ResourceAttributes) {
-	t.Helper()
-	c, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	catest.Eventually(t, 30*time.Second, fmt.Sprintf("RBAC %+v", attrs), func() error {
-		r, err := c.AuthorizationV1().SelfSubjectAccessReviews().Create(context.Background(),
-			&authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
-				ResourceAttributes: &attrs}}, metav1.CreateOptions{})
-		if err != nil {
-			return err
-		}
-		if !r.Status.Allowed {
-			return fmt.Errorf("not allowed yet")
-		}
-		return nil
-	})
 }
 
 // replica is one meshca replica's issuer and signer.

@@ -76,9 +76,7 @@ func (s *Signer) Leader() bool { return s.leader.Load() }
 // Run campaigns for the Lease and signs while it holds it, until ctx ends. It returns nil when ctx ends.
 func (s *Signer) Run(ctx context.Context) error {
 	return leader.Run(ctx, leader.Config{
-		Client: s.kube.CoordinationV1(), Namespace: s.cfg.LeaseNamespace, Name: s.cfg.LeaseName,
-		Identity: s.cfg.Identity, LeaseDuration: s.cfg.LeaseDuration, RenewDeadline: s.cfg.RenewDeadline,
-		RetryPeriod: s.cfg.RetryPeriod, Logger: s.cfg.Logger,
+		Client: s.kube.CoordinationV1(), Lease: s.cfg.LeaseConfig, Logger: s.cfg.Logger,
 		Lead: func(ctx context.Context) {
 			s.leader.Store(true)
 			s.lead.Set(1)

@@ -12,6 +12,7 @@ import (
 	namepolicy "github.com/smallstep/certificates/policy"
 
 	"github.com/meshca/meshca/csr"
+	"github.com/meshca/meshca/internal/durtext"
 )
 
 var (
@@ -102,16 +103,16 @@ func overlay(base, l Lifetime) Lifetime {
 func checkLifetime(key string, l, global Lifetime) error {
 	var errs []error
 	if l.Min <= 0 || l.Max < l.Min || l.Default < l.Min || l.Default > l.Max {
-		errs = append(errs, fmt.Errorf("%s: need 0 < min (%s) <= default (%s) <= max (%s)", key, dur(l.Min),
-			dur(l.Default), dur(l.Max)))
+		errs = append(errs, fmt.Errorf("%s: need 0 < min (%s) <= default (%s) <= max (%s)", key, durtext.Short(l.Min),
+			durtext.Short(l.Default), durtext.Short(l.Max)))
 	}
 	if l.Max > global.Max {
 		errs = append(errs, fmt.Errorf("%s.max: %s is longer than issuance.maxTTL (%s); a rule may only narrow it",
-			key, dur(l.Max), dur(global.Max)))
+			key, durtext.Short(l.Max), durtext.Short(global.Max)))
 	}
 	if l.Min < global.Min {
 		errs = append(errs, fmt.Errorf("%s.min: %s is shorter than issuance.minTTL (%s); a rule may only narrow it",
-			key, dur(l.Min), dur(global.Min)))
+			key, durtext.Short(l.Min), durtext.Short(global.Min)))
 	}
 	return errors.Join(errs...)
 }
@@ -345,33 +346,23 @@ func (r *rule) checkKeyType(d *Decision, kt string) error {
 // refusing keeps a workload with a mis-set SECRET_TTL working; the adjustment is reported.
 func (r *rule) lifetime(d *Decision, ttl time.Duration) {
 	l := r.life
-	bounds := fmt.Sprintf("[%s, %s] of rule %s", dur(l.Min), dur(l.Max), r.Name)
+	bounds := fmt.Sprintf("[%s, %s] of rule %s", durtext.Short(l.Min), durtext.Short(l.Max), r.Name)
 	switch {
 	case ttl <= 0:
 		d.TTL = l.Default
-		d.step("lifetime", "set", "%s: none requested, the default within %s", dur(l.Default), bounds)
+		d.step("lifetime", "set", "%s: none requested, the default within %s", durtext.Short(l.Default), bounds)
 	case ttl > l.Max:
 		d.TTL, d.Adjusted = l.Max, "clamped_to_max"
-		d.step("lifetime", "set", "%s: requested %s, clamped to the max of %s", dur(l.Max), dur(ttl), bounds)
+		d.step("lifetime", "set", "%s: requested %s, clamped to the max of %s", durtext.Short(l.Max),
+			durtext.Short(ttl), bounds)
 	case ttl < l.Min:
 		d.TTL, d.Adjusted = l.Min, "raised_to_min"
-		d.step("lifetime", "set", "%s: requested %s, raised to the min of %s", dur(l.Min), dur(ttl), bounds)
+		d.step("lifetime", "set", "%s: requested %s, raised to the min of %s", durtext.Short(l.Min),
+			durtext.Short(ttl), bounds)
 	default:
 		d.TTL = ttl
-		d.step("lifetime", "set", "%s: as requested, within %s", dur(ttl), bounds)
+		d.step("lifetime", "set", "%s: as requested, within %s", durtext.Short(ttl), bounds)
 	}
-}
-
-// dur writes a duration without trailing zero units: 24h, 90m, 1h30m.
-func dur(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 // checkNames allows each requested DNS name that a template produces for the identity and the name

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/meshca/meshca/internal/durtext"
 )
 
 // WriteText writes d as explain prints it: one line per trace step ("check: result: why"), then the
@@ -14,7 +16,7 @@ func (d *Decision) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "%s: %s: %s\n", s.Check, s.Result, s.Why)
 	}
 	if d.Allowed {
-		fmt.Fprintf(&b, "decision: allow by rule %s: %s", d.Rule, dur(d.TTL))
+		fmt.Fprintf(&b, "decision: allow by rule %s: %s", d.Rule, durtext.Short(d.TTL))
 		if len(d.DNSNames) > 0 {
 			fmt.Fprintf(&b, ", DNS %s", strings.Join(d.DNSNames, " "))
 		}

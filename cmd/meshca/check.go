@@ -10,6 +10,7 @@ import (
 
 	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/ca/server"
+	"github.com/meshca/meshca/internal/durtext"
 )
 
 // MinLifetime is the shortest certificate lifetime a configuration may set without allowShortTTLs (ca owns
@@ -29,7 +30,7 @@ func (c *Config) checkUsable() error {
 			{"issuance.maxTTL", c.Issuance.MaxTTL}, {"server.servingTTL", c.Server.ServingTTL}} {
 			if l.d != 0 && l.d < MinLifetime {
 				errs = append(errs, fmt.Errorf("%s: %s is below the %s floor (set allowShortTTLs: true for tests only)",
-					l.key, l.d, shortDuration(MinLifetime)))
+					l.key, l.d, durtext.Short(MinLifetime)))
 			}
 		}
 	}
@@ -85,17 +86,13 @@ type renamed struct {
 func (r renamed) Error() string { return r.msg }
 func (r renamed) Unwrap() error { return r.err }
 
-// inSection rewrites the messages of err (one or joined) from "pkg: key: ..." to "section.key: ...".
+// inSection rewrites the messages of err (one or joined, at any depth) from "pkg: key: ..." to
+// "section.key: ...".
 func inSection(err error, pkg, section string) error {
 	if err == nil {
 		return nil
 	}
-	var list []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		list = j.Unwrap()
-	} else {
-		list = []error{err}
-	}
+	list := joined(err)
 	out := make([]error, 0, len(list))
 	for _, e := range list {
 		msg, ok := strings.CutPrefix(e.Error(), pkg+": ")
@@ -111,4 +108,17 @@ func inSection(err error, pkg, section string) error {
 		out = append(out, renamed{msg: msg, err: e})
 	}
 	return errors.Join(out...)
+}
+
+// joined returns the errors err joins (errors.Join), nested joins flattened, or err alone.
+func joined(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var list []error
+	for _, e := range j.Unwrap() {
+		list = append(list, joined(e)...)
+	}
+	return list
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/meshca/meshca/backends"
 	"github.com/meshca/meshca/backends/file"
@@ -21,7 +19,6 @@ import (
 	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/authn/kube"
-	"github.com/meshca/meshca/ca/expiry"
 	"github.com/meshca/meshca/ca/kubesigner"
 	"github.com/meshca/meshca/ca/policy"
 	"github.com/meshca/meshca/ca/server"
@@ -111,6 +108,22 @@ func (c *Config) Validate() error {
 		errs = append(errs, c.Rotation.Validate())
 	}
 	errs = append(errs, c.compositeProblems())
+	errs = append(errs, c.validateBackends()...)
+	if c.Kubernetes != nil {
+		if err := c.Kubernetes.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.TrustBundle != nil {
+		errs = append(errs, inSection(c.TrustBundle.Validate(), "trustbundle", "trustBundle"))
+	}
+	errs = append(errs, c.validateK8sSigner())
+	return errors.Join(errs...)
+}
+
+// validateBackends reports every problem of the backends section: names, kinds and each backend's own checks.
+func (c *Config) validateBackends() []error {
+	var errs []error
 	if len(c.Backends) == 0 {
 		errs = append(errs, errors.New("backends: configure at least one backend"))
 	}
@@ -143,18 +156,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("backends[%d] (%s): set exactly one of file, vault, stepca", n, b.Name))
 		}
 	}
-	if c.Kubernetes != nil {
-		if err := c.Kubernetes.Validate(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if c.TrustBundle != nil {
-		if err := c.TrustBundle.Validate(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	errs = append(errs, c.validateK8sSigner())
-	return errors.Join(errs...)
+	return errs
 }
 
 // needsKube reports whether any configured part talks to the API server.
@@ -213,7 +215,8 @@ func (a *app) Close() {
 	}
 }
 
-// build wires the packages. extraAuthn, when set, is tried before the configured token issuers (dev mode).
+// build wires the packages, one configuration section a step (build.go). extraAuthn, when set, is tried before
+// the configured token issuers (dev mode).
 func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.Registry,
 	extraAuthn ...authn.Authenticator) (_ *app, err error) {
 	// a is not the named result: every error path returns nil, and the deferred Close must still see what was
@@ -224,119 +227,23 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 			a.Close()
 		}
 	}()
-	policy, handshakes, err := tlsPolicy(ctx, cfg, log, reg, os.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	var restCfg *rest.Config
-	var client kubernetes.Interface
-	if cfg.needsKube() {
-		kubeconfig := ""
-		if cfg.Kubernetes != nil {
-			kubeconfig = cfg.Kubernetes.Kubeconfig
-		}
-		if restCfg, err = kube.LoadRESTConfig(kubeconfig); err != nil {
+	w := &wiring{a: a, cfg: cfg, log: log, reg: reg, extraAuthn: extraAuthn}
+	for _, step := range []func(context.Context) error{
+		w.useCompliancePolicy, // compliancePolicy
+		w.connectKubernetes,   // kubernetes, when any part needs the API server
+		w.startBackends,       // backends
+		w.startCRL,            // crl
+		w.authenticate,        // authn, kubernetes
+		w.issue,               // issuance, policy, limits, expiry (tracker), rotation
+		w.watchPolicyFile,     // policyFile
+		w.publishTrustBundle,  // trustBundle
+		w.signKubernetesCSRs,  // k8sSigner
+		w.serve,               // server, expiry.scan
+	} {
+		if err := step(ctx); err != nil {
 			return nil, err
 		}
-		if cfg.Kubernetes != nil {
-			cfg.Kubernetes.Limit(restCfg)
-		}
-		if err = restWithPolicy(restCfg, policy); err != nil {
-			return nil, err
-		}
-		if client, err = kubernetes.NewForConfig(restCfg); err != nil {
-			return nil, fmt.Errorf("kubernetes client: %w", err)
-		}
 	}
-
-	named, crl, err := a.backends(ctx, cfg, log, reg, client)
-	if err != nil {
-		return nil, err
-	}
-	rv, err := a.startRevocation(ctx, cfg, named, log, reg, restCfg, client)
-	if err != nil {
-		return nil, err
-	}
-
-	var kubeAuth kube.Auth
-	localCluster := ""
-	if cfg.Kubernetes != nil {
-		localCluster = cfg.Kubernetes.ClusterID
-		ka, err := kube.New(ctx, *cfg.Kubernetes, kube.Deps{Client: client, Registerer: reg, Logger: log,
-			MaxTokenLifetime: cfg.Authn.MaxTokenLifetime, TLSPolicy: policy})
-		if err != nil {
-			return nil, err
-		}
-		kubeAuth = *ka
-	}
-	// Client certificates are checked against the issuer's roots, and the issuer needs the chain: Roots reaches
-	// the issuer through a closure, which is set below, before the server starts and anything authenticates.
-	var issuer *ca.Issuer
-	chain, err := authn.New(cfg.Authn, authn.Deps{First: extraAuthn, Then: kubeAuth.Authenticators,
-		Combine:     kubeAuth.Combine,
-		Roots:       func(ctx context.Context) ([]*x509.Certificate, error) { return issuer.Roots(ctx) },
-		IssuingCAs:  func(ctx context.Context) ([]*x509.Certificate, error) { return issuer.IssuingCAs(ctx) },
-		MaxLifetime: cfg.Issuance.EffectiveMaxTTL(), LocalClusterID: localCluster, Registerer: reg,
-		TrustDomains: append([]string{cfg.Issuance.TrustDomain}, cfg.Issuance.TrustDomainAliases...), Logger: log,
-		Revocation: rv.renewalCheck(), TLSPolicy: policy})
-	if err != nil {
-		return nil, err
-	}
-	trackerCfg := cfg.Expiry.TrackerConfig
-	trackerCfg.Registerer = reg
-	tracker, err := expiry.NewTracker(trackerCfg)
-	if err != nil {
-		return nil, err
-	}
-	observer, extraRoots, err := a.rotation(cfg, tracker, log, reg)
-	if err != nil {
-		return nil, err
-	}
-	nsLabels, err := a.namespaceLabels(ctx, cfg, client, log)
-	if err != nil {
-		return nil, err
-	}
-	issuer, err = ca.New(ca.Config{Backends: named, Authenticator: chain, Impersonator: kubeAuth.Impersonator,
-		Policy: cfg.Issuance, Rules: cfg.Policy, NamespaceLabels: nsLabels, Limits: cfg.Limits,
-		SignTimeout: cfg.SignTimeout, Logger: log, Audit: log.With("log", "audit"),
-		Registerer: reg, Observer: observer, ExtraRoots: extraRoots, Revocations: rv.gate()})
-	if err != nil {
-		return nil, err
-	}
-	rv.explainWith(issuer)
-	if cfg.PolicyFile != "" {
-		r, err := newPolicyReloader(cfg.PolicyFile, issuer, log, reg)
-		if err != nil {
-			return nil, err
-		}
-		a.run = append(a.run, r.Run)
-	}
-	if tb := cfg.TrustBundle; tb != nil {
-		tc := *tb
-		tc.Kube, tc.Logger, tc.Registerer = restCfg, log.With("component", "trustbundle"), reg
-		tc.Source = withExtraRoots(issuer, extraRoots)
-		tc.PostQuantumSource = trustbundle.SourceFunc(issuer.PostQuantumRoots)
-		pub, err := trustbundle.New(tc)
-		if err != nil {
-			return nil, err
-		}
-		a.run = append(a.run, pub.Run)
-	}
-	if err := a.k8sSigner(cfg, restCfg, issuer, log, reg); err != nil {
-		return nil, err
-	}
-	scfg := cfg.Server
-	scfg.Logger, scfg.Gatherer, scfg.CRL = log, reg, crl
-	rv.serve(&scfg)
-	scfg.TLSPolicy, scfg.Handshakes = policy, handshakes
-	srv, err := server.New(issuer, scfg)
-	if err != nil {
-		return nil, err
-	}
-	if err := a.startExpiry(cfg, log, reg, client, srv); err != nil {
-		return nil, err
-	}
-	a.issuer, a.server = issuer, srv
 	return a, nil
 }
 

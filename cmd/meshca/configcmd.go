@@ -9,6 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
+
+	"github.com/meshca/meshca/internal/durtext"
 )
 
 func configCommand() *cobra.Command {
@@ -63,7 +65,7 @@ func durationsToText(node any, t reflect.Type) any {
 	}
 	if t == durationType {
 		if f, ok := node.(float64); ok {
-			return shortDuration(time.Duration(f))
+			return durtext.Short(time.Duration(f))
 		}
 		return node
 	}

@@ -139,11 +139,36 @@ func (a *app) startRevocation(ctx context.Context, cfg *Config, named []ca.Named
 	rv := &revocation{reg: registry, failOpen: cc.RenewalFailOpen, log: log, m: m}
 	pc := crl.PublisherConfig{Registry: registry, Files: cc.Files, Interval: cc.Interval, FailClosed: cc.FailClosed,
 		Logger: log, Metrics: m}
+	if err := rv.addAuthorities(&pc, named); err != nil {
+		return nil, err
+	}
+	if rv.pub, err = crl.NewPublisher(pc); err != nil {
+		return nil, err
+	}
+	if rep := rv.pub.Refresh(ctx); !rep.Complete {
+		log.Warn("not every CA of the served chains has a current CRL; ca-crl.pem stays incomplete until it "+
+			"has (see docs/revocation.md, \"Offline root\")", "error", rep.Err)
+	}
+	a.run = append(a.run, registry.Run, rv.pub.Run)
+	if cc.OutputDir != "" {
+		out, err := crl.NewDirOutput(crl.DirOutputConfig{Dir: cc.OutputDir, Source: rv.pub, Logger: log, Metrics: m})
+		if err != nil {
+			return nil, err
+		}
+		a.run = append(a.run, out.Run)
+	}
+	a.run = append(a.run, rv.serveAdmin(cc.Admin, log)...)
+	return rv, a.publishCRLConfigMaps(cc, rv, restCfg, log, reg, m)
+}
+
+// addAuthorities adds to pc a CRL authority for each backend of named (its chain, and its CRL signer or
+// source), the cacerts bundles of file backends, and notes in rv who revokes and which CA issues.
+func (rv *revocation) addAuthorities(pc *crl.PublisherConfig, named []ca.NamedBackend) error {
 	for _, nb := range named {
 		auth := crl.Authority{Name: nb.Name}
 		chainer, ok := nb.Backend.(backends.Chainer)
 		if !ok {
-			return nil, fmt.Errorf("crl: backend %s cannot tell its CA chain, so its CRLs cannot be published", nb.Name)
+			return fmt.Errorf("crl: backend %s cannot tell its CA chain, so its CRLs cannot be published", nb.Name)
 		}
 		auth.Chain = chainer.CAChain
 		if s, ok := nb.Backend.(backends.CRLSigner); ok {
@@ -168,32 +193,23 @@ func (a *app) startRevocation(ctx context.Context, cfg *Config, named []ca.Named
 		}
 		pc.Authorities = append(pc.Authorities, auth)
 	}
-	if rv.pub, err = crl.NewPublisher(pc); err != nil {
-		return nil, err
+	return nil
+}
+
+// publishCRLConfigMaps starts the istio-ca-crl ConfigMap writer (crl.configMaps) when it is configured.
+func (a *app) publishCRLConfigMaps(cc *CRLConfig, rv *revocation, restCfg *rest.Config, log *slog.Logger,
+	reg prometheus.Registerer, m *crl.Metrics) error {
+	if cc.ConfigMaps == nil {
+		return nil
 	}
-	if rep := rv.pub.Refresh(ctx); !rep.Complete {
-		log.Warn("not every CA of the served chains has a current CRL; ca-crl.pem stays incomplete until it "+
-			"has (see docs/revocation.md, \"Offline root\")", "error", rep.Err)
+	kc := *cc.ConfigMaps
+	kc.Kube, kc.Source, kc.Logger, kc.Registerer, kc.Metrics = restCfg, rv.pub, log, reg, m
+	kp, err := kubepublish.New(kc)
+	if err != nil {
+		return err
 	}
-	a.run = append(a.run, registry.Run, rv.pub.Run)
-	if cc.OutputDir != "" {
-		out, err := crl.NewDirOutput(crl.DirOutputConfig{Dir: cc.OutputDir, Source: rv.pub, Logger: log, Metrics: m})
-		if err != nil {
-			return nil, err
-		}
-		a.run = append(a.run, out.Run)
-	}
-	a.run = append(a.run, rv.serveAdmin(cc.Admin, log)...)
-	if cc.ConfigMaps != nil {
-		kc := *cc.ConfigMaps
-		kc.Kube, kc.Source, kc.Logger, kc.Registerer, kc.Metrics = restCfg, rv.pub, log, reg, m
-		kp, err := kubepublish.New(kc)
-		if err != nil {
-			return nil, err
-		}
-		a.run = append(a.run, kp.Run)
-	}
-	return rv, nil
+	a.run = append(a.run, kp.Run)
+	return nil
 }
 
 // crlStore opens the configured store and registers its Close.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/meshca/meshca/internal/durtext"
 )
 
 // decodeStrict decodes YAML or JSON into v, reporting every problem at once, each with the key path the user
@@ -135,7 +137,7 @@ func duration(node any, path string, errs *[]error) any {
 	case json.Number:
 		hint := "write it with a unit such as 30s, 5m or 1h"
 		if s, err := strconv.ParseInt(string(d), 10, 64); err == nil && s > 0 && s < 1<<33 {
-			hint = "write " + shortDuration(time.Duration(s)*time.Second) + " if you meant seconds"
+			hint = "write " + durtext.Short(time.Duration(s)*time.Second) + " if you meant seconds"
 		}
 		*errs = append(*errs, fmt.Errorf("%s: %s has no unit; %s", path, bounded(string(d)), hint))
 	case nil:
@@ -144,18 +146,6 @@ func duration(node any, path string, errs *[]error) any {
 		*errs = append(*errs, fmt.Errorf("%s: not a duration such as 30s, 1h or 24h", path))
 	}
 	return node
-}
-
-// shortDuration formats d without zero components: 1h, 90s, 1h30m.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 func unknownKey(t reflect.Type, path, key string) error {

@@ -69,6 +69,17 @@ func TestConfigProblemsNameTheKey(t *testing.T) {
 			yaml: "issuance: {trustDomain: cluster.local}\n" + okServer +
 				"kubernetes: {tokenReview: {withIssuers: both}}\n",
 			want: []string{"kubernetes.tokenReview.withIssuers: \"both\" is not"}},
+		{name: "a publisher's Lease is checked under its section, every problem at once",
+			yaml: "issuance: {trustDomain: cluster.local}\n" + okServer +
+				"trustBundle: {leaseName: B, retryPeriod: -1s}\n" +
+				"k8sSigner: {signers: [{name: meshca.io/w}], leaseNamespace: Not_A_Label}\n",
+			want: []string{"trustBundle.leaseNamespace: required", `trustBundle.leaseName: "B"`,
+				"trustBundle: leaseDuration, renewDeadline and retryPeriod must not be negative",
+				`k8sSigner.leaseNamespace: "Not_A_Label"`}},
+		{name: "a misspelt Lease key gets the nearest one",
+			yaml: "issuance: {trustDomain: cluster.local}\n" + okServer +
+				"k8sSigner: {signers: [{name: meshca.io/w}], leaseNamespace: a, leaseDuraton: 1s}\n",
+			want: []string{"k8sSigner.leaseDuraton: unknown key; did you mean leaseDuration?"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/meshca/meshca/ca/expiry"
 	"github.com/meshca/meshca/ca/expiry/kubescan"
+	"github.com/meshca/meshca/internal/durtext"
 	"github.com/meshca/meshca/internal/terminal"
 )
 
@@ -136,7 +137,7 @@ func (w *withinValue) String() string {
 	if d%(24*time.Hour) == 0 && d > 0 {
 		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
 	}
-	return shortDuration(d)
+	return durtext.Short(d)
 }
 
 func (w *withinValue) Set(s string) error {

@@ -78,7 +78,6 @@ func TestServeSignsKubernetesCSRs(t *testing.T) {
 		t.Skip("needs kube-apiserver (scripts/testbins.sh); skipped under -short")
 	}
 	k := catest.SharedKube(t)
-	asMeshca := catest.MeshcaRBAC(t, k)
 	ctx := context.Background()
 	for _, doc := range [][]byte{manifests.K8sSignerRBAC, []byte(istiodCSRRBAC)} {
 		objs, err := catest.DecodeYAML(doc)
@@ -91,17 +90,7 @@ func TestServeSignsKubernetesCSRs(t *testing.T) {
 	}
 	caDir, g := catest.FileCA(t)
 	dir := t.TempDir()
-	kubeconfig := filepath.Join(dir, "kubeconfig")
-	groups := `["` + strings.Join(asMeshca.Impersonate.Groups, `","`) + `"]`
-	if err := os.WriteFile(kubeconfig, []byte(fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters: [{name: test, cluster: {server: %q, certificate-authority: %q}}]
-users: [{name: meshca, user: {token: %q, as: %q, as-groups: %s}}]
-contexts: [{name: test, context: {cluster: test, user: meshca}}]
-current-context: test
-`, k.URL, k.CAFile, k.Config.BearerToken, asMeshca.Impersonate.UserName, groups)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := meshcaKubeconfig(t, k, dir)
 	config := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(config, []byte(fmt.Sprintf(`
 issuance: {trustDomain: cluster.local}

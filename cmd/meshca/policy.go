@@ -22,6 +22,7 @@ import (
 	"github.com/meshca/meshca/ca/policy/nslabels"
 	"github.com/meshca/meshca/crl/admin"
 	"github.com/meshca/meshca/csr"
+	"github.com/meshca/meshca/internal/durtext"
 )
 
 // DevPolicyFile, in the dev directory, holds policy rules that serve --dev and policy explain --dev apply.
@@ -265,7 +266,7 @@ func printDecision(w io.Writer, asJSON bool, res *admin.ExplainResponse) error {
 			Reason string `json:"reason"`
 		}{Identity: res.Identity, Decision: d, Code: res.Code, Reason: res.Reason}
 		if d.Allowed {
-			out.TTL = shortDuration(d.TTL)
+			out.TTL = durtext.Short(d.TTL)
 		} else {
 			out.Error = res.Error
 		}
@@ -301,7 +302,7 @@ func askDetails(a ca.Ask) string {
 		parts = append(parts, "key "+a.KeyType)
 	}
 	if a.TTL != 0 {
-		parts = append(parts, "lifetime "+shortDuration(a.TTL))
+		parts = append(parts, "lifetime "+durtext.Short(a.TTL))
 	}
 	if len(parts) == 0 {
 		return ""

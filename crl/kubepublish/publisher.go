@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/labels"
@@ -39,17 +38,9 @@ type Source interface {
 type Config struct {
 	// NamespaceSelector is a label selector for the namespaces that get the ConfigMap; empty selects all.
 	NamespaceSelector string `json:"namespaceSelector,omitempty"`
-	// LeaseNamespace and LeaseName locate the Lease that decides which replica writes. LeaseNamespace is
-	// required (meshca's own namespace); LeaseName defaults to "meshca-crl".
-	LeaseNamespace string `json:"leaseNamespace"`
-	LeaseName      string `json:"leaseName,omitempty"`
-	// Identity names this replica in the Lease; default the host name (the pod name).
-	Identity string `json:"identity,omitempty"`
-	// LeaseDuration, RenewDeadline and RetryPeriod are client-go's leader election timings; defaults 15s, 10s
-	// and 2s.
-	LeaseDuration time.Duration `json:"leaseDuration,omitempty"`
-	RenewDeadline time.Duration `json:"renewDeadline,omitempty"`
-	RetryPeriod   time.Duration `json:"retryPeriod,omitempty"`
+	// LeaseConfig locates the Lease that decides which replica writes (leaseNamespace is required; leaseName
+	// defaults to DefaultLeaseName) and carries its timings.
+	leader.LeaseConfig
 
 	// Kube is the client configuration. When it sets no rate limit, 50 requests per second (burst 100) are
 	// used instead of client-go's 5, so a change reaches a thousand namespaces in seconds.
@@ -70,19 +61,12 @@ func (c *Config) Validate() error {
 	if _, err := labels.Parse(c.NamespaceSelector); err != nil {
 		errs = append(errs, fmt.Errorf("kubepublish: namespaceSelector %q: %w", c.NamespaceSelector, err))
 	}
-	errs = append(errs, c.lease().Problems("kubepublish")...)
+	errs = append(errs, c.LeaseConfig.Validate("kubepublish"))
 	return errors.Join(errs...)
 }
 
-// lease is the Lease this configuration names, with its default name.
-func (c *Config) lease() leader.Lease {
-	l := leader.Lease{Namespace: c.LeaseNamespace, Name: c.LeaseName, Identity: c.Identity,
-		Duration: c.LeaseDuration, RenewDeadline: c.RenewDeadline, RetryPeriod: c.RetryPeriod}
-	if l.Name == "" {
-		l.Name = "meshca-crl"
-	}
-	return l
-}
+// DefaultLeaseName is the CRL publisher's Lease when leaseName is not set.
+const DefaultLeaseName = "meshca-crl"
 
 // Publisher keeps the istio-ca-crl ConfigMaps equal to its Source while it holds the Lease.
 type Publisher struct {
@@ -126,8 +110,8 @@ func New(cfg Config) (*Publisher, error) {
 			}
 		}
 	}
-	p.elector = leader.NewElector(leader.ElectorConfig{Lease: cfg.lease(), Client: p.kube.CoordinationV1(),
-		Role: "CRL ConfigMap publisher", Logger: cfg.Logger, Gauge: p.lead})
+	p.elector = leader.NewElector(leader.ElectorConfig{Lease: cfg.LeaseConfig.WithDefaults(DefaultLeaseName),
+		Client: p.kube.CoordinationV1(), Role: "CRL ConfigMap publisher", Logger: cfg.Logger, Gauge: p.lead})
 	return p, nil
 }
 

@@ -4,5 +4,6 @@
 // meshca stopping), the work has returned before the Lease is released, so no write of an old leader can
 // land after another replica started leading.
 //
-// trustbundle and crl/kubepublish hold an older copy of the same loop; they can move onto this package.
+// LeaseConfig is the configuration of a Lease, embedded by every leader-elected part (trustbundle,
+// crl/kubepublish, ca/kubesigner), so that its keys, defaults and checks have one home.
 package leader

@@ -11,8 +11,8 @@ import (
 
 // ElectorConfig configures an Elector.
 type ElectorConfig struct {
-	// Lease is the Lease to hold; WithDefaults is applied.
-	Lease Lease
+	// Lease is the Lease to hold, with its defaults applied (LeaseConfig.WithDefaults).
+	Lease LeaseConfig
 	// Client reaches the Lease; kubernetes.Interface.CoordinationV1() gives one.
 	Client coordinationv1.LeasesGetter
 	// Role names the publisher in log lines, e.g. "trust bundle publisher".
@@ -31,7 +31,6 @@ type Elector struct {
 
 // NewElector returns an Elector for cfg. It does not contact the API server.
 func NewElector(cfg ElectorConfig) *Elector {
-	cfg.Lease = cfg.Lease.WithDefaults()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -45,17 +44,15 @@ func (e *Elector) Leading() bool { return e.leading.Load() }
 // that loses the Lease says so and campaigns again.
 func (e *Elector) Run(ctx context.Context, term func(context.Context)) error {
 	l := e.cfg.Lease
-	return Run(ctx, Config{Client: e.cfg.Client, Namespace: l.Namespace, Name: l.Name, Identity: l.Identity,
-		LeaseDuration: l.Duration, RenewDeadline: l.RenewDeadline, RetryPeriod: l.RetryPeriod,
-		Logger: e.cfg.Logger, Lead: func(tctx context.Context) {
-			e.setLeading(true)
-			e.cfg.Logger.Info(e.cfg.Role+" is the leader", "identity", l.Identity, "lease", l.String())
-			term(tctx)
-			e.setLeading(false)
-			if ctx.Err() == nil {
-				e.cfg.Logger.Warn(e.cfg.Role+" lost the lease; campaigning again", "identity", l.Identity)
-			}
-		}})
+	return Run(ctx, Config{Client: e.cfg.Client, Lease: l, Logger: e.cfg.Logger, Lead: func(tctx context.Context) {
+		e.setLeading(true)
+		e.cfg.Logger.Info(e.cfg.Role+" is the leader", "identity", l.Identity, "lease", l.String())
+		term(tctx)
+		e.setLeading(false)
+		if ctx.Err() == nil {
+			e.cfg.Logger.Warn(e.cfg.Role+" lost the lease; campaigning again", "identity", l.Identity)
+		}
+	}})
 }
 
 func (e *Elector) setLeading(on bool) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	coordinationv1 "k8s.io/client-go/kubernetes/typed/coordination/v1"
@@ -18,10 +17,8 @@ import (
 type Config struct {
 	// Client reaches the Lease.
 	Client coordinationv1.LeasesGetter
-	// Namespace and Name locate the Lease; Identity names this replica in it.
-	Namespace, Name, Identity string
-	// LeaseDuration, RenewDeadline and RetryPeriod are client-go's timings.
-	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// Lease locates the Lease and carries the timings, as LeaseConfig.WithDefaults returns them.
+	Lease LeaseConfig
 	// Lead is the work of one term. Its context ends when the Lease is lost or Run's context ends; Lead must
 	// then return promptly, and the Lease is released only after it has.
 	Lead func(ctx context.Context)
@@ -32,8 +29,9 @@ type Config struct {
 // Run campaigns for the Lease and runs Lead while it holds it, campaigning again after each term, until ctx
 // ends. It returns nil when ctx ends and an error only when the election cannot be set up.
 func Run(ctx context.Context, cfg Config) error {
-	if cfg.Client == nil || cfg.Lead == nil || cfg.Logger == nil || cfg.Namespace == "" || cfg.Name == "" ||
-		cfg.Identity == "" {
+	l := cfg.Lease
+	if cfg.Client == nil || cfg.Lead == nil || cfg.Logger == nil || l.LeaseNamespace == "" || l.LeaseName == "" ||
+		l.Identity == "" {
 		return errors.New("leader: a client, a Lease namespace and name, an identity, work and a logger are required")
 	}
 	for ctx.Err() == nil {
@@ -51,17 +49,18 @@ func campaign(ctx context.Context, cfg Config) error {
 	leCtx, leCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer leCancel()
 	var term sync.Mutex // held while leading
+	l := cfg.Lease
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock: &resourcelock.LeaseLock{
-			LeaseMeta:  metav1.ObjectMeta{Namespace: cfg.Namespace, Name: cfg.Name},
+			LeaseMeta:  metav1.ObjectMeta{Namespace: l.LeaseNamespace, Name: l.LeaseName},
 			Client:     cfg.Client,
-			LockConfig: resourcelock.ResourceLockConfig{Identity: cfg.Identity},
+			LockConfig: resourcelock.ResourceLockConfig{Identity: l.Identity},
 		},
-		LeaseDuration:   cfg.LeaseDuration,
-		RenewDeadline:   cfg.RenewDeadline,
-		RetryPeriod:     cfg.RetryPeriod,
+		LeaseDuration:   l.LeaseDuration,
+		RenewDeadline:   l.RenewDeadline,
+		RetryPeriod:     l.RetryPeriod,
 		ReleaseOnCancel: true,
-		Name:            cfg.Namespace + "/" + cfg.Name,
+		Name:            l.String(),
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(lctx context.Context) {
 				term.Lock()
@@ -72,15 +71,15 @@ func campaign(ctx context.Context, cfg Config) error {
 				if ctx.Err() != nil || lctx.Err() != nil {
 					return
 				}
-				cfg.Logger.Info("leading", "lease", cfg.Namespace+"/"+cfg.Name, "identity", cfg.Identity)
+				cfg.Logger.Info("leading", "lease", l.String(), "identity", l.Identity)
 				cfg.Lead(tctx)
-				cfg.Logger.Info("no longer leading", "lease", cfg.Namespace+"/"+cfg.Name)
+				cfg.Logger.Info("no longer leading", "lease", l.String())
 			},
 			OnStoppedLeading: func() {},
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("leader: Lease %s/%s: %w", cfg.Namespace, cfg.Name, err)
+		return fmt.Errorf("leader: Lease %s: %w", l, err)
 	}
 	done := make(chan struct{})
 	go func() {

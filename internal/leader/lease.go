@@ -1,6 +1,7 @@
 package leader
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -9,64 +10,76 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
-// Lease locates the Lease that decides which replica writes and carries client-go's leader-election timings.
-// The publishers keep these as fields of their own Config (leaseNamespace, leaseName, identity,
-// leaseDuration, renewDeadline, retryPeriod) and build a Lease from them.
-type Lease struct {
-	// Namespace is meshca's own namespace; required.
-	Namespace string
-	// Name is the Lease's name; each publisher has its own default.
-	Name string
+// The defaults of LeaseConfig's timings: client-go's usual ones.
+const (
+	DefaultLeaseDuration = 15 * time.Second
+	DefaultRenewDeadline = 10 * time.Second
+	DefaultRetryPeriod   = 2 * time.Second
+)
+
+// LeaseConfig locates the Lease that decides which replica writes and carries client-go's leader-election
+// timings. It is the one home of these settings: every leader-elected part of meshca (trustBundle,
+// crl.configMaps, k8sSigner) embeds it in its Config, so each reads the same keys beside its own.
+type LeaseConfig struct {
+	// LeaseNamespace is meshca's own namespace; required.
+	LeaseNamespace string `json:"leaseNamespace"`
+	// LeaseName is the Lease's name; each part that embeds LeaseConfig has its own default.
+	LeaseName string `json:"leaseName,omitempty"`
 	// Identity names this replica in the Lease; default the host name (the pod name).
-	Identity string
-	// Duration, RenewDeadline and RetryPeriod default to 15s, 10s and 2s.
-	Duration      time.Duration
-	RenewDeadline time.Duration
-	RetryPeriod   time.Duration
+	Identity string `json:"identity,omitempty"`
+	// LeaseDuration, RenewDeadline and RetryPeriod are client-go's leader-election timings; defaults 15s, 10s
+	// and 2s. A replica that stops without releasing the Lease is replaced after LeaseDuration.
+	LeaseDuration time.Duration `json:"leaseDuration,omitempty"`
+	RenewDeadline time.Duration `json:"renewDeadline,omitempty"`
+	RetryPeriod   time.Duration `json:"retryPeriod,omitempty"`
 }
 
-// Problems reports every problem with l that a configuration file can cause, each message prefixed with
+// Validate reports every problem with l that a configuration file can cause, each message prefixed with
 // pkg and naming the configuration key. It has no side effects.
-func (l Lease) Problems(pkg string) []error {
+func (l LeaseConfig) Validate(pkg string) error {
 	var errs []error
-	if l.Namespace == "" {
-		errs = append(errs, fmt.Errorf("%s: leaseNamespace is required: the namespace meshca runs in", pkg))
-	} else if msgs := validation.IsDNS1123Label(l.Namespace); len(msgs) > 0 {
-		errs = append(errs, fmt.Errorf("%s: leaseNamespace %q: %s", pkg, l.Namespace, strings.Join(msgs, "; ")))
+	if l.LeaseNamespace == "" {
+		errs = append(errs, fmt.Errorf("%s: leaseNamespace: required: the namespace meshca runs in", pkg))
+	} else if msgs := validation.IsDNS1123Label(l.LeaseNamespace); len(msgs) > 0 {
+		errs = append(errs, fmt.Errorf("%s: leaseNamespace: %q: %s", pkg, l.LeaseNamespace,
+			strings.Join(msgs, "; ")))
 	}
-	if l.Name != "" {
-		if msgs := validation.IsDNS1123Subdomain(l.Name); len(msgs) > 0 {
-			errs = append(errs, fmt.Errorf("%s: leaseName %q: %s", pkg, l.Name, strings.Join(msgs, "; ")))
+	if l.LeaseName != "" {
+		if msgs := validation.IsDNS1123Subdomain(l.LeaseName); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("%s: leaseName: %q: %s", pkg, l.LeaseName, strings.Join(msgs, "; ")))
 		}
 	}
-	if l.Duration < 0 || l.RenewDeadline < 0 || l.RetryPeriod < 0 {
-		errs = append(errs, fmt.Errorf("%s: durations must not be negative", pkg))
+	if l.LeaseDuration < 0 || l.RenewDeadline < 0 || l.RetryPeriod < 0 {
+		errs = append(errs, fmt.Errorf("%s: leaseDuration, renewDeadline and retryPeriod must not be negative", pkg))
 	}
-	d := l.WithDefaults()
-	if d.Duration <= d.RenewDeadline || d.RenewDeadline <= d.RetryPeriod {
+	d := l.WithDefaults("")
+	if d.LeaseDuration <= d.RenewDeadline || d.RenewDeadline <= d.RetryPeriod {
 		errs = append(errs, fmt.Errorf("%s: need leaseDuration (%s) > renewDeadline (%s) > retryPeriod (%s)",
-			pkg, d.Duration, d.RenewDeadline, d.RetryPeriod))
+			pkg, d.LeaseDuration, d.RenewDeadline, d.RetryPeriod))
 	}
-	return errs
+	return errors.Join(errs...)
 }
 
-// WithDefaults returns l with the host name as Identity and client-go's usual timings where they are unset.
-// Name has no default here: each publisher names its own Lease.
-func (l Lease) WithDefaults() Lease {
+// WithDefaults returns l with name as LeaseName, the host name as Identity and client-go's usual timings where
+// they are unset.
+func (l LeaseConfig) WithDefaults(name string) LeaseConfig {
+	if l.LeaseName == "" {
+		l.LeaseName = name
+	}
 	if l.Identity == "" {
 		l.Identity, _ = os.Hostname()
 	}
-	if l.Duration == 0 {
-		l.Duration = 15 * time.Second
+	if l.LeaseDuration == 0 {
+		l.LeaseDuration = DefaultLeaseDuration
 	}
 	if l.RenewDeadline == 0 {
-		l.RenewDeadline = 10 * time.Second
+		l.RenewDeadline = DefaultRenewDeadline
 	}
 	if l.RetryPeriod == 0 {
-		l.RetryPeriod = 2 * time.Second
+		l.RetryPeriod = DefaultRetryPeriod
 	}
 	return l
 }
 
 // String returns "namespace/name".
-func (l Lease) String() string { return l.Namespace + "/" + l.Name }
+func (l LeaseConfig) String() string { return l.LeaseNamespace + "/" + l.LeaseName }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +24,7 @@ import (
 	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/catest"
 	"github.com/meshca/meshca/ca/kubesigner"
+	"github.com/meshca/meshca/internal/leader"
 	"github.com/meshca/meshca/manifests"
 )
 
@@ -76,8 +76,10 @@ func TestIstiodRegistrationAuthority(t *testing.T) {
 	istiodCfg := rest.CopyConfig(k.Config)
 	istiodCfg.Impersonate = rest.ImpersonationConfig{UserName: kubesigner.DefaultRequester,
 		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:istio-system", "system:authenticated"}}
-	waitAllowed(t, istiodCfg, "approve", "signers", "meshca.io/*")
-	waitAllowed(t, meshcaCfg, "sign", "signers", "meshca.io/*")
+	for cfg, verb := range map[*rest.Config]string{istiodCfg: "approve", meshcaCfg: "sign"} {
+		catest.WaitAllowed(t, cfg, authorizationv1.ResourceAttributes{Group: "certificates.k8s.io",
+			Resource: "signers", Name: "meshca.io/*", Verb: verb})
+	}
 
 	// meshca: a file CA, the issuance core and the signer for meshca.io/workloads.
 	dir, gen := catest.FileCA(t)
@@ -91,9 +93,10 @@ func TestIstiodRegistrationAuthority(t *testing.T) {
 		t.Fatal(err)
 	}
 	signer, err := kubesigner.New(kubesigner.Config{
-		Signers:        []kubesigner.SignerConfig{{Name: "meshca.io/workloads"}},
-		LeaseNamespace: catest.MeshcaNamespace, Identity: "meshca-0", Kube: meshcaCfg, Issuer: issuer,
-		LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond,
+		Signers: []kubesigner.SignerConfig{{Name: "meshca.io/workloads"}},
+		LeaseConfig: leader.LeaseConfig{LeaseNamespace: catest.MeshcaNamespace, Identity: "meshca-0",
+			LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond},
+		Kube: meshcaCfg, Issuer: issuer,
 		Logger: catest.DiscardLogger(), Registerer: reg,
 	})
 	if err != nil {
@@ -157,28 +160,6 @@ func TestIstiodRegistrationAuthority(t *testing.T) {
 			t.Errorf("CSR %s left behind", r.Name)
 		}
 	}
-}
-
-func waitAllowed(t *testing.T, cfg *rest.Config, verb, resource, name string) {
-	t.Helper()
-	c, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	attrs := authorizationv1.ResourceAttributes{Group: "certificates.k8s.io", Resource: resource, Name: name,
-		Verb: verb}
-	catest.Eventually(t, 30*time.Second, "RBAC "+verb+" "+name, func() error {
-		r, err := c.AuthorizationV1().SelfSubjectAccessReviews().Create(context.Background(),
-			&authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
-				ResourceAttributes: &attrs}}, metav1.CreateOptions{})
-		if err != nil {
-			return err
-		}
-		if !r.Status.Allowed {
-			return fmt.Errorf("not allowed yet")
-		}
-		return nil
-	})
 }
 
 func parsePEM(t *testing.T, s string) []*x509.Certificate {

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -21,7 +20,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/meshca/meshca/backends/file"
 	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/authn/kube"
@@ -224,25 +222,7 @@ func TestIssuerIssuesPodIdentityToZtunnel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	a := startNodeAgents(t, ctx, meshcaConfig(t, c.k), c.ns+"/ztunnel")
-	g, err := file.Generate(file.GenerateOptions{Organization: catest.TrustDomain})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(t.TempDir(), "cacerts")
-	if err := g.WriteDir(dir); err != nil {
-		t.Fatal(err)
-	}
-	backend, err := file.New(ctx, file.Config{Dir: dir, Logger: catest.DiscardLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer backend.Close()
-	iss, err := ca.New(ca.Config{Backends: []ca.NamedBackend{{Name: "file", Backend: backend}},
-		Authenticator: c.reviewer, Impersonator: a, Policy: ca.Policy{TrustDomain: catest.TrustDomain},
-		Logger: catest.DiscardLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	iss := newZtunnelIssuer(t, c.reviewer, a)
 	web, db := c.id("web").String(), c.id("db").String()
 	ztunnel := authn.Request{Token: c.ztunnelTok, ClusterID: authn.DefaultClusterID}
 	res, err := iss.Issue(ctx, &ca.Request{Credentials: ztunnel, CSR: csrFor(t, web), TTL: time.Hour,

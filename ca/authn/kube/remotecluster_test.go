@@ -6,14 +6,12 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/meshca/meshca/backends/file"
 	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/authn/kube"
@@ -87,7 +85,7 @@ func TestRemoteZtunnelCannotImpersonateLocalPods(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	iss := newZtunnelIssuer(t, ctx, j, nodes)
+	iss := newZtunnelIssuer(t, j, nodes)
 	web := c.id("web").String()
 	remoteZtunnel := b.token(t, c.ns, "ztunnel", "ztunnel-remote", c.node1)
 
@@ -150,21 +148,10 @@ func TestIssuerClusterIDDefaultsToLocal(t *testing.T) {
 	}
 }
 
-func newZtunnelIssuer(t *testing.T, ctx context.Context, a authn.Authenticator, imp authn.Impersonator) *ca.Issuer {
+func newZtunnelIssuer(t *testing.T, a authn.Authenticator, imp authn.Impersonator) *ca.Issuer {
 	t.Helper()
-	g, err := file.Generate(file.GenerateOptions{Organization: catest.TrustDomain})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(t.TempDir(), "cacerts")
-	if err := g.WriteDir(dir); err != nil {
-		t.Fatal(err)
-	}
-	backend, err := file.New(ctx, file.Config{Dir: dir, Logger: catest.DiscardLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = backend.Close() })
+	dir, _ := catest.FileCA(t)
+	backend := catest.FileBackend(t, dir, nil)
 	iss, err := ca.New(ca.Config{Backends: []ca.NamedBackend{{Name: "file", Backend: backend}},
 		Authenticator: a, Impersonator: imp, Policy: ca.Policy{TrustDomain: catest.TrustDomain},
 		Logger: catest.DiscardLogger(), Audit: catest.DiscardLogger()})
