@@ -24,6 +24,9 @@ var (
 	ErrForbiddenSAN = errors.New("CSR asks for a SAN that is not allowed")
 	// ErrCARequested means the CSR asks for a CA certificate.
 	ErrCARequested = errors.New("CSR asks for a CA certificate")
+	// ErrBackendNotAllowed means a registration authority's signer routing and the deciding policy rule
+	// have no backend in common: the rule does not allow any backend the signer may use.
+	ErrBackendNotAllowed = errors.New("no backend is allowed by both the policy rule and the signer's routing")
 )
 
 // Outcomes of a request, as counted in meshca_csr_requests_total{result} and written in audit records.
