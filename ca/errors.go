@@ -96,6 +96,7 @@ var classes = []struct {
 	{ErrCARequested, Class{"ca_requested", OutcomeRejected, codes.PermissionDenied, "", citadelIDErr}},
 	{authn.ErrImpersonationDenied, Class{"impersonation_denied", OutcomeRejected, codes.PermissionDenied, "",
 		citadelIDErr}},
+	{ErrBackendNotAllowed, Class{"backend_not_allowed", OutcomeRejected, codes.PermissionDenied, "", citadelNone}},
 	{ErrQuarantined, Class{"quarantined", OutcomeRejected, codes.PermissionDenied, "", citadelIDErr}},
 	{ErrPermissionDenied, Class{"permission_denied", OutcomeRejected, codes.PermissionDenied, "", citadelIDErr}},
 	{ErrInvalidRequest, Class{"invalid_request", OutcomeRejected, codes.InvalidArgument, "", citadelNone}},
