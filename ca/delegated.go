@@ -26,8 +26,9 @@ type DelegatedRequest struct {
 	CSR []byte
 	// TTL is the requested lifetime; 0 asks for the default.
 	TTL time.Duration
-	// Backends, when not empty, are the names of the only backends that may sign this request, in the order
-	// they are configured; failover stays within them.
+	// Backends, when not empty, are the names of the only backends that may sign this request (the signer's
+	// routing). They narrow the backends the deciding policy rule allows, whose failover order is kept; when
+	// the two have none in common the request is refused with ErrBackendNotAllowed.
 	Backends []string
 	// Peer names where the request came from, for the audit record (e.g. the CertificateSigningRequest).
 	Peer string
