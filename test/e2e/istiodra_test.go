@@ -95,11 +95,14 @@ func TestPilotAgentThroughIstiodRA(t *testing.T) {
 
 	const ns, sa = "shop", "cart"
 	token := workloadToken(t, k, ns, sa)
+	started := time.Now()
 	is := startIstiod(t, istiodBin, k, gen.RootPEM)
+	t.Logf("istiod ready after %s", time.Since(started).Round(time.Millisecond))
 	a := startAgent(t, agentBin, is.caAddr, is.servingRootPEM, agentConfig{Namespace: ns, ServiceAccount: sa,
 		Token: token, ECDSA: true, SecretTTL: time.Hour})
 	obs := a.watchCerts(t, 1, 3*time.Minute)
 	a.stop()
+	t.Logf("the agent wrote its certificate %s after it started", obs[0].seen.Sub(a.started).Round(time.Millisecond))
 
 	wantID := "spiffe://" + catest.TrustDomain + "/ns/" + ns + "/sa/" + sa
 	chain := obs[0].chain
@@ -107,6 +110,10 @@ func TestPilotAgentThroughIstiodRA(t *testing.T) {
 	verifySVID(t, gen.Root, chain, wantID)
 	if len(chain) < 2 || !chain[1].Equal(gen.Intermediate) {
 		t.Errorf("the agent's chain is not meshca's: its second certificate is not meshca's intermediate")
+	}
+	if n, _ := catest.Sample(t, reg, "meshca_k8s_signer_requests_total",
+		map[string]string{"signer": raSigner, "result": kubesigner.ResultSigned}); n < 1 {
+		t.Errorf("meshca_k8s_signer_requests_total{result=signed} = %v, want at least 1", n)
 	}
 	for _, want := range []string{`"authn":"k8s-csr"`, `"caller":"ns/istio-system/sa/istiod"`,
 		`"identity":"` + wantID + `"`, `"outcome":"issued"`} {
