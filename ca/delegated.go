@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/meshca/meshca/ca/authn"
@@ -25,8 +26,9 @@ type DelegatedRequest struct {
 	CSR []byte
 	// TTL is the requested lifetime; 0 asks for the default.
 	TTL time.Duration
-	// Backends, when not empty, are the names of the only backends that may sign this request, in the order
-	// they are configured; failover stays within them.
+	// Backends, when not empty, are the names of the only backends that may sign this request (the signer's
+	// routing). They narrow the backends the deciding policy rule allows, whose failover order is kept; when
+	// the two have none in common the request is refused with ErrBackendNotAllowed.
 	Backends []string
 	// Peer names where the request came from, for the audit record (e.g. the CertificateSigningRequest).
 	Peer string
@@ -80,20 +82,30 @@ func (i *Issuer) issueDelegated(ctx context.Context, req *DelegatedRequest, rec 
 	return i.issueTo(ctx, target, parsed, req.TTL, "", req.Backends, rec)
 }
 
-// choose returns the configured backends named in only, in configuration order; all of them when only is
-// empty.
-func (i *Issuer) choose(only []string) ([]NamedBackend, error) {
+// within returns the backends that sign a request the rule of grant decided: the rule's backends (every
+// configured one when it names none) in its failover order, narrowed to those named in only when only is not
+// empty. only is a registration authority's signer routing (k8sSigner.signers[].backends): it may narrow what
+// policy allows, never widen it, so a routing that leaves no backend is refused with ErrBackendNotAllowed.
+// A name in only that is not configured is a wiring error (configuration validation prevents it).
+func (i *Issuer) within(grant *Grant, only []string) ([]NamedBackend, error) {
+	allowed := i.route(grant.Backends)
 	if len(only) == 0 {
-		return i.backends, nil
+		return allowed, nil
 	}
-	var out []NamedBackend
-	for _, b := range i.backends {
-		if slices.Contains(only, b.Name) {
-			out = append(out, b)
+	configured := i.BackendNames()
+	for _, n := range only {
+		if !slices.Contains(configured, n) {
+			return nil, fmt.Errorf("ca: signer routing names backend %q but the configured ones are %q", n,
+				configured)
 		}
 	}
-	if len(out) != len(only) {
-		return nil, fmt.Errorf("ca: backends %q requested but configured are %q", only, i.BackendNames())
+	out := slices.DeleteFunc(slices.Clone(allowed), func(b NamedBackend) bool {
+		return !slices.Contains(only, b.Name)
+	})
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: %w: policy rule %s allows backends %s, the signer's routing only %s; "+
+			"make policy.rules[].backends and k8sSigner.signers[].backends share a backend", ErrPermissionDenied,
+			ErrBackendNotAllowed, grant.Rule, strings.Join(backendNames(allowed), ", "), strings.Join(only, ", "))
 	}
 	return out, nil
 }

@@ -24,6 +24,9 @@ var (
 	ErrForbiddenSAN = errors.New("CSR asks for a SAN that is not allowed")
 	// ErrCARequested means the CSR asks for a CA certificate.
 	ErrCARequested = errors.New("CSR asks for a CA certificate")
+	// ErrBackendNotAllowed means a registration authority's signer routing and the deciding policy rule
+	// have no backend in common: the rule does not allow any backend the signer may use.
+	ErrBackendNotAllowed = errors.New("no backend is allowed by both the policy rule and the signer's routing")
 )
 
 // Outcomes of a request, as counted in meshca_csr_requests_total{result} and written in audit records.
@@ -93,6 +96,7 @@ var classes = []struct {
 	{ErrCARequested, Class{"ca_requested", OutcomeRejected, codes.PermissionDenied, "", citadelIDErr}},
 	{authn.ErrImpersonationDenied, Class{"impersonation_denied", OutcomeRejected, codes.PermissionDenied, "",
 		citadelIDErr}},
+	{ErrBackendNotAllowed, Class{"backend_not_allowed", OutcomeRejected, codes.PermissionDenied, "", citadelNone}},
 	{ErrQuarantined, Class{"quarantined", OutcomeRejected, codes.PermissionDenied, "", citadelIDErr}},
 	{ErrPermissionDenied, Class{"permission_denied", OutcomeRejected, codes.PermissionDenied, "", citadelIDErr}},
 	{ErrInvalidRequest, Class{"invalid_request", OutcomeRejected, codes.InvalidArgument, "", citadelNone}},

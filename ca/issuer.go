@@ -247,7 +247,7 @@ func (i *Issuer) issue(ctx context.Context, req *Request, rec *auditRecord) (*Re
 // issueTo is the part of every workload issuance after the identity is settled, whoever settled it (the
 // caller's credential, a node agent's impersonation, or a registration authority): a quarantined identity is
 // refused, the CSR must ask for exactly target within policy (certSigner is the CertSigner metadata), then
-// the backends sign (the deciding rule's, or only those named in only, in configuration order, when only is
+// the backends sign (the deciding rule's, in its failover order, narrowed to those named in only when only is
 // not empty) and the issuance is recorded.
 func (i *Issuer) issueTo(ctx context.Context, target csr.Identity, parsed *csr.Request, ttl time.Duration,
 	certSigner string, only []string, rec *auditRecord) (*Result, error) {
@@ -270,11 +270,9 @@ func (i *Issuer) issueTo(ctx context.Context, target csr.Identity, parsed *csr.R
 	if i.policy.CommonName && len(target.String()) <= 64 {
 		sreq.Subject = pkix.Name{CommonName: target.String()}
 	}
-	chosen := i.route(grant.Backends)
-	if len(only) > 0 { // a registration authority's signer routing (ca/kubesigner) names the backends
-		if chosen, err = i.choose(only); err != nil {
-			return nil, err
-		}
+	chosen, err := i.within(grant, only)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkCompositeCA(ctx, chosen, parsed); err != nil {
 		return nil, err

@@ -4,6 +4,7 @@
 source "$(dirname "$0")/lib.sh"
 here=$(cd "$(dirname "$0")" && pwd)
 echo "export MESHCA_PILOT_AGENT=$("$here/get-pilot-agent.sh")"
+echo "export MESHCA_PILOT_DISCOVERY=$("$here/get-pilot-discovery.sh")"
 echo "export MESHCA_STEPCA=$("$here/get-stepca.sh")"
 echo "export MESHCA_VAULT=$("$here/get-vault.sh")"
 echo "export MESHCA_PROMTOOL=$("$here/get-promtool.sh")"

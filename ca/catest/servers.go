@@ -15,21 +15,22 @@ import (
 // binaries maps a test server to the environment variable that may name its binary and the project script
 // that builds and caches it (outside the clone, in $HOME/.cache/meshca).
 var binaries = map[string]struct{ env, script string }{
-	"vault":          {"MESHCA_VAULT", "get-vault.sh"},
-	"step-ca":        {"MESHCA_STEPCA", "get-stepca.sh"},
-	"pilot-agent":    {"MESHCA_PILOT_AGENT", "get-pilot-agent.sh"},
-	"kube-apiserver": {"MESHCA_KUBE_APISERVER", "get-k8s.sh"},
-	"etcd":           {"MESHCA_ETCD", "get-k8s.sh"},
-	"helm":           {"MESHCA_HELM", "get-helm.sh"},
-	"promtool":       {"MESHCA_PROMTOOL", "get-promtool.sh"},
+	"vault":           {"MESHCA_VAULT", "get-vault.sh"},
+	"step-ca":         {"MESHCA_STEPCA", "get-stepca.sh"},
+	"pilot-agent":     {"MESHCA_PILOT_AGENT", "get-pilot-agent.sh"},
+	"pilot-discovery": {"MESHCA_PILOT_DISCOVERY", "get-pilot-discovery.sh"},
+	"kube-apiserver":  {"MESHCA_KUBE_APISERVER", "get-k8s.sh"},
+	"etcd":            {"MESHCA_ETCD", "get-k8s.sh"},
+	"helm":            {"MESHCA_HELM", "get-helm.sh"},
+	"promtool":        {"MESHCA_PROMTOOL", "get-promtool.sh"},
 }
 
 var binMu sync.Mutex
 
 // Binary returns the path of a real test server or tool binary ("vault", "step-ca", "pilot-agent",
-// "kube-apiserver", "etcd", "helm", "promtool"). Under -short it skips the test. Otherwise it takes the path
-// from the binary's MESHCA_* variable or runs the project's build script, which builds the binary once and
-// caches it; a build failure fails the test.
+// "pilot-discovery", "kube-apiserver", "etcd", "helm", "promtool"). Under -short it skips the test. Otherwise it
+// takes the path from the binary's MESHCA_* variable or runs the project's build script, which builds the
+// binary once and caches it; a build failure fails the test.
 func Binary(tb testing.TB, name string) string {
 	tb.Helper()
 	b, ok := binaries[name]

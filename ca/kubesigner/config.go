@@ -63,8 +63,10 @@ type SignerConfig struct {
 	// Name is the signer name, "<domain>/<path>", e.g. "meshca.io/workloads". Names under kubernetes.io are
 	// Kubernetes' own and refused.
 	Name string `json:"name"`
-	// Backends are the names of meshca's backends (backends[].name) that sign for this signer, in order of
-	// failover. Empty means all of them.
+	// Backends are the names of meshca's backends (backends[].name) that may sign for this signer. Empty
+	// means all of them. They narrow what the deciding policy rule allows (policy.rules[].backends), in the
+	// rule's failover order; a request for which the two share no backend is marked Failed
+	// (BackendNotAllowed).
 	Backends []string `json:"backends,omitempty"`
 }
 
@@ -80,8 +82,9 @@ type Issuer interface {
 type Router interface {
 	// Owns reports whether meshca signs for signerName at all. Requests for other signers are left alone.
 	Owns(signerName string) bool
-	// Route returns the names of the backends that sign for signerName in namespace, in failover order; empty
-	// means all. An error refuses the request: wrap ca.ErrPermissionDenied to mark it Failed.
+	// Route returns the names of the backends that may sign for signerName in namespace; empty means all.
+	// The issuer narrows the deciding policy rule's backends to them, keeping the rule's failover order.
+	// An error refuses the request: wrap ca.ErrPermissionDenied to mark it Failed.
 	Route(signerName, namespace string) ([]string, error)
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/catest"
 	"github.com/meshca/meshca/ca/kubesigner"
+	"github.com/meshca/meshca/ca/policy"
 	"github.com/meshca/meshca/manifests"
 )
 
@@ -121,6 +122,8 @@ type replicaOptions struct {
 	caDir           string
 	signers         []kubesigner.SignerConfig
 	router          kubesigner.Router
+	extra           []ca.NamedBackend // after "primary", the file CA in caDir
+	rules           policy.Config
 }
 
 // startReplica starts a signer acting as meshca's service account on a file CA in dir, stopped in Cleanup.
@@ -129,8 +132,9 @@ func startReplica(t *testing.T, meshca *rest.Config, o replicaOptions) *replica 
 	reg := prometheus.NewRegistry()
 	audit := &syncBuffer{}
 	issuer, err := ca.New(ca.Config{
-		Backends:      []ca.NamedBackend{{Name: "primary", Backend: catest.FileBackend(t, o.caDir, reg)}},
-		Authenticator: authn.Chain{}, Policy: ca.Policy{TrustDomain: catest.TrustDomain},
+		Backends: append([]ca.NamedBackend{{Name: "primary", Backend: catest.FileBackend(t, o.caDir, reg)}},
+			o.extra...),
+		Authenticator: authn.Chain{}, Policy: ca.Policy{TrustDomain: catest.TrustDomain}, Rules: o.rules,
 		Logger: catest.DiscardLogger(), Audit: slog.New(slog.NewJSONHandler(audit, nil)), Registerer: reg,
 	})
 	if err != nil {
