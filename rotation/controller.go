@@ -71,6 +71,9 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// InCluster reports whether c keeps the state in a ConfigMap (false for nil).
+func (c *Config) InCluster() bool { return c != nil && c.ConfigMap != "" }
+
 func (c *Config) lease() leader.Lease {
 	name := c.LeaseName
 	if name == "" {

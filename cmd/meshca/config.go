@@ -159,7 +159,7 @@ func (c *Config) Validate() error {
 // needsKube reports whether any configured part talks to the API server.
 func (c *Config) needsKube() bool {
 	if c.Kubernetes != nil || c.TrustBundle != nil || c.CRL.needsKube() || c.K8sSigner != nil ||
-		(c.Expiry.Scan.Kubernetes != nil && !c.Expiry.Scan.Disabled) {
+		(c.Expiry.Scan.Kubernetes != nil && !c.Expiry.Scan.Disabled) || c.Rotation.InCluster() {
 		return true
 	}
 	for _, b := range c.Backends {
@@ -287,7 +287,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	if err != nil {
 		return nil, err
 	}
-	observer, extraRoots, err := a.rotation(cfg, tracker, log, reg)
+	rot, err := a.rotation(cfg, tracker, client, log, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -298,7 +298,8 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	issuer, err = ca.New(ca.Config{Backends: named, Authenticator: chain, Impersonator: kubeAuth.Impersonator,
 		Policy: cfg.Issuance, Rules: cfg.Policy, NamespaceLabels: nsLabels, Limits: cfg.Limits,
 		SignTimeout: cfg.SignTimeout, Logger: log, Audit: log.With("log", "audit"),
-		Registerer: reg, Observer: observer, ExtraRoots: extraRoots, Revocations: rv.gate()})
+		Registerer: reg, Observer: rot.observer, ExtraRoots: rot.extra, Revocations: rv.gate(),
+		WithdrawnRoots: rot.withdrawn, LifetimeCap: rot.cap})
 	if err != nil {
 		return nil, err
 	}
@@ -313,7 +314,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	if tb := cfg.TrustBundle; tb != nil {
 		tc := *tb
 		tc.Kube, tc.Logger, tc.Registerer = restCfg, log.With("component", "trustbundle"), reg
-		tc.Source = withExtraRoots(issuer, extraRoots)
+		tc.Source = withExtraRoots(issuer, rot.published)
 		pub, err := trustbundle.New(tc)
 		if err != nil {
 			return nil, err
