@@ -52,6 +52,8 @@ type Status struct {
 	Gate string `json:"gate,omitempty"`
 	// Breaks lists what forcing the advance would break, when the gate is closed.
 	Breaks []string `json:"breaks,omitempty"`
+	// Replicas lists what the other replicas' reports hold (on the leader, in a cluster).
+	Replicas []string `json:"replicas,omitempty"`
 	// Leading says whether this replica may change the state; Identity names it.
 	Leading  bool   `json:"leading"`
 	Identity string `json:"identity"`
@@ -118,7 +120,17 @@ func (s *State) Breaks(p *Progress) []string {
 // Handler serves the rotation admin API for c.
 func Handler(c *Controller, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+StatusPath, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, c.Status()) })
+	mux.HandleFunc("GET "+StatusPath, func(w http.ResponseWriter, r *http.Request) {
+		st := c.Status()
+		if st.Leading && st.State.Phase != PhaseIdle {
+			probs, err := c.replicaProblems(r.Context(), st.State, false)
+			if err != nil {
+				probs = []string{err.Error()}
+			}
+			st.Replicas = probs
+		}
+		writeJSON(w, st)
+	})
 	mux.HandleFunc("POST "+ChangePath, func(w http.ResponseWriter, r *http.Request) {
 		var req ChangeRequest
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))

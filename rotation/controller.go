@@ -30,6 +30,10 @@ type Config struct {
 	// LeaseName defaults to "meshca-rotation"; Identity (this replica in the Lease) to the host name.
 	LeaseName string `json:"leaseName,omitempty"`
 	Identity  string `json:"identity,omitempty"`
+	// LeaseDuration, RenewDeadline and RetryPeriod are the leader election's timings (15s, 10s, 2s).
+	LeaseDuration time.Duration `json:"leaseDuration,omitempty"`
+	RenewDeadline time.Duration `json:"renewDeadline,omitempty"`
+	RetryPeriod   time.Duration `json:"retryPeriod,omitempty"`
 	// PollInterval is how often meshca re-reads the state, writes its progress and tries the gate. Default 5s.
 	PollInterval time.Duration `json:"pollInterval,omitempty"`
 	// MaxIdentities caps the identities tracked (TrackerConfig.MaxIdentities). Default 100000.
@@ -79,7 +83,8 @@ func (c *Config) lease() leader.Lease {
 	if name == "" {
 		name = "meshca-rotation"
 	}
-	return leader.Lease{Namespace: c.LeaseNamespace, Name: name, Identity: c.Identity}
+	return leader.Lease{Namespace: c.LeaseNamespace, Name: name, Identity: c.Identity, Duration: c.LeaseDuration,
+		RenewDeadline: c.RenewDeadline, RetryPeriod: c.RetryPeriod}
 }
 
 // Controller is a running meshca's side of a rotation: it follows the stored state, adds the phase's roots to
@@ -248,9 +253,18 @@ func (c *Controller) Do(ctx context.Context, ch Change, generation uint64) (*Sta
 		if err := c.apply(s); err != nil { // the tracker follows the stored state before the gate reads it
 			return err
 		}
+		others := c.replicasGate(ctx, s, ch)
+		if others != nil && (!ch.Force || !errors.Is(others, ErrGateClosed)) {
+			return others
+		}
 		var err error
-		t, err = s.Apply(ch, c.tracker.Progress(s.Generation, s.Phase), c.cfg.Now())
-		return err
+		if t, err = s.Apply(ch, c.tracker.Progress(s.Generation, s.Phase), c.cfg.Now()); err != nil {
+			return err
+		}
+		if others != nil { // forced past the other replicas' gate
+			t.Forced, s.History[len(s.History)-1].Forced = true, true
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, Transition{}, err
@@ -281,6 +295,12 @@ func (c *Controller) Refresh(ctx context.Context) error {
 		return err
 	}
 	s := c.State()
+	if c.cfg.Client != nil && c.cfg.ConfigMap != "" {
+		if err := c.report(ctx, s); err != nil {
+			c.log.Warn("rotation: this replica's report was not written; the leader's gates stay closed",
+				"error", err)
+		}
+	}
 	if !c.cfg.Manual && c.Leading() && s.Phase != PhaseIdle && !s.Paused && s.Gate(c.Progress()) == nil {
 		_, t, err := c.Do(ctx, Change{Action: ActionAdvance, Reason: "gate open"}, s.Generation)
 		if err != nil && !errors.Is(err, ErrGateClosed) && !errors.Is(err, ErrConflict) {
