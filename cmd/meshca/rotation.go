@@ -123,6 +123,9 @@ func printStatus(w io.Writer, st *rotation.Status) error {
 	for _, l := range p.Laggards {
 		fmt.Fprintf(w, "  waiting for %s (certificate expires %s)\n", l.Identity, l.NotAfter.Format(time.RFC3339))
 	}
+	for _, r := range st.Replicas {
+		fmt.Fprintf(w, "  waiting for %s\n", r)
+	}
 	return nil
 }
 
