@@ -22,9 +22,9 @@ type trustBundle struct {
 // TrustBundle returns the workload trust bundle: every root of every backend, primary first, without
 // duplicates, then the extra roots (Config.ExtraRoots), less the withdrawn ones (Config.WithdrawnRoots), as
 // concatenated PEM. It is what istio-agent and ztunnel take as the mesh's trust anchors from the last element
-// of a CreateCertificate response, so its bytes stay the same while the roots do. A backend that cannot list its roots right now contributes the
-// roots it listed last. The bytes are shared between calls while the roots stay the same: callers must not
-// modify them (appending is safe; the slice is at capacity).
+// of a CreateCertificate response, so its bytes stay the same while the roots do. A backend that cannot list
+// its roots right now contributes the roots it listed last. The bytes are shared between calls while the roots
+// stay the same: callers must not modify them (appending is safe; the slice is at capacity).
 func (i *Issuer) TrustBundle(ctx context.Context) ([]byte, error) {
 	var all []*x509.Certificate
 	var withdrawn []*x509.Certificate

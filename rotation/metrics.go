@@ -9,7 +9,7 @@ var (
 		[]string{"phase"}, nil)
 	genDesc = prometheus.NewDesc("meshca_rotation_generation",
 		"Transitions of the root rotation so far, as this replica last read the state.", nil, nil)
-	pausedDesc = prometheus.NewDesc("meshca_rotation_paused", "1 while the root rotation is paused.", nil, nil)
+	pausedDesc  = prometheus.NewDesc("meshca_rotation_paused", "1 while the root rotation is paused.", nil, nil)
 	leadingDesc = prometheus.NewDesc("meshca_rotation_leading",
 		"1 while this replica may change the rotation state (holds the Lease, or uses a state file).", nil, nil)
 	gateDesc = prometheus.NewDesc("meshca_rotation_gate_open",

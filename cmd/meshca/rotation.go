@@ -33,10 +33,10 @@ func rotationCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rotation",
 		Short: "Drive a root rotation through a running meshca: plan, start, status, pause, resume, rollback, force",
-		Long: "A root rotation moves idle → staged (next root validated, leaf lifetime capped) → publishing (both " +
-			"roots in every bundle; old CA signs) → activated (new CA signs) → retiring (old root dropped from " +
-			"responses) → idle. meshca advances by itself as each gate opens; these commands talk to its " +
-			"rotation admin API (docs/root-rotation.md).",
+		Long: "A root rotation moves idle → staged (next root validated, leaf lifetime capped) → " +
+			"publishing (both roots in every bundle; old CA signs) → activated (new CA signs) → " +
+			"retiring (old root dropped from responses) → idle. meshca advances by itself as each gate " +
+			"opens; these commands talk to its rotation admin API (docs/root-rotation.md).",
 		Args: cobra.NoArgs,
 	}
 	cmd.PersistentFlags().StringVar(&addr, "admin-addr", rotation.DefaultAdminAddr,
