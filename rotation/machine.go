@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/meshca/meshca/ca"
 )
 
 // The transitions of a rotation live in this file: what each action may do from each phase, the one gate
@@ -223,8 +225,9 @@ func (s *State) start(ch Change, now time.Time) (Transition, error) {
 	if ch.Next.Equal(ch.Old) {
 		return Transition{}, fmt.Errorf("%w: the next root is the root in use", ErrInvalidRoot)
 	}
-	if ch.MaxLeafLifetime < 0 {
-		return Transition{}, fmt.Errorf("%w: the maximum leaf lifetime must not be negative", ErrInvalidChange)
+	if ch.MaxLeafLifetime < 0 || (ch.MaxLeafLifetime > 0 && ch.MaxLeafLifetime < ca.MinLifetime) {
+		return Transition{}, fmt.Errorf("%w: the maximum leaf lifetime must be 0 (no cap) or at least %s, not %s",
+			ErrInvalidChange, ca.MinLifetime, ch.MaxLeafLifetime)
 	}
 	s.NextRoot, s.OldRoot = encode(ch.Next), encode(ch.Old)
 	s.SameKey = SameKey(ch.Next, ch.Old)

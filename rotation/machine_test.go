@@ -232,6 +232,13 @@ func TestStartChecksTheRoots(t *testing.T) {
 		{"an intermediate is refused", g.Intermediate, genCA(t).Root, rotation.ErrInvalidRoot},
 		{"a missing old root is refused", genCA(t).Root, nil, rotation.ErrInvalidRoot},
 	}
+	t.Run("a leaf lifetime cap under five minutes is refused", func(t *testing.T) {
+		_, err := rotation.Idle().Apply(rotation.Change{Action: rotation.ActionStart, Next: genCA(t).Root,
+			Old: g.Root, MaxLeafLifetime: time.Minute}, nil, now)
+		if !errors.Is(err, rotation.ErrInvalidChange) {
+			t.Fatalf("start: %v, want ErrInvalidChange", err)
+		}
+	})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := rotation.Idle()
