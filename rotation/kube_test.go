@@ -201,3 +201,52 @@ func TestTwoReplicasCarryOnAfterOneIsKilled(t *testing.T) {
 		t.Fatalf("Events %v; want one per transition", reasons)
 	}
 }
+
+// TestLeaderWaitsForAReplicaBehind: a replica whose report is for an older generation holds the leader's gate
+// although the leader's own view is open; once it reports the current generation with an open gate, the leader
+// advances.
+func TestLeaderWaitsForAReplicaBehind(t *testing.T) {
+	k, ns := kubeCluster(t)
+	ctx := context.Background()
+	r := startReplica(t, k, ns, "meshca-a", time.Hour)
+	catest.Eventually(t, 20*time.Second, "the replica leads", func() error {
+		if !r.c.Leading() {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	s, _, err := r.c.Do(ctx, rotation.Change{Action: rotation.ActionPause}, 0)
+	if !errors.Is(err, rotation.ErrWrongPhase) {
+		t.Fatalf("pause of an idle rotation: %v, %v", s, err)
+	}
+	if s, _, err = r.c.Do(ctx, rotation.Change{Action: rotation.ActionStart, Next: genCA(t).Root,
+		Old: genCA(t).Root}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if s, _, err = r.c.Do(ctx, rotation.Change{Action: rotation.ActionPause}, 0); err != nil {
+		t.Fatal(err)
+	}
+	report := func(gen uint64) {
+		t.Helper()
+		patch := fmt.Sprintf(`{"data":{"meshca-b":%q}}`, fmt.Sprintf(
+			`{"generation":%d,"phase":"staged","at":%q,"leafNext":0,"holders":0}`, gen,
+			time.Now().UTC().Format(time.RFC3339Nano)))
+		if _, err := k.Client.CoreV1().ConfigMaps(ns).Patch(ctx, "meshca-rotation-replicas",
+			"application/merge-patch+json", []byte(patch), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Publishing needs no gate; the step out of publishing does.
+	if _, _, err := r.c.Do(ctx, rotation.Change{Action: rotation.ActionAdvance}, 0); err != nil {
+		t.Fatal(err)
+	}
+	report(s.Generation)
+	_, _, err = r.c.Do(ctx, rotation.Change{Action: rotation.ActionAdvance}, 0)
+	if !errors.Is(err, rotation.ErrGateClosed) || !strings.Contains(err.Error(), "meshca-b is behind") {
+		t.Fatalf("advance with a replica behind: %v, want ErrGateClosed naming meshca-b", err)
+	}
+	report(s.Generation + 1)
+	if _, _, err := r.c.Do(ctx, rotation.Change{Action: rotation.ActionAdvance}, 0); err != nil {
+		t.Fatalf("advance once every replica reports the current generation: %v", err)
+	}
+}
