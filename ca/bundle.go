@@ -20,16 +20,20 @@ type trustBundle struct {
 }
 
 // TrustBundle returns the workload trust bundle: every root of every backend, primary first, without
-// duplicates, then the extra roots (Config.ExtraRoots), as concatenated PEM. It is what istio-agent and
-// ztunnel take as the mesh's trust anchors from the last element of a CreateCertificate response, so its
-// bytes stay the same while the roots do. A backend that cannot list its roots right now contributes the
-// roots it listed last. The bytes are shared between calls while the roots stay the same: callers must not
-// modify them (appending is safe; the slice is at capacity).
+// duplicates, then the extra roots (Config.ExtraRoots), less the withdrawn ones (Config.WithdrawnRoots), as
+// concatenated PEM. It is what istio-agent and ztunnel take as the mesh's trust anchors from the last element
+// of a CreateCertificate response, so its bytes stay the same while the roots do. A backend that cannot list
+// its roots right now contributes the roots it listed last. The bytes are shared between calls while the roots
+// stay the same: callers must not modify them (appending is safe; the slice is at capacity).
 func (i *Issuer) TrustBundle(ctx context.Context) ([]byte, error) {
 	var all []*x509.Certificate
+	var withdrawn []*x509.Certificate
+	if i.withdrawn != nil {
+		withdrawn = i.withdrawn()
+	}
 	add := func(certs []*x509.Certificate) {
 		for _, c := range certs {
-			if !isRoot(c, all) {
+			if !isRoot(c, all) && !isRoot(c, withdrawn) {
 				all = append(all, c)
 			}
 		}

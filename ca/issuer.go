@@ -64,6 +64,12 @@ type Config struct {
 	// (a federated mesh's root, the next root of a rotation). They join the trust bundle in every response;
 	// they do not authenticate anything at meshca.
 	ExtraRoots func(context.Context) ([]*x509.Certificate, error)
+	// WithdrawnRoots, when set, returns roots to leave out of every response's trust bundle although a backend
+	// still lists them (the old root while a rotation retires it). It is called on the request path.
+	WithdrawnRoots func() []*x509.Certificate
+	// LifetimeCap, when set, returns a lifetime no workload certificate may exceed, 0 for none (a rotation
+	// lowers it so that its later phases wait for short-lived leaves only). It is called on the request path.
+	LifetimeCap func() time.Duration
 }
 
 // IssuanceObserver is told of every workload certificate issued.
@@ -98,6 +104,8 @@ type Issuer struct {
 
 	revocations Revocations
 	extraRoots  func(context.Context) ([]*x509.Certificate, error)
+	withdrawn   func() []*x509.Certificate
+	lifetimeCap func() time.Duration
 }
 
 // New returns an Issuer for cfg.
@@ -133,7 +141,8 @@ func New(cfg Config) (*Issuer, error) {
 		policy: cfg.Policy.withDefaults(), timeout: cfg.SignTimeout, clock: cfg.Clock, log: cfg.Logger,
 		audit:  cfg.Audit,
 		bundle: trustBundle{last: map[string][]*x509.Certificate{}}, extraRoots: cfg.ExtraRoots,
-		observer: cfg.Observer, nsLabels: cfg.NamespaceLabels, revocations: cfg.Revocations}
+		observer: cfg.Observer, nsLabels: cfg.NamespaceLabels, revocations: cfg.Revocations,
+		withdrawn: cfg.WithdrawnRoots, lifetimeCap: cfg.LifetimeCap}
 	i.rules.Store(engine)
 	if i.timeout == 0 {
 		i.timeout = DefaultSignTimeout
@@ -260,6 +269,7 @@ func (i *Issuer) issueTo(ctx context.Context, target csr.Identity, parsed *csr.R
 	if err != nil {
 		return nil, err
 	}
+	i.capLifetime(grant)
 	if grant.Adjusted != "" {
 		i.m.ttlAdjusted.WithLabelValues(grant.Adjusted).Inc()
 		i.log.Info("requested certificate lifetime adjusted by policy", "identity", target.String(),

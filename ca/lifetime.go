@@ -86,3 +86,16 @@ func (i *Issuer) noteShortened(backend string, req *backends.SignRequest, leaf *
 			"requested", req.TTL, "granted", got.Round(time.Second), "not_after", leaf.NotAfter.UTC())
 	}
 }
+
+// adjustedByCap is Grant.Adjusted for a lifetime cut to Config.LifetimeCap.
+const adjustedByCap = "capped_by_rotation"
+
+// capLifetime cuts the granted lifetime to Config.LifetimeCap when one is in force.
+func (i *Issuer) capLifetime(g *Grant) {
+	if i.lifetimeCap == nil {
+		return
+	}
+	if c := i.lifetimeCap(); c > 0 && g.TTL > c {
+		g.TTL, g.Adjusted = c, adjustedByCap
+	}
+}

@@ -6,60 +6,109 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/csr"
+	"github.com/meshca/meshca/internal/leader"
 )
 
 // Config configures a Controller: the `rotation:` section of meshca's configuration.
 type Config struct {
-	// StateFile is the rotation's state, changed by `meshca rotation prepare|advance|abort`. Required.
-	StateFile string `json:"stateFile"`
-	// PollInterval is how often meshca re-reads the state and writes its progress. Default 5s.
+	// StateFile is the rotation's state for a single meshca, changed by `meshca rotation` or the admin API.
+	// Exactly one of StateFile and ConfigMap is required.
+	StateFile string `json:"stateFile,omitempty"`
+	// ConfigMap, in a cluster, is the ConfigMap holding the state (in LeaseNamespace); the replica holding the
+	// Lease LeaseName advances it.
+	ConfigMap      string `json:"configMap,omitempty"`
+	LeaseNamespace string `json:"leaseNamespace,omitempty"`
+	// LeaseName defaults to "meshca-rotation"; Identity (this replica in the Lease) to the host name.
+	LeaseName string `json:"leaseName,omitempty"`
+	Identity  string `json:"identity,omitempty"`
+	// LeaseDuration, RenewDeadline and RetryPeriod are the leader election's timings (15s, 10s, 2s).
+	LeaseDuration time.Duration `json:"leaseDuration,omitempty"`
+	RenewDeadline time.Duration `json:"renewDeadline,omitempty"`
+	RetryPeriod   time.Duration `json:"retryPeriod,omitempty"`
+	// PollInterval is how often meshca re-reads the state, writes its progress and tries the gate. Default 5s.
 	PollInterval time.Duration `json:"pollInterval,omitempty"`
 	// MaxIdentities caps the identities tracked (TrackerConfig.MaxIdentities). Default 100000.
 	MaxIdentities int `json:"maxIdentities,omitempty"`
+	// Manual turns the automatic advance off: every step then waits for `meshca rotation advance`.
+	Manual bool `json:"manual,omitempty"`
+	// AdminAddr is the rotation admin API's listen address, loopback only. Default 127.0.0.1:15017.
+	AdminAddr string `json:"adminAddr,omitempty"`
 
 	// MaxLifetime is issuance.maxTTL (TrackerConfig.MaxLifetime).
 	MaxLifetime time.Duration `json:"-"`
 	// Started, when set, is TrackerConfig.Started.
-	Started    time.Time             `json:"-"`
+	Started time.Time `json:"-"`
+	// Client reaches the API server (required with ConfigMap); Store, when set, replaces the configured one.
+	Client     kubernetes.Interface  `json:"-"`
+	Store      Store                 `json:"-"`
 	Registerer prometheus.Registerer `json:"-"`
-	Logger     *slog.Logger          `json:"-"`
-	Now        func() time.Time      `json:"-"`
+	// Logger receives operational logs, Audit one record per transition; default slog.Default().
+	Logger, Audit *slog.Logger     `json:"-"`
+	Now           func() time.Time `json:"-"`
 }
 
 // Validate reports every problem with c at once.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.StateFile == "" {
-		errs = append(errs, errors.New("rotation.stateFile is required: the file `meshca rotation` changes"))
+	if (c.StateFile == "") == (c.ConfigMap == "") {
+		errs = append(errs, errors.New("rotation: set exactly one of rotation.stateFile (a single meshca) and "+
+			"rotation.configMap (replicas in a cluster)"))
+	}
+	if c.ConfigMap != "" {
+		errs = append(errs, c.lease().Validate("rotation"))
 	}
 	if c.PollInterval < 0 || c.MaxIdentities < 0 {
 		errs = append(errs, errors.New("rotation.pollInterval and rotation.maxIdentities must not be negative"))
 	}
+	if err := checkLoopback(c.AdminAddr); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
-// Controller is a running meshca's side of a rotation: it follows the state file, adds the phase's roots to
-// every trust bundle (ExtraRoots), tracks delivery (Observer) and writes Progress for the command line.
+// InCluster reports whether c keeps the state in a ConfigMap (false for nil).
+func (c *Config) InCluster() bool { return c != nil && c.ConfigMap != "" }
+
+// lease is the rotation's Lease with its defaults (name meshca-rotation).
+func (c *Config) lease() leader.LeaseConfig {
+	return leader.LeaseConfig{LeaseNamespace: c.LeaseNamespace, LeaseName: c.LeaseName, Identity: c.Identity,
+		LeaseDuration: c.LeaseDuration, RenewDeadline: c.RenewDeadline, RetryPeriod: c.RetryPeriod,
+	}.WithDefaults("meshca-rotation")
+}
+
+// Controller is a running meshca's side of a rotation: it follows the stored state, adds the phase's roots to
+// every trust bundle (ExtraRoots), withdraws the old one (WithdrawnRoots), caps leaf lifetimes (LifetimeCap),
+// tracks delivery (Observer), and, while it leads, advances when the gate is open and carries out the
+// operators' changes (Do).
 type Controller struct {
 	cfg     Config
+	store   Store
 	tracker *Tracker
 	state   atomic.Pointer[loaded]
 	log     *slog.Logger
+	audit   *slog.Logger
+	leading atomic.Bool
+	elector *leader.Elector // nil for a file
+	events  *events         // nil for a file
+	forced  prometheus.Counter
+	mu      sync.Mutex // serialises changes made by this replica
 }
 
 type loaded struct {
-	s     *State
-	extra []*x509.Certificate
+	s                        *State
+	extra, published, retire []*x509.Certificate
 }
 
-// New returns a Controller with the state file loaded.
+// New returns a Controller with the state loaded.
 func New(cfg Config) (*Controller, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -73,49 +122,106 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.MaxLifetime <= 0 {
 		return nil, errors.New("rotation: the maximum certificate lifetime (issuance.maxTTL) is required")
 	}
-	c := &Controller{cfg: cfg, log: cfg.Logger, tracker: NewTracker(TrackerConfig{MaxLifetime: cfg.MaxLifetime,
-		MaxIdentities: cfg.MaxIdentities, Started: cfg.Started, Now: cfg.Now})}
+	c := &Controller{cfg: cfg, log: cfg.Logger, audit: cfg.Audit, store: cfg.Store,
+		tracker: NewTracker(TrackerConfig{MaxLifetime: cfg.MaxLifetime, MaxIdentities: cfg.MaxIdentities,
+			Started: cfg.Started, Now: cfg.Now}),
+		forced: prometheus.NewCounter(prometheus.CounterOpts{Name: "meshca_rotation_forced_transitions_total",
+			Help: "Rotation transitions made by this replica past a closed gate (--force)."})}
 	if c.log == nil {
 		c.log = slog.Default()
 	}
-	if err := c.reload(); err != nil {
+	if c.audit == nil {
+		c.audit = c.log
+	}
+	if cfg.ConfigMap != "" {
+		if cfg.Client == nil {
+			return nil, errors.New("rotation: rotation.configMap needs a Kubernetes client (kubernetes: section)")
+		}
+		lease := cfg.lease()
+		c.cfg.Identity = lease.Identity
+		if c.store == nil {
+			c.store = KubeStore{Client: cfg.Client, Namespace: cfg.LeaseNamespace, Name: cfg.ConfigMap}
+		}
+		c.elector = leader.NewElector(leader.ElectorConfig{Lease: lease, Client: cfg.Client.CoordinationV1(),
+			Role: "rotation controller", Logger: c.log})
+		c.events = &events{client: cfg.Client, ns: cfg.LeaseNamespace, name: cfg.ConfigMap, from: lease.Identity,
+			log: c.log}
+	} else {
+		if c.store == nil {
+			c.store = FileStore{Path: cfg.StateFile}
+		}
+		c.leading.Store(true) // a single meshca leads itself
+		if c.cfg.Identity == "" {
+			c.cfg.Identity = "meshca"
+		}
+	}
+	if err := c.reload(context.Background()); err != nil {
 		return nil, err
 	}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(&collector{c: c}); err != nil {
 			return nil, fmt.Errorf("rotation: metrics: %w", err)
 		}
+		if err := cfg.Registerer.Register(c.forced); err != nil {
+			return nil, fmt.Errorf("rotation: metrics: %w", err)
+		}
 	}
 	return c, nil
 }
 
-// reload reads the state file and applies it.
-func (c *Controller) reload() error {
-	s, err := Load(c.cfg.StateFile)
+// reload reads the stored state and applies it.
+func (c *Controller) reload(ctx context.Context) error {
+	s, _, err := c.store.Load(ctx)
 	if err != nil {
 		return err
 	}
-	if cur := c.state.Load(); cur != nil && cur.s.Generation == s.Generation && cur.s.Phase == s.Phase {
+	return c.apply(s)
+}
+
+func (c *Controller) apply(s *State) error {
+	if cur := c.state.Load(); cur != nil && cur.s.Generation == s.Generation && cur.s.Phase == s.Phase &&
+		cur.s.Paused == s.Paused {
 		return nil
 	}
-	extra, err := s.ExtraRoots()
-	if err != nil {
+	l := &loaded{s: s}
+	var err error
+	if l.extra, err = s.ExtraRoots(); err != nil {
+		return err
+	}
+	if l.published, err = s.PublishedRoots(); err != nil {
+		return err
+	}
+	if l.retire, err = s.WithdrawnRoots(); err != nil {
 		return err
 	}
 	next, _, _ := s.Roots()
 	c.tracker.SetTarget(next)
-	c.state.Store(&loaded{s: s, extra: extra})
-	c.log.Info("rotation state", "phase", s.Phase, "generation", s.Generation)
+	c.state.Store(l)
+	c.log.Info("rotation state", "phase", s.Phase, "generation", s.Generation, "paused", s.Paused)
 	return nil
 }
 
 // State returns the state in force.
 func (c *Controller) State() *State { return c.state.Load().s }
 
-// ExtraRoots is ca.Config.ExtraRoots: the roots the current phase adds to every trust bundle.
+// Leading reports whether this replica may change the state.
+func (c *Controller) Leading() bool { return c.leading.Load() }
+
+// ExtraRoots is ca.Config.ExtraRoots: the roots the current phase adds to every response's trust bundle.
 func (c *Controller) ExtraRoots(context.Context) ([]*x509.Certificate, error) {
 	return c.state.Load().extra, nil
 }
+
+// PublishedRoots returns the roots the current phase adds to the published bundles.
+func (c *Controller) PublishedRoots(context.Context) ([]*x509.Certificate, error) {
+	return c.state.Load().published, nil
+}
+
+// WithdrawnRoots is ca.Config.WithdrawnRoots: the old root while retiring.
+func (c *Controller) WithdrawnRoots() []*x509.Certificate { return c.state.Load().retire }
+
+// LifetimeCap is ca.Config.LifetimeCap: the rotation's maximum leaf lifetime from staged until idle.
+func (c *Controller) LifetimeCap() time.Duration { return c.state.Load().s.LifetimeCap() }
 
 // Progress reports on the state in force.
 func (c *Controller) Progress() *Progress {
@@ -123,20 +229,109 @@ func (c *Controller) Progress() *Progress {
 	return c.tracker.Progress(s.Generation, s.Phase)
 }
 
-// Refresh re-reads the state file and writes the progress file.
-func (c *Controller) Refresh() error {
-	if err := c.reload(); err != nil {
-		return err
+// Do carries out ch on the stored state, if this replica leads: the gates read this replica's progress.
+// ch.Generation, when set, must be the stored generation (ErrConflict otherwise), so that an operator's
+// change meant for one phase never applies to the next.
+func (c *Controller) Do(ctx context.Context, ch Change, generation uint64) (*State, Transition, error) {
+	if !c.Leading() {
+		return nil, Transition{}, fmt.Errorf("%w: run the command against the Lease holder (%s)", ErrNotLeader,
+			c.cfg.lease().String())
 	}
-	return WriteProgress(ProgressPath(c.cfg.StateFile), c.Progress())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ch.By == "" {
+		ch.By = c.cfg.Identity
+	}
+	var t Transition
+	s, err := Update(ctx, c.store, func(s *State) error {
+		if generation != 0 && s.Generation != generation {
+			return fmt.Errorf("%w: the state is at generation %d, not %d; look at it again", ErrConflict,
+				s.Generation, generation)
+		}
+		if err := c.apply(s); err != nil { // the tracker follows the stored state before the gate reads it
+			return err
+		}
+		others := c.replicasGate(ctx, s, ch)
+		if others != nil && (!ch.Force || !errors.Is(others, ErrGateClosed)) {
+			return others
+		}
+		var err error
+		if t, err = s.Apply(ch, c.tracker.Progress(s.Generation, s.Phase), c.cfg.Now()); err != nil {
+			return err
+		}
+		if others != nil { // forced past the other replicas' gate
+			t.Forced, s.History[len(s.History)-1].Forced = true, true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, Transition{}, err
+	}
+	if err := c.apply(s); err != nil {
+		return nil, Transition{}, err
+	}
+	c.record(ctx, t)
+	return s, t, nil
 }
 
-// Run refreshes every PollInterval until ctx ends. A state file that cannot be read keeps the state in force.
+// record writes the audit record and the Event of a transition, and counts a forced one.
+func (c *Controller) record(ctx context.Context, t Transition) {
+	if t.Forced {
+		c.forced.Inc()
+	}
+	c.audit.Info("rotation transition", "action", t.Action, "from", t.From, "to", t.To,
+		"generation", t.Generation, "forced", t.Forced, "reason", t.Reason, "by", t.By)
+	if c.events != nil {
+		c.events.emit(ctx, t)
+	}
+}
+
+// Refresh re-reads the state, advances it when this replica leads, the rotation is automatic and not paused,
+// and the gate is open, and (for a state file) writes the progress file for the command line.
+func (c *Controller) Refresh(ctx context.Context) error {
+	if err := c.reload(ctx); err != nil {
+		return err
+	}
+	s := c.State()
+	if c.cfg.Client != nil && c.cfg.ConfigMap != "" {
+		if err := c.report(ctx, s); err != nil {
+			c.log.Warn("rotation: this replica's report was not written; the leader's gates stay closed",
+				"error", err)
+		}
+	}
+	if !c.cfg.Manual && c.Leading() && s.Phase != PhaseIdle && !s.Paused && s.Gate(c.Progress()) == nil {
+		_, t, err := c.Do(ctx, Change{Action: ActionAdvance, Reason: "gate open"}, s.Generation)
+		if err != nil && !errors.Is(err, ErrGateClosed) && !errors.Is(err, ErrConflict) {
+			return err
+		}
+		if err == nil {
+			c.log.Info("rotation advanced", "from", t.From, "to", t.To, "generation", t.Generation)
+		}
+	}
+	if c.cfg.StateFile != "" {
+		return WriteProgress(ProgressPath(c.cfg.StateFile), c.Progress())
+	}
+	return nil
+}
+
+// Run refreshes every PollInterval until ctx ends, and in a cluster campaigns for the Lease. A state that
+// cannot be read keeps the state in force.
 func (c *Controller) Run(ctx context.Context) error {
+	if c.elector != nil {
+		go func() {
+			_ = c.elector.Run(ctx, func(term context.Context) {
+				c.leading.Store(true)
+				<-term.Done()
+				c.mu.Lock() // a change in flight ends before the Lease is released
+				c.leading.Store(false)
+				c.mu.Unlock()
+			})
+		}()
+	}
 	tick := time.NewTicker(c.cfg.PollInterval)
 	defer tick.Stop()
 	for {
-		if err := c.Refresh(); err != nil {
+		if err := c.Refresh(ctx); err != nil && ctx.Err() == nil {
 			c.log.Error("rotation: refresh failed; keeping the state in force", "error", err)
 		}
 		select {
@@ -168,52 +363,4 @@ func (f *fanOut) ObserveResult(res *ca.Result) {
 		ro.ObserveResult(res)
 	}
 	f.t.ObserveResult(res)
-}
-
-var (
-	phaseDesc = prometheus.NewDesc("meshca_rotation_phase", "1 for the root rotation's current phase.",
-		[]string{"phase"}, nil)
-	genDesc = prometheus.NewDesc("meshca_rotation_generation", "Transitions of the root rotation so far.",
-		nil, nil)
-	holdersDesc = prometheus.NewDesc("meshca_rotation_workloads",
-		"Identities with an unexpired certificate, by whether their last trust bundle held the next root "+
-			"(bundle) and whether their leaf chains to it (leaf).", []string{"what", "next_root"}, nil)
-	completeDesc = prometheus.NewDesc("meshca_rotation_tracker_complete",
-		"1 when the rotation tracker has seen every unexpired certificate.", nil, nil)
-	droppedDesc = prometheus.NewDesc("meshca_rotation_untracked_total",
-		"Issuances not tracked because rotation.maxIdentities was reached.", nil, nil)
-)
-
-// collector computes the rotation metrics at scrape time.
-type collector struct{ c *Controller }
-
-func (m *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{phaseDesc, genDesc, holdersDesc, completeDesc, droppedDesc} {
-		ch <- d
-	}
-}
-
-func (m *collector) Collect(ch chan<- prometheus.Metric) {
-	p := m.c.Progress()
-	for _, ph := range []Phase{PhaseIdle, PhasePrepared, PhaseActivated} {
-		ch <- prometheus.MustNewConstMetric(phaseDesc, prometheus.GaugeValue, b2f(ph == p.Phase), string(ph))
-	}
-	ch <- prometheus.MustNewConstMetric(genDesc, prometheus.GaugeValue, float64(p.Generation))
-	for _, v := range []struct {
-		what string
-		n    int
-	}{{"bundle", p.HoldingNext}, {"leaf", p.LeafNext}} {
-		ch <- prometheus.MustNewConstMetric(holdersDesc, prometheus.GaugeValue, float64(v.n), v.what, "yes")
-		ch <- prometheus.MustNewConstMetric(holdersDesc, prometheus.GaugeValue, float64(p.Holders-v.n), v.what,
-			"no")
-	}
-	ch <- prometheus.MustNewConstMetric(completeDesc, prometheus.GaugeValue, b2f(p.Complete))
-	ch <- prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(m.c.tracker.Dropped()))
-}
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }

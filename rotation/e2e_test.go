@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,6 +28,7 @@ type mesh struct {
 	reg   *prometheus.Registry
 	m     *catest.Meshca
 	c     *rotation.Controller
+	admin *rotation.Client
 	roots []*x509.Certificate
 }
 
@@ -36,7 +38,7 @@ func startMesh(t *testing.T, cacerts, statePath string, warm bool, roots ...*x50
 	t.Helper()
 	policy := &ca.Policy{TrustDomain: catest.TrustDomain}
 	reg := prometheus.NewRegistry()
-	cfg := rotation.Config{StateFile: statePath, MaxLifetime: policy.EffectiveMaxTTL(),
+	cfg := rotation.Config{StateFile: statePath, MaxLifetime: policy.EffectiveMaxTTL(), Manual: true,
 		Logger: catest.DiscardLogger(), Registerer: reg}
 	if warm {
 		cfg.Started = time.Now().Add(-policy.EffectiveMaxTTL())
@@ -46,14 +48,45 @@ func startMesh(t *testing.T, cacerts, statePath string, warm bool, roots ...*x50
 		t.Fatal(err)
 	}
 	m := catest.StartMeshca(t, catest.MeshcaOptions{Policy: policy, Observer: c.Observer(nil),
-		ExtraRootsFunc: c.ExtraRoots, Limits: ca.Limits{PerCallerRate: -1},
+		ExtraRootsFunc: c.ExtraRoots, WithdrawnRoots: c.WithdrawnRoots, LifetimeCap: c.LifetimeCap,
+		Limits:   ca.Limits{PerCallerRate: -1},
 		Backends: []ca.NamedBackend{{Name: "file", Backend: catest.FileBackend(t, cacerts, nil)}}})
-	return &mesh{reg: reg, m: m, c: c, roots: roots}
+	l, err := rotation.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = rotation.Serve(ctx, l, rotation.Handler(c, catest.DiscardLogger()), catest.DiscardLogger())
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return &mesh{reg: reg, m: m, c: c, roots: roots, admin: &rotation.Client{Addr: l.Addr().String()}}
 }
 
 // renew asks for a certificate as istio-agent does for default/sa and returns the root the leaf chains to (of
 // roots) and the trust anchors taken from the last element, as istio-agent takes them.
 func (h *mesh) renew(t *testing.T, sa string) (chainRoot *x509.Certificate, anchors []*x509.Certificate) {
+	root, anchors, _ := h.renewLeaf(t, sa)
+	return root, anchors
+}
+
+// renewLeaf is renew that also returns the leaf.
+func (h *mesh) renewLeaf(t *testing.T, sa string) (chainRoot *x509.Certificate, anchors []*x509.Certificate,
+	leaf *x509.Certificate) {
+	t.Helper()
+	chainRoot, anchors, leaf, err := h.tryRenew(t, sa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return chainRoot, anchors, leaf
+}
+
+// tryRenew is renewLeaf returning a failed request as an error, for checks made while cacerts changes (the file
+// backend may refuse to sign while it holds a half-switched directory).
+func (h *mesh) tryRenew(t *testing.T, sa string) (chainRoot *x509.Certificate, anchors []*x509.Certificate,
+	leaf *x509.Certificate, err error) {
 	t.Helper()
 	id := fmt.Sprintf("spiffe://%s/ns/default/sa/%s", catest.TrustDomain, sa)
 	csrPEM, _ := catest.WorkloadCSR(t, id)
@@ -64,21 +97,22 @@ func (h *mesh) renew(t *testing.T, sa string) (chainRoot *x509.Certificate, anch
 	resp, err := pb.NewIstioCertificateServiceClient(h.m.Dial(t)).CreateCertificate(ctx,
 		&pb.IstioCertificateRequest{Csr: string(csrPEM), ValidityDuration: 3600})
 	if err != nil {
-		t.Fatalf("CreateCertificate for %s: %v", sa, err)
+		return nil, nil, nil, fmt.Errorf("CreateCertificate for %s: %w", sa, err)
 	}
 	n := len(resp.CertChain)
 	if n < 2 {
 		t.Fatalf("a chain of %d elements", n)
 	}
 	anchors = parsePEM(t, resp.CertChain[n-1])
+	leaf = parsePEM(t, resp.CertChain[0])[0]
 	issuing := parsePEM(t, resp.CertChain[n-2])[0] // the file backend's intermediate, signed by a root
 	for _, r := range h.roots {
 		if issuing.CheckSignatureFrom(r) == nil {
-			return r, anchors
+			return r, anchors, leaf, nil
 		}
 	}
 	t.Fatalf("the chain of %s ends at none of the test's roots", sa)
-	return nil, nil
+	return nil, nil, nil, nil
 }
 
 func parsePEM(t *testing.T, s string) []*x509.Certificate {
@@ -111,37 +145,22 @@ func holds(anchors []*x509.Certificate, roots ...*x509.Certificate) bool {
 	return true
 }
 
-// change applies f to the state file, then lets the controllers read it.
-func change(t *testing.T, statePath string, f func(*rotation.State) error, cs ...*rotation.Controller) error {
+// step asks the admin API for action and returns the phase reached.
+func (h *mesh) step(t *testing.T, action rotation.Action) (rotation.Phase, error) {
 	t.Helper()
-	s, err := rotation.Load(statePath)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := h.admin.Change(ctx, rotation.ChangeRequest{Action: action})
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
-	if err := f(s); err != nil {
-		return err
-	}
-	if err := rotation.Save(statePath, s); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range cs {
-		if err := c.Refresh(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return nil
+	return st.State.Phase, nil
 }
 
-func advance(t *testing.T, statePath string, c *rotation.Controller) error {
-	t.Helper()
-	return change(t, statePath, func(s *rotation.State) error {
-		return s.Advance(c.Progress(), time.Now(), time.Minute, false, "")
-	}, c)
-}
-
-// TestRotationThroughGRPC takes three workloads through a full root rotation over CreateCertificate: the
-// next root reaches every bundle after prepare, the gates hold until every workload has renewed, and the state
-// survives a restart of meshca.
+// TestRotationThroughGRPC takes three workloads through a full root rotation over CreateCertificate, driven
+// through the admin API: start caps the leaf lifetime, the next root reaches every bundle while publishing,
+// the gates hold until every workload has renewed, the state survives a restart of meshca, the old root
+// leaves the responses while retiring and the rotation ends with only the new root.
 func TestRotationThroughGRPC(t *testing.T) {
 	cacerts, oldCA := catest.FileCA(t)
 	newCA := genCA(t)
@@ -154,24 +173,31 @@ func TestRotationThroughGRPC(t *testing.T) {
 		}
 	}
 
-	err := change(t, statePath, func(s *rotation.State) error { return s.Prepare(newCA.Root, oldCA.Root, time.Now()) },
-		h.c)
-	if err != nil {
+	ctx := context.Background()
+	if _, err := h.admin.Change(ctx, rotation.ChangeRequest{Action: rotation.ActionStart, MaxLeafLifetime: "30m",
+		NextRoot: string(newCA.RootPEM), OldRoot: string(oldCA.RootPEM)}); err != nil {
 		t.Fatal(err)
 	}
+	_, anchors, leaf := h.renewLeaf(t, "a")
+	if len(anchors) != 1 || leaf.NotAfter.Sub(leaf.NotBefore) > 31*time.Minute {
+		t.Fatalf("staged: %d anchors and a leaf of %s; want the old root only and a leaf capped at 30m",
+			len(anchors), leaf.NotAfter.Sub(leaf.NotBefore))
+	}
+	if ph, err := h.step(t, rotation.ActionAdvance); err != nil || ph != rotation.PhasePublishing {
+		t.Fatalf("advance from staged: %s, %v", ph, err)
+	}
 	for i, sa := range workloads {
-		if err := advance(t, statePath, h.c); !errors.Is(err, rotation.ErrGateClosed) {
+		if _, err := h.step(t, rotation.ActionAdvance); !errors.Is(err, rotation.ErrGateClosed) {
 			t.Fatalf("advance with %d of 3 renewed: %v, want ErrGateClosed", i, err)
 		}
 		root, anchors := h.renew(t, sa)
 		if !root.Equal(oldCA.Root) || !holds(anchors, oldCA.Root, newCA.Root) {
-			t.Fatalf("prepared: %s must get both roots and a leaf from the old CA", sa)
+			t.Fatalf("publishing: %s must get both roots and a leaf from the old CA", sa)
 		}
 		if p := h.c.Progress(); p.HoldingNext != i+1 || p.Holders != 3 {
 			t.Fatalf("after %d renewals: %d of %d hold the next root", i+1, p.HoldingNext, p.Holders)
 		}
 	}
-
 	want := `
 # HELP meshca_rotation_workloads Identities with an unexpired certificate, by whether their last trust bundle ` +
 		`held the next root (bundle) and whether their leaf chains to it (leaf).
@@ -191,15 +217,15 @@ meshca_rotation_workloads{next_root="yes",what="leaf"} 0
 	if _, anchors := h.renew(t, "a"); !holds(anchors, oldCA.Root, newCA.Root) {
 		t.Fatal("after a restart the bundle lost a root")
 	}
-	if err := advance(t, statePath, h.c); !errors.Is(err, rotation.ErrGateClosed) {
+	if _, err := h.step(t, rotation.ActionAdvance); !errors.Is(err, rotation.ErrGateClosed) {
 		t.Fatalf("advance right after a restart: %v, want ErrGateClosed", err)
 	}
 	h = startMesh(t, cacerts, statePath, true, oldCA.Root, newCA.Root)
 	for _, sa := range workloads {
 		h.renew(t, sa)
 	}
-	if err := advance(t, statePath, h.c); err != nil {
-		t.Fatalf("advance once every workload holds the next root: %v", err)
+	if ph, err := h.step(t, rotation.ActionAdvance); err != nil || ph != rotation.PhaseActivated {
+		t.Fatalf("advance once every workload holds the next root: %s, %v", ph, err)
 	}
 
 	// The operator switches cacerts to the new CA; the file backend reloads.
@@ -207,12 +233,13 @@ meshca_rotation_workloads{next_root="yes",what="leaf"} 0
 		t.Fatal(err)
 	}
 	catest.Eventually(t, 10*time.Second, "the file backend signs with the new CA", func() error {
-		if root, _ := h.renew(t, "a"); !root.Equal(newCA.Root) {
-			return errors.New("still the old CA")
+		root, _, _, err := h.tryRenew(t, "a")
+		if err == nil && !root.Equal(newCA.Root) {
+			err = errors.New("still the old CA")
 		}
-		return nil
+		return err
 	})
-	if err := advance(t, statePath, h.c); !errors.Is(err, rotation.ErrGateClosed) {
+	if _, err := h.step(t, rotation.ActionAdvance); !errors.Is(err, rotation.ErrGateClosed) {
 		t.Fatalf("advance with leaves from the old CA: %v, want ErrGateClosed", err)
 	}
 	for _, sa := range workloads[1:] {
@@ -223,10 +250,38 @@ meshca_rotation_workloads{next_root="yes",what="leaf"} 0
 	if p := h.c.Progress(); p.LeafNext != 3 {
 		t.Fatalf("activated: %d of %d leaves chain to the new root, want 3", p.LeafNext, p.Holders)
 	}
-	if err := advance(t, statePath, h.c); err != nil {
-		t.Fatalf("advance once every leaf chains to the new root: %v", err)
+	if ph, err := h.step(t, rotation.ActionAdvance); err != nil || ph != rotation.PhaseRetiring {
+		t.Fatalf("advance once every leaf chains to the new root: %s, %v", ph, err)
 	}
-	if _, anchors := h.renew(t, "a"); len(anchors) != 1 || !anchors[0].Equal(newCA.Root) {
-		t.Fatalf("after the rotation the bundle has %d anchors; want only the new root", len(anchors))
+	// cacerts may still list the old root: retiring withdraws it from the responses all the same.
+	tmp := filepath.Join(cacerts, ".root-cert.pem.tmp")
+	if err := os.WriteFile(tmp, append(append([]byte{}, newCA.RootPEM...), oldCA.RootPEM...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(cacerts, "root-cert.pem")); err != nil {
+		t.Fatal(err)
+	}
+	catest.Eventually(t, 10*time.Second, "retiring: the responses hold the new root only", func() error {
+		_, anchors, _, err := h.tryRenew(t, "a")
+		if err == nil && (len(anchors) != 1 || !anchors[0].Equal(newCA.Root)) {
+			err = fmt.Errorf("%d anchors", len(anchors))
+		}
+		return err
+	})
+	if ph, err := h.step(t, rotation.ActionAdvance); err != nil || ph != rotation.PhaseIdle {
+		t.Fatalf("advance from retiring: %s, %v", ph, err)
+	}
+	if err := newCA.WriteDir(cacerts); err != nil {
+		t.Fatal(err)
+	}
+	catest.Eventually(t, 10*time.Second, "idle: only the new root, from cacerts", func() error {
+		_, anchors, _, err := h.tryRenew(t, "a")
+		if err == nil && (len(anchors) != 1 || !anchors[0].Equal(newCA.Root)) {
+			err = fmt.Errorf("after the rotation the bundle has %d anchors; want only the new root", len(anchors))
+		}
+		return err
+	})
+	if _, _, leaf := h.renewLeaf(t, "b"); leaf.NotAfter.Sub(leaf.NotBefore) < 59*time.Minute {
+		t.Fatalf("idle: the leaf lifetime is still capped (%s)", leaf.NotAfter.Sub(leaf.NotBefore))
 	}
 }

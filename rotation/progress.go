@@ -104,9 +104,7 @@ func ParseProgress(data []byte) (*Progress, error) {
 	if err := dec.Decode(p); err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
 	}
-	switch p.Phase {
-	case PhaseIdle, PhasePrepared, PhaseActivated:
-	default:
+	if !p.Phase.Known() {
 		return nil, fmt.Errorf("unknown phase %.32q", p.Phase)
 	}
 	if p.Holders < 0 || p.HoldingNext < 0 || p.LeafNext < 0 || p.HoldingNext > p.Holders || p.LeafNext > p.Holders {

@@ -19,14 +19,34 @@ type Phase string
 const (
 	// PhaseIdle: no rotation; the trust bundle is the backends' roots.
 	PhaseIdle Phase = "idle"
-	// PhasePrepared: the next root is in every response's trust bundle; the old CA still signs.
-	PhasePrepared Phase = "prepared"
-	// PhaseActivated: cacerts has been switched to the new CA; the old root stays in every trust bundle.
+	// PhaseStaged: the next root is validated and recorded, and the maximum leaf lifetime is lowered
+	// (State.MaxLeafLifetime) so that the later phases wait for short-lived leaves only. Nothing is published.
+	PhaseStaged Phase = "staged"
+	// PhasePublishing: the old and the next root are in every response and every published bundle; the old
+	// CA still signs.
+	PhasePublishing Phase = "publishing"
+	// PhaseActivated: every holder has the next root; the new CA signs (the operator switches cacerts); both
+	// roots stay in every bundle.
 	PhaseActivated Phase = "activated"
+	// PhaseRetiring: every leaf chains to the next root; the old root is dropped from responses, and stays in
+	// the published bundles until the rotation returns to idle.
+	PhaseRetiring Phase = "retiring"
+	// PhasePrepared is the first part's name for PhasePublishing; state files that say "prepared" load as
+	// publishing.
+	PhasePrepared = PhasePublishing
 )
 
-// stateVersion is the version of the state file's format.
-const stateVersion = 1
+// Known reports whether p is a phase of this package.
+func (p Phase) Known() bool {
+	switch p {
+	case PhaseIdle, PhaseStaged, PhasePublishing, PhaseActivated, PhaseRetiring:
+		return true
+	}
+	return false
+}
+
+// stateVersion is the version of the state file's format; version 1 files (the first part's) load too.
+const stateVersion = 2
 
 // maxHistory bounds the transitions kept in the state file.
 const maxHistory = 20
@@ -41,6 +61,12 @@ var (
 	ErrStaleProgress = errors.New("rotation: no current progress from meshca")
 	// ErrInvalidRoot: a root given to prepare is not a usable CA certificate.
 	ErrInvalidRoot = errors.New("rotation: invalid root")
+	// ErrConflict: the state changed since it was read (another writer); read it again and retry.
+	ErrConflict = errors.New("rotation: the state changed meanwhile")
+	// ErrNotLeader: this replica does not hold the rotation Lease and may not change the state.
+	ErrNotLeader = errors.New("rotation: this replica does not lead the rotation")
+	// ErrInvalidChange: the change asked for is malformed (a missing reason, a bad lifetime).
+	ErrInvalidChange = errors.New("rotation: invalid change")
 )
 
 // State is a rotation's persisted state.
@@ -54,6 +80,13 @@ type State struct {
 	OldRoot  string `json:"oldRoot,omitempty"`
 	// Since is when the current phase began.
 	Since time.Time `json:"since"`
+	// Paused stops the automatic advance; the phase's roots stay as they are.
+	Paused bool `json:"paused,omitempty"`
+	// SameKey marks the cheap case: the next root re-issues the old one with the same subject and key, so
+	// every leaf chains to both and no activated phase is needed.
+	SameKey bool `json:"sameKey,omitempty"`
+	// MaxLeafLifetime caps workload certificates from staged until the rotation returns to idle; 0: no cap.
+	MaxLeafLifetime Duration `json:"maxLeafLifetime,omitempty"`
 	// History holds the latest transitions, oldest first.
 	History []Transition `json:"history,omitempty"`
 }
@@ -66,6 +99,9 @@ type Transition struct {
 	Generation uint64    `json:"generation"`
 	Forced     bool      `json:"forced,omitempty"`
 	Reason     string    `json:"reason,omitempty"`
+	// Action is what caused it (start, advance, rollback, pause, resume) and By who (a Lease identity).
+	Action Action `json:"action,omitempty"`
+	By     string `json:"by,omitempty"`
 }
 
 // Idle is the state of a mesh with no rotation.
@@ -82,20 +118,47 @@ func (s *State) Roots() (next, old *x509.Certificate, err error) {
 	return next, old, nil
 }
 
-// ExtraRoots returns the roots the phase adds to every trust bundle: the next root while prepared, the next
-// and the old root while activated (so the bundle holds both whenever cacerts is switched), none when idle.
+// ExtraRoots returns the roots the phase adds to every response's trust bundle: the next root while
+// publishing, the next and the old root while activated (so the bundle holds both whenever cacerts is
+// switched), the next root while retiring, none when idle or staged.
 func (s *State) ExtraRoots() ([]*x509.Certificate, error) {
 	next, old, err := s.Roots()
 	if err != nil {
 		return nil, err
 	}
 	switch s.Phase {
-	case PhasePrepared:
+	case PhasePublishing, PhaseRetiring:
 		return []*x509.Certificate{next}, nil
 	case PhaseActivated:
 		return []*x509.Certificate{next, old}, nil
 	}
 	return nil, nil
+}
+
+// PublishedRoots returns the roots the phase adds to the published bundles (ClusterTrustBundle,
+// istio-ca-root-cert): as ExtraRoots, except that retiring keeps the old root there until idle.
+func (s *State) PublishedRoots() ([]*x509.Certificate, error) {
+	if s.Phase != PhaseRetiring {
+		return s.ExtraRoots()
+	}
+	next, old, err := s.Roots()
+	if err != nil {
+		return nil, err
+	}
+	return []*x509.Certificate{next, old}, nil
+}
+
+// WithdrawnRoots returns the roots left out of every response although a backend may still list them: the
+// old root while retiring (unless it shares the next root's key, which is then the same trust anchor).
+func (s *State) WithdrawnRoots() ([]*x509.Certificate, error) {
+	if s.Phase != PhaseRetiring {
+		return nil, nil
+	}
+	_, old, err := s.Roots()
+	if err != nil {
+		return nil, err
+	}
+	return []*x509.Certificate{old}, nil
 }
 
 func parseRoot(p string) (*x509.Certificate, error) {
@@ -126,80 +189,6 @@ func checkRoot(c *x509.Certificate, now time.Time) error {
 	return nil
 }
 
-// Prepare moves an idle rotation to prepared with next and old (the root in use). The next root must be a
-// valid self-signed CA certificate other than old.
-func (s *State) Prepare(next, old *x509.Certificate, now time.Time) error {
-	if s.Phase != PhaseIdle {
-		return fmt.Errorf("%w: prepare needs an idle rotation; this one is %s (abort it first)", ErrWrongPhase,
-			s.Phase)
-	}
-	if next == nil || old == nil {
-		return fmt.Errorf("%w: prepare needs the next and the old root", ErrInvalidRoot)
-	}
-	if err := checkRoot(next, now); err != nil {
-		return err
-	}
-	if next.Equal(old) {
-		return fmt.Errorf("%w: the next root is the root in use", ErrInvalidRoot)
-	}
-	s.NextRoot, s.OldRoot = encode(next), encode(old)
-	s.transition(PhasePrepared, now, false, "")
-	return nil
-}
-
-// Advance moves to the next phase when p, a current report from meshca, shows its gate open, or when force
-// is set (reason is then required and recorded). prepared → activated needs every tracked workload to hold
-// the next root in its bundle; activated → idle needs every unexpired leaf to chain to the next root.
-func (s *State) Advance(p *Progress, now time.Time, maxAge time.Duration, force bool, reason string) error {
-	var to Phase
-	switch s.Phase {
-	case PhasePrepared:
-		to = PhaseActivated
-	case PhaseActivated:
-		to = PhaseIdle
-	default:
-		return fmt.Errorf("%w: there is no rotation to advance (prepare one first)", ErrWrongPhase)
-	}
-	if force {
-		if reason == "" {
-			return fmt.Errorf("%w: a forced advance needs a reason", ErrGateClosed)
-		}
-	} else {
-		if err := p.Current(s, now, maxAge); err != nil {
-			return err
-		}
-		if err := p.Gate(); err != nil {
-			return err
-		}
-	}
-	if to == PhaseIdle {
-		s.NextRoot, s.OldRoot = "", ""
-	}
-	s.transition(to, now, force, reason)
-	return nil
-}
-
-// Abort returns a prepared rotation to idle: the next root leaves the bundles. An activated rotation cannot
-// be aborted (leaves chain to the next root already): switch cacerts back and advance, or finish it.
-func (s *State) Abort(now time.Time, reason string) error {
-	if s.Phase != PhasePrepared {
-		return fmt.Errorf("%w: only a prepared rotation can be aborted; this one is %s", ErrWrongPhase, s.Phase)
-	}
-	s.NextRoot, s.OldRoot = "", ""
-	s.transition(PhaseIdle, now, false, reason)
-	return nil
-}
-
-func (s *State) transition(to Phase, now time.Time, forced bool, reason string) {
-	s.Generation++
-	s.History = append(s.History, Transition{At: now.UTC(), From: s.Phase, To: to, Generation: s.Generation,
-		Forced: forced, Reason: reason})
-	if len(s.History) > maxHistory {
-		s.History = s.History[len(s.History)-maxHistory:]
-	}
-	s.Phase, s.Since = to, now.UTC()
-}
-
 func encode(c *x509.Certificate) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
 }
@@ -228,21 +217,26 @@ func ParseState(data []byte) (*State, error) {
 	if err := dec.Decode(s); err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
 	}
-	if s.Version != stateVersion {
+	if s.Version != 1 && s.Version != stateVersion {
 		return nil, fmt.Errorf("version %d is not supported (want %d)", s.Version, stateVersion)
 	}
+	if s.Version == 1 && s.Phase == "prepared" {
+		s.Phase = PhasePublishing
+	}
+	s.Version = stateVersion
 	next, old, err := s.Roots()
 	if err != nil {
 		return nil, err
 	}
-	switch s.Phase {
-	case PhaseIdle:
-	case PhasePrepared, PhaseActivated:
-		if next == nil || old == nil {
-			return nil, fmt.Errorf("phase %s needs nextRoot and oldRoot", s.Phase)
-		}
-	default:
+	switch {
+	case !s.Phase.Known():
 		return nil, fmt.Errorf("unknown phase %.32q", s.Phase)
+	case s.Phase != PhaseIdle && (next == nil || old == nil):
+		return nil, fmt.Errorf("phase %s needs nextRoot and oldRoot", s.Phase)
+	case s.MaxLeafLifetime < 0:
+		return nil, errors.New("maxLeafLifetime must not be negative")
+	case s.Phase == PhaseIdle && s.Paused:
+		return nil, errors.New("an idle rotation cannot be paused")
 	}
 	return s, nil
 }

@@ -90,6 +90,9 @@ type MeshcaOptions struct {
 	ExtraRoots []*x509.Certificate
 	// ExtraRootsFunc, instead of ExtraRoots, is ca.Config.ExtraRoots itself (e.g. a rotation's next root).
 	ExtraRootsFunc func(context.Context) ([]*x509.Certificate, error)
+	// WithdrawnRoots and LifetimeCap are ca.Config's (a rotation's old root while retiring, its leaf cap).
+	WithdrawnRoots func() []*x509.Certificate
+	LifetimeCap    func() time.Duration
 	// Server is the base server configuration (e.g. its CRL source); addresses, names, logger and metrics
 	// are set by StartMeshca.
 	Server server.Config
@@ -127,6 +130,7 @@ func StartMeshca(tb testing.TB, o MeshcaOptions) *Meshca {
 	if o.ExtraRoots != nil {
 		cfg.ExtraRoots = func(context.Context) ([]*x509.Certificate, error) { return o.ExtraRoots, nil }
 	}
+	cfg.WithdrawnRoots, cfg.LifetimeCap = o.WithdrawnRoots, o.LifetimeCap
 	if o.ExtraRootsFunc != nil {
 		cfg.ExtraRoots = o.ExtraRootsFunc
 	}

@@ -29,16 +29,16 @@ type wiring struct {
 	reg        *prometheus.Registry
 	extraAuthn []authn.Authenticator // tried before the configured token issuers (dev mode)
 
-	tls        compliance.Policy
-	handshakes *compliance.Handshakes
-	restCfg    *rest.Config         // nil when no part talks to the API server
-	client     kubernetes.Interface // likewise
-	named      []ca.NamedBackend
-	crl        func(context.Context) ([]byte, error) // the CRL /crl serves: the first backend's own
-	rv         *revocation                           // nil when revocation is off
-	kubeAuth   kube.Auth
-	chain      authn.Chain
-	extraRoots func(context.Context) ([]*x509.Certificate, error) // the rotation's roots beside the backends'
+	tls            compliance.Policy
+	handshakes     *compliance.Handshakes
+	restCfg        *rest.Config         // nil when no part talks to the API server
+	client         kubernetes.Interface // likewise
+	named          []ca.NamedBackend
+	crl            func(context.Context) ([]byte, error) // the CRL /crl serves: the first backend's own
+	rv             *revocation                           // nil when revocation is off
+	kubeAuth       kube.Auth
+	chain          authn.Chain
+	publishedRoots func(context.Context) ([]*x509.Certificate, error) // the rotation's roots in the published bundles
 }
 
 // useCompliancePolicy resolves compliancePolicy and hands it to every TLS endpoint and client.
@@ -124,11 +124,11 @@ func (w *wiring) issue(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	observer, extraRoots, err := w.a.rotation(cfg, tracker, w.log, w.reg)
+	rot, err := w.a.rotation(cfg, tracker, w.client, w.log, w.reg)
 	if err != nil {
 		return err
 	}
-	w.extraRoots = extraRoots
+	w.publishedRoots = rot.published
 	nsLabels, err := w.a.namespaceLabels(ctx, cfg, w.client, w.log)
 	if err != nil {
 		return err
@@ -136,7 +136,8 @@ func (w *wiring) issue(ctx context.Context) error {
 	issuer, err := ca.New(ca.Config{Backends: w.named, Authenticator: w.chain,
 		Impersonator: w.kubeAuth.Impersonator, Policy: cfg.Issuance, Rules: cfg.Policy, NamespaceLabels: nsLabels,
 		Limits: cfg.Limits, SignTimeout: cfg.SignTimeout, Logger: w.log, Audit: w.log.With("log", "audit"),
-		Registerer: w.reg, Observer: observer, ExtraRoots: extraRoots, Revocations: w.rv.gate()})
+		Registerer: w.reg, Observer: rot.observer, ExtraRoots: rot.extra, Revocations: w.rv.gate(),
+		WithdrawnRoots: rot.withdrawn, LifetimeCap: rot.cap})
 	if err != nil {
 		return err
 	}
@@ -165,7 +166,7 @@ func (w *wiring) publishTrustBundle(context.Context) error {
 	}
 	tc := *w.cfg.TrustBundle
 	tc.Kube, tc.Logger, tc.Registerer = w.restCfg, w.log.With("component", "trustbundle"), w.reg
-	tc.Source = withExtraRoots(w.a.issuer, w.extraRoots)
+	tc.Source = withExtraRoots(w.a.issuer, w.publishedRoots)
 	tc.PostQuantumSource = trustbundle.SourceFunc(w.a.issuer.PostQuantumRoots)
 	pub, err := trustbundle.New(tc)
 	if err != nil {

@@ -162,7 +162,7 @@ func (c *Config) validateBackends() []error {
 // needsKube reports whether any configured part talks to the API server.
 func (c *Config) needsKube() bool {
 	if c.Kubernetes != nil || c.TrustBundle != nil || c.CRL.needsKube() || c.K8sSigner != nil ||
-		(c.Expiry.Scan.Kubernetes != nil && !c.Expiry.Scan.Disabled) {
+		(c.Expiry.Scan.Kubernetes != nil && !c.Expiry.Scan.Disabled) || c.Rotation.InCluster() {
 		return true
 	}
 	for _, b := range c.Backends {

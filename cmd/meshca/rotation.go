@@ -1,102 +1,93 @@
 package main
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"slices"
+	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
-	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/rotation"
-	"github.com/meshca/meshca/trustbundle"
 )
 
-// gateClosed is a refused advance: the command has printed why, and exits 3.
-type gateClosed struct{ err error }
+// rotationRefused is a change the rotation refused (gate closed, wrong phase, not the leader, conflict): the
+// command has printed why, and exits 3.
+type rotationRefused struct{ err error }
 
-func (g gateClosed) Error() string { return g.err.Error() }
-func (g gateClosed) Unwrap() error { return g.err }
-func (gateClosed) ExitCode() int   { return 3 }
+func (g rotationRefused) Error() string { return g.err.Error() }
+func (g rotationRefused) Unwrap() error { return g.err }
+func (rotationRefused) ExitCode() int   { return 3 }
+
+// refusedKinds are the errors a rotation command reports with exit 3.
+var refusedKinds = []error{rotation.ErrGateClosed, rotation.ErrStaleProgress, rotation.ErrWrongPhase,
+	rotation.ErrConflict, rotation.ErrNotLeader}
 
 func rotationCommand() *cobra.Command {
-	var statePath string
+	var addr string
 	cmd := &cobra.Command{
 		Use:   "rotation",
-		Short: "Rotate the mesh root: status, prepare, advance, abort (docs/root-rotation.md)",
-		Long: "A root rotation moves idle → prepared (the next root is in every response's trust bundle) → " +
-			"activated (cacerts switched to the new CA; the old root stays in every bundle) → idle (old root " +
-			"withdrawn). The commands change the state file that a running meshca follows (rotation.stateFile); " +
-			"advance refuses (exit 3) until meshca reports that every workload has what the next phase needs.",
+		Short: "Drive a root rotation through a running meshca: plan, start, status, pause, resume, rollback, force",
+		Long: "A root rotation moves idle → staged (next root validated, leaf lifetime capped) → " +
+			"publishing (both roots in every bundle; old CA signs) → activated (new CA signs) → " +
+			"retiring (old root dropped from responses) → idle. meshca advances by itself as each gate " +
+			"opens; these commands talk to its rotation admin API (docs/root-rotation.md).",
 		Args: cobra.NoArgs,
 	}
-	cmd.PersistentFlags().StringVar(&statePath, "state", "", "the rotation state file (rotation.stateFile)")
-	need := func() error {
-		if statePath == "" {
-			return usageError{errors.New("--state is required: the rotation.stateFile of the running meshca")}
-		}
-		return nil
-	}
-	cmd.AddCommand(rotationStatus(&statePath, need), rotationPrepare(&statePath, need),
-		rotationAdvance(&statePath, need), rotationAbort(&statePath, need))
+	cmd.PersistentFlags().StringVar(&addr, "admin-addr", rotation.DefaultAdminAddr,
+		"the rotation admin API of the meshca that leads the rotation (rotation.adminAddr)")
+	client := func() *rotation.Client { return &rotation.Client{Addr: addr} }
+	cmd.AddCommand(rotationStatus(client), rotationPlan(client), rotationStart(client),
+		rotationSimple(client, rotation.ActionAdvance, "advance",
+			"Move to the next phase now if its gate is open (exit 3 when not)"),
+		rotationSimple(client, rotation.ActionPause, "pause", "Stop the automatic advance; the roots stay as they are"),
+		rotationSimple(client, rotation.ActionResume, "resume", "Let a paused rotation advance again"),
+		rotationSimple(client, rotation.ActionRollback, "rollback",
+			"Go back one phase, to roots that still cover every leaf (alias: abort)", "abort"),
+		rotationForce(client))
 	return cmd
 }
 
-func rotationStatus(statePath *string, need func() error) *cobra.Command {
+func rotationStatus(client func() *rotation.Client) *cobra.Command {
 	var asJSON bool
-	var maxAge time.Duration
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Print the rotation's phase, its progress as meshca reports it, and what holds the gate",
+		Short: "Print the rotation's phase, progress and gate as the meshca at --admin-addr sees it",
 		Args:  cobra.NoArgs,
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			if err := need(); err != nil {
-				return err
-			}
-			s, p, err := readRotation(*statePath)
+			st, err := client().Status(cmd.Context())
 			if err != nil {
 				return err
 			}
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
-				return enc.Encode(struct {
-					State    *rotation.State    `json:"state"`
-					Progress *rotation.Progress `json:"progress,omitempty"`
-				}{s, p})
+				return enc.Encode(st)
 			}
-			return printStatus(cmd.OutOrStdout(), s, p, time.Now(), maxAge)
+			return printStatus(cmd.OutOrStdout(), st)
 		}),
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the state and the progress report as JSON")
-	cmd.Flags().DurationVar(&maxAge, "max-progress-age", time.Minute, "older progress reports are stale")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the state, the progress and the gate as JSON")
 	return cmd
 }
 
-func readRotation(path string) (*rotation.State, *rotation.Progress, error) {
-	s, err := rotation.Load(path)
-	if err != nil {
-		return nil, nil, err
+func printStatus(w io.Writer, st *rotation.Status) error {
+	s, p := st.State, st.Progress
+	paused := ""
+	if s.Paused {
+		paused = ", paused"
 	}
-	p, err := rotation.ReadProgress(rotation.ProgressPath(path))
-	return s, p, err
-}
-
-func printStatus(w io.Writer, s *rotation.State, p *rotation.Progress, now time.Time, maxAge time.Duration) error {
-	fmt.Fprintf(w, "phase:      %s (generation %d", s.Phase, s.Generation)
+	fmt.Fprintf(w, "phase:      %s (generation %d%s", s.Phase, s.Generation, paused)
 	if !s.Since.IsZero() {
 		fmt.Fprintf(w, ", since %s", s.Since.Format(time.RFC3339))
 	}
 	fmt.Fprintln(w, ")")
+	fmt.Fprintf(w, "replica:    %s (leading: %v)\n", st.Identity, st.Leading)
 	next, old, err := s.Roots()
 	if err != nil {
 		return err
@@ -112,9 +103,8 @@ func printStatus(w io.Writer, s *rotation.State, p *rotation.Progress, now time.
 	if s.Phase == rotation.PhaseIdle {
 		return nil
 	}
-	if err := p.Current(s, now, maxAge); err != nil {
-		fmt.Fprintf(w, "progress:   unknown: %v\n", err)
-		return nil
+	if c := s.LifetimeCap(); c > 0 {
+		fmt.Fprintf(w, "leaf cap:   %s\n", c)
 	}
 	pct := func(n int) float64 {
 		if p.Holders == 0 {
@@ -122,194 +112,190 @@ func printStatus(w io.Writer, s *rotation.State, p *rotation.Progress, now time.
 		}
 		return 100 * float64(n) / float64(p.Holders)
 	}
-	fmt.Fprintf(w, "workloads:  %d with an unexpired certificate (as of %s)\n", p.Holders, p.At.Format(time.RFC3339))
+	fmt.Fprintf(w, "holders:    %d with an unexpired certificate\n", p.Holders)
 	fmt.Fprintf(w, "bundle:     %d (%.1f %%) hold the next root\n", p.HoldingNext, pct(p.HoldingNext))
 	fmt.Fprintf(w, "leaf:       %d (%.1f %%) chain to the next root\n", p.LeafNext, pct(p.LeafNext))
-	if gerr := p.Gate(); gerr != nil {
-		fmt.Fprintf(w, "gate:       closed: %v\n", gerr)
+	if st.Gate != "" {
+		fmt.Fprintf(w, "gate:       closed (to %s): %s\n", st.Next, st.Gate)
 	} else {
-		fmt.Fprintln(w, "gate:       open: `meshca rotation advance` may proceed")
+		fmt.Fprintf(w, "gate:       open: %s may follow\n", st.Next)
 	}
 	for _, l := range p.Laggards {
 		fmt.Fprintf(w, "  waiting for %s (certificate expires %s)\n", l.Identity, l.NotAfter.Format(time.RFC3339))
 	}
+	for _, r := range st.Replicas {
+		fmt.Fprintf(w, "  waiting for %s\n", r)
+	}
 	return nil
 }
 
-// changeRotation applies change to the state file under its lock and saves it.
-func changeRotation(path string, change func(*rotation.State) error) (*rotation.State, error) {
-	unlock, err := rotation.Lock(path)
+// change sends req and prints the transition, or why it was refused (exit 3).
+func change(cmd *cobra.Command, client *rotation.Client, req rotation.ChangeRequest) error {
+	st, err := client.Change(cmd.Context(), req)
 	if err != nil {
-		return nil, err
+		for _, k := range refusedKinds {
+			if errors.Is(err, k) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "meshca rotation %s: refused: %v\n", req.Action, err)
+				return rotationRefused{err}
+			}
+		}
+		return err
 	}
-	defer unlock()
-	s, err := rotation.Load(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := change(s); err != nil {
-		return nil, err
-	}
-	return s, rotation.Save(path, s)
+	t := st.Transition
+	_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: %s → %s (generation %d)%s\n", req.Action, t.From, t.To,
+		t.Generation, map[bool]string{true: ", forced", false: ""}[t.Forced])
+	return err
 }
 
-func rotationPrepare(statePath *string, need func() error) *cobra.Command {
-	var nextPath, oldPath string
+func rotationSimple(client func() *rotation.Client, a rotation.Action, use, short string,
+	aliases ...string) *cobra.Command {
+	var reason string
+	var generation uint64
 	cmd := &cobra.Command{
-		Use:   "prepare",
-		Short: "Start a rotation: publish the next root in every response's trust bundle",
-		Args:  cobra.NoArgs,
+		Use: use, Short: short, Aliases: aliases, Args: cobra.NoArgs,
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			if err := need(); err != nil {
-				return err
-			}
+			return change(cmd, client(), rotation.ChangeRequest{Action: a, Reason: reason, Generation: generation})
+		}),
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why, kept in the state's history, the audit log and the Event")
+	cmd.Flags().Uint64Var(&generation, "generation", 0, "refuse unless the state is at this generation "+
+		"(as status showed it)")
+	return cmd
+}
+
+func rotationStart(client func() *rotation.Client) *cobra.Command {
+	var nextPath, oldPath, reason string
+	var lifetime time.Duration
+	cmd := &cobra.Command{
+		Use:     "start",
+		Aliases: []string{"prepare"},
+		Short:   "Stage a rotation to --next-root: validated, and leaf lifetimes capped (alias: prepare)",
+		Args:    cobra.NoArgs,
+		RunE: action(func(cmd *cobra.Command, _ []string) error {
 			if nextPath == "" || oldPath == "" {
 				return usageError{errors.New("--next-root and --old-root are required (PEM files)")}
 			}
-			next, err := readRoot(nextPath, "--next-root")
+			next, err := readPEMFile(nextPath, "--next-root")
 			if err != nil {
 				return err
 			}
-			old, err := readRoot(oldPath, "--old-root")
+			old, err := readPEMFile(oldPath, "--old-root")
 			if err != nil {
 				return err
 			}
-			s, err := changeRotation(*statePath, func(s *rotation.State) error {
-				return s.Prepare(next, old, time.Now())
-			})
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "prepared (generation %d): meshca adds the next root to every "+
-				"trust bundle within rotation.pollInterval; follow `meshca rotation status`\n", s.Generation)
-			return err
+			return change(cmd, client(), rotation.ChangeRequest{Action: rotation.ActionStart, Reason: reason,
+				NextRoot: next, OldRoot: old, MaxLeafLifetime: lifetime.String()})
 		}),
 	}
 	cmd.Flags().StringVar(&nextPath, "next-root", "", "PEM file with the root to rotate to")
 	cmd.Flags().StringVar(&oldPath, "old-root", "", "PEM file with the root in use (cacerts root-cert.pem)")
+	cmd.Flags().DurationVar(&lifetime, "max-leaf-lifetime", time.Hour,
+		"the longest workload certificate issued until the rotation ends (0: issuance.maxTTL)")
+	cmd.Flags().StringVar(&reason, "reason", "", "why, kept in the state's history, the audit log and the Event")
 	return cmd
 }
 
-func readRoot(path, flag string) (*x509.Certificate, error) {
+func readPEMFile(path, flag string) (string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", flag, err)
+		return "", fmt.Errorf("%s: %w", flag, err)
 	}
-	c, err := rotation.ParseRoot(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", flag, path, err)
+	if _, err := rotation.ParseRoot(data); err != nil {
+		return "", fmt.Errorf("%s %s: %w", flag, path, err)
 	}
-	return c, nil
+	return string(data), nil
 }
 
-func rotationAdvance(statePath *string, need func() error) *cobra.Command {
-	var force bool
+func rotationForce(client func() *rotation.Client) *cobra.Command {
 	var reason string
-	var maxAge time.Duration
+	var dryRun, back bool
 	cmd := &cobra.Command{
-		Use:   "advance",
-		Short: "Move to the next phase once meshca reports it safe (exit 3 when not)",
+		Use:   "force",
+		Short: "Advance (or with --rollback go back) past a closed gate; lists what it breaks first",
 		Args:  cobra.NoArgs,
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			if err := need(); err != nil {
+			if reason == "" {
+				return usageError{errors.New("force needs --reason: it is kept in the audit log and the Event")}
+			}
+			c := client()
+			st, err := c.Status(cmd.Context())
+			if err != nil {
 				return err
 			}
-			if force && reason == "" {
-				return usageError{errors.New("--force needs --reason")}
+			a := rotation.ActionAdvance
+			if back {
+				a = rotation.ActionRollback
 			}
-			s, err := changeRotation(*statePath, func(s *rotation.State) error {
-				p, err := rotation.ReadProgress(rotation.ProgressPath(*statePath))
-				if err != nil {
-					return err
+			w := cmd.OutOrStdout()
+			if a == rotation.ActionAdvance && st.Gate == "" && st.Next != "" {
+				fmt.Fprintf(w, "the gate to %s is open: nothing breaks\n", st.Next)
+			} else if a == rotation.ActionAdvance {
+				fmt.Fprintf(w, "forcing %s → %s would break:\n", st.State.Phase, st.Next)
+				for _, b := range st.Breaks {
+					fmt.Fprintf(w, "  %s\n", b)
 				}
-				if err := s.Advance(p, time.Now(), maxAge, force, reason); err != nil {
-					if errors.Is(err, rotation.ErrGateClosed) || errors.Is(err, rotation.ErrStaleProgress) {
-						fmt.Fprintf(cmd.ErrOrStderr(), "meshca rotation advance: refused: %v\n", err)
-						if p != nil {
-							for _, l := range p.Laggards {
-								fmt.Fprintf(cmd.ErrOrStderr(), "  waiting for %s (certificate expires %s)\n",
-									l.Identity, l.NotAfter.Format(time.RFC3339))
-							}
-						}
-						return gateClosed{err}
-					}
-					return err
-				}
+			}
+			if dryRun {
 				return nil
-			})
-			if err != nil {
-				return err
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "advanced to %s (generation %d)\n", s.Phase, s.Generation)
-			return err
+			return change(cmd, c, rotation.ChangeRequest{Action: a, Force: true, Reason: reason,
+				Generation: st.State.Generation})
 		}),
 	}
-	cmd.Flags().BoolVar(&force, "force", false, "advance although the gate is closed (breaks the laggards' mTLS)")
-	cmd.Flags().StringVar(&reason, "reason", "", "why, recorded in the state's history (required with --force)")
-	cmd.Flags().DurationVar(&maxAge, "max-progress-age", time.Minute, "older progress reports are stale")
+	cmd.Flags().StringVar(&reason, "reason", "", "why (required), kept in the audit log and the Event")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "only list what forcing would break")
+	cmd.Flags().BoolVar(&back, "rollback", false, "force the rollback instead of the advance")
 	return cmd
 }
 
-func rotationAbort(statePath *string, need func() error) *cobra.Command {
-	var reason string
+func rotationPlan(client func() *rotation.Client) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "abort",
-		Short: "Abandon a prepared rotation: the next root leaves the trust bundles",
+		Use:   "plan",
+		Short: "Print the steps from the current phase to idle, what each changes and what its gate waits for",
 		Args:  cobra.NoArgs,
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			if err := need(); err != nil {
-				return err
-			}
-			s, err := changeRotation(*statePath, func(s *rotation.State) error { return s.Abort(time.Now(), reason) })
+			st, err := client().Status(cmd.Context())
 			if err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "aborted (generation %d)\n", s.Generation)
+			_, err = io.WriteString(cmd.OutOrStdout(), plan(st.State))
 			return err
 		}),
 	}
-	cmd.Flags().StringVar(&reason, "reason", "", "why, recorded in the state's history")
 	return cmd
 }
 
-// rotation starts the rotation controller when the configuration has a rotation section: it returns the
-// issuer's observer (the expiry tracker, and the rotation tracker beside it) and its extra trust roots.
-func (a *app) rotation(cfg *Config, tracker ca.IssuanceObserver, log *slog.Logger,
-	reg prometheus.Registerer) (ca.IssuanceObserver, func(context.Context) ([]*x509.Certificate, error), error) {
-	if cfg.Rotation == nil {
-		return tracker, nil, nil
-	}
-	rc := *cfg.Rotation
-	rc.MaxLifetime, rc.Logger, rc.Registerer = cfg.Issuance.EffectiveMaxTTL(), log.With("component", "rotation"), reg
-	c, err := rotation.New(rc)
-	if err != nil {
-		return nil, nil, err
-	}
-	a.run = append(a.run, c.Run)
-	return c.Observer(tracker), c.ExtraRoots, nil
+// planSteps says, per phase, what entering it changes and what the gate out of it waits for.
+var planSteps = map[rotation.Phase][2]string{
+	rotation.PhaseStaged: {"next root validated; leaf lifetimes capped; nothing published",
+		"nothing: publishing only adds a root"},
+	rotation.PhasePublishing: {"old and next root in every response and published bundle; the old CA signs",
+		"every holder's last bundle holds the next root"},
+	rotation.PhaseActivated: {"switch cacerts to the new CA now; both roots stay in every bundle",
+		"every unexpired leaf chains to the next root"},
+	rotation.PhaseRetiring: {"old root dropped from responses; published bundles keep it",
+		"every unexpired leaf still chains to the next root"},
+	rotation.PhaseIdle: {"old root dropped from the published bundles; leaf lifetime cap lifted", ""},
 }
 
-// withExtraRoots publishes the rotation's extra roots (the next root, then the old one) beside src's roots,
-// so that the ClusterTrustBundle and istio-ca-root-cert ConfigMaps carry what the responses carry.
-func withExtraRoots(src trustbundle.Source,
-	extra func(context.Context) ([]*x509.Certificate, error)) trustbundle.Source {
-	if extra == nil {
-		return src
+func plan(s *rotation.State) string {
+	var b strings.Builder
+	cur := *s
+	if cur.Phase == rotation.PhaseIdle {
+		fmt.Fprintln(&b, "idle: `meshca rotation start --next-root FILE --old-root FILE` stages a rotation; then")
+		cur.Phase = rotation.PhaseStaged
+		fmt.Fprintf(&b, "  → staged: %s\n", planSteps[rotation.PhaseStaged][0])
+	} else {
+		fmt.Fprintf(&b, "now %s (generation %d)\n", cur.Phase, cur.Generation)
 	}
-	return trustbundle.SourceFunc(func(ctx context.Context) ([]*x509.Certificate, error) {
-		roots, err := src.Roots(ctx)
+	for cur.Phase != rotation.PhaseIdle {
+		next, err := cur.Next()
 		if err != nil {
-			return nil, err
+			break
 		}
-		more, err := extra(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range more {
-			if !slices.ContainsFunc(roots, m.Equal) {
-				roots = append(roots, m)
-			}
-		}
-		return roots, nil
-	})
+		fmt.Fprintf(&b, "    gate: %s\n", planSteps[cur.Phase][1])
+		fmt.Fprintf(&b, "  → %s: %s\n", next, planSteps[next][0])
+		cur.Phase = next
+	}
+	return b.String()
 }

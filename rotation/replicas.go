@@ -1,0 +1,130 @@
+package rotation
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// In a cluster every replica issues certificates and keeps its own tracker, so the leader must not open a gate
+// on its own view alone. Each replica writes its verdict for the state it has read under its own key of a
+// second ConfigMap (<configMap>-replicas, by JSON merge patch: replicas never conflict there); the leader opens
+// a gate only when every replica's current report does, and a replica that stopped reporting holds the gates
+// until every certificate it may have issued has expired.
+
+// ReplicaReport is one replica's verdict on the state it last read.
+type ReplicaReport struct {
+	Generation uint64    `json:"generation"`
+	Phase      Phase     `json:"phase"`
+	At         time.Time `json:"at"`
+	// Gate is empty when the advance keeps the invariant as this replica sees it, else why not.
+	Gate string `json:"gate,omitempty"`
+	// LeafNext counts the holders whose leaf chains to the next root (the rollback from publishing needs 0).
+	LeafNext int `json:"leafNext"`
+	Holders  int `json:"holders"`
+}
+
+func (c *Controller) replicasName() string { return c.cfg.ConfigMap + "-replicas" }
+
+// report writes this replica's verdict on s.
+func (c *Controller) report(ctx context.Context, s *State) error {
+	p := c.tracker.Progress(s.Generation, s.Phase)
+	r := ReplicaReport{Generation: s.Generation, Phase: s.Phase, At: c.cfg.Now().UTC(), LeafNext: p.LeafNext,
+		Holders: p.Holders}
+	if err := s.Gate(p); err != nil && s.Phase != PhaseIdle {
+		r.Gate = bounded(err.Error())
+	}
+	val, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	patch, err := json.Marshal(map[string]any{"data": map[string]string{c.cfg.Identity: string(val)}})
+	if err != nil {
+		return err
+	}
+	api := c.cfg.Client.CoreV1().ConfigMaps(c.cfg.LeaseNamespace)
+	_, err = api.Patch(ctx, c.replicasName(), types.MergePatchType, patch, metav1.PatchOptions{})
+	if apierrors.IsNotFound(err) {
+		_, err = api.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: c.replicasName(),
+			Namespace: c.cfg.LeaseNamespace}, Data: map[string]string{c.cfg.Identity: string(val)}},
+			metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			_, err = api.Patch(ctx, c.replicasName(), types.MergePatchType, patch, metav1.PatchOptions{})
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("rotation: write this replica's report to ConfigMap %s/%s: %w", c.cfg.LeaseNamespace,
+			c.replicasName(), err)
+	}
+	return nil
+}
+
+// replicaProblems returns, for state s, why the other replicas keep the gate closed (forward) or the rollback
+// from publishing refused (back); nil when none do. The leader's own verdict is not read from the ConfigMap.
+func (c *Controller) replicaProblems(ctx context.Context, s *State, back bool) ([]string, error) {
+	if c.cfg.Client == nil {
+		return nil, nil
+	}
+	cm, err := c.cfg.Client.CoreV1().ConfigMaps(c.cfg.LeaseNamespace).Get(ctx, c.replicasName(), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("rotation: read the replicas' reports: %w", err)
+	}
+	now := c.cfg.Now()
+	stale := 3*c.cfg.PollInterval + c.cfg.lease().LeaseDuration
+	var out []string
+	for id, raw := range cm.Data {
+		if id == c.cfg.Identity {
+			continue
+		}
+		var r ReplicaReport
+		if err := json.Unmarshal([]byte(raw), &r); err != nil {
+			out = append(out, fmt.Sprintf("replica %.64s: unreadable report", id))
+			continue
+		}
+		switch {
+		case now.Sub(r.At) > stale:
+			if until := r.At.Add(c.cfg.MaxLifetime); now.Before(until) {
+				out = append(out, fmt.Sprintf("replica %.64s stopped reporting at %s; the certificates it issued "+
+					"may be valid until %s", id, r.At.Format(time.RFC3339), until.Format(time.RFC3339)))
+			}
+		case r.Generation != s.Generation:
+			out = append(out, fmt.Sprintf("replica %.64s is behind: it has read generation %d, not %d", id,
+				r.Generation, s.Generation))
+		case back && r.LeafNext > 0:
+			out = append(out, fmt.Sprintf("replica %.64s: %d holders have a leaf from the next CA", id, r.LeafNext))
+		case !back && r.Gate != "":
+			out = append(out, fmt.Sprintf("replica %.64s: %s", id, r.Gate))
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// replicasGate is replicaProblems as an ErrGateClosed.
+func (c *Controller) replicasGate(ctx context.Context, s *State, ch Change) error {
+	back := ch.Action == ActionRollback
+	if ch.Action != ActionAdvance && !(back && s.Phase == PhasePublishing && !s.SameKey) {
+		return nil
+	}
+	if ch.Action == ActionAdvance && s.Phase == PhaseStaged {
+		return nil
+	}
+	probs, err := c.replicaProblems(ctx, s, back)
+	if err != nil {
+		return err
+	}
+	if len(probs) > 0 {
+		return fmt.Errorf("%w: %d other replicas say no: %s", ErrGateClosed, len(probs), probs[0])
+	}
+	return nil
+}
