@@ -39,6 +39,7 @@ type scan struct {
 	ns, node   []int
 	nsNames    []string
 	nodeNames  []string
+	prefixes   []string
 	cas        []int
 	lag        []Laggard
 	coarse     int
@@ -59,17 +60,23 @@ func (t *Tracker) Progress(gen uint64, ph Phase) *Progress {
 		sc.chains = append(sc.chains, tg.der != nil && bytes.Equal(r, tg.der))
 	}
 	t.cas.mu.RUnlock()
-	sc.nsNames, sc.nodeNames = t.ns.all(), t.nodes.all()
+	sc.nsNames, sc.nodeNames, sc.prefixes = t.ns.all(), t.nodes.all(), t.prefixes.all()
 	sc.ns, sc.node = make([]int, len(sc.nsNames)), make([]int, len(sc.nodeNames))
 	sc.cas = make([]int, len(sc.chains))
 	sc.gates[0].Name, sc.gates[1].Name = GateBundle, GateLeaf
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
-		t.sweepLocked(s, sc.now)
-		for _, r := range s.m {
+		for k, r := range s.m {
+			if int64(r.notAfter) <= sc.now { // expired: forget it
+				delete(s.m, k)
+				s.dead += int(r.nameLen)
+				t.count.Add(-1)
+				continue
+			}
 			sc.add(s, r)
 		}
+		t.compactLocked(s)
 		s.mu.Unlock()
 	}
 	p := &Progress{Generation: gen, Phase: ph, At: now.UTC(), Holders: sc.gates[0].Holders,
@@ -166,7 +173,11 @@ func (sc *scan) offer(s *shard, r record, next int64, overdue bool) {
 	if len(sc.lag) == maxLaggards && !before(sc.lag[len(sc.lag)-1]) {
 		return
 	}
-	l := Laggard{Identity: string(s.names[r.name : r.name+uint32(r.nameLen)]), Kind: kinds[r.kind],
+	name := string(s.names[r.name : r.name+uint32(r.nameLen)])
+	if int(r.prefix) < len(sc.prefixes) {
+		name = sc.prefixes[r.prefix] + name
+	}
+	l := Laggard{Identity: name, Kind: kinds[r.kind],
 		LastRenewal: time.Unix(int64(r.renewed), 0).UTC(), NextRenewal: nextT,
 		NotAfter: time.Unix(int64(r.notAfter), 0).UTC(), Overdue: overdue, Bundle: int(r.bundle)}
 	if int(r.ns) < len(sc.nsNames) {

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"hash/maphash"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,7 +19,7 @@ type TrackerConfig struct {
 	// MaxLifetime is the longest lifetime meshca issues (issuance.maxTTL): after running that long, the
 	// tracker has seen every unexpired certificate. Required.
 	MaxLifetime time.Duration
-	// MaxIdentities caps the holders tracked (about 80 bytes each with its name; BENCHMARKS.md). An issuance
+	// MaxIdentities caps the holders tracked (about 60 bytes each with its name; BENCHMARKS.md). An issuance
 	// past the cap is not tracked, and the tracker counts as incomplete until that certificate expires.
 	// Default 100000.
 	MaxIdentities int
@@ -48,6 +49,7 @@ type Tracker struct {
 	blind   atomic.Int64 // Unix seconds until which an untracked certificate may be valid
 
 	ns, nodes, bundles *interner
+	prefixes           *interner // pod names up to their last dash: the ReplicaSet's name
 	cas                caTable
 }
 
@@ -79,6 +81,7 @@ type record struct {
 	ca       uint16 // interned issuing CA
 	ns       uint16
 	node     uint16
+	prefix   uint16 // interned start of the name; the arena holds the rest
 	nameLen  uint8
 	kind     uint8
 }
@@ -127,7 +130,7 @@ func (c *caTable) id(chain []*x509.Certificate) uint16 {
 func NewTracker(cfg TrackerConfig) *Tracker {
 	t := &Tracker{maxLife: cfg.MaxLifetime, max: int64(cfg.MaxIdentities), started: cfg.Started, now: cfg.Now,
 		seed: maphash.MakeSeed(), ns: newInterner(1 << 15), nodes: newInterner(1 << 15),
-		bundles: newInterner(1 << 10)}
+		bundles: newInterner(1 << 10), prefixes: newInterner(1 << 15)}
 	t.cas = caTable{in: newInterner(1 << 10), names: []string{""}, roots: [][]byte{nil}}
 	if t.max <= 0 {
 		t.max = 100000
@@ -178,7 +181,7 @@ func (t *Tracker) ObserveResult(res *ca.Result) {
 	defer s.mu.Unlock()
 	old, ok := s.m[key]
 	if ok {
-		r.name, r.nameLen = old.name, old.nameLen
+		r.name, r.nameLen, r.prefix = old.name, old.nameLen, old.prefix
 		s.m[key] = r
 		return
 	}
@@ -197,6 +200,14 @@ func (t *Tracker) ObserveResult(res *ca.Result) {
 				}
 			}
 			return
+		}
+	}
+	if kind == HolderPod {
+		// Pods of a ReplicaSet share a name up to the last dash: only the suffix needs room per holder.
+		if i := strings.LastIndexByte(name, '-'); i > 0 {
+			if r.prefix = t.prefixes.id(name[:i+1]); r.prefix != 0 {
+				name = name[i+1:]
+			}
 		}
 	}
 	if len(name) > maxName {
@@ -228,6 +239,11 @@ func (t *Tracker) sweepLocked(s *shard, now int64) {
 			t.count.Add(-1)
 		}
 	}
+	t.compactLocked(s)
+}
+
+// compactLocked rebuilds s's name arena when most of it is dead.
+func (t *Tracker) compactLocked(s *shard) {
 	if s.dead < 4096 || s.dead < len(s.names)/2 {
 		return
 	}
