@@ -10,3 +10,4 @@ echo "export MESHCA_PROMTOOL=$("$here/get-promtool.sh")"
 k=$("$here/get-k8s.sh")
 echo "export MESHCA_KUBE_APISERVER=$k/kube-apiserver MESHCA_ETCD=$k/etcd"
 echo "export MESHCA_HELM=$("$here/get-helm.sh")"
+echo "export MESHCA_CHROMIUM=$("$here/get-chromium.sh")"

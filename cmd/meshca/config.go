@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"time"
 
@@ -204,6 +205,7 @@ type app struct {
 	server  *server.Server
 	run     []func(context.Context) error // background loops that end with the server
 	closers []func() error
+	pages   map[string]http.Handler // read-only pages of the HTTP port (the rotation status)
 }
 
 func (a *app) Close() {
@@ -326,6 +328,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 	scfg := cfg.Server
 	scfg.Logger, scfg.Gatherer, scfg.CRL = log, reg, crl
 	rv.serve(&scfg)
+	scfg.Pages = a.pages
 	scfg.TLSPolicy, scfg.Handshakes = policy, handshakes
 	srv, err := server.New(issuer, scfg)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"slices"
 	"time"
@@ -286,6 +287,7 @@ func (a *app) rotation(cfg *Config, tracker ca.IssuanceObserver, log *slog.Logge
 		return nil, nil, err
 	}
 	a.run = append(a.run, c.Run)
+	a.pages = map[string]http.Handler{rotation.PagePath: rotation.StatusPage(c.Progress)}
 	return c.Observer(tracker), c.ExtraRoots, nil
 }
 
