@@ -117,22 +117,13 @@ func printStatus(w io.Writer, s *rotation.State, p *rotation.Progress, now time.
 		fmt.Fprintf(w, "progress:   unknown: %v\n", err)
 		return nil
 	}
-	pct := func(n int) float64 {
-		if p.Holders == 0 {
-			return 100
-		}
-		return 100 * float64(n) / float64(p.Holders)
+	if err := p.WriteText(w); err != nil {
+		return err
 	}
-	fmt.Fprintf(w, "workloads:  %d with an unexpired certificate (as of %s)\n", p.Holders, p.At.Format(time.RFC3339))
-	fmt.Fprintf(w, "bundle:     %d (%.1f %%) hold the next root\n", p.HoldingNext, pct(p.HoldingNext))
-	fmt.Fprintf(w, "leaf:       %d (%.1f %%) chain to the next root\n", p.LeafNext, pct(p.LeafNext))
 	if gerr := p.Gate(); gerr != nil {
 		fmt.Fprintf(w, "gate:       closed: %v\n", gerr)
 	} else {
 		fmt.Fprintln(w, "gate:       open: `meshca rotation advance` may proceed")
-	}
-	for _, l := range p.Laggards {
-		fmt.Fprintf(w, "  waiting for %s (certificate expires %s)\n", l.Identity, l.NotAfter.Format(time.RFC3339))
 	}
 	return nil
 }
