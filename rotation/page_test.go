@@ -58,13 +58,9 @@ func renewPod(t *testing.T, h *mesh, sa, name, node string) {
 	}
 }
 
-// dumpDOM loads url in headless chromium and returns the document as rendered.
-func dumpDOM(t *testing.T, url string) *html.Node {
+// dumpDOM loads url in headless chromium (bin) and returns the document as rendered.
+func dumpDOM(t *testing.T, bin, url string) *html.Node {
 	t.Helper()
-	bin := catest.Binary(t, "chromium")
-	if bin == "" {
-		t.Skip("chromium is not installed and cannot be here (scripts/get-chromium.sh)")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -123,6 +119,10 @@ func rows(doc *html.Node, id string) [][]string {
 // a real headless browser, shows two thirds of the holders holding the new root and names the third pod
 // (escaped: its name is markup) with its node; the metrics count the holders by status.
 func TestStatusPageInHeadlessBrowser(t *testing.T) {
+	bin := catest.Binary(t, "chromium")
+	if bin == "" {
+		t.Skip("chromium is not installed and cannot be here (scripts/get-chromium.sh)")
+	}
 	cacerts, oldCA := catest.FileCA(t)
 	newCA := genCA(t)
 	statePath := filepath.Join(t.TempDir(), "rotation.json")
@@ -155,7 +155,7 @@ meshca_rotation_holders{status="overdue"} 0
 		t.Fatal(err)
 	}
 
-	doc := dumpDOM(t, srv.URL+rotation.PagePath)
+	doc := dumpDOM(t, bin, srv.URL+rotation.PagePath)
 	gates := rows(doc, "gates")
 	if len(gates) != 2 || gates[0][0] != "bundle (this phase)" || gates[0][1] != "66.7 % of holders hold the new root" ||
 		gates[0][2] != "2 / 3" || gates[0][3] != "1" {
