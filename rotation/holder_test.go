@@ -47,7 +47,8 @@ func TestHoldersArePodsZtunnelIdentitiesOrIdentities(t *testing.T) {
 			name: "two pods of one service account are two holders, and the one not renewed is named",
 			before: func(t *testing.T, exp time.Time) []*ca.Result {
 				r := issued(t, oldCA, "cart", exp, oldCA.Root)
-				return []*ca.Result{byPod(r, "uid-1", "cart-1", "node-a", false), byPod(r, "uid-2", "cart-2", "node-b", false)}
+				return []*ca.Result{byPod(r, "uid-1", "cart-1", "node-a", false),
+					byPod(r, "uid-2", "cart-2", "node-b", false)}
 			},
 			after: func(t *testing.T, exp time.Time) []*ca.Result {
 				return []*ca.Result{byPod(issued(t, oldCA, "cart", exp, oldCA.Root, newCA.Root), "uid-1", "cart-1",
@@ -134,17 +135,20 @@ func TestOverduePodHoldsTheGateOnlyUntilItsCertificateExpires(t *testing.T) {
 		return rotation.GateProgress{}
 	}
 	g := gate()
-	if g.Lagging != 2 || g.Overdue != 0 || !g.ETA.Equal(start.Add(30*time.Minute)) || !g.Latest.Equal(start.Add(time.Hour)) {
+	if g.Lagging != 2 || g.Overdue != 0 || !g.ETA.Equal(start.Add(30*time.Minute)) ||
+		!g.Latest.Equal(start.Add(time.Hour)) {
 		t.Fatalf("before renewal time: %+v; want 2 lagging, ETA in 30 minutes, latest in an hour", g)
 	}
 	c.t = start.Add(40 * time.Minute)
-	tr.ObserveResult(byPod(issued(t, oldCA, "ok", c.t.Add(time.Hour), oldCA.Root, newCA.Root), "u2", "ok-0", "n2", false))
+	tr.ObserveResult(byPod(issued(t, oldCA, "ok", c.t.Add(time.Hour), oldCA.Root, newCA.Root), "u2", "ok-0", "n2",
+		false))
 	g = gate()
 	if g.Done != 1 || g.Overdue != 1 || !g.ETA.Equal(start.Add(time.Hour)) || g.Percent() != 50 {
 		t.Fatalf("after its renewal time: %+v; want 1 done, 1 overdue, ETA at its expiry", g)
 	}
 	if p := tr.Progress(1, rotation.PhasePrepared); len(p.Laggards) != 1 || !p.Laggards[0].Overdue ||
-		p.Laggards[0].Identity != "stuck-0" || len(p.ByNode) != 1 || p.ByNode[0] != (rotation.Count{Name: "n1", Count: 1}) {
+		p.Laggards[0].Identity != "stuck-0" || len(p.ByNode) != 1 ||
+		p.ByNode[0] != (rotation.Count{Name: "n1", Count: 1}) {
 		t.Fatalf("the overdue pod must be named with its node: %+v", p)
 	}
 	c.t = start.Add(time.Hour + time.Second)

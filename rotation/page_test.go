@@ -35,7 +35,8 @@ func TestStatusPageEscapesNames(t *testing.T) {
 	if strings.Contains(body, "<img") || !strings.Contains(body, "cart-&lt;img") {
 		t.Fatalf("the pod name reached the page unescaped:\n%s", body)
 	}
-	if rec.Header().Get("Content-Security-Policy") == "" || !strings.Contains(body, "0.0 % of holders hold the new root") {
+	if rec.Header().Get("Content-Security-Policy") == "" ||
+		!strings.Contains(body, "0.0 % of holders hold the new root") {
 		t.Fatalf("headers %v, body:\n%s", rec.Header(), body)
 	}
 }
@@ -157,7 +158,8 @@ meshca_rotation_holders{status="overdue"} 0
 
 	doc := dumpDOM(t, bin, srv.URL+rotation.PagePath)
 	gates := rows(doc, "gates")
-	if len(gates) != 2 || gates[0][0] != "bundle (this phase)" || gates[0][1] != "66.7 % of holders hold the new root" ||
+	if len(gates) != 2 || gates[0][0] != "bundle (this phase)" ||
+		gates[0][1] != "66.7 % of holders hold the new root" ||
 		gates[0][2] != "2 / 3" || gates[0][3] != "1" {
 		t.Fatalf("gates as rendered: %q", gates)
 	}

@@ -28,10 +28,10 @@ var binaries = map[string]struct{ env, script string }{
 var binMu sync.Mutex
 
 // Binary returns the path of a real test server or tool binary ("vault", "step-ca", "pilot-agent",
-// "kube-apiserver", "etcd", "helm", "promtool", "chromium"). Under -short it skips the test. Otherwise it takes the path
-// from the binary's MESHCA_* variable or runs the project's build script, which builds the binary once and
-// caches it; a build failure fails the test. The path is empty when the script cannot provide the binary on
-// this machine (chromium without root or apt-get): the caller skips.
+// "kube-apiserver", "etcd", "helm", "promtool", "chromium"). Under -short it skips the test. Otherwise it
+// takes the path from the binary's MESHCA_* variable or runs the project's build script, which builds the
+// binary once and caches it; a build failure fails the test. The path is empty when the script cannot
+// provide the binary on this machine (chromium without root or apt-get): the caller skips.
 func Binary(tb testing.TB, name string) string {
 	tb.Helper()
 	b, ok := binaries[name]
