@@ -21,6 +21,9 @@ type auditRecord struct {
 	backend         string
 	serial          string
 	notAfter        time.Time
+	// workload says caller is the workload itself (not a registration authority); impersonated that it is a
+	// node agent asking with ImpersonatedIdentity.
+	workload, impersonated bool
 }
 
 func (r *auditRecord) log(ctx context.Context, l *slog.Logger, c Class, err error, elapsed time.Duration) {

@@ -193,6 +193,11 @@ type Result struct {
 	TrustBundle []byte
 	Identity    csr.Identity
 	Backend     string
+	// Caller is the workload that asked, as authenticated (with the pod claims of a bound token); nil when a
+	// registration authority asked on a workload's behalf. Impersonated says the caller is a node agent
+	// (ztunnel) that asked for Identity with ImpersonatedIdentity.
+	Caller       *authn.Caller
+	Impersonated bool
 }
 
 // Issue takes req through authentication, CSR checks, policy and signing. Errors wrap the sentinels of this
@@ -229,7 +234,7 @@ func (i *Issuer) issue(ctx context.Context, req *Request, rec *auditRecord) (*Re
 		}
 		return nil, err
 	}
-	rec.caller = caller
+	rec.caller, rec.workload, rec.impersonated = caller, true, req.ImpersonatedIdentity != ""
 	if err := checkMetadata(req); err != nil {
 		return nil, err
 	}
@@ -298,7 +303,11 @@ func (i *Issuer) issueTo(ctx context.Context, target csr.Identity, parsed *csr.R
 	leaf := resp.Leaf()
 	rec.backend, rec.serial, rec.notAfter = name, fmt.Sprintf("%x", leaf.SerialNumber), leaf.NotAfter
 	i.m.issued.WithLabelValues(name, parsed.KeyType).Inc()
-	res := &Result{Chain: resp.Chain, TrustBundle: bundle, Identity: target, Backend: name}
+	res := &Result{Chain: resp.Chain, TrustBundle: bundle, Identity: target, Backend: name,
+		Impersonated: rec.impersonated}
+	if rec.workload {
+		res.Caller = rec.caller
+	}
 	if i.observer != nil {
 		i.observer.Observe(target, leaf.NotBefore, leaf.NotAfter)
 		if ro, ok := i.observer.(ResultObserver); ok {

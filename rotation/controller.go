@@ -159,7 +159,8 @@ func New(cfg Config) (*Controller, error) {
 		return nil, err
 	}
 	if cfg.Registerer != nil {
-		if err := cfg.Registerer.Register(&collector{c: c}); err != nil {
+		if err := errors.Join(cfg.Registerer.Register(&collector{c: c}),
+			cfg.Registerer.Register(ProgressCollector(c.Progress))); err != nil {
 			return nil, fmt.Errorf("rotation: metrics: %w", err)
 		}
 		if err := cfg.Registerer.Register(c.forced); err != nil {

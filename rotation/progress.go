@@ -9,9 +9,6 @@ import (
 	"time"
 )
 
-// maxLaggards bounds the laggards a Progress names.
-const maxLaggards = 20
-
 // Progress is a running meshca's report on a rotation, written next to the state file (ProgressPath) and read
 // by `meshca rotation status|advance`.
 type Progress struct {
@@ -19,23 +16,91 @@ type Progress struct {
 	Generation uint64    `json:"generation"`
 	Phase      Phase     `json:"phase"`
 	At         time.Time `json:"at"`
-	// Holders counts identities with an unexpired certificate; HoldingNext of them last received a bundle with
-	// the next root, and LeafNext hold a leaf that chains to it.
+	// Holders counts holders of a trust bundle with an unexpired certificate; HoldingNext of them last
+	// received a bundle with the next root, and LeafNext hold a leaf that chains to it.
 	Holders     int `json:"holders"`
 	HoldingNext int `json:"holdingNext"`
 	LeafNext    int `json:"leafNext"`
+	// Coarse counts the holders tracked by identity only (no pod claims in their token).
+	Coarse int `json:"coarse,omitempty"`
 	// Complete is whether the tracker has seen every unexpired certificate: it has run for a full maximum
 	// lifetime and dropped none. CompleteAt is when it will be.
 	Complete   bool      `json:"complete"`
 	CompleteAt time.Time `json:"completeAt"`
-	// Laggards names some of the identities that hold up the gate.
-	Laggards []Laggard `json:"laggards,omitempty"`
+	// Gates reports each gate: what share of the holders have what it needs, and when it should open.
+	Gates []GateProgress `json:"gates,omitempty"`
+	// Laggards names some of the holders that hold up the phase's gate, overdue ones first; ByNamespace and
+	// ByNode count all of them where they are (the largest groups).
+	Laggards    []Laggard `json:"laggards,omitempty"`
+	ByNamespace []Count   `json:"byNamespace,omitempty"`
+	ByNode      []Count   `json:"byNode,omitempty"`
+	// CAs counts the unexpired leaves by the CA that issued them.
+	CAs []Count `json:"cas,omitempty"`
 }
 
-// Laggard is an identity that holds up the gate, with when its certificate expires.
+// GateProgress is one gate's progress: Done of Holders have what it needs; of the others, Lagging will
+// renew in time and Overdue have let their renewal time pass (they hold the gate until their certificate
+// expires).
+type GateProgress struct {
+	// Name is "bundle" (the next root is in the holder's trust bundle) or "leaf" (the holder's leaf chains to
+	// the next root); Active says it is the gate the phase waits for.
+	Name    string `json:"name"`
+	Active  bool   `json:"active,omitempty"`
+	Holders int    `json:"holders"`
+	Done    int    `json:"done"`
+	Lagging int    `json:"lagging"`
+	Overdue int    `json:"overdue"`
+	// ETA is when the gate should open: every lagging holder renewed at its expected time and every overdue
+	// one's certificate expired, and the tracker complete. Latest is when it opens at the latest (the last
+	// laggard's certificate expires). Both are At when the gate is open.
+	ETA    time.Time `json:"eta,omitzero"`
+	Latest time.Time `json:"latest,omitzero"`
+}
+
+// Percent is the share of holders that have what the gate needs, 100 with no holders.
+func (g GateProgress) Percent() float64 {
+	if g.Holders == 0 {
+		return 100
+	}
+	return 100 * float64(g.Done) / float64(g.Holders)
+}
+
+// What says what the gate needs, for "97.3 % of holders <What>".
+func (g GateProgress) What() string {
+	if g.Name == GateLeaf {
+		return "hold a leaf from the new CA"
+	}
+	return "hold the new root"
+}
+
+// Gate names.
+const (
+	GateBundle = "bundle"
+	GateLeaf   = "leaf"
+)
+
+// Laggard is a holder that holds up the gate.
 type Laggard struct {
-	Identity string    `json:"identity"`
-	NotAfter time.Time `json:"notAfter"`
+	// Identity is the holder's name: the pod name (Kind pod), the ztunnel pod and the identity it acts for
+	// (ztunnel), or the SPIFFE ID (identity).
+	Identity  string     `json:"identity"`
+	Kind      HolderKind `json:"kind,omitempty"`
+	Namespace string     `json:"namespace,omitempty"`
+	Node      string     `json:"node,omitempty"`
+	// LastRenewal is its latest issuance, NextRenewal when it should renew (half its certificate's life), and
+	// NotAfter when its certificate expires; Overdue says the renewal is late.
+	LastRenewal time.Time `json:"lastRenewal,omitzero"`
+	NextRenewal time.Time `json:"nextRenewal,omitzero"`
+	NotAfter    time.Time `json:"notAfter"`
+	Overdue     bool      `json:"overdue,omitempty"`
+	// Bundle is the version (meshca's number, in order of first use) of the trust bundle it last received.
+	Bundle int `json:"bundle,omitempty"`
+}
+
+// Count is how many holders (or leaves) a namespace, node or CA has.
+type Count struct {
+	Name  string `json:"name"`
+	Count int    `json:"count"`
 }
 
 // ProgressPath is where a running meshca writes its Progress for the state file statePath.

@@ -4,7 +4,8 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/pem"
-	"sort"
+	"hash/maphash"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,8 +19,9 @@ type TrackerConfig struct {
 	// MaxLifetime is the longest lifetime meshca issues (issuance.maxTTL): after running that long, the
 	// tracker has seen every unexpired certificate. Required.
 	MaxLifetime time.Duration
-	// MaxIdentities caps the identities tracked (about 120 bytes each). An issuance past the cap is not
-	// tracked, and the tracker counts as incomplete until that certificate expires. Default 100000.
+	// MaxIdentities caps the holders tracked (about 60 bytes each with its name; BENCHMARKS.md). An issuance
+	// past the cap is not tracked, and the tracker counts as incomplete until that certificate expires.
+	// Default 100000.
 	MaxIdentities int
 	// Started is when the tracker's records begin; default its creation. Set it earlier only when every
 	// unexpired certificate since then has been observed.
@@ -28,42 +30,108 @@ type TrackerConfig struct {
 	Now func() time.Time
 }
 
-// Tracker records per identity what the latest certificate meshca issued it carried: when the leaf expires,
-// whether its trust bundle held the rotation's next root, whether the leaf chains to that root. It is a
-// ca.ResultObserver, cheap on the request path, and safe for concurrent use.
+// Tracker records per holder of a trust bundle (a pod, ztunnel acting for an identity, or an identity when
+// the caller sent no pod claims: HolderKind) what the latest certificate meshca issued it carried: when the
+// leaf expires, which trust bundle it received and which CA issued the leaf. It is a ca.ResultObserver, cheap
+// on the request path, and safe for concurrent use; the records are split over shards with a lock each, so a
+// Progress computation holds up an issuance for at most one shard's scan.
 type Tracker struct {
 	maxLife time.Duration
-	max     int
+	max     int64
 	started time.Time
 	now     func() time.Time
+	seed    maphash.Seed
 	target  atomic.Pointer[target]
 
-	mu         sync.Mutex
-	m          map[csr.Identity]record
-	blindUntil time.Time // an untracked certificate may be valid until then
-	dropped    uint64
-	lastSweep  int64 // Unix seconds of the last sweep forced by a full map
+	shards  [nShards]shard
+	count   atomic.Int64
+	dropped atomic.Uint64
+	blind   atomic.Int64 // Unix seconds until which an untracked certificate may be valid
+
+	ns, nodes, bundles *interner
+	prefixes           *interner // pod names up to their last dash: the ReplicaSet's name
+	cas                caTable
 }
 
-// target is the root a rotation moves to; seq distinguishes successive targets in records.
+const nShards = 64
+
+// target is the root a rotation moves to.
 type target struct {
-	seq uint32
 	der []byte
 	pem []byte
 }
 
-// record is 24 bytes beside the map key; with the key and map overhead an identity costs about 120 bytes.
+// shard holds some of the records; names are kept in one byte arena per shard (a record is then 24 bytes
+// beside its 8-byte key).
+type shard struct {
+	mu        sync.Mutex
+	m         map[uint64]record
+	names     []byte
+	dead      int   // arena bytes of deleted records
+	lastSweep int64 // Unix seconds of the last sweep forced by a full tracker
+	_         [24]byte
+}
+
+// record is one holder's latest certificate.
 type record struct {
-	notAfter  int64
-	seq       uint32
-	holdsNext bool
-	leafNext  bool
+	notAfter uint32 // Unix seconds
+	renewed  uint32 // Unix seconds of the issuance
+	name     uint32 // offset of the name in the shard's arena
+	bundle   uint16 // interned trust bundle: its "version"
+	ca       uint16 // interned issuing CA
+	ns       uint16
+	node     uint16
+	prefix   uint16 // interned start of the name; the arena holds the rest
+	nameLen  uint8
+	kind     uint8
+}
+
+var kinds = [...]HolderKind{HolderPod, HolderNodeAgent, HolderIdentity}
+
+func kindIndex(k HolderKind) uint8 {
+	for i, x := range kinds {
+		if x == k {
+			return uint8(i)
+		}
+	}
+	return 2
+}
+
+// caTable numbers issuing CAs and remembers the root each one's chains ended at.
+type caTable struct {
+	in    *interner // keyed by the issuing CA's DER
+	mu    sync.RWMutex
+	names []string
+	roots [][]byte
+}
+
+func (c *caTable) id(chain []*x509.Certificate) uint16 {
+	if len(chain) < 2 {
+		return 0
+	}
+	issuer, root := chain[1], chain[len(chain)-1]
+	i := c.in.bytesID(issuer.Raw)
+	c.mu.RLock()
+	known := int(i) < len(c.names)
+	c.mu.RUnlock()
+	if i == 0 || known {
+		return i
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(c.names) <= int(i) {
+		c.names, c.roots = append(c.names, ""), append(c.roots, nil)
+	}
+	c.names[i], c.roots[i] = caName(issuer.Subject.CommonName, issuer.Raw), root.Raw
+	return i
 }
 
 // NewTracker returns a Tracker for cfg.
 func NewTracker(cfg TrackerConfig) *Tracker {
-	t := &Tracker{maxLife: cfg.MaxLifetime, max: cfg.MaxIdentities, started: cfg.Started, now: cfg.Now,
-		m: map[csr.Identity]record{}}
+	t := &Tracker{maxLife: cfg.MaxLifetime, max: int64(cfg.MaxIdentities), started: cfg.Started, now: cfg.Now,
+		seed: maphash.MakeSeed(), ns: newInterner(1 << 15), nodes: newInterner(1 << 15),
+		bundles: newInterner(1 << 10), prefixes: newInterner(1 << 15)}
+	t.cas = caTable{in: newInterner(1 << 10), names: []string{""}, roots: [][]byte{nil}}
 	if t.max <= 0 {
 		t.max = 100000
 	}
@@ -73,110 +141,124 @@ func NewTracker(cfg TrackerConfig) *Tracker {
 	if t.started.IsZero() {
 		t.started = t.now()
 	}
+	for i := range t.shards {
+		t.shards[i].m = map[uint64]record{}
+	}
 	t.target.Store(&target{})
 	return t
 }
 
-// SetTarget sets the root whose delivery is tracked; nil tracks none. Records of earlier targets count as
-// not holding it.
+// SetTarget sets the root whose delivery is tracked; nil tracks none.
 func (t *Tracker) SetTarget(next *x509.Certificate) {
-	cur := t.target.Load()
 	if next == nil {
-		if cur.der != nil {
-			t.target.Store(&target{seq: cur.seq + 1})
-		}
+		t.target.Store(&target{})
 		return
 	}
-	if bytes.Equal(cur.der, next.Raw) {
+	if bytes.Equal(t.target.Load().der, next.Raw) {
 		return
 	}
-	t.target.Store(&target{seq: cur.seq + 1, der: next.Raw,
-		pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: next.Raw})})
+	t.target.Store(&target{der: next.Raw, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: next.Raw})})
 }
 
 // Observe implements ca.IssuanceObserver; the Tracker records in ObserveResult.
 func (t *Tracker) Observe(csr.Identity, time.Time, time.Time) {}
 
-// ObserveResult records the bundle and chain res delivered to its identity.
+// ObserveResult records the bundle and chain res delivered to its holder.
 func (t *Tracker) ObserveResult(res *ca.Result) {
 	if len(res.Chain) == 0 {
 		return
 	}
-	tg := t.target.Load()
-	r := record{notAfter: res.Chain[0].NotAfter.Unix(), seq: tg.seq}
-	if tg.der != nil {
-		// The bundle is concatenated PEM of canonical encoding: the next root's PEM appears in it verbatim.
-		r.holdsNext = bytes.Contains(res.TrustBundle, tg.pem)
-		r.leafNext = bytes.Equal(res.Chain[len(res.Chain)-1].Raw, tg.der)
+	var h maphash.Hash
+	h.SetSeed(t.seed)
+	kind, ns, node, name := holderOf(res, &h)
+	key := h.Sum64()
+	now := t.now().Unix()
+	r := record{notAfter: clampUnix(res.Chain[0].NotAfter.Unix()), renewed: clampUnix(now),
+		bundle: t.bundles.bytesID(res.TrustBundle), ca: t.cas.id(res.Chain), ns: t.ns.id(ns),
+		node: t.nodes.id(node), kind: kindIndex(kind)}
+	s := &t.shards[key%nShards]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.m[key]
+	if ok {
+		r.name, r.nameLen, r.prefix = old.name, old.nameLen, old.prefix
+		s.m[key] = r
+		return
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if _, ok := t.m[res.Identity]; !ok && len(t.m) >= t.max {
-		// At the cap, sweep at most once a second: a flood of new identities must not cost O(n) each.
-		if now := t.now().Unix(); now > t.lastSweep {
-			t.lastSweep = now
-			t.sweepLocked(now)
+	if t.count.Load() >= t.max {
+		// At the cap, sweep this shard at most once a second: a flood of new holders must not cost O(n) each.
+		if now > s.lastSweep {
+			s.lastSweep = now
+			t.sweepLocked(s, now)
 		}
-		if len(t.m) >= t.max {
-			t.dropped++
-			if na := res.Chain[0].NotAfter; na.After(t.blindUntil) {
-				t.blindUntil = na
+		if t.count.Load() >= t.max {
+			t.dropped.Add(1)
+			for na := res.Chain[0].NotAfter.Unix(); ; {
+				cur := t.blind.Load()
+				if na <= cur || t.blind.CompareAndSwap(cur, na) {
+					break
+				}
 			}
 			return
 		}
 	}
-	t.m[res.Identity] = r
+	if kind == HolderPod {
+		// Pods of a ReplicaSet share a name up to the last dash: only the suffix needs room per holder.
+		if i := strings.LastIndexByte(name, '-'); i > 0 {
+			if r.prefix = t.prefixes.id(name[:i+1]); r.prefix != 0 {
+				name = name[i+1:]
+			}
+		}
+	}
+	if len(name) > maxName {
+		name = name[:maxName]
+	}
+	r.name, r.nameLen = uint32(len(s.names)), uint8(len(name))
+	s.names = append(s.names, name...)
+	s.m[key] = r
+	t.count.Add(1)
 }
 
-func (t *Tracker) sweepLocked(now int64) {
-	for id, r := range t.m {
-		if r.notAfter <= now {
-			delete(t.m, id)
-		}
+func clampUnix(s int64) uint32 {
+	switch {
+	case s < 0:
+		return 0
+	case s > 1<<32-1:
+		return 1<<32 - 1
 	}
+	return uint32(s)
 }
 
-// Progress reports on the current target for a state at generation gen in phase ph, dropping the records of
-// expired certificates.
-func (t *Tracker) Progress(gen uint64, ph Phase) *Progress {
-	now := t.now()
-	tg := t.target.Load()
-	p := &Progress{Generation: gen, Phase: ph, At: now.UTC()}
-	var lag []Laggard
-	t.mu.Lock()
-	t.sweepLocked(now.Unix())
-	for id, r := range t.m {
-		p.Holders++
-		holds := r.seq == tg.seq && r.holdsNext && tg.der != nil
-		leaf := r.seq == tg.seq && r.leafNext && tg.der != nil
-		if holds {
-			p.HoldingNext++
-		}
-		if leaf {
-			p.LeafNext++
-		}
-		if (ph == PhasePrepared && !holds) || (ph == PhaseActivated && !leaf) {
-			lag = append(lag, Laggard{Identity: id.String(), NotAfter: time.Unix(r.notAfter, 0).UTC()})
+// sweepLocked drops the records of expired certificates from s, and compacts its name arena when most of it
+// is dead.
+func (t *Tracker) sweepLocked(s *shard, now int64) {
+	for k, r := range s.m {
+		if int64(r.notAfter) <= now {
+			delete(s.m, k)
+			s.dead += int(r.nameLen)
+			t.count.Add(-1)
 		}
 	}
-	p.CompleteAt = t.started.Add(t.maxLife)
-	if t.blindUntil.After(p.CompleteAt) {
-		p.CompleteAt = t.blindUntil
+	t.compactLocked(s)
+}
+
+// compactLocked rebuilds s's name arena when most of it is dead.
+func (t *Tracker) compactLocked(s *shard) {
+	if s.dead < 4096 || s.dead < len(s.names)/2 {
+		return
 	}
-	t.mu.Unlock()
-	p.CompleteAt = p.CompleteAt.UTC()
-	p.Complete = !now.Before(p.CompleteAt)
-	sort.Slice(lag, func(i, j int) bool { return lag[i].NotAfter.Before(lag[j].NotAfter) })
-	if len(lag) > maxLaggards {
-		lag = lag[:maxLaggards]
+	names := make([]byte, 0, len(s.names)-s.dead)
+	for k, r := range s.m {
+		off := uint32(len(names))
+		names = append(names, s.names[r.name:r.name+uint32(r.nameLen)]...)
+		r.name = off
+		s.m[k] = r
 	}
-	p.Laggards = lag
-	return p
+	s.names, s.dead = names, 0
 }
 
 // Dropped returns how many issuances were not tracked because of MaxIdentities.
-func (t *Tracker) Dropped() uint64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.dropped
-}
+func (t *Tracker) Dropped() uint64 { return t.dropped.Load() }
+
+// Len returns how many holders the tracker records (some may have expired since the last sweep).
+func (t *Tracker) Len() int { return int(t.count.Load()) }

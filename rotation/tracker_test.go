@@ -18,7 +18,7 @@ import (
 
 // issued returns a Result as meshca would deliver it to sa: a leaf signed by g's intermediate, valid until
 // notAfter, with the given roots as the trust bundle.
-func issued(t *testing.T, g *file.Generated, sa string, notAfter time.Time, bundle ...*x509.Certificate) *ca.Result {
+func issued(t testing.TB, g *file.Generated, sa string, notAfter time.Time, bundle ...*x509.Certificate) *ca.Result {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -12,3 +12,4 @@ k=$("$here/get-k8s.sh")
 echo "export MESHCA_KUBE_APISERVER=$k/kube-apiserver MESHCA_ETCD=$k/etcd"
 echo "export MESHCA_HELM=$("$here/get-helm.sh")"
 echo "export MESHCA_NODE=$("$here/get-node.sh")"
+echo "export MESHCA_CHROMIUM=$("$here/get-chromium.sh")"

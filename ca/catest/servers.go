@@ -23,14 +23,16 @@ var binaries = map[string]struct{ env, script string }{
 	"etcd":            {"MESHCA_ETCD", "get-k8s.sh"},
 	"helm":            {"MESHCA_HELM", "get-helm.sh"},
 	"promtool":        {"MESHCA_PROMTOOL", "get-promtool.sh"},
+	"chromium":        {"MESHCA_CHROMIUM", "get-chromium.sh"},
 }
 
 var binMu sync.Mutex
 
 // Binary returns the path of a real test server or tool binary ("vault", "step-ca", "pilot-agent",
-// "pilot-discovery", "kube-apiserver", "etcd", "helm", "promtool"). Under -short it skips the test. Otherwise it
-// takes the path from the binary's MESHCA_* variable or runs the project's build script, which builds the
-// binary once and caches it; a build failure fails the test.
+// "pilot-discovery", "kube-apiserver", "etcd", "helm", "promtool", "chromium"). Under -short it skips the test.
+// Otherwise it takes the path from the binary's MESHCA_* variable or runs the project's build script, which builds
+// the binary once and caches it; a build failure fails the test. The path is empty when the script cannot
+// provide the binary on this machine (chromium without root or apt-get): the caller skips.
 func Binary(tb testing.TB, name string) string {
 	tb.Helper()
 	b, ok := binaries[name]

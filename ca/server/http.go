@@ -92,6 +92,9 @@ func (s *Server) httpHandler() http.Handler {
 			w.Write(der)
 		}
 	}
+	for path, h := range s.cfg.Pages {
+		mux.Handle("GET "+path, h)
+	}
 	mux.HandleFunc("GET /crl", crl(false))
 	mux.HandleFunc("GET /crl.pem", crl(true))
 	return mux

@@ -62,6 +62,9 @@ type Config struct {
 	TLSPolicy  compliance.Policy      `json:"-"`
 	Handshakes *compliance.Handshakes `json:"-"`
 
+	// Pages are further read-only pages of the HTTP port, by path (GET only), e.g. the rotation status page.
+	Pages map[string]http.Handler `json:"-"`
+
 	// CRL returns the DER CRL to publish at /crl (and /crl.pem when CRLPEM is nil); nil serves 404.
 	CRL func(ctx context.Context) ([]byte, error) `json:"-"`
 	// CRLPEM, when set, returns the ca-crl.pem served at /crl.pem: the CRLs of every CA of the chain.

@@ -31,6 +31,7 @@ import (
 
 	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/catest"
+	"github.com/meshca/meshca/ca/server"
 	"github.com/meshca/meshca/internal/devtoken"
 )
 
@@ -410,9 +411,11 @@ func TestRenewalWithClientCertificate(t *testing.T) {
 }
 
 func TestHTTPAndHealth(t *testing.T) {
-	m := catest.StartMeshca(t, catest.MeshcaOptions{})
+	page := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("a further page")) })
+	m := catest.StartMeshca(t, catest.MeshcaOptions{
+		Server: server.Config{Pages: map[string]http.Handler{"/more": page}}})
 	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ok", "/roots.pem": "BEGIN CERTIFICATE",
-		"/metrics": "citadel_server_root_cert_expiry_timestamp"} {
+		"/metrics": "citadel_server_root_cert_expiry_timestamp", "/more": "a further page"} {
 		resp, err := http.Get("http://" + m.HTTPAddr + path)
 		if err != nil {
 			t.Fatal(err)

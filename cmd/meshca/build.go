@@ -187,6 +187,7 @@ func (w *wiring) serve(context.Context) error {
 	scfg.Logger, scfg.Gatherer, scfg.CRL = w.log, w.reg, w.crl
 	w.rv.serve(&scfg)
 	scfg.TLSPolicy, scfg.Handshakes = w.tls, w.handshakes
+	scfg.Pages = w.a.pages
 	srv, err := server.New(w.a.issuer, scfg)
 	if err != nil {
 		return err

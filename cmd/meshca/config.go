@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"time"
 
@@ -207,6 +208,7 @@ type app struct {
 	server  *server.Server
 	run     []func(context.Context) error // background loops that end with the server
 	closers []func() error
+	pages   map[string]http.Handler // read-only pages of the HTTP port (the rotation status)
 }
 
 func (a *app) Close() {

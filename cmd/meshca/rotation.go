@@ -106,22 +106,13 @@ func printStatus(w io.Writer, st *rotation.Status) error {
 	if c := s.LifetimeCap(); c > 0 {
 		fmt.Fprintf(w, "leaf cap:   %s\n", c)
 	}
-	pct := func(n int) float64 {
-		if p.Holders == 0 {
-			return 100
-		}
-		return 100 * float64(n) / float64(p.Holders)
+	if err := p.WriteText(w); err != nil {
+		return err
 	}
-	fmt.Fprintf(w, "holders:    %d with an unexpired certificate\n", p.Holders)
-	fmt.Fprintf(w, "bundle:     %d (%.1f %%) hold the next root\n", p.HoldingNext, pct(p.HoldingNext))
-	fmt.Fprintf(w, "leaf:       %d (%.1f %%) chain to the next root\n", p.LeafNext, pct(p.LeafNext))
 	if st.Gate != "" {
 		fmt.Fprintf(w, "gate:       closed (to %s): %s\n", st.Next, st.Gate)
 	} else {
 		fmt.Fprintf(w, "gate:       open: %s may follow\n", st.Next)
-	}
-	for _, l := range p.Laggards {
-		fmt.Fprintf(w, "  waiting for %s (certificate expires %s)\n", l.Identity, l.NotAfter.Format(time.RFC3339))
 	}
 	for _, r := range st.Replicas {
 		fmt.Fprintf(w, "  waiting for %s\n", r)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"log/slog"
+	"net/http"
 	"slices"
 	"time"
 
@@ -48,6 +49,7 @@ func (a *app) rotation(cfg *Config, tracker ca.IssuanceObserver, client kubernet
 	a.run = append(a.run, c.Run, func(ctx context.Context) error {
 		return rotation.Serve(ctx, l, rotation.Handler(c, rc.Logger), rc.Logger)
 	})
+	a.pages = map[string]http.Handler{rotation.PagePath: rotation.StatusPage(c.Progress)}
 	return &rotationWiring{observer: c.Observer(tracker), extra: c.ExtraRoots, published: c.PublishedRoots,
 		withdrawn: c.WithdrawnRoots, cap: c.LifetimeCap}, nil
 }
