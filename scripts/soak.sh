@@ -37,6 +37,7 @@ fi
 
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$pid/status"; }           # KiB
 goroutines() { curl -fsS "http://$http/metrics" | awk '/^go_goroutines / {print $2}'; }
+heap() { curl -fsS "http://$http/metrics" | awk '/^go_memstats_heap_inuse_bytes / {printf "%d", $2/1024}'; } # KiB
 load() {
   bin/meshca-loadtest --addr "$grpc" --root "$dir/cacerts/root-cert.pem" --dev-dir "$dir" \
     --rate "$rate" --duration "$1" --fail-on-error "${@:2}"
@@ -51,6 +52,7 @@ left=$(secs "$duration")
 while [ "$left" -gt 0 ]; do
   run=$(( left < $(secs "$chunk") ? left : $(secs "$chunk") ))
   load "${run}s" | grep -E '^(sent|dropped|ok|errors|latency)' | tr -s ' ' | paste -sd' ' -
+  echo "  after this run: RSS $(rss) KiB, heap in use $(heap) KiB, $(goroutines) goroutines, load $(cut -d' ' -f1 /proc/loadavg)"
   left=$(( left - run ))
 done
 rss1=$(rss) gor1=$(goroutines)
