@@ -19,9 +19,9 @@ const connectionTimeout = 10 * time.Second
 const handshakesPerCPU = 8
 
 // limitedHandshakes lets at most cap(slots) TLS handshakes run at once; the others wait up to wait for a
-// slot, and a handshake that got one has wait to finish. In a restart storm, thousands of pods connect at once: unbounded,
-// every handshake advances a little at a time, each holding its TLS and HTTP/2 state, many miss the
-// deadline with their CPU spent for nothing, and memory grows with the connections. Bounded, the
+// slot, and a handshake that got one has wait to finish. In a restart storm, thousands of pods connect at
+// once: unbounded, every handshake advances a little at a time, each holding its TLS and HTTP/2 state, many
+// miss the deadline with their CPU spent for nothing, and memory grows with the connections. Bounded, the
 // handshakes that run finish quickly and the waiting connections cost a goroutine and a socket.
 type limitedHandshakes struct {
 	credentials.TransportCredentials

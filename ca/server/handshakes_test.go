@@ -65,7 +65,8 @@ func TestHandshakesWaitForASlot(t *testing.T) {
 		release time.Duration // when the held slot is freed; 0 never
 		wantErr bool
 	}{
-		{"a handshake waits for the slot and completes once it is free, past the deadline set before", 1200 * time.Millisecond, false},
+		{"a handshake waits for the slot and completes once it is free, past the deadline set before",
+			1200 * time.Millisecond, false},
 		{"a connection that gets no slot within the wait is refused", 0, true},
 	}
 	for _, tt := range tests {
