@@ -127,17 +127,17 @@ const MaxHeaderBytes = 32 << 10
 const readBufferSize = 8 << 10
 
 // grpcServerOptions are the limits every meshca gRPC server runs with: message and header sizes, streams per
-// connection, TLS handshakes at once and a handshake deadline, idle connections closed after five minutes,
+// connection, a handshake deadline, idle connections closed after five minutes,
 // clients that ping more often than every 30 seconds sent away (istio-agent's CA client does not ping at
 // all), and a small read buffer per connection.
 func grpcServerOptions(creds credentials.TransportCredentials) []grpc.ServerOption {
 	return []grpc.ServerOption{
-		grpc.Creds(limitHandshakes(creds, defaultHandshakeLimit(), connectionTimeout)),
+		grpc.Creds(creds),
 		grpc.ReadBufferSize(readBufferSize),
 		grpc.MaxRecvMsgSize(MaxRequestBytes),
 		grpc.MaxHeaderListSize(MaxHeaderBytes),
 		grpc.MaxConcurrentStreams(1000),
-		grpc.ConnectionTimeout(connectionTimeout),
+		grpc.ConnectionTimeout(10 * time.Second),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 30 * time.Second}),
 	}
