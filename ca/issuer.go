@@ -301,7 +301,7 @@ func (i *Issuer) issueTo(ctx context.Context, target csr.Identity, parsed *csr.R
 		return nil, err
 	}
 	leaf := resp.Leaf()
-	rec.backend, rec.serial, rec.notAfter = name, fmt.Sprintf("%x", leaf.SerialNumber), leaf.NotAfter
+	rec.backend, rec.serial, rec.notAfter = name, leaf.SerialNumber.Text(16), leaf.NotAfter
 	i.m.issued.WithLabelValues(name, parsed.KeyType).Inc()
 	res := &Result{Chain: resp.Chain, TrustBundle: bundle, Identity: target, Backend: name,
 		Impersonated: rec.impersonated}

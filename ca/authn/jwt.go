@@ -122,6 +122,13 @@ func NewJWT(issuers []TokenIssuer, opts JWTOptions) (*JWT, error) {
 	return j, nil
 }
 
+// tokenClaims are every claim meshca reads from a token: the registered ones and Kubernetes' private ones,
+// decoded in one pass over the payload.
+type tokenClaims struct {
+	jwt.Claims
+	k8sClaims
+}
+
 // k8sClaims are the private claims of a Kubernetes bound service-account token.
 type k8sClaims struct {
 	Kubernetes *struct {
@@ -146,11 +153,11 @@ func (j *JWT) Authenticate(ctx context.Context, req *Request) (*Caller, error) {
 	if req.Token == "" {
 		return nil, ErrNoCredential
 	}
-	claims, k8s, is, err := j.verify(ctx, req)
+	claims, is, err := j.verify(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	return callerFromClaims(claims, k8s, "jwt", is.ClusterID)
+	return callerFromClaims(&claims.Claims, &claims.k8sClaims, "jwt", is.ClusterID)
 }
 
 // ParseToken decodes a compact JWS by an allowed algorithm and its claims without verifying anything: for
@@ -172,44 +179,47 @@ func ParseToken(raw string) (*jwt.Claims, error) {
 }
 
 // verify checks req's token and returns its verified claims and the issuer that verified them.
-func (j *JWT) verify(ctx context.Context, req *Request) (*jwt.Claims, *k8sClaims, *TokenIssuer, error) {
-	tok, iss, err := parseSigned(req.Token)
+//
+// The payload is JSON-decoded once, before its signature is checked, because the issuer it names chooses the
+// keys. Nothing of it is trusted until then: issuerFor only looks the issuer up (and refuses unknown ones),
+// and the claims are returned only after the signature over those very payload bytes verified, so they are
+// exactly what a decode after verification would give.
+func (j *JWT) verify(ctx context.Context, req *Request) (*tokenClaims, *TokenIssuer, error) {
+	tok, claims, err := parseSigned(req.Token)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	is, err := j.issuerFor(iss, req.ClusterID)
+	is, err := j.issuerFor(claims.Issuer, req.ClusterID)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	claims, k8s, err := verifySignature(ctx, tok, is)
-	if err != nil {
-		return nil, nil, nil, err
+	if err := verifySignature(ctx, tok, is); err != nil {
+		return nil, nil, err
 	}
-	if err := j.checkClaims(claims, is); err != nil {
-		return nil, nil, nil, err
+	if err := j.checkClaims(&claims.Claims, is); err != nil {
+		return nil, nil, err
 	}
-	return claims, k8s, is, nil
+	return claims, is, nil
 }
 
-// parseSigned decodes a compact JWS with one signature by an allowed algorithm and returns its unverified
-// issuer.
-func parseSigned(raw string) (*jwt.JSONWebToken, string, error) {
+// parseSigned decodes a compact JWS with one signature by an allowed algorithm and its claims, unverified.
+func parseSigned(raw string) (*jwt.JSONWebToken, *tokenClaims, error) {
 	if len(raw) > MaxTokenSize {
-		return nil, "", fmt.Errorf("%w: token longer than %d bytes", ErrUnauthenticated, MaxTokenSize)
+		return nil, nil, fmt.Errorf("%w: token longer than %d bytes", ErrUnauthenticated, MaxTokenSize)
 	}
 	tok, err := jwt.ParseSigned(raw, AllowedAlgorithms)
 	if err != nil {
-		return nil, "", fmt.Errorf("%w: malformed or unsupported token (asymmetric JWS required): %v",
+		return nil, nil, fmt.Errorf("%w: malformed or unsupported token (asymmetric JWS required): %v",
 			ErrUnauthenticated, err)
 	}
 	if len(tok.Headers) != 1 {
-		return nil, "", fmt.Errorf("%w: token must have exactly one signature", ErrUnauthenticated)
+		return nil, nil, fmt.Errorf("%w: token must have exactly one signature", ErrUnauthenticated)
 	}
-	var unverified jwt.Claims
+	var unverified tokenClaims
 	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
-		return nil, "", fmt.Errorf("%w: malformed token claims: %v", ErrUnauthenticated, err)
+		return nil, nil, fmt.Errorf("%w: malformed token claims: %v", ErrUnauthenticated, err)
 	}
-	return tok, unverified.Issuer, nil
+	return tok, &unverified, nil
 }
 
 // issuerFor returns the trusted issuer named by a token's (unverified) iss, if the request's clusterid header
@@ -232,15 +242,13 @@ func (j *JWT) issuerFor(iss, clusterID string) (*TokenIssuer, error) {
 	return &is, nil
 }
 
-// verifySignature checks tok's signature with is's keys and decodes its claims.
-func verifySignature(ctx context.Context, tok *jwt.JSONWebToken, is *TokenIssuer) (*jwt.Claims, *k8sClaims,
-	error) {
+// verifySignature checks tok's signature with is's keys. It decodes nothing: parseSigned decoded the very
+// payload bytes whose signature this verifies.
+func verifySignature(ctx context.Context, tok *jwt.JSONWebToken, is *TokenIssuer) error {
 	keys, err := is.Keys.Keys(ctx, tok.Headers[0].KeyID)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	var claims jwt.Claims
-	var k8s k8sClaims
 	for _, k := range keys {
 		if k.Use != "" && k.Use != "sig" {
 			continue
@@ -248,11 +256,11 @@ func verifySignature(ctx context.Context, tok *jwt.JSONWebToken, is *TokenIssuer
 		if k.Algorithm != "" && k.Algorithm != tok.Headers[0].Algorithm {
 			continue
 		}
-		if err := tok.Claims(k.Key, &claims, &k8s); err == nil {
-			return &claims, &k8s, nil
+		if err := tok.Claims(k.Key); err == nil { // no destination: verify the signature only
+			return nil
 		}
 	}
-	return nil, nil, fmt.Errorf("%w: token signature does not verify with any key of issuer %q",
+	return fmt.Errorf("%w: token signature does not verify with any key of issuer %q",
 		ErrUnauthenticated, is.Issuer)
 }
 
