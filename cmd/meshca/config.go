@@ -316,6 +316,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.R
 		tc.Kube, tc.Logger, tc.Registerer = restCfg, log.With("component", "trustbundle"), reg
 		tc.Source = withExtraRoots(issuer, extraRoots)
 		tc.PostQuantumSource = trustbundle.SourceFunc(issuer.PostQuantumRoots)
+		tc.CompositeSource = trustbundle.SourceFunc(issuer.CompositeRoots)
 		pub, err := trustbundle.New(tc)
 		if err != nil {
 			return nil, err
