@@ -70,6 +70,9 @@ type Config struct {
 	// and ConfigMaps of their own, with their own Lease; the other settings apply to both. Never into the
 	// outputs above: Envoy cannot parse ML-DSA certificates, and one unparseable root breaks the whole bundle.
 	PostQuantum *PostQuantumConfig `json:"postQuantum,omitempty"`
+	// Composite, when set, publishes the composite (hybrid ML-DSA-65 + ECDSA-P256) roots (CompositeSource) the
+	// same way, to outputs and a Lease of their own (defaults DefaultComposite*), for the same reason.
+	Composite *PostQuantumConfig `json:"composite,omitempty"`
 
 	// LeaseConfig locates the Lease that decides which replica writes (leaseNamespace is required; leaseName
 	// defaults to DefaultLeaseName) and carries its timings.
@@ -85,17 +88,22 @@ type Config struct {
 	// PostQuantumSource provides the ML-DSA roots when PostQuantum is set; normally
 	// SourceFunc((*ca.Issuer).PostQuantumRoots).
 	PostQuantumSource Source `json:"-"`
+	// CompositeSource provides the composite roots when Composite is set; normally
+	// SourceFunc((*ca.Issuer).CompositeRoots).
+	CompositeSource Source `json:"-"`
 	// Logger receives publish events and errors; default slog.Default().
 	Logger *slog.Logger `json:"-"`
 	// Registerer, when set, receives the publisher's metrics.
 	Registerer prometheus.Registerer `json:"-"`
 
-	// Set for the ML-DSA publisher only (postQuantum); empty means the classical names.
+	// Set for the ML-DSA and composite publishers only; empty means the classical names.
 	configMapName, configMapKey string
-	mldsa                       bool
+	roots                       string // "" (classical), rootsMLDSA or rootsComposite: the metrics' names
 }
 
-// PostQuantumConfig names the outputs of the ML-DSA roots. Every field has a default.
+// PostQuantumConfig names the outputs of the ML-DSA roots (Config.PostQuantum) or of the composite roots
+// (Config.Composite). Every field has a default, which differs between the two; the comments give the ML-DSA
+// ones.
 type PostQuantumConfig struct {
 	// SignerName is the ML-DSA ClusterTrustBundle's signer; default DefaultPostQuantumSignerName. meshca needs
 	// "attest" on it (the shipped RBAC grants meshca.io/*).
@@ -113,13 +121,17 @@ type PostQuantumConfig struct {
 }
 
 func (c PostQuantumConfig) withDefaults() PostQuantumConfig {
+	return c.withDefaultsOf(DefaultPostQuantumSignerName, DefaultPostQuantumConfigMapName,
+		DefaultPostQuantumConfigMapKey, DefaultPostQuantumLeaseName)
+}
+
+func (c PostQuantumConfig) withDefaultsOf(signer, configMap, key, lease string) PostQuantumConfig {
 	for _, d := range []struct {
 		v   *string
 		def string
 	}{
-		{&c.SignerName, DefaultPostQuantumSignerName}, {&c.BundleName, "roots"},
-		{&c.ConfigMapName, DefaultPostQuantumConfigMapName}, {&c.ConfigMapKey, DefaultPostQuantumConfigMapKey},
-		{&c.LeaseName, DefaultPostQuantumLeaseName},
+		{&c.SignerName, signer}, {&c.BundleName, "roots"},
+		{&c.ConfigMapName, configMap}, {&c.ConfigMapKey, key}, {&c.LeaseName, lease},
 	} {
 		if *d.v == "" {
 			*d.v = d.def
@@ -160,44 +172,48 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.LeaseConfig.Validate("trustbundle"))
 	if c.PostQuantum != nil {
-		errs = append(errs, c.validatePostQuantum())
+		errs = append(errs, c.validateApart("postQuantum", c.PostQuantum.withDefaults(),
+			DefaultPostQuantumConfigMapName))
+	}
+	if c.Composite != nil {
+		errs = append(errs, c.validateApart("composite", c.Composite.withCompositeDefaults(),
+			DefaultCompositeConfigMapName), c.validateCompositeApart())
 	}
 	return errors.Join(errs...)
 }
 
-// validatePostQuantum checks the ML-DSA outputs, and that none of them is a classical one.
-func (c *Config) validatePostQuantum() error {
+// validateApart checks the outputs of the ML-DSA or composite roots (key postQuantum or composite), and that
+// none of them is a classical one.
+func (c *Config) validateApart(key string, pq PostQuantumConfig, defaultConfigMap string) error {
 	var errs []error
-	pq := c.PostQuantum.withDefaults()
 	if err := validateSignerName(pq.SignerName); err != nil {
-		errs = append(errs, fmt.Errorf("postQuantum: %w", err))
+		errs = append(errs, fmt.Errorf("%s: %w", key, err))
 	}
 	if msgs := validation.IsDNS1123Subdomain(pq.BundleName); len(msgs) > 0 {
-		errs = append(errs, fmt.Errorf("trustbundle: postQuantum.bundleName %q: %s", pq.BundleName,
+		errs = append(errs, fmt.Errorf("trustbundle: %s.bundleName %q: %s", key, pq.BundleName,
 			strings.Join(msgs, "; ")))
 	}
 	if msgs := validation.IsDNS1123Subdomain(pq.ConfigMapName); len(msgs) > 0 {
-		errs = append(errs, fmt.Errorf("trustbundle: postQuantum.configMapName %q: %s", pq.ConfigMapName,
+		errs = append(errs, fmt.Errorf("trustbundle: %s.configMapName %q: %s", key, pq.ConfigMapName,
 			strings.Join(msgs, "; ")))
 	}
 	if msgs := validation.IsConfigMapKey(pq.ConfigMapKey); len(msgs) > 0 {
-		errs = append(errs, fmt.Errorf("trustbundle: postQuantum.configMapKey %q: %s", pq.ConfigMapKey,
+		errs = append(errs, fmt.Errorf("trustbundle: %s.configMapKey %q: %s", key, pq.ConfigMapKey,
 			strings.Join(msgs, "; ")))
 	}
 	classical := c.WithDefaults()
 	if pq.ConfigMapName == ConfigMapName {
-		errs = append(errs, fmt.Errorf("%w: postQuantum.configMapName must not be %s: Envoy loads it and cannot "+
-			"parse ML-DSA roots; use another name (default %s)", ErrConflictingNames, ConfigMapName,
-			DefaultPostQuantumConfigMapName))
+		errs = append(errs, fmt.Errorf("%w: %s.configMapName must not be %s: Envoy loads it and cannot "+
+			"parse these roots; use another name (default %s)", ErrConflictingNames, key, ConfigMapName,
+			defaultConfigMap))
 	}
 	if ClusterTrustBundleName(pq.SignerName, pq.BundleName) ==
 		ClusterTrustBundleName(classical.SignerName, classical.BundleName) {
-		errs = append(errs, fmt.Errorf("%w: postQuantum.signerName and bundleName name the classical "+
-			"ClusterTrustBundle: give the ML-DSA roots names of their own", ErrConflictingNames))
+		errs = append(errs, fmt.Errorf("%w: %s.signerName and bundleName name the classical "+
+			"ClusterTrustBundle: give these roots names of their own", ErrConflictingNames, key))
 	}
 	if pq.LeaseName == classical.LeaseConfig.WithDefaults(DefaultLeaseName).LeaseName {
-		errs = append(errs, fmt.Errorf("%w: postQuantum.leaseName must differ from leaseName",
-			ErrConflictingNames))
+		errs = append(errs, fmt.Errorf("%w: %s.leaseName must differ from leaseName", ErrConflictingNames, key))
 	}
 	return errors.Join(errs...)
 }
@@ -226,6 +242,10 @@ func (c *Config) setDefaults() {
 		pq := c.PostQuantum.withDefaults()
 		c.PostQuantum = &pq
 	}
+	if c.Composite != nil {
+		hy := c.Composite.withCompositeDefaults()
+		c.Composite = &hy
+	}
 	if c.configMapName == "" {
 		c.configMapName, c.configMapKey = ConfigMapName, ConfigMapKey
 	}
@@ -243,16 +263,17 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// postQuantum returns the configuration of the ML-DSA roots' publisher: c's settings with PostQuantum's
-// names, source, metric names and Lease. c has its defaults set.
-func (c Config) postQuantum() Config {
-	pq := *c.PostQuantum
+// apart returns the configuration of the ML-DSA or composite roots' publisher (roots rootsMLDSA or
+// rootsComposite): c's settings with pq's names and Lease, src, and the metric names of roots. c has its
+// defaults set.
+func (c Config) apart(pq PostQuantumConfig, src Source, roots string) Config {
 	d := c
 	d.SignerName, d.BundleName, d.LeaseName = pq.SignerName, pq.BundleName, pq.LeaseName
-	d.IstioClusterTrustBundle, d.PostQuantum, d.Source, d.PostQuantumSource = false, nil, c.PostQuantumSource, nil
+	d.IstioClusterTrustBundle, d.PostQuantum, d.Composite = false, nil, nil
+	d.Source, d.PostQuantumSource, d.CompositeSource = src, nil, nil
 	d.configMapName, d.configMapKey = pq.ConfigMapName, pq.ConfigMapKey
-	d.mldsa = true
-	d.Logger = c.Logger.With("roots", "ml-dsa")
+	d.roots = roots
+	d.Logger = c.Logger.With("roots", roots)
 	return d
 }
 

@@ -45,6 +45,30 @@ func TestConfigValidateNames(t *testing.T) {
 		{"the ML-DSA publisher sharing the classical Lease is refused", valid(func(c *trustbundle.Config) {
 			c.PostQuantum = &trustbundle.PostQuantumConfig{LeaseName: "meshca-trustbundle"}
 		}), trustbundle.ErrConflictingNames},
+		{"composite outputs with their defaults beside the ML-DSA ones are valid", valid(func(c *trustbundle.Config) {
+			c.PostQuantum, c.Composite = &trustbundle.PostQuantumConfig{}, &trustbundle.PostQuantumConfig{}
+		}), nil},
+		{"composite roots in istio-ca-root-cert are refused", valid(func(c *trustbundle.Config) {
+			c.Composite = &trustbundle.PostQuantumConfig{ConfigMapName: trustbundle.ConfigMapName}
+		}), trustbundle.ErrConflictingNames},
+		{"composite roots in the classical ClusterTrustBundle are refused", valid(func(c *trustbundle.Config) {
+			c.Composite = &trustbundle.PostQuantumConfig{SignerName: "meshca.io/workload-ca"}
+		}), trustbundle.ErrConflictingNames},
+		{"the composite publisher sharing the classical Lease is refused", valid(func(c *trustbundle.Config) {
+			c.Composite = &trustbundle.PostQuantumConfig{LeaseName: "meshca-trustbundle"}
+		}), trustbundle.ErrConflictingNames},
+		{"composite roots in the ML-DSA ConfigMap are refused", valid(func(c *trustbundle.Config) {
+			c.PostQuantum = &trustbundle.PostQuantumConfig{}
+			c.Composite = &trustbundle.PostQuantumConfig{ConfigMapName: trustbundle.DefaultPostQuantumConfigMapName}
+		}), trustbundle.ErrConflictingNames},
+		{"composite roots in the ML-DSA ClusterTrustBundle are refused", valid(func(c *trustbundle.Config) {
+			c.PostQuantum = &trustbundle.PostQuantumConfig{}
+			c.Composite = &trustbundle.PostQuantumConfig{SignerName: trustbundle.DefaultPostQuantumSignerName}
+		}), trustbundle.ErrConflictingNames},
+		{"the composite publisher sharing the ML-DSA Lease is refused", valid(func(c *trustbundle.Config) {
+			c.PostQuantum = &trustbundle.PostQuantumConfig{}
+			c.Composite = &trustbundle.PostQuantumConfig{LeaseName: trustbundle.DefaultPostQuantumLeaseName}
+		}), trustbundle.ErrConflictingNames},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()
@@ -69,5 +93,10 @@ func TestIstioClusterTrustBundleSetsIstiosNames(t *testing.T) {
 	if pq.SignerName != "meshca.io/workload-ca-mldsa" || pq.ConfigMapName != "meshca-root-cert-mldsa" ||
 		pq.ConfigMapKey != "root-cert-mldsa.pem" || pq.LeaseName != "meshca-trustbundle-mldsa" {
 		t.Fatalf("postQuantum defaults %+v", *pq)
+	}
+	hy := trustbundle.Config{Composite: &trustbundle.PostQuantumConfig{}}.WithDefaults().Composite
+	if hy.SignerName != "meshca.io/workload-ca-composite" || hy.ConfigMapName != "meshca-root-cert-composite" ||
+		hy.ConfigMapKey != "root-cert-composite.pem" || hy.LeaseName != "meshca-trustbundle-composite" {
+		t.Fatalf("composite defaults %+v", *hy)
 	}
 }

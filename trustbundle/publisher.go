@@ -24,6 +24,7 @@ type Publisher struct {
 	m       *metrics
 	elector *leader.Elector
 	pq      *Publisher // the ML-DSA roots' publisher (Config.PostQuantum), or nil
+	hybrid  *Publisher // the composite roots' publisher (Config.Composite), or nil
 }
 
 // New returns a Publisher for cfg. It does not contact the API server.
@@ -34,16 +35,27 @@ func New(cfg Config) (*Publisher, error) {
 	if cfg.PostQuantum != nil && cfg.PostQuantumSource == nil {
 		return nil, errors.New("trustbundle: postQuantum needs a source of ML-DSA roots (configure file.mldsaDir)")
 	}
+	if cfg.Composite != nil && cfg.CompositeSource == nil {
+		return nil, errors.New("trustbundle: composite needs a source of composite roots (configure " +
+			"file.compositeDir)")
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg.setDefaults()
 	p, err := newPublisher(cfg)
-	if err != nil || cfg.PostQuantum == nil {
-		return p, err
-	}
-	if p.pq, err = newPublisher(cfg.postQuantum()); err != nil {
+	if err != nil {
 		return nil, err
+	}
+	if cfg.PostQuantum != nil {
+		if p.pq, err = newPublisher(cfg.apart(*cfg.PostQuantum, cfg.PostQuantumSource, rootsMLDSA)); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Composite != nil {
+		if p.hybrid, err = newPublisher(cfg.apart(*cfg.Composite, cfg.CompositeSource, rootsComposite)); err != nil {
+			return nil, err
+		}
 	}
 	return p, nil
 }
@@ -60,7 +72,7 @@ func newPublisher(cfg Config) (*Publisher, error) {
 		return nil, fmt.Errorf("trustbundle: Kubernetes client: %w", err)
 	}
 	p.sel, _ = labels.Parse(cfg.NamespaceSelector) // checked by Validate
-	if p.m, err = newMetrics(cfg.Registerer, cfg.mldsa); err != nil {
+	if p.m, err = newMetrics(cfg.Registerer, cfg.roots); err != nil {
 		return nil, err
 	}
 	p.elector = leader.NewElector(leader.ElectorConfig{Lease: cfg.LeaseConfig.WithDefaults(DefaultLeaseName),
@@ -86,19 +98,35 @@ func (p *Publisher) PostQuantumClusterTrustBundleName() string {
 	return p.pq.ClusterTrustBundleName()
 }
 
+// CompositeClusterTrustBundleName returns the name of the ClusterTrustBundle of the composite roots, or ""
+// when Config.Composite is not set.
+func (p *Publisher) CompositeClusterTrustBundleName() string {
+	if p.hybrid == nil {
+		return ""
+	}
+	return p.hybrid.ClusterTrustBundleName()
+}
+
 // Run campaigns for the Lease and publishes while it holds it, until ctx ends. A replica that loses the Lease
 // stops writing and campaigns again. When ctx ends, the leader stops writing first and then releases the Lease
 // so another replica takes over at its next retry instead of after LeaseDuration. Run returns nil when ctx
 // ends, or an error when leader election cannot be configured.
-// With Config.PostQuantum, the ML-DSA roots are published the same way under their own Lease, beside.
+// With Config.PostQuantum and Config.Composite, the ML-DSA and composite roots are published the same way,
+// each under its own Lease, beside.
 func (p *Publisher) Run(ctx context.Context) error {
-	if p.pq == nil {
-		return p.run(ctx)
+	children := make(chan error, 2)
+	n := 0
+	for _, c := range []*Publisher{p.pq, p.hybrid} {
+		if c != nil {
+			n++
+			go func() { children <- c.run(ctx) }()
+		}
 	}
-	pqErr := make(chan error, 1)
-	go func() { pqErr <- p.pq.run(ctx) }()
-	err := p.run(ctx)
-	return errors.Join(err, <-pqErr)
+	errs := []error{p.run(ctx)}
+	for range n {
+		errs = append(errs, <-children)
+	}
+	return errors.Join(errs...)
 }
 
 func (p *Publisher) run(ctx context.Context) error {
@@ -116,17 +144,20 @@ type metrics struct {
 }
 
 // metricNames are the names of the errors, writes, leader and roots metrics of the classical roots' publisher
-// and of the ML-DSA roots' (postQuantum).
-var metricNames = map[bool][4]string{
-	false: {"meshca_trustbundle_publish_errors_total", "meshca_trustbundle_writes_total",
+// (""), of the ML-DSA roots' (postQuantum) and of the composite roots' (composite).
+var metricNames = map[string][4]string{
+	"": {"meshca_trustbundle_publish_errors_total", "meshca_trustbundle_writes_total",
 		"meshca_trustbundle_leader", "meshca_trustbundle_roots"},
-	true: {"meshca_trustbundle_mldsa_publish_errors_total", "meshca_trustbundle_mldsa_writes_total",
+	rootsMLDSA: {"meshca_trustbundle_mldsa_publish_errors_total", "meshca_trustbundle_mldsa_writes_total",
 		"meshca_trustbundle_mldsa_leader", "meshca_trustbundle_mldsa_roots"},
+	rootsComposite: {"meshca_trustbundle_composite_publish_errors_total",
+		"meshca_trustbundle_composite_writes_total", "meshca_trustbundle_composite_leader",
+		"meshca_trustbundle_composite_roots"},
 }
 
-// newMetrics returns the publisher's metrics, those of the ML-DSA roots when mldsa is set.
-func newMetrics(reg prometheus.Registerer, mldsa bool) (*metrics, error) {
-	names := metricNames[mldsa]
+// newMetrics returns the metrics of the publisher of roots (see metricNames).
+func newMetrics(reg prometheus.Registerer, roots string) (*metrics, error) {
+	names := metricNames[roots]
 	m := &metrics{
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: names[0],

@@ -168,6 +168,7 @@ func (w *wiring) publishTrustBundle(context.Context) error {
 	tc.Kube, tc.Logger, tc.Registerer = w.restCfg, w.log.With("component", "trustbundle"), w.reg
 	tc.Source = withExtraRoots(w.a.issuer, w.publishedRoots)
 	tc.PostQuantumSource = trustbundle.SourceFunc(w.a.issuer.PostQuantumRoots)
+	tc.CompositeSource = trustbundle.SourceFunc(w.a.issuer.CompositeRoots)
 	pub, err := trustbundle.New(tc)
 	if err != nil {
 		return err
