@@ -73,7 +73,7 @@ func (r *revocation) serveAdmin(c AdminConfig, log *slog.Logger) []func(context.
 	}
 	if rc := c.Remote; rc != nil {
 		tc := rc.TLSConfig(c.TLSPolicy.Apply)
-		h := admin.Authorize(rc.AllowedIdentities, admin.Handler(r, log), log)
+		h := admin.RequireIdentity(rc.AllowedIdentities, admin.Handler(r, log), log)
 		loops = append(loops, adminLoop(rc.Addr, "crl.admin.remote.addr", h, tc, log))
 	}
 	return loops

@@ -116,10 +116,10 @@ func Identities(cert *x509.Certificate) []string {
 	return out
 }
 
-// Authorize lets through to next only requests whose verified client certificate names one of allowed (see
+// RequireIdentity lets through to next only requests whose verified client certificate names one of allowed (see
 // RemoteConfig.AllowedIdentities); the others get 403 and are logged. The caller's identity is put in the
 // request's context for the handler's audit log (Caller).
-func Authorize(allowed []string, next http.Handler, log *slog.Logger) http.Handler {
+func RequireIdentity(allowed []string, next http.Handler, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
 			log.Warn("admin: refused a request without a verified client certificate", "remote", r.RemoteAddr)
