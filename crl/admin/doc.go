@@ -5,6 +5,6 @@
 // The handler does no authentication of its own: meshca serves it on a separate listener bound to loopback, so
 // only processes in meshca's network namespace reach it (in Kubernetes, `kubectl exec` or `kubectl
 // port-forward` into the meshca pod, both granted by RBAC). docs/revocation.md ("Admin API") explains the
-// model and why the workload-facing ports never carry it. For operators elsewhere, RemoteConfig and Authorize
+// model and why the workload-facing ports never carry it. For operators elsewhere, RemoteConfig and RequireIdentity
 // serve the same handler over mTLS to the client identities configured, and Client speaks to it with TLS set.
 package admin
