@@ -12,7 +12,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/meshca/meshca/backends"
 	"github.com/meshca/meshca/csr/composite"
 )
 
@@ -119,40 +118,13 @@ func marshalKey(key crypto.Signer) ([]byte, error) {
 	return x509.MarshalPKCS8PrivateKey(key)
 }
 
-// parseCompositeAuthority is parseAuthority for a CA certificate with a composite key, which crypto/x509 can
-// parse but neither verify nor sign with: the key comes from csr/composite and the chain is checked with
-// composite.VerifyChain. A composite CA has no CRLs (crypto/x509 cannot sign them with its key): a ca-crl.pem
-// is refused (the CA still loads).
-func parseCompositeAuthority(files map[string][]byte, caCert *x509.Certificate, now time.Time) (*authority, error) {
-	key, err := parseCompositeKey(files[CAKeyFile])
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidCA, CAKeyFile, err)
-	}
-	if !backends.SameKey(key.Public(), backends.CertificateKey(caCert)) {
-		return nil, fmt.Errorf("%w: %s does not hold the key of %s", ErrInvalidCA, CAKeyFile, CACertFile)
-	}
-	if err := checkCACert(caCert, now); err != nil {
-		return nil, err
-	}
-	roots, err := backends.ParseCertificates(files[RootCertFile])
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidCA, RootCertFile, err)
-	}
-	var inters []*x509.Certificate
-	if len(bytes.TrimSpace(files[CertChainFile])) > 0 { // optional
-		if inters, err = backends.ParseCertificates(files[CertChainFile]); err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrInvalidCA, CertChainFile, err)
-		}
-	}
-	chain, err := buildCompositeChain(caCert, inters, roots, now)
+// parseCompositeSigner is parseCompositeKey as a crypto.Signer, for parseAuthority.
+func parseCompositeSigner(b []byte) (crypto.Signer, error) {
+	k, err := parseCompositeKey(b)
 	if err != nil {
 		return nil, err
 	}
-	a := &authority{cert: caCert, signer: key, chain: chain, roots: roots}
-	if len(bytes.TrimSpace(files[CRLFile])) > 0 {
-		a.crlErr = fmt.Errorf("%w: a composite CA's CRLs are not supported; remove %s", ErrInvalidCRL, CRLFile)
-	}
-	return a, nil
+	return k, nil
 }
 
 // parseCompositeKey reads the first PEM "PRIVATE KEY" block of b as a composite PKCS #8 key.

@@ -72,21 +72,25 @@ func digestFiles(files map[string][]byte) [sha256.Size]byte {
 	return d
 }
 
-// parseAuthority checks a set of cacerts files as a whole.
+// parseAuthority checks a set of cacerts files as a whole. A CA certificate with a composite key differs in
+// three steps only (composite.go): its key comes from csr/composite, its chain is checked with
+// composite.VerifyChain, and it has no CRLs.
 func parseAuthority(files map[string][]byte, now time.Time) (*authority, error) {
 	certs, err := backends.ParseCertificates(files[CACertFile])
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidCA, CACertFile, err)
 	}
 	caCert := certs[0]
-	if backends.IsComposite(caCert) {
-		return parseCompositeAuthority(files, caCert, now)
+	isComposite := backends.IsComposite(caCert)
+	parseKey, chainOf := backends.ParsePrivateKey, buildChain
+	if isComposite {
+		parseKey, chainOf = parseCompositeSigner, buildCompositeChain
 	}
-	signer, err := backends.ParsePrivateKey(files[CAKeyFile])
+	signer, err := parseKey(files[CAKeyFile])
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidCA, CAKeyFile, err)
 	}
-	if !backends.SameKey(signer.Public(), caCert.PublicKey) {
+	if !backends.SameKey(signer.Public(), backends.CertificateKey(caCert)) {
 		return nil, fmt.Errorf("%w: %s does not hold the key of %s", ErrInvalidCA, CAKeyFile, CACertFile)
 	}
 	if err := checkCACert(caCert, now); err != nil {
@@ -98,17 +102,21 @@ func parseAuthority(files map[string][]byte, now time.Time) (*authority, error) 
 	}
 	var inters []*x509.Certificate
 	if len(bytes.TrimSpace(files[CertChainFile])) > 0 { // optional
-		inters, err = backends.ParseCertificates(files[CertChainFile])
+		if inters, err = backends.ParseCertificates(files[CertChainFile]); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrInvalidCA, CertChainFile, err)
+		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidCA, CertChainFile, err)
-	}
-	chain, err := buildChain(caCert, inters, roots, now)
+	chain, err := chainOf(caCert, inters, roots, now)
 	if err != nil {
 		return nil, err
 	}
 	a := &authority{cert: caCert, signer: signer, chain: chain, roots: roots}
-	a.crlPEM, a.crlErr = checkCRLs(files[CRLFile], chain)
+	switch {
+	case !isComposite:
+		a.crlPEM, a.crlErr = checkCRLs(files[CRLFile], chain)
+	case len(bytes.TrimSpace(files[CRLFile])) > 0:
+		a.crlErr = fmt.Errorf("%w: a composite CA's CRLs are not supported; remove %s", ErrInvalidCRL, CRLFile)
+	}
 	return a, nil
 }
 
