@@ -25,15 +25,10 @@ type Config struct {
 	StateFile string `json:"stateFile,omitempty"`
 	// ConfigMap, in a cluster, is the ConfigMap holding the state (in LeaseNamespace); the replica holding the
 	// Lease LeaseName advances it.
-	ConfigMap      string `json:"configMap,omitempty"`
-	LeaseNamespace string `json:"leaseNamespace,omitempty"`
-	// LeaseName defaults to "meshca-rotation"; Identity (this replica in the Lease) to the host name.
-	LeaseName string `json:"leaseName,omitempty"`
-	Identity  string `json:"identity,omitempty"`
-	// LeaseDuration, RenewDeadline and RetryPeriod are the leader election's timings (15s, 10s, 2s).
-	LeaseDuration time.Duration `json:"leaseDuration,omitempty"`
-	RenewDeadline time.Duration `json:"renewDeadline,omitempty"`
-	RetryPeriod   time.Duration `json:"retryPeriod,omitempty"`
+	ConfigMap string `json:"configMap,omitempty"`
+	// LeaseConfig is the Lease of the replica that advances the rotation (with configMap; leaseName defaults to
+	// "meshca-rotation", leaseNamespace is required).
+	leader.LeaseConfig
 	// PollInterval is how often meshca re-reads the state, writes its progress and tries the gate. Default 5s.
 	PollInterval time.Duration `json:"pollInterval,omitempty"`
 	// MaxIdentities caps the identities tracked (TrackerConfig.MaxIdentities). Default 100000.
@@ -79,11 +74,7 @@ func (c *Config) Validate() error {
 func (c *Config) InCluster() bool { return c != nil && c.ConfigMap != "" }
 
 // lease is the rotation's Lease with its defaults (name meshca-rotation).
-func (c *Config) lease() leader.LeaseConfig {
-	return leader.LeaseConfig{LeaseNamespace: c.LeaseNamespace, LeaseName: c.LeaseName, Identity: c.Identity,
-		LeaseDuration: c.LeaseDuration, RenewDeadline: c.RenewDeadline, RetryPeriod: c.RetryPeriod,
-	}.WithDefaults("meshca-rotation")
-}
+func (c *Config) lease() leader.LeaseConfig { return c.LeaseConfig.WithDefaults("meshca-rotation") }
 
 // Controller is a running meshca's side of a rotation: it follows the stored state, adds the phase's roots to
 // every trust bundle (ExtraRoots), withdraws the old one (WithdrawnRoots), caps leaf lifetimes (LifetimeCap),

@@ -15,6 +15,7 @@ import (
 	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/ca/catest"
 	"github.com/meshca/meshca/csr"
+	"github.com/meshca/meshca/internal/leader"
 	"github.com/meshca/meshca/rotation"
 )
 
@@ -92,8 +93,9 @@ type replica struct {
 
 func startReplica(t *testing.T, k *catest.Kube, ns, id string, maxLife time.Duration) *replica {
 	t.Helper()
-	c, err := rotation.New(rotation.Config{ConfigMap: "meshca-rotation", LeaseNamespace: ns, Identity: id,
-		LeaseDuration: 2 * time.Second, RenewDeadline: 1500 * time.Millisecond, RetryPeriod: 300 * time.Millisecond,
+	lease := leader.LeaseConfig{LeaseNamespace: ns, Identity: id, LeaseDuration: 2 * time.Second,
+		RenewDeadline: 1500 * time.Millisecond, RetryPeriod: 300 * time.Millisecond}
+	c, err := rotation.New(rotation.Config{ConfigMap: "meshca-rotation", LeaseConfig: lease,
 		PollInterval: 200 * time.Millisecond, MaxLifetime: maxLife, Started: time.Now().Add(-maxLife),
 		Client: k.Client, Logger: catest.DiscardLogger()})
 	if err != nil {
