@@ -18,7 +18,7 @@ import (
 // client must present a certificate that chains to ClientCAFile, for client authentication, and names one of
 // AllowedIdentities; every other client is refused, in the handshake or with 403.
 type RemoteConfig struct {
-	// Addr is the listen address, host:port (e.g. ":15017").
+	// Addr is the listen address, host:port (e.g. ":15018").
 	Addr string `json:"addr"`
 	// CertFile and KeyFile are the listener's certificate chain and key in PEM, re-read for every connection
 	// so that a renewed certificate is used at once.
@@ -39,7 +39,7 @@ const maxIdentity = 256
 func (c *RemoteConfig) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		errs = append(errs, fmt.Errorf("crl.admin.remote.addr: %q is not host:port (e.g. :15017)", bounded(c.Addr)))
+		errs = append(errs, fmt.Errorf("crl.admin.remote.addr: %q is not host:port (e.g. :15018)", bounded(c.Addr)))
 	}
 	for key, v := range map[string]string{"certFile": c.CertFile, "keyFile": c.KeyFile,
 		"clientCAFile": c.ClientCAFile} {

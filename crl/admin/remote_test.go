@@ -7,7 +7,7 @@ import (
 
 func TestRemoteConfigValidate(t *testing.T) {
 	good := func() RemoteConfig {
-		return RemoteConfig{Addr: ":15017", CertFile: "tls.crt", KeyFile: "tls.key", ClientCAFile: "ca.crt",
+		return RemoteConfig{Addr: ":15018", CertFile: "tls.crt", KeyFile: "tls.key", ClientCAFile: "ca.crt",
 			AllowedIdentities: []string{"spiffe://ops.example/ns/ops/sa/admin"}}
 	}
 	tests := []struct {
