@@ -63,10 +63,14 @@ func TestSignerRoutingStaysWithinPolicy(t *testing.T) {
 		if cond.Reason != "BackendNotAllowed" || !strings.Contains(cond.Message, "payments") {
 			t.Errorf("Failed %s: %s; want reason BackendNotAllowed naming rule payments", cond.Reason, cond.Message)
 		}
-		if n := rep.metric(t, "meshca_k8s_signer_requests_total",
-			map[string]string{"signer": vaultOnly, "result": kubesigner.ResultFailed}); n != 1 {
-			t.Errorf("meshca_k8s_signer_requests_total{result=failed} = %v, want 1", n)
-		}
+		// The controller counts the request after its status update is stored: wait for the count.
+		catest.Eventually(t, 10*time.Second, "the failed request counted", func() error {
+			if n := rep.metric(t, "meshca_k8s_signer_requests_total",
+				map[string]string{"signer": vaultOnly, "result": kubesigner.ResultFailed}); n != 1 {
+				return fmt.Errorf("meshca_k8s_signer_requests_total{result=failed} = %v, want 1", n)
+			}
+			return nil
+		})
 		if n := rep.metric(t, "meshca_csr_requests_total",
 			map[string]string{"result": "rejected", "reason": "backend_not_allowed"}); n != 1 {
 			t.Errorf("meshca_csr_requests_total{reason=backend_not_allowed} = %v, want 1", n)

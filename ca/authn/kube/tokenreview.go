@@ -213,6 +213,11 @@ func (t *TokenReview) Authenticate(ctx context.Context, req *authn.Request) (*au
 		return nil, err
 	}
 	ch := t.flight.DoChan(key, func() (any, error) {
+		// A caller that missed the cache just before another's review stored its answer starts a flight of
+		// its own after that one ended: the answer is in the cache by now.
+		if r, ok := t.lookup(key, t.cfg.Clock()); ok {
+			return r, nil
+		}
 		// The review outlives a caller that gives up, so the callers sharing it still get an answer.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.cfg.Timeout)
 		defer cancel()
