@@ -100,7 +100,8 @@ bench-go: testbins
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 30m ./... | tee bench/results.txt
 
 ## soak: the load tester at SOAK_RATE (500/s, half of peak) for SOAK_DURATION (30m) against meshca serve --dev;
-## fails on any failed request, or RSS or goroutines growing more than SOAK_TOLERANCE (10%) after SOAK_WARMUP.
+## fails on any failed request, or when RSS or goroutines, sampled after every 2-minute run, grow more than
+## SOAK_TOLERANCE (10%) from the first third of the samples to the last (after SOAK_WARMUP, 3m).
 ## Not part of make test.
 soak: build
 	bash scripts/soak.sh
