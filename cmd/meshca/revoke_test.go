@@ -26,7 +26,7 @@ func TestRevokeAndCRLCommandsAgainstServeDev(t *testing.T) {
 	cli := func(args ...string) (int, string, string) {
 		t.Helper()
 		var stdout, stderr bytes.Buffer
-		code := run(context.Background(), append(args, "--admin-addr", d.adminAddr), &stdout, &stderr)
+		code := run(context.Background(), append(args, "--admin-addr", d.adminAddr, "--admin-token-file", d.tokenFile()), &stdout, &stderr)
 		return code, stdout.String(), stderr.String()
 	}
 	const sleep = "spiffe://cluster.local/ns/default/sa/sleep"
