@@ -12,9 +12,9 @@ import (
 )
 
 // The rotation admin API: a JSON API on a loopback listener (rotation.adminAddr) that `meshca rotation
-// plan|start|status|pause|resume|rollback|force|advance` call. Like the revocation admin API it has no
-// authentication of its own: loopback keeps it from the workloads, and in Kubernetes only who may `kubectl
-// exec` or `kubectl port-forward` into a meshca pod (RBAC) reaches it.
+// plan|start|status|pause|resume|rollback|force|advance` call. Loopback keeps it from the workloads; meshca
+// wraps Handler so that every call must also carry the admin token it writes to adminTokenFile at start
+// (internal/admintoken), which keeps it from other processes sharing meshca's network namespace.
 
 // Paths of the API.
 const (
@@ -80,6 +80,7 @@ var errKinds = []struct {
 	{"wrong_phase", ErrWrongPhase, http.StatusConflict},
 	{"conflict", ErrConflict, http.StatusConflict},
 	{"not_leader", ErrNotLeader, http.StatusConflict},
+	{"unauthorized", ErrUnauthorized, http.StatusUnauthorized},
 }
 
 // Status reports the rotation as this replica sees it.

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/meshca/meshca/internal/admintoken"
 )
 
 // Client calls a running meshca's rotation admin API.
@@ -16,6 +18,8 @@ type Client struct {
 	Addr string
 	// HTTP is the client; default one with a 30s timeout.
 	HTTP *http.Client
+	// Token is the admin token the listener requires (adminTokenFile); sent when set.
+	Token string
 }
 
 // Status returns the rotation as the replica at Addr sees it.
@@ -49,6 +53,9 @@ func (c *Client) call(ctx context.Context, method, path string, body []byte, out
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if c.Token != "" {
+		admintoken.Set(req, c.Token)
+	}
 	resp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("rotation admin API at %s: %w (is meshca running with a rotation: section, and is "+

@@ -67,6 +67,8 @@ var (
 	ErrNotLeader = errors.New("rotation: this replica does not lead the rotation")
 	// ErrInvalidChange: the change asked for is malformed (a missing reason, a bad lifetime).
 	ErrInvalidChange = errors.New("rotation: invalid change")
+	// ErrUnauthorized: the admin API refused the call for a missing or wrong admin token.
+	ErrUnauthorized = errors.New("rotation: the admin token is missing or wrong")
 )
 
 // State is a rotation's persisted state.

@@ -60,16 +60,17 @@ func (c *AdminConfig) Validate() error {
 	return remote
 }
 
-// serveAdmin returns the admin listeners' loops: the loopback one unless disabled, the mTLS one when
-// configured.
-func (r *revocation) serveAdmin(c AdminConfig, log *slog.Logger) []func(context.Context) error {
+// serveAdmin returns the admin listeners' loops: the loopback one unless disabled, requiring tok (the admin
+// token), and the mTLS one when configured, which authenticates by client certificate instead.
+func (r *revocation) serveAdmin(c AdminConfig, tok string, log *slog.Logger) []func(context.Context) error {
 	var loops []func(context.Context) error
 	if !c.Disabled {
 		addr := c.Addr
 		if addr == "" {
 			addr = defaultAdminAddr
 		}
-		loops = append(loops, adminLoop(addr, "crl.admin.addr", admin.Handler(r, log), nil, log))
+		h := requireAdminToken("crl.admin.addr", tok, admin.Handler(r, log), log)
+		loops = append(loops, adminLoop(addr, "crl.admin.addr", h, nil, log))
 	}
 	if rc := c.Remote; rc != nil {
 		tc := rc.TLSConfig(c.TLSPolicy.Apply)

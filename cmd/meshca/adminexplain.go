@@ -98,7 +98,11 @@ func explainRemote(ctx context.Context, o explainOptions) (*admin.ExplainRespons
 	if ask.CSR != nil {
 		req.CSR = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: ask.CSR.CSR.Raw}))
 	}
-	res, err := (&admin.Client{Addr: o.adminAddr}).Explain(ctx, req)
+	tok, err := o.tok.token()
+	if err != nil {
+		return nil, err
+	}
+	res, err := (&admin.Client{Addr: o.adminAddr, Token: tok}).Explain(ctx, req)
 	if errors.Is(err, admin.ErrRefused) {
 		return nil, usageError{err}
 	}

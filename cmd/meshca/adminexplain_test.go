@@ -13,6 +13,7 @@ import (
 
 	"github.com/meshca/meshca/ca/catest"
 	"github.com/meshca/meshca/crl/admin"
+	"github.com/meshca/meshca/internal/admintoken"
 )
 
 // TestPolicyExplainThroughAdminAPI: policy explain --admin-addr against serve --dev prints what explain --dev
@@ -58,7 +59,7 @@ func TestPolicyExplainThroughAdminAPI(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			args := append([]string{"--namespace", tt.ns, "--service-account", "sleep"}, tt.extra...)
 			devCode, devOut := cli(append(args, "--dev", dir)...)
-			code, out := cli(append(args, "--admin-addr", d.adminAddr)...)
+			code, out := cli(append(args, "--admin-addr", d.adminAddr, "--admin-token-file", d.tokenFile())...)
 			if code != tt.code || devCode != tt.code || !strings.Contains(out, tt.want) {
 				t.Fatalf("exit %d (--dev: %d), want %d and %q; output:\n%s", code, devCode, tt.code, tt.want, out)
 			}
@@ -71,7 +72,8 @@ func TestPolicyExplainThroughAdminAPI(t *testing.T) {
 	writeFile(t, filepath.Join(dir, DevPolicyFile),
 		"policy:\n  rules:\n  - {name: freeze-all, match: {namespaces: ['*']}, deny: {reason: incident 8}}\n")
 	catest.Eventually(t, 20*time.Second, "the admin API answers with the reloaded policy", func() error {
-		if code, out := cli("--admin-addr", d.adminAddr, "--namespace", "default", "--service-account",
+		if code, out := cli("--admin-addr", d.adminAddr, "--admin-token-file", d.tokenFile(), "--namespace", "default",
+			"--service-account",
 			"sleep"); code != 3 || !strings.Contains(out, "decision: deny by rule freeze-all") {
 			return fmt.Errorf("exit %d:\n%s", code, out)
 		}
@@ -79,6 +81,10 @@ func TestPolicyExplainThroughAdminAPI(t *testing.T) {
 	})
 
 	long := strings.Repeat("n", 4000)
+	tok, err := admintoken.Read(d.tokenFile())
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct{ name, body string }{
 		{"a body that is not JSON", "{"},
 		{"an unknown field", `{"namespace":"a","serviceAccount":"b","bogus":1}`},
@@ -91,8 +97,14 @@ func TestPolicyExplainThroughAdminAPI(t *testing.T) {
 		{"both a CSR and a key type", `{"namespace":"a","serviceAccount":"b","csr":"x","keyType":"RSA-2048"}`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, err := http.Post("http://"+d.adminAddr+admin.ExplainPath, "application/json",
+			req, err := http.NewRequest(http.MethodPost, "http://"+d.adminAddr+admin.ExplainPath,
 				strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			admintoken.Set(req, tok)
+			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,7 +116,8 @@ func TestPolicyExplainThroughAdminAPI(t *testing.T) {
 			}
 		})
 	}
-	if code, out := cli("--admin-addr", d.adminAddr, "--namespace", long, "--service-account", "sleep"); code != 2 {
+	if code, out := cli("--admin-addr", d.adminAddr, "--admin-token-file", d.tokenFile(), "--namespace", long,
+		"--service-account", "sleep"); code != 2 {
 		t.Errorf("an over-long namespace through the CLI: exit %d, want 2 (a usage mistake):\n%.500s", code, out)
 	}
 	if code, out := cli("--admin-addr", d.adminAddr, "--dev", dir, "--namespace", "a",

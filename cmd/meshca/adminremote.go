@@ -9,8 +9,12 @@ import (
 	"github.com/meshca/meshca/crl/admin"
 )
 
-// adminTLSFlags are the client credentials for a remote admin listener (crl.admin.remote).
-type adminTLSFlags struct{ cert, key, ca string }
+// adminTLSFlags are the client credentials for a remote admin listener (crl.admin.remote), and the admin token
+// for the loopback one.
+type adminTLSFlags struct {
+	cert, key, ca string
+	tok           adminTokenFlag
+}
 
 func (f *adminTLSFlags) flags(cmd *cobra.Command) {
 	fl := cmd.Flags()
@@ -19,14 +23,20 @@ func (f *adminTLSFlags) flags(cmd *cobra.Command) {
 	fl.StringVar(&f.key, "admin-key", "", "private key (PEM) of --admin-cert")
 	fl.StringVar(&f.ca, "admin-ca", "", "CA certificates (PEM) that the remote admin listener's certificate "+
 		"must chain to")
+	f.tok.flags(cmd, false)
 }
 
 func (f *adminTLSFlags) set() bool { return f.cert != "" || f.key != "" || f.ca != "" }
 
-// client returns the admin API client for addr: over mTLS when the flags are set, plain (loopback) otherwise.
+// client returns the admin API client for addr: over mTLS when the flags are set, plain (loopback) with the
+// admin token otherwise.
 func (f *adminTLSFlags) client(addr string) (*admin.Client, error) {
 	if !f.set() {
-		return &admin.Client{Addr: addr}, nil
+		tok, err := f.tok.token()
+		if err != nil {
+			return nil, err
+		}
+		return &admin.Client{Addr: addr, Token: tok}, nil
 	}
 	if f.cert == "" || f.key == "" || f.ca == "" {
 		return nil, usageError{errors.New("--admin-cert, --admin-key and --admin-ca go together")}

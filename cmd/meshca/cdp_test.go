@@ -59,7 +59,7 @@ func TestDevLeavesNameTheirCRL(t *testing.T) {
 	}
 	var stdout, stderr bytes.Buffer
 	if code := run(context.Background(), []string{"revoke", "--serial", bad.chain[0].SerialNumber.Text(16),
-		"--admin-addr", d.adminAddr}, &stdout, &stderr); code != 0 {
+		"--admin-addr", d.adminAddr, "--admin-token-file", d.tokenFile()}, &stdout, &stderr); code != 0 {
 		t.Fatalf("revoke: exit %d: %s%s", code, stdout.String(), stderr.String())
 	}
 	if !listed(bad) || listed(good) {

@@ -66,6 +66,10 @@ type Config struct {
 	// Rotation, when set, lets `meshca rotation` drive a root rotation through a state file
 	// (docs/root-rotation.md).
 	Rotation *rotation.Config `json:"rotation,omitempty"`
+	// AdminTokenFile is where serve writes, at each start, the token the loopback admin APIs (crl.admin.addr,
+	// rotation.adminAddr) require of every caller; readable by meshca's user only (default
+	// /var/run/meshca/admin-token, dev mode DIR/admin-token).
+	AdminTokenFile string `json:"adminTokenFile,omitempty"`
 	// AllowShortTTLs permits lifetimes below MinLifetime. For tests only; serve warns when it is set.
 	AllowShortTTLs bool `json:"allowShortTTLs,omitempty"`
 }
@@ -209,6 +213,8 @@ type app struct {
 	run     []func(context.Context) error // background loops that end with the server
 	closers []func() error
 	pages   map[string]http.Handler // read-only pages of the HTTP port (the rotation status)
+	// adminToken is the loopback admin APIs' token once written (loopbackAdmin).
+	adminToken string
 }
 
 func (a *app) Close() {

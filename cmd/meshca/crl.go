@@ -157,7 +157,13 @@ func (a *app) startRevocation(ctx context.Context, cfg *Config, named []ca.Named
 		}
 		a.run = append(a.run, out.Run)
 	}
-	a.run = append(a.run, rv.serveAdmin(cc.Admin, log)...)
+	var tok string
+	if !cc.Admin.Disabled {
+		if tok, err = a.loopbackAdmin(cfg, log); err != nil {
+			return nil, err
+		}
+	}
+	a.run = append(a.run, rv.serveAdmin(cc.Admin, tok, log)...)
 	return rv, a.publishCRLConfigMaps(cc, rv, restCfg, log, reg, m)
 }
 

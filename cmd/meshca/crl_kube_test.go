@@ -56,6 +56,7 @@ issuance: {trustDomain: cluster.local}
 server: {grpcAddr: "127.0.0.1:%d", httpAddr: "127.0.0.1:%d", ipAddresses: ["127.0.0.1"]}
 authn: {issuers: []}
 kubernetes: {kubeconfig: %q, tokenReview: {}}
+adminTokenFile: %q
 crl:
   secret: {namespace: istio-system}
   configMaps: {leaseNamespace: istio-system}
@@ -65,7 +66,7 @@ crl:
 backends:
   - name: cacerts
     file: {secret: istio-system/%s}
-`, grpcPort, httpPort, kubeconfig, catest.FreePort(t), cacerts))
+`, grpcPort, httpPort, kubeconfig, filepath.Join(dir, "admin-token"), catest.FreePort(t), cacerts))
 	// The operator creates the empty state Secret: the shipped RBAC grants meshca no secrets/create.
 	if _, err := k.Client.CoreV1().Secrets(catest.MeshcaNamespace).Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "meshca-revocations"}}, metav1.CreateOptions{}); err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/meshca/meshca/ca/catest"
 	"github.com/meshca/meshca/crl"
 	"github.com/meshca/meshca/crl/admin"
+	"github.com/meshca/meshca/internal/admintoken"
 	"github.com/meshca/meshca/internal/testpki"
 )
 
@@ -105,6 +106,7 @@ issuance: {trustDomain: cluster.local}
 server: {grpcAddr: "127.0.0.1:%d", httpAddr: %q, ipAddresses: ["127.0.0.1"]}
 authn: {issuers: []}
 kubernetes: {kubeconfig: %q, tokenReview: {}}
+adminTokenFile: %q
 crl:
   secret: {namespace: istio-system}
   configMaps: {leaseNamespace: istio-system}
@@ -115,7 +117,7 @@ crl:
 backends:
   - name: cacerts
     file: {secret: istio-system/%s}
-`, grpcPort, r.httpAddr, kubeconfig, r.outputDir, r.adminAddr, cacerts))
+`, grpcPort, r.httpAddr, kubeconfig, filepath.Join(dir, name+"-admin-token"), r.outputDir, r.adminAddr, cacerts))
 		serveConfig(t, config)
 		reps, grpcPorts = append(reps, r), append(grpcPorts, grpcPort)
 	}
@@ -143,7 +145,11 @@ backends:
 		leaf *x509.Certificate
 		ns   string
 	}{{reps[0], leafA, nsA}, {reps[1], leafB, nsB}} {
-		_, err := (&admin.Client{Addr: step.via.adminAddr}).Revoke(ctx, admin.RevokeRequest{
+		tok, err := admintoken.Read(filepath.Join(dir, step.via.name+"-admin-token"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = (&admin.Client{Addr: step.via.adminAddr, Token: tok}).Revoke(ctx, admin.RevokeRequest{
 			Certificate: string(testpki.CertsPEM(step.leaf)), Reason: "keyCompromise"})
 		if err != nil {
 			t.Fatalf("revoke through replica %s: %v", step.via.name, err)

@@ -75,6 +75,9 @@ func (c *Config) withDefaults() *Config {
 	if d.SignTimeout == 0 {
 		d.SignTimeout = ca.DefaultSignTimeout
 	}
+	if d.AdminTokenFile == "" && (c.CRL != nil || c.Rotation != nil) {
+		d.AdminTokenFile = defaultAdminTokenFile
+	}
 	d.Backends = make([]BackendConfig, len(c.Backends))
 	for n, b := range c.Backends {
 		if b.File != nil {

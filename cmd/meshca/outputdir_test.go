@@ -36,8 +36,9 @@ server: {grpcAddr: "127.0.0.1:%d", httpAddr: %q, ipAddresses: ["127.0.0.1"]}
 authn: `+jwksIssuer+`
 crl: {stateFile: %q, outputDir: %q, interval: 1s, admin: {addr: "127.0.0.1:%d"}}
 backends: [{name: file, file: {dir: %q}}]
+adminTokenFile: %q
 `, catest.FreePort(t), httpAddr, writeJWKS(t, dir), filepath.Join(dir, "state.json"), out,
-		catest.FreePort(t), filepath.Join(dir, "cacerts")))
+		catest.FreePort(t), filepath.Join(dir, "cacerts"), filepath.Join(dir, "admin-token")))
 	return config, httpAddr
 }
 

@@ -86,6 +86,7 @@ type explainOptions struct {
 	config, dev, adminAddr, ns, sa, csrFile, signer, keyType, labels, at string
 	ttl                                                                  time.Duration
 	json                                                                 bool
+	tok                                                                  adminTokenFlag
 }
 
 // refused is policy explain's answer "this request would be refused": exit code 3, after the output.
@@ -124,6 +125,7 @@ func policyCommand() *cobra.Command {
 	f.StringVar(&o.dev, "dev", "", "the dev configuration of 'serve --dev DIR' (with DIR/policy.yaml)")
 	f.StringVar(&o.adminAddr, "admin-addr", "", "ask the running meshca whose admin API listens at `ADDR` "+
 		"(crl.admin.addr, default "+defaultAdminAddr+") instead of reading a configuration")
+	o.tok.flags(explain, false)
 	f.StringVar(&o.ns, "namespace", "", "the workload's namespace (required)")
 	f.StringVar(&o.sa, "service-account", "", "the workload's service account (required)")
 	f.StringVar(&o.csrFile, "csr", "", "PEM CSR `FILE` the workload would send (its key type and DNS names)")

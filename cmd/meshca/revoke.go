@@ -28,7 +28,8 @@ func revokeCommand() *cobra.Command {
 		Long: "revoke asks a running meshca (its admin API, loopback only) to revoke one certificate by serial, or " +
 			"every unexpired certificate it issued to an identity. The next CRLs list them at once; with " +
 			"--quarantine the identity also gets no new certificate for that long. In Kubernetes, reach the admin " +
-			"API with 'kubectl -n istio-system port-forward deploy/meshca 15016'.",
+			"API with 'kubectl -n istio-system exec deploy/meshca -- meshca revoke ...' (it reads the admin " +
+			"token from --admin-token-file), or port-forward 15016 with a copy of the token.",
 		Example: "  meshca revoke --serial 5f:3a:... --reason keyCompromise\n" +
 			"  meshca revoke --identity spiffe://cluster.local/ns/shop/sa/cart --reason keyCompromise --quarantine 24h",
 		Args: cobra.NoArgs,

@@ -26,7 +26,8 @@ func TestRevokeAndCRLCommandsAgainstServeDev(t *testing.T) {
 	cli := func(args ...string) (int, string, string) {
 		t.Helper()
 		var stdout, stderr bytes.Buffer
-		code := run(context.Background(), append(args, "--admin-addr", d.adminAddr), &stdout, &stderr)
+		args = append(args, "--admin-addr", d.adminAddr, "--admin-token-file", d.tokenFile())
+		code := run(context.Background(), args, &stdout, &stderr)
 		return code, stdout.String(), stderr.String()
 	}
 	const sleep = "spiffe://cluster.local/ns/default/sa/sleep"

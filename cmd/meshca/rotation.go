@@ -41,7 +41,15 @@ func rotationCommand() *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&addr, "admin-addr", rotation.DefaultAdminAddr,
 		"the rotation admin API of the meshca that leads the rotation (rotation.adminAddr)")
-	client := func() *rotation.Client { return &rotation.Client{Addr: addr} }
+	var tf adminTokenFlag
+	var tok string
+	tf.flags(cmd, true)
+	// Every subcommand calls the admin API: read its token first.
+	cmd.PersistentPreRunE = action(func(*cobra.Command, []string) (err error) {
+		tok, err = tf.token()
+		return err
+	})
+	client := func() *rotation.Client { return &rotation.Client{Addr: addr, Token: tok} }
 	cmd.AddCommand(rotationStatus(client), rotationPlan(client), rotationStart(client),
 		rotationSimple(client, rotation.ActionAdvance, "advance",
 			"Move to the next phase now if its gate is open (exit 3 when not)"),

@@ -42,6 +42,7 @@ func TestRotationCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tok, tokenFile := writeAdminToken(t, dir)
 	l, err := rotation.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +51,8 @@ func TestRotationCommands(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = rotation.Serve(ctx, l, rotation.Handler(c, slog.New(slog.DiscardHandler)), slog.New(slog.DiscardHandler))
+		log := slog.New(slog.DiscardHandler)
+		_ = rotation.Serve(ctx, l, requireAdminToken("rotation.adminAddr", tok, rotation.Handler(c, log), log), log)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	obs := c.Observer(nil).(ca.ResultObserver)
@@ -62,7 +64,7 @@ func TestRotationCommands(t *testing.T) {
 		}
 	}
 	both := append(append([]byte{}, oldCA.RootPEM...), newCA.RootPEM...)
-	r := []string{"rotation", "--admin-addr", l.Addr().String()}
+	r := []string{"rotation", "--admin-addr", l.Addr().String(), "--admin-token-file", tokenFile}
 	args := func(more ...string) []string { return append(append([]string{}, r...), more...) }
 	steps := []struct {
 		name           string
@@ -146,7 +148,7 @@ func TestServeWiresTheRotation(t *testing.T) {
 	}
 	a := &app{}
 	cfg := &Config{Issuance: ca.Policy{TrustDomain: "cluster.local"}, Rotation: &rotation.Config{StateFile: state,
-		AdminAddr: "127.0.0.1:0"}}
+		AdminAddr: "127.0.0.1:0"}, AdminTokenFile: filepath.Join(t.TempDir(), "admin-token")}
 	tracker, err := expiry.NewTracker(expiry.TrackerConfig{})
 	if err != nil {
 		t.Fatal(err)

@@ -22,8 +22,9 @@ func TestServeOffersTheRotationStatusPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := &app{}
-	cfg := &Config{Issuance: ca.Policy{TrustDomain: "cluster.local"},
-		Rotation: &rotation.Config{StateFile: filepath.Join(t.TempDir(), "rotation.json"), AdminAddr: "127.0.0.1:0"}}
+	rc := &rotation.Config{StateFile: filepath.Join(t.TempDir(), "rotation.json"), AdminAddr: "127.0.0.1:0"}
+	cfg := &Config{Issuance: ca.Policy{TrustDomain: "cluster.local"}, Rotation: rc,
+		AdminTokenFile: filepath.Join(t.TempDir(), "admin-token")}
 	if _, err := a.rotation(cfg, tracker, nil, slog.New(slog.DiscardHandler), prometheus.NewRegistry()); err != nil {
 		t.Fatal(err)
 	}

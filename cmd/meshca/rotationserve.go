@@ -46,9 +46,12 @@ func (a *app) rotation(cfg *Config, tracker ca.IssuanceObserver, client kubernet
 		return nil, err
 	}
 	a.closers = append(a.closers, func() error { _ = l.Close(); return nil })
-	a.run = append(a.run, c.Run, func(ctx context.Context) error {
-		return rotation.Serve(ctx, l, rotation.Handler(c, rc.Logger), rc.Logger)
-	})
+	tok, err := a.loopbackAdmin(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	h := requireAdminToken("rotation.adminAddr", tok, rotation.Handler(c, rc.Logger), rc.Logger)
+	a.run = append(a.run, c.Run, func(ctx context.Context) error { return rotation.Serve(ctx, l, h, rc.Logger) })
 	a.pages = map[string]http.Handler{rotation.PagePath: rotation.StatusPage(c.Progress)}
 	return &rotationWiring{observer: c.Observer(tracker), extra: c.ExtraRoots, published: c.PublishedRoots,
 		withdrawn: c.WithdrawnRoots, cap: c.LifetimeCap}, nil

@@ -195,7 +195,8 @@ func devConfig(dir string, log *slog.Logger) (*Config, []authn.Authenticator, er
 			DNSNames: []string{"localhost"}, IPAddresses: []string{"127.0.0.1", "::1"}},
 		Backends: []BackendConfig{{Name: "file", File: &file.Config{Dir: filepath.Join(dir, "cacerts"),
 			MLDSADir: filepath.Join(dir, mldsaCACerts), CompositeDir: filepath.Join(dir, compositeCACerts)}}},
-		CRL: devCRL(dir),
+		CRL:            devCRL(dir),
+		AdminTokenFile: devAdminTokenFile(dir),
 	}
 	if err := loadDevPolicy(dir, cfg); err != nil {
 		return nil, nil, err

@@ -10,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/meshca/meshca/internal/admintoken"
 )
 
 var (
@@ -17,6 +19,8 @@ var (
 	ErrRefused = errors.New("meshca refused the request")
 	// ErrForbidden means the remote admin listener refused the client certificate's identity (403).
 	ErrForbidden = errors.New("meshca refused this client")
+	// ErrUnauthorized means the loopback admin listener refused the call for a missing or wrong admin token (401).
+	ErrUnauthorized = errors.New("meshca refused the admin token")
 )
 
 // Client calls a running meshca's admin API.
@@ -27,6 +31,8 @@ type Client struct {
 	HTTP *http.Client
 	// TLS, when set, calls the remote mTLS listener (crl.admin.remote) over https with it (ClientTLS).
 	TLS *tls.Config
+	// Token is the admin token the loopback listener requires (adminTokenFile); sent when set.
+	Token string
 }
 
 func (c *Client) http() *http.Client {
@@ -77,6 +83,9 @@ func (c *Client) call(ctx context.Context, method, path string, body []byte, out
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if c.Token != "" {
+		admintoken.Set(req, c.Token)
+	}
 	resp, err := c.http().Do(req)
 	if err != nil {
 		return fmt.Errorf("admin API at %s: %w (is meshca running with crl: on, and is this its admin address?)",
@@ -96,6 +105,8 @@ func (c *Client) call(ctx context.Context, method, path string, body []byte, out
 		switch resp.StatusCode {
 		case http.StatusBadRequest:
 			return fmt.Errorf("%w: %s", ErrRefused, bounded(e.Error))
+		case http.StatusUnauthorized:
+			return fmt.Errorf("%w: admin API at %s: %s", ErrUnauthorized, c.Addr, bounded(e.Error))
 		case http.StatusForbidden:
 			return fmt.Errorf("%w: admin API at %s: %s", ErrForbidden, c.Addr, bounded(e.Error))
 		}
