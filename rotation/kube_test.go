@@ -189,19 +189,23 @@ func TestTwoReplicasCarryOnAfterOneIsKilled(t *testing.T) {
 		s.History[4].By != other.c.Status().Identity {
 		t.Fatalf("history %v; want the start by the first leader and the end by the survivor", by)
 	}
-	evs, err := k.Client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reasons []string
-	for _, e := range evs.Items {
-		if e.InvolvedObject.Name == "meshca-rotation" {
-			reasons = append(reasons, e.Reason)
+	// Events are recorded after each transition is stored, in the background: wait for the fifth.
+	catest.Eventually(t, 10*time.Second, "one Event per transition", func() error {
+		evs, err := k.Client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
 		}
-	}
-	if len(reasons) != 5 || !strings.Contains(strings.Join(reasons, ","), "RotationStart") {
-		t.Fatalf("Events %v; want one per transition", reasons)
-	}
+		var reasons []string
+		for _, e := range evs.Items {
+			if e.InvolvedObject.Name == "meshca-rotation" {
+				reasons = append(reasons, e.Reason)
+			}
+		}
+		if len(reasons) != 5 || !strings.Contains(strings.Join(reasons, ","), "RotationStart") {
+			return fmt.Errorf("Events %v; want one per transition", reasons)
+		}
+		return nil
+	})
 }
 
 // TestLeaderWaitsForAReplicaBehind: a replica whose report is for an older generation holds the leader's gate
