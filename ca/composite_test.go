@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"math/big"
 	"net/url"
 	"testing"
@@ -219,6 +220,57 @@ func TestCompositeCSRWithoutACompositeCAIsRefused(t *testing.T) {
 				t.Errorf("the backend was asked %d times", f.calls)
 			}
 			t.Logf("refused: %v", err)
+		})
+	}
+}
+
+// brokenComposite is a backend whose composite roots cannot be read (a backend that is down).
+type brokenComposite struct{ backends.Backend }
+
+func (brokenComposite) CompositeRoots(context.Context) ([]*x509.Certificate, error) {
+	return nil, backends.ErrUnavailable
+}
+
+// CompositeRoots is the union of what the backends can say: one backend down does not hide another's
+// composite roots, every backend down is an error, and backends without a composite CA are no error.
+func TestCompositeRootsSurviveABackendDown(t *testing.T) {
+	good, g := catest.CompositeFileBackend(t, nil)
+	dir, _ := catest.FileCA(t)
+	classical := catest.FileBackend(t, dir, nil)
+	down := brokenComposite{classical}
+	tests := []struct {
+		name      string
+		backends  []backends.Backend
+		wantRoots int
+		wantErr   bool
+	}{
+		{"one backend down, the other's composite root", []backends.Backend{down, good}, 1, false},
+		{"every backend down is an error", []backends.Backend{down, down}, 0, true},
+		{"no backend with a composite CA: none, and no error", []backends.Backend{classical}, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var nbs []ca.NamedBackend
+			for n, b := range tt.backends {
+				nbs = append(nbs, ca.NamedBackend{Name: fmt.Sprintf("b%d", n), Backend: b})
+			}
+			i, err := ca.New(ca.Config{Backends: nbs, Authenticator: authn.Chain{},
+				Policy: ca.Policy{TrustDomain: "cluster.local", ExperimentalComposite: true},
+				Logger: catest.DiscardLogger(), Registerer: prometheus.NewRegistry()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			roots, err := i.CompositeRoots(context.Background())
+			if (err != nil) != tt.wantErr || len(roots) != tt.wantRoots {
+				t.Fatalf("CompositeRoots = %d roots, %v; want %d, error %v", len(roots), err, tt.wantRoots,
+					tt.wantErr)
+			}
+			if tt.wantRoots == 1 && !roots[0].Equal(g.Root) {
+				t.Fatal("not the composite root")
+			}
+			if tt.wantErr && !errors.Is(err, backends.ErrUnavailable) {
+				t.Fatalf("%v; want the backends' errors wrapped", err)
+			}
 		})
 	}
 }
