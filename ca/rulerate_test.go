@@ -71,7 +71,9 @@ func TestRuleRateIsPerIdentity(t *testing.T) {
 // nothing is a backend that answers without error and without a certificate.
 type nothing struct{ backends.Backend }
 
-func (nothing) Sign(context.Context, *backends.SignRequest) (*backends.SignResponse, error) { return nil, nil }
+func (nothing) Sign(context.Context, *backends.SignRequest) (*backends.SignResponse, error) {
+	return nil, nil
+}
 
 // A backend that answers nothing is a bad chain, not a panic or an empty success.
 func TestABackendAnsweringNothingIsABadChain(t *testing.T) {
