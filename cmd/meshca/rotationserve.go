@@ -37,10 +37,12 @@ func (a *app) rotation(cfg *Config, tracker ca.IssuanceObserver, client kubernet
 	rc := *cfg.Rotation
 	rc.MaxLifetime, rc.Logger, rc.Registerer = cfg.Issuance.EffectiveMaxTTL(), log.With("component", "rotation"), reg
 	rc.Audit, rc.Client = log.With("log", "audit"), client
+	a.caSwitch.rotationConfig(&rc)
 	c, err := rotation.New(rc)
 	if err != nil {
 		return nil, err
 	}
+	a.caSwitch.bind(c)
 	l, err := rotation.Listen(rc.AdminAddr)
 	if err != nil {
 		return nil, err
