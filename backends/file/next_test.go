@@ -89,8 +89,7 @@ func TestNextDirSignsWithTheCAOfTheSigningRoot(t *testing.T) {
 			}
 			roots, _ := b.Roots(context.Background())
 			if !chain[1].Equal(tt.want.Intermediate) || len(roots) != 1 || !roots[0].Equal(tt.want.Root) {
-				t.Fatalf("signed by %s with roots %v; want the CA under %s", chain[1].Subject, roots,
-					tt.want.Root.Subject)
+				t.Fatalf("signed by another CA than %q, or %d roots", tt.name, len(roots))
 			}
 		})
 	}
