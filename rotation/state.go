@@ -25,8 +25,8 @@ const (
 	// PhasePublishing: the old and the next root are in every response and every published bundle; the old
 	// CA still signs.
 	PhasePublishing Phase = "publishing"
-	// PhaseActivated: every holder has the next root; the new CA signs (the operator switches cacerts); both
-	// roots stay in every bundle.
+	// PhaseActivated: every holder has the next root; the new CA signs (State.SigningRoot: a CASwitch backend
+	// switches by itself, otherwise the operator switches cacerts); both roots stay in every bundle.
 	PhaseActivated Phase = "activated"
 	// PhaseRetiring: every leaf chains to the next root; the old root is dropped from responses, and stays in
 	// the published bundles until the rotation returns to idle.
