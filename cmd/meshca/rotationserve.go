@@ -32,6 +32,7 @@ type rotationWiring struct {
 func (a *app) rotation(cfg *Config, tracker ca.IssuanceObserver, client kubernetes.Interface, log *slog.Logger,
 	reg prometheus.Registerer) (*rotationWiring, error) {
 	if cfg.Rotation == nil {
+		a.caSwitch.unused(log)
 		return &rotationWiring{observer: tracker}, nil
 	}
 	rc := *cfg.Rotation

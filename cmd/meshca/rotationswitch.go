@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/x509"
+	"log/slog"
 	"sync/atomic"
 
 	"github.com/meshca/meshca/backends/file"
@@ -48,3 +49,11 @@ func (s *caSwitch) rotationConfig(rc *rotation.Config) {
 
 // bind makes c the source of the signing root.
 func (s *caSwitch) bind(c *rotation.Controller) { s.controller.Store(c) }
+
+// unused warns that a nextDir is configured without a rotation section, which alone could switch to it.
+func (s *caSwitch) unused(log *slog.Logger) {
+	if s.first != nil && log != nil {
+		log.Warn("backends[].file.nextDir is set but there is no rotation section: meshca never signs with the " +
+			"next CA (docs/root-rotation.md)")
+	}
+}
