@@ -146,6 +146,10 @@ func (b *Backend) reloadNext() (bool, error) {
 	if err == nil && files != nil {
 		a, err = parseAuthority(files, b.cfg.Clock())
 	}
+	if err == nil && a != nil && kindOfKey(a.signer.Public()) != b.kind() {
+		err = fmt.Errorf("%w: the next CA has a %s key and the CA of %s a %s one: a rotation keeps the kind of "+
+			"key", ErrInvalidCA, kindOfKey(a.signer.Public()), b.origin, b.kind())
+	}
 	if err == nil {
 		err = b.keepsSigningCA(b.current.Load(), old, b.current.Load(), a)
 	}
@@ -155,14 +159,17 @@ func (b *Backend) reloadNext() (bool, error) {
 			"source", "nextDir "+b.cfg.NextDir, "error", err)
 		return false, fmt.Errorf("file: nextDir %s: %w", b.cfg.NextDir, err)
 	}
+	first := !n.read
 	n.seen, n.read = digest, true
 	if a != nil {
 		a.digest = digest
 	}
 	n.cur.Store(a)
+	if a != nil && !first { // counted as cacerts is: reloads after the start
+		b.reloads.WithLabelValues("success").Inc()
+	}
 	switch {
 	case a != nil:
-		b.reloads.WithLabelValues("success").Inc()
 		b.cfg.Logger.Info("file backend loaded the next CA", "source", "nextDir "+b.cfg.NextDir,
 			"subject", a.cert.Subject.String(), "not_after", a.cert.NotAfter.UTC(), "roots", len(a.roots))
 	case old != nil:

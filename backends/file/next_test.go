@@ -178,6 +178,9 @@ func TestNextDirIsCheckedAsCacertsIs(t *testing.T) {
 		{name: "a nextDir whose key does not match its certificate is refused", next: mismatched,
 			newErr: "does not hold the key"},
 		{name: "a nextDir with a certificate and no key is refused", next: keyless, newErr: file.CAKeyFile},
+		{name: "a nextDir with an ML-DSA CA beside a classical one is refused",
+			next:   writeDir(t, generateWith(t, file.GenerateOptions{NewKey: file.NewMLDSA65Key})),
+			newErr: "kind of key"},
 		{name: "a nextDir with the next CA is loaded", next: writeDir(t, newCA)},
 	}
 	for _, tt := range tests {
