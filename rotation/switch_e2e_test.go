@@ -59,18 +59,7 @@ func startSwitchingMesh(t *testing.T, cacerts, next string, roots ...*x509.Certi
 	m := catest.StartMeshca(t, catest.MeshcaOptions{Policy: policy, Observer: c.Observer(nil),
 		ExtraRootsFunc: c.ExtraRoots, WithdrawnRoots: c.WithdrawnRoots, LifetimeCap: c.LifetimeCap,
 		Limits: ca.Limits{PerCallerRate: -1}, Backends: []ca.NamedBackend{{Name: "file", Backend: b}}})
-	l, err := rotation.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = rotation.Serve(ctx, l, rotation.Handler(c, catest.DiscardLogger()), catest.DiscardLogger())
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	return &mesh{reg: reg, m: m, c: c, roots: roots, admin: &rotation.Client{Addr: l.Addr().String()}}
+	return &mesh{reg: reg, m: m, c: c, roots: roots, admin: serveAdmin(t, c)}
 }
 
 // dirDigest hashes the cacerts files of dir, to show that nobody touched them.

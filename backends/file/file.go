@@ -145,7 +145,7 @@ type Backend struct {
 
 	next     nextCA                    // the CA of NextDir
 	sel      atomic.Pointer[selection] // the last choice between current and next
-	nextDone chan struct{}             // closed when watchNext ends (at once without NextDir)
+	nextDone chan struct{}             // closed when nextDir polling ends (at once without NextDir)
 }
 
 var (
@@ -232,7 +232,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		"not_after", a.cert.NotAfter.UTC(), "roots", len(a.roots))
 	b.noteCRL(a)
 	if cfg.NextDir != "" {
-		go b.watchNext(ctx)
+		go b.poll(ctx, b.nextDone, b.reloadNext)
 	} else {
 		close(b.nextDone)
 	}
@@ -242,7 +242,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 			sw.run(ctx, func() { _, _ = b.Reload() })
 		}()
 	} else {
-		go b.watch(ctx)
+		go b.poll(ctx, b.done, b.Reload)
 	}
 	return b, nil
 }
@@ -261,8 +261,9 @@ func (b *Backend) Close() error {
 	return errors.Join(errs...)
 }
 
-func (b *Backend) watch(ctx context.Context) {
-	defer close(b.done)
+// poll calls reload every ReloadInterval until ctx ends, then closes done.
+func (b *Backend) poll(ctx context.Context, done chan struct{}, reload func() (bool, error)) {
+	defer close(done)
 	t := time.NewTicker(b.cfg.ReloadInterval)
 	defer t.Stop()
 	for {
@@ -270,7 +271,7 @@ func (b *Backend) watch(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			_, _ = b.Reload()
+			_, _ = reload()
 		}
 	}
 }

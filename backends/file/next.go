@@ -179,21 +179,6 @@ func (b *Backend) reloadNext() (bool, error) {
 	return old != a, nil
 }
 
-// watchNext re-reads nextDir every ReloadInterval until ctx ends.
-func (b *Backend) watchNext(ctx context.Context) {
-	defer close(b.nextDone)
-	t := time.NewTicker(b.cfg.ReloadInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			_, _ = b.reloadNext()
-		}
-	}
-}
-
 // SwitchRoots reads nextDir afresh and returns the root the cacerts CA (dir or secret) chains to and the root
 // the next CA chains to: the old and the next root of a rotation that meshca switches itself. It fails, naming
 // nextDir, when there is no next CA or it is broken.

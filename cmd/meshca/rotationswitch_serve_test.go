@@ -61,17 +61,7 @@ func tokenIssuer(t *testing.T, dir string) (*devtoken.Minter, string) {
 // from the old one again after a rollback, and from the new one through retiring and idle.
 func TestServeSwitchesTheCAThroughARotation(t *testing.T) {
 	dir := t.TempDir()
-	gen := func(sub string) *file.Generated {
-		g, err := file.Generate(file.GenerateOptions{Organization: "cluster.local"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := g.WriteDir(filepath.Join(dir, sub)); err != nil {
-			t.Fatal(err)
-		}
-		return g
-	}
-	oldCA, newCA := gen("cacerts"), gen("cacerts-next")
+	oldCA, newCA := caInto(t, dir, "cacerts"), caInto(t, dir, "cacerts-next")
 	cacertsKey, err := os.ReadFile(filepath.Join(dir, "cacerts", file.CAKeyFile))
 	if err != nil {
 		t.Fatal(err)

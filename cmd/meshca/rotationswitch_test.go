@@ -20,21 +20,24 @@ import (
 	"github.com/meshca/meshca/rotation"
 )
 
+// caInto writes a new CA in the cacerts layout to dir/sub.
+func caInto(t *testing.T, dir, sub string) *file.Generated {
+	t.Helper()
+	g, err := file.Generate(file.GenerateOptions{Organization: "cluster.local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.WriteDir(filepath.Join(dir, sub)); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
 // serve's wiring of backends[].file.nextDir: the rotation controller takes the next root from the file
 // backend, plan says that meshca switches the CA, and once activated the backend signs with the next CA.
 func TestServeWiresTheCASwitch(t *testing.T) {
 	dir := t.TempDir()
-	gen := func(sub string) *file.Generated {
-		g, err := file.Generate(file.GenerateOptions{Organization: "cluster.local"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := g.WriteDir(filepath.Join(dir, sub)); err != nil {
-			t.Fatal(err)
-		}
-		return g
-	}
-	oldCA, newCA := gen("cacerts"), gen("cacerts-next")
+	oldCA, newCA := caInto(t, dir, "cacerts"), caInto(t, dir, "cacerts-next")
 	cfg := &Config{Issuance: ca.Policy{TrustDomain: "cluster.local"},
 		Backends: []BackendConfig{{Name: "file", File: &file.Config{Dir: filepath.Join(dir, "cacerts"),
 			NextDir: filepath.Join(dir, "cacerts-next")}}},
