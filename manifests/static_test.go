@@ -21,7 +21,7 @@ import (
 // Objects that the overlays reference but the operator creates (docs/istio.md): CA material and credentials.
 var external = map[string]bool{
 	"ConfigMap/meshca-vault": true, "ConfigMap/meshca-stepca": true,
-	"Secret/cacerts": true, "Secret/meshca-stepca-provisioner": true,
+	"Secret/cacerts": true, "Secret/cacerts-next": true, "Secret/meshca-stepca-provisioner": true,
 }
 
 // Every kustomization builds into a Deployment that runs meshca as the issue and the security baseline ask:

@@ -54,6 +54,9 @@ type Status struct {
 	Breaks []string `json:"breaks,omitempty"`
 	// Replicas lists what the other replicas' reports hold (on the leader, in a cluster).
 	Replicas []string `json:"replicas,omitempty"`
+	// SwitchesCA says whether meshca switches the signing CA itself at activation (the file backend's
+	// nextDir); otherwise the operator switches it.
+	SwitchesCA bool `json:"switchesCA,omitempty"`
 	// Leading says whether this replica may change the state; Identity names it.
 	Leading  bool   `json:"leading"`
 	Identity string `json:"identity"`
@@ -75,6 +78,7 @@ var errKinds = []struct {
 }{
 	{"invalid_change", ErrInvalidChange, http.StatusBadRequest},
 	{"invalid_root", ErrInvalidRoot, http.StatusBadRequest},
+	{"next_ca", ErrNextCA, http.StatusBadRequest},
 	{"gate_closed", ErrGateClosed, http.StatusConflict},
 	{"stale_progress", ErrStaleProgress, http.StatusConflict},
 	{"wrong_phase", ErrWrongPhase, http.StatusConflict},
@@ -87,7 +91,7 @@ var errKinds = []struct {
 func (c *Controller) Status() *Status {
 	s := c.State()
 	p := c.tracker.Progress(s.Generation, s.Phase)
-	st := &Status{State: s, Progress: p, Leading: c.Leading(), Identity: c.cfg.Identity}
+	st := &Status{State: s, Progress: p, Leading: c.Leading(), Identity: c.cfg.Identity, SwitchesCA: c.SwitchesCA()}
 	if next, err := s.Next(); err == nil {
 		st.Next = next
 		if err := s.Gate(p); err != nil {
@@ -174,11 +178,15 @@ func (req *ChangeRequest) change() (Change, error) {
 	switch req.Action {
 	case ActionStart:
 		var err error
-		if ch.Next, err = ParseRoot([]byte(req.NextRoot)); err != nil {
-			return ch, fmt.Errorf("nextRoot: %w", err)
+		if req.NextRoot != "" { // empty: the next CA's root (Config.CASwitch)
+			if ch.Next, err = ParseRoot([]byte(req.NextRoot)); err != nil {
+				return ch, fmt.Errorf("nextRoot: %w", err)
+			}
 		}
-		if ch.Old, err = ParseRoot([]byte(req.OldRoot)); err != nil {
-			return ch, fmt.Errorf("oldRoot: %w", err)
+		if req.OldRoot != "" { // empty: the root of the CA in use
+			if ch.Old, err = ParseRoot([]byte(req.OldRoot)); err != nil {
+				return ch, fmt.Errorf("oldRoot: %w", err)
+			}
 		}
 		if req.MaxLeafLifetime != "" {
 			if ch.MaxLeafLifetime, err = time.ParseDuration(req.MaxLeafLifetime); err != nil {

@@ -42,6 +42,9 @@ type Config struct {
 	MaxLifetime time.Duration `json:"-"`
 	// Started, when set, is TrackerConfig.Started.
 	Started time.Time `json:"-"`
+	// CASwitch, when set, is the backend that holds the next CA (the file backend's nextDir): start takes the
+	// roots from it, and meshca switches the signing CA itself (SigningRoot).
+	CASwitch CASwitch `json:"-"`
 	// Client reaches the API server (required with ConfigMap); Store, when set, replaces the configured one.
 	Client     kubernetes.Interface  `json:"-"`
 	Store      Store                 `json:"-"`
@@ -97,6 +100,7 @@ type Controller struct {
 type loaded struct {
 	s                        *State
 	extra, published, retire []*x509.Certificate
+	signing                  *x509.Certificate // s.SigningRoot parsed
 }
 
 // New returns a Controller with the state loaded.
@@ -186,6 +190,9 @@ func (c *Controller) apply(s *State) error {
 	if l.retire, err = s.WithdrawnRoots(); err != nil {
 		return err
 	}
+	if l.signing, err = s.SigningCA(); err != nil {
+		return err
+	}
 	next, _, _ := s.Roots()
 	c.tracker.SetTarget(next)
 	c.state.Store(l)
@@ -243,6 +250,9 @@ func (c *Controller) Do(ctx context.Context, ch Change, generation uint64) (*Sta
 		if err := c.apply(s); err != nil { // the tracker follows the stored state before the gate reads it
 			return err
 		}
+		if err := c.checkSwitch(ctx, s, &ch); err != nil {
+			return err
+		}
 		others := c.replicasGate(ctx, s, ch)
 		if others != nil && (!ch.Force || !errors.Is(others, ErrGateClosed)) {
 			return others
@@ -293,7 +303,9 @@ func (c *Controller) Refresh(ctx context.Context) error {
 	}
 	if !c.cfg.Manual && c.Leading() && s.Phase != PhaseIdle && !s.Paused && s.Gate(c.Progress()) == nil {
 		_, t, err := c.Do(ctx, Change{Action: ActionAdvance, Reason: "gate open"}, s.Generation)
-		if err != nil && !errors.Is(err, ErrGateClosed) && !errors.Is(err, ErrConflict) {
+		if errors.Is(err, ErrNextCA) {
+			c.log.Warn("rotation: the gate is open but the next CA is not usable; fix it to activate", "error", err)
+		} else if err != nil && !errors.Is(err, ErrGateClosed) && !errors.Is(err, ErrConflict) {
 			return err
 		}
 		if err == nil {

@@ -9,4 +9,6 @@
 // only the Lease holder changes it. The Tracker records, per identity, whether the bundle it last received holds
 // the next root and whether its leaf chains to it; the Controller opens the gates from that record (and, in a
 // cluster, every replica's report), advances by itself, and serves the admin API `meshca rotation` calls.
+// With a CASwitch (the file backend holding the next CA in nextDir) meshca also switches the signing CA
+// itself: the state's SigningRoot, set on activation and shared by every replica, picks the CA that signs.
 package rotation

@@ -51,6 +51,12 @@ func startMesh(t *testing.T, cacerts, statePath string, warm bool, roots ...*x50
 		ExtraRootsFunc: c.ExtraRoots, WithdrawnRoots: c.WithdrawnRoots, LifetimeCap: c.LifetimeCap,
 		Limits:   ca.Limits{PerCallerRate: -1},
 		Backends: []ca.NamedBackend{{Name: "file", Backend: catest.FileBackend(t, cacerts, nil)}}})
+	return &mesh{reg: reg, m: m, c: c, roots: roots, admin: serveAdmin(t, c)}
+}
+
+// serveAdmin serves c's admin API on loopback until the test ends and returns a client of it.
+func serveAdmin(t *testing.T, c *rotation.Controller) *rotation.Client {
+	t.Helper()
 	l, err := rotation.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +68,7 @@ func startMesh(t *testing.T, cacerts, statePath string, warm bool, roots ...*x50
 		_ = rotation.Serve(ctx, l, rotation.Handler(c, catest.DiscardLogger()), catest.DiscardLogger())
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	return &mesh{reg: reg, m: m, c: c, roots: roots, admin: &rotation.Client{Addr: l.Addr().String()}}
+	return &rotation.Client{Addr: l.Addr().String()}
 }
 
 // renew asks for a certificate as istio-agent does for default/sa and returns the root the leaf chains to (of

@@ -217,7 +217,8 @@ func (s *State) start(ch Change, now time.Time) (Transition, error) {
 			ErrWrongPhase, s.Phase)
 	}
 	if ch.Next == nil || ch.Old == nil {
-		return Transition{}, fmt.Errorf("%w: start needs the next and the old root", ErrInvalidRoot)
+		return Transition{}, fmt.Errorf("%w: start needs the next and the old root (--next-root and --old-root, "+
+			"or backends[].file.nextDir holding the next CA)", ErrInvalidRoot)
 	}
 	if err := checkRoot(ch.Next, now); err != nil {
 		return Transition{}, err
@@ -252,6 +253,12 @@ func (s *State) move(to Phase, ch Change, now time.Time) Transition {
 	}
 	if to != s.Phase {
 		s.Since = now.UTC()
+	}
+	switch {
+	case s.Phase == PhasePublishing && to == PhaseActivated:
+		s.SigningRoot = s.NextRoot // the new CA signs
+	case s.Phase == PhaseActivated && to == PhasePublishing:
+		s.SigningRoot = s.OldRoot // rolled back: the old CA signs again
 	}
 	s.Phase = to
 	if to == PhaseIdle {

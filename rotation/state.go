@@ -25,8 +25,8 @@ const (
 	// PhasePublishing: the old and the next root are in every response and every published bundle; the old
 	// CA still signs.
 	PhasePublishing Phase = "publishing"
-	// PhaseActivated: every holder has the next root; the new CA signs (the operator switches cacerts); both
-	// roots stay in every bundle.
+	// PhaseActivated: every holder has the next root; the new CA signs (State.SigningRoot: a CASwitch backend
+	// switches by itself, otherwise the operator switches cacerts); both roots stay in every bundle.
 	PhaseActivated Phase = "activated"
 	// PhaseRetiring: every leaf chains to the next root; the old root is dropped from responses, and stays in
 	// the published bundles until the rotation returns to idle.
@@ -87,6 +87,10 @@ type State struct {
 	// SameKey marks the cheap case: the next root re-issues the old one with the same subject and key, so
 	// every leaf chains to both and no activated phase is needed.
 	SameKey bool `json:"sameKey,omitempty"`
+	// SigningRoot (PEM) is the root the signing CA must chain to, for a backend that holds two CAs and switches
+	// between them (the file backend's nextDir): the next root from activated on, kept when the rotation
+	// returns to idle, the old root again after a rollback from activated. Empty: no rotation has switched.
+	SigningRoot string `json:"signingRoot,omitempty"`
 	// MaxLeafLifetime caps workload certificates from staged until the rotation returns to idle; 0: no cap.
 	MaxLeafLifetime Duration `json:"maxLeafLifetime,omitempty"`
 	// History holds the latest transitions, oldest first.
@@ -163,6 +167,15 @@ func (s *State) WithdrawnRoots() ([]*x509.Certificate, error) {
 	return []*x509.Certificate{old}, nil
 }
 
+// SigningCA returns the parsed SigningRoot: the root the signing CA must chain to, nil when none is set.
+func (s *State) SigningCA() (*x509.Certificate, error) {
+	c, err := parseRoot(s.SigningRoot)
+	if err != nil {
+		return nil, fmt.Errorf("signingRoot: %w", err)
+	}
+	return c, nil
+}
+
 func parseRoot(p string) (*x509.Certificate, error) {
 	if p == "" {
 		return nil, nil
@@ -228,6 +241,9 @@ func ParseState(data []byte) (*State, error) {
 	s.Version = stateVersion
 	next, old, err := s.Roots()
 	if err != nil {
+		return nil, err
+	}
+	if _, err := s.SigningCA(); err != nil {
 		return nil, err
 	}
 	switch {

@@ -69,7 +69,7 @@ func (b *Backend) caFor(k caKind) *Backend {
 func newComposite(ctx context.Context, cfg Config) (*Backend, error) {
 	sub := cfg
 	sub.Dir, sub.MLDSADir, sub.CompositeDir, sub.Registerer = cfg.CompositeDir, "", "", nil
-	sub.CRLDistributionPoints = nil
+	sub.CRLDistributionPoints, sub.NextDir, sub.SigningRoot = nil, "", nil
 	sub.Logger = cfg.Logger.With("ca", "composite")
 	b, err := New(ctx, sub)
 	if err != nil {

@@ -55,7 +55,7 @@ func bounded(s string) string {
 // unlike istiod (istio#61075), the CA certificates and key of the same set are in use regardless, and a blank
 // ca-crl.pem withdraws the CRLs (istio#61073).
 func (b *Backend) CRLBundle(context.Context) ([]byte, error) {
-	a := b.current.Load()
+	a := b.activeOrCurrent()
 	if a.crlErr != nil {
 		return nil, fmt.Errorf("file: %s: %w", b.origin, a.crlErr)
 	}

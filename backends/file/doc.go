@@ -15,4 +15,9 @@
 // through an informer restricted to that one object (a metadata.name field selector, so RBAC can grant get,
 // list and watch on that name only). A change takes effect as soon as the watch event arrives instead of after
 // the kubelet's volume sync; a broken update or a deleted Secret is refused in the same way.
+//
+// With Config.NextDir the backend also holds the next CA of a root rotation, read and reloaded in the same way
+// (a missing or empty directory is none), and signs with whichever of its two CAs chains to
+// Config.SigningRoot, the rotation state's signing root; with neither it refuses to sign rather than sign with
+// the wrong CA, and a reload that would take that CA away is refused.
 package file

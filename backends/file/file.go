@@ -45,6 +45,15 @@ type Config struct {
 	// classical leaf (RFC 5280 §4.2.1.13). Each must serve the DER CRL of this backend's issuing CA, such as
 	// meshca's /crl when this is the first backend. Default none; serve --dev sets its own /crl.
 	CRLDistributionPoints []string `json:"crlDistributionPoints,omitempty"`
+	// NextDir, when set, is a second cacerts directory holding the next CA of a root rotation (in a cluster the
+	// optional cacerts-next Secret): loaded, checked and reloaded as Dir is; missing or empty means none. Which
+	// of the two CAs signs is SigningRoot's choice, so meshca switches the signing CA itself
+	// (docs/root-rotation.md).
+	NextDir string `json:"nextDir,omitempty"`
+
+	// SigningRoot, with NextDir, returns the root the signing CA must chain to (the rotation state's, shared
+	// by every replica), or nil for the CA of Dir or Secret as without NextDir.
+	SigningRoot func() *x509.Certificate `json:"-"`
 
 	// Clock returns the current time; default time.Now.
 	Clock func() time.Time `json:"-"`
@@ -78,6 +87,10 @@ func (c *Config) Validate() error {
 	}
 	if c.MLDSADir != "" && c.Dir == "" {
 		errs = append(errs, errors.New("file: mldsaDir goes with dir (a cacerts directory), not secret"))
+	}
+	if c.NextDir != "" && (c.NextDir == c.Dir || c.NextDir == c.MLDSADir || c.NextDir == c.CompositeDir) {
+		errs = append(errs, errors.New("file: nextDir must be a directory of its own, not dir, mldsaDir or "+
+			"compositeDir"))
 	}
 	if c.CompositeDir != "" && c.Dir == "" {
 		errs = append(errs, errors.New("file: compositeDir goes with dir (a cacerts directory), not secret"))
@@ -129,6 +142,10 @@ type Backend struct {
 	done    chan struct{}
 	mldsa   *Backend // the ML-DSA CA of MLDSADir, or nil
 	hybrid  *Backend // the composite CA of CompositeDir, or nil
+
+	next     nextCA                    // the CA of NextDir
+	sel      atomic.Pointer[selection] // the last choice between current and next
+	nextDone chan struct{}             // closed when nextDir polling ends (at once without NextDir)
 }
 
 var (
@@ -153,7 +170,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		return nil, errors.New("file: secret needs a Kubernetes client")
 	}
 	cfg.setDefaults()
-	b := &Backend{cfg: cfg, done: make(chan struct{})}
+	b := &Backend{cfg: cfg, done: make(chan struct{}), nextDone: make(chan struct{})}
 	b.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "meshca_file_ca_reloads_total",
 		Help: "Reloads of the file backend's cacerts directory or Secret by result (success, error, " +
@@ -190,6 +207,12 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	a.digest = digestFiles(files)
 	b.current.Store(a)
+	if cfg.NextDir != "" {
+		if _, err := b.reloadNext(); err != nil {
+			b.cancel()
+			return nil, err
+		}
+	}
 	if cfg.MLDSADir != "" {
 		if b.mldsa, err = newMLDSA(ctx, cfg); err != nil {
 			b.cancel()
@@ -208,13 +231,18 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	cfg.Logger.Info("file backend loaded CA", "source", b.origin, "subject", a.cert.Subject.String(),
 		"not_after", a.cert.NotAfter.UTC(), "roots", len(a.roots))
 	b.noteCRL(a)
+	if cfg.NextDir != "" {
+		go b.poll(ctx, b.nextDone, b.reloadNext)
+	} else {
+		close(b.nextDone)
+	}
 	if sw != nil {
 		go func() {
 			defer close(b.done)
 			sw.run(ctx, func() { _, _ = b.Reload() })
 		}()
 	} else {
-		go b.watch(ctx)
+		go b.poll(ctx, b.done, b.Reload)
 	}
 	return b, nil
 }
@@ -223,6 +251,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 func (b *Backend) Close() error {
 	b.cancel()
 	<-b.done
+	<-b.nextDone
 	var errs []error
 	for _, sub := range []*Backend{b.mldsa, b.hybrid} {
 		if sub != nil {
@@ -232,8 +261,9 @@ func (b *Backend) Close() error {
 	return errors.Join(errs...)
 }
 
-func (b *Backend) watch(ctx context.Context) {
-	defer close(b.done)
+// poll calls reload every ReloadInterval until ctx ends, then closes done.
+func (b *Backend) poll(ctx context.Context, done chan struct{}, reload func() (bool, error)) {
+	defer close(done)
 	t := time.NewTicker(b.cfg.ReloadInterval)
 	defer t.Stop()
 	for {
@@ -241,7 +271,7 @@ func (b *Backend) watch(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			_, _ = b.Reload()
+			_, _ = reload()
 		}
 	}
 }
@@ -263,6 +293,10 @@ func (b *Backend) Reload() (bool, error) {
 	var a *authority
 	if err == nil {
 		a, err = parseAuthority(files, b.cfg.Clock())
+	}
+	if err == nil {
+		next := b.next.cur.Load()
+		err = b.keepsSigningCA(old, next, a, next)
 	}
 	if err != nil {
 		b.reloads.WithLabelValues("error").Inc()
@@ -300,7 +334,10 @@ func (b *Backend) Sign(ctx context.Context, req *backends.SignRequest) (*backend
 		}
 		return nil, fmt.Errorf("file: %w: no CA for a %s key here; %s", backends.ErrRefused, want, want.needs())
 	}
-	a := b.current.Load()
+	a, err := b.active()
+	if err != nil {
+		return nil, err
+	}
 	tmpl, err := leafTemplate(req, a.cert, b.cfg.Clock(), b.cfg.Backdate)
 	if err != nil {
 		return nil, fmt.Errorf("file: %w", err)
@@ -337,19 +374,24 @@ func (b *Backend) CRLDistributionPoints(req *backends.SignRequest) []string {
 	return b.cfg.CRLDistributionPoints
 }
 
-// Roots returns the trust anchors of root-cert.pem.
+// Roots returns the trust anchors of the signing CA's root-cert.pem (of Dir or Secret, or of NextDir once the
+// rotation signs with the next CA).
 func (b *Backend) Roots(context.Context) ([]*x509.Certificate, error) {
-	return b.current.Load().roots, nil
+	return b.activeOrCurrent().roots, nil
 }
 
 // CAChain returns the signing CA's chain, signing CA first and root last.
 func (b *Backend) CAChain(context.Context) ([]*x509.Certificate, error) {
-	return b.current.Load().chain, nil
+	return b.activeOrCurrent().chain, nil
 }
 
-// Check reports whether the active CA can still sign: its certificate must be within its validity period.
+// Check reports whether the active CA can still sign: there is one for the rotation's signing root, and its
+// certificate is within its validity period.
 func (b *Backend) Check(context.Context) error {
-	a := b.current.Load()
+	a, err := b.active()
+	if err != nil {
+		return err
+	}
 	if now := b.cfg.Clock(); now.After(a.cert.NotAfter) {
 		return fmt.Errorf("file: CA certificate %q expired at %s: install a new cacerts set", a.cert.Subject,
 			a.cert.NotAfter.UTC().Format(time.RFC3339))
@@ -359,7 +401,10 @@ func (b *Backend) Check(context.Context) error {
 
 // SignCRL signs rl with the active CA.
 func (b *Backend) SignCRL(_ context.Context, rl *x509.RevocationList) ([]byte, error) {
-	a := b.current.Load()
+	a, err := b.active()
+	if err != nil {
+		return nil, err
+	}
 	der, err := x509.CreateRevocationList(rand.Reader, rl, a.cert, a.signer)
 	if err != nil {
 		return nil, fmt.Errorf("file: signing CRL: %w", err)

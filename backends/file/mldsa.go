@@ -13,7 +13,7 @@ import (
 func newMLDSA(ctx context.Context, cfg Config) (*Backend, error) {
 	sub := cfg
 	sub.Dir, sub.MLDSADir, sub.CompositeDir, sub.Registerer = cfg.MLDSADir, "", "", nil
-	sub.CRLDistributionPoints = nil
+	sub.CRLDistributionPoints, sub.NextDir, sub.SigningRoot = nil, "", nil
 	sub.Logger = cfg.Logger.With("ca", "ml-dsa")
 	b, err := New(ctx, sub)
 	if err != nil {

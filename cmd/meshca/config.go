@@ -215,6 +215,8 @@ type app struct {
 	pages   map[string]http.Handler // read-only pages of the HTTP port (the rotation status)
 	// adminToken is the loopback admin APIs' token once written (loopbackAdmin).
 	adminToken string
+	// caSwitch joins the file backends' nextDir and the rotation controller (rotationswitch.go).
+	caSwitch caSwitch
 }
 
 func (a *app) Close() {
@@ -267,6 +269,7 @@ func (a *app) backends(ctx context.Context, cfg *Config, log *slog.Logger, reg *
 		case bc.File != nil:
 			fc := *bc.File
 			fc.Logger, fc.Registerer = blog, reg
+			a.caSwitch.fileConfig(&fc)
 			if fc.Secret != "" {
 				fc.Kube = client
 			}
@@ -275,6 +278,7 @@ func (a *app) backends(ctx context.Context, cfg *Config, log *slog.Logger, reg *
 				return nil, nil, fmt.Errorf("backend %s: %w", bc.Name, err)
 			}
 			a.closers = append(a.closers, fb.Close)
+			a.caSwitch.started(&fc, fb)
 			b = fb
 			if crl == nil {
 				crl = func(ctx context.Context) ([]byte, error) {

@@ -108,6 +108,9 @@ func printStatus(w io.Writer, st *rotation.Status) error {
 			fmt.Fprintf(w, "%-11s %s (sha256 %x)\n", r.name+":", r.c.Subject, sha256.Sum256(r.c.Raw))
 		}
 	}
+	if sr, err := s.SigningCA(); err == nil && sr != nil {
+		fmt.Fprintf(w, "signing:    the CA that chains to %s (sha256 %x)\n", sr.Subject, sha256.Sum256(sr.Raw))
+	}
 	if s.Phase == rotation.PhaseIdle {
 		return nil
 	}
@@ -168,12 +171,10 @@ func rotationStart(client func() *rotation.Client) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "start",
 		Aliases: []string{"prepare"},
-		Short:   "Stage a rotation to --next-root: validated, and leaf lifetimes capped (alias: prepare)",
-		Args:    cobra.NoArgs,
+		Short: "Stage a rotation to --next-root (default: the root of the file backend's nextDir CA): " +
+			"validated, and leaf lifetimes capped (alias: prepare)",
+		Args: cobra.NoArgs,
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			if nextPath == "" || oldPath == "" {
-				return usageError{errors.New("--next-root and --old-root are required (PEM files)")}
-			}
 			next, err := readPEMFile(nextPath, "--next-root")
 			if err != nil {
 				return err
@@ -186,15 +187,21 @@ func rotationStart(client func() *rotation.Client) *cobra.Command {
 				NextRoot: next, OldRoot: old, MaxLeafLifetime: lifetime.String()})
 		}),
 	}
-	cmd.Flags().StringVar(&nextPath, "next-root", "", "PEM file with the root to rotate to")
-	cmd.Flags().StringVar(&oldPath, "old-root", "", "PEM file with the root in use (cacerts root-cert.pem)")
+	cmd.Flags().StringVar(&nextPath, "next-root", "", "PEM file with the root to rotate to (default: the root "+
+		"the CA in backends[].file.nextDir chains to; required without one)")
+	cmd.Flags().StringVar(&oldPath, "old-root", "", "PEM file with the root in use (default with nextDir: the "+
+		"root the cacerts CA chains to)")
 	cmd.Flags().DurationVar(&lifetime, "max-leaf-lifetime", time.Hour,
 		"the longest workload certificate issued until the rotation ends (0: issuance.maxTTL)")
 	cmd.Flags().StringVar(&reason, "reason", "", "why, kept in the state's history, the audit log and the Event")
 	return cmd
 }
 
+// readPEMFile reads one PEM root from path; "" for no path.
 func readPEMFile(path, flag string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", flag, err)
@@ -257,7 +264,7 @@ func rotationPlan(client func() *rotation.Client) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_, err = io.WriteString(cmd.OutOrStdout(), plan(st.State))
+			_, err = io.WriteString(cmd.OutOrStdout(), plan(st.State, st.SwitchesCA))
 			return err
 		}),
 	}
@@ -270,18 +277,32 @@ var planSteps = map[rotation.Phase][2]string{
 		"nothing: publishing only adds a root"},
 	rotation.PhasePublishing: {"old and next root in every response and published bundle; the old CA signs",
 		"every holder's last bundle holds the next root"},
-	rotation.PhaseActivated: {"switch cacerts to the new CA now; both roots stay in every bundle",
-		"every unexpired leaf chains to the next root"},
+	rotation.PhaseActivated: {"", "every unexpired leaf chains to the next root"}, // activation(switches)
 	rotation.PhaseRetiring: {"old root dropped from responses; published bundles keep it",
 		"every unexpired leaf still chains to the next root"},
 	rotation.PhaseIdle: {"old root dropped from the published bundles; leaf lifetime cap lifted", ""},
 }
 
-func plan(s *rotation.State) string {
+// activation says what entering activated changes: meshca switches the signing CA itself when a file
+// backend holds the next CA (nextDir), else the operator must.
+func activation(switches bool) string {
+	if switches {
+		return "meshca signs with the next CA (backends[].file.nextDir) by itself, on every replica; " +
+			"both roots stay in every bundle"
+	}
+	return "the operator must switch the CA (cacerts) to the new one now: meshca has no nextDir to switch " +
+		"to; both roots stay in every bundle"
+}
+
+func plan(s *rotation.State, switches bool) string {
 	var b strings.Builder
 	cur := *s
 	if cur.Phase == rotation.PhaseIdle {
-		fmt.Fprintln(&b, "idle: `meshca rotation start --next-root FILE --old-root FILE` stages a rotation; then")
+		start := "`meshca rotation start --next-root FILE --old-root FILE`"
+		if switches {
+			start = "`meshca rotation start` (the next root from nextDir)"
+		}
+		fmt.Fprintf(&b, "idle: %s stages a rotation; then\n", start)
 		cur.Phase = rotation.PhaseStaged
 		fmt.Fprintf(&b, "  → staged: %s\n", planSteps[rotation.PhaseStaged][0])
 	} else {
@@ -292,8 +313,12 @@ func plan(s *rotation.State) string {
 		if err != nil {
 			break
 		}
+		what := planSteps[next][0]
+		if next == rotation.PhaseActivated {
+			what = activation(switches)
+		}
 		fmt.Fprintf(&b, "    gate: %s\n", planSteps[cur.Phase][1])
-		fmt.Fprintf(&b, "  → %s: %s\n", next, planSteps[next][0])
+		fmt.Fprintf(&b, "  → %s: %s\n", next, what)
 		cur.Phase = next
 	}
 	return b.String()

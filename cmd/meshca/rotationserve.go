@@ -32,15 +32,18 @@ type rotationWiring struct {
 func (a *app) rotation(cfg *Config, tracker ca.IssuanceObserver, client kubernetes.Interface, log *slog.Logger,
 	reg prometheus.Registerer) (*rotationWiring, error) {
 	if cfg.Rotation == nil {
+		a.caSwitch.unused(log)
 		return &rotationWiring{observer: tracker}, nil
 	}
 	rc := *cfg.Rotation
 	rc.MaxLifetime, rc.Logger, rc.Registerer = cfg.Issuance.EffectiveMaxTTL(), log.With("component", "rotation"), reg
 	rc.Audit, rc.Client = log.With("log", "audit"), client
+	a.caSwitch.rotationConfig(&rc)
 	c, err := rotation.New(rc)
 	if err != nil {
 		return nil, err
 	}
+	a.caSwitch.bind(c)
 	l, err := rotation.Listen(rc.AdminAddr)
 	if err != nil {
 		return nil, err

@@ -51,9 +51,9 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- $backend := dict -}}
 {{- if eq $b.kind "file" -}}
 {{- if eq $b.file.source "secret" -}}
-{{- $backend = dict "name" "cacerts" "file" (dict "secret" (printf "%s/%s" $ns $b.file.secretName)) -}}
+{{- $backend = dict "name" "cacerts" "file" (dict "secret" (printf "%s/%s" $ns $b.file.secretName) "nextDir" "/etc/cacerts-next") -}}
 {{- else -}}
-{{- $backend = dict "name" "cacerts" "file" (dict "dir" "/etc/cacerts" "reloadInterval" $b.file.reloadInterval) -}}
+{{- $backend = dict "name" "cacerts" "file" (dict "dir" "/etc/cacerts" "reloadInterval" $b.file.reloadInterval "nextDir" "/etc/cacerts-next") -}}
 {{- end -}}
 {{- else if eq $b.kind "vault" -}}
 {{- $v := $b.vault -}}
