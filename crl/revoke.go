@@ -260,6 +260,7 @@ func (r *Registry) merge(s *State, pending []Issuance, gap time.Time, now time.T
 		revoked[entryKey(e.CA, e.Serial)] = true
 	}
 	var added []Entry
+	var fresh []Issuance
 	touched := map[CAID]bool{}
 	for _, rec := range pending {
 		k := entryKey(rec.CA, rec.Serial)
@@ -268,7 +269,7 @@ func (r *Registry) merge(s *State, pending []Issuance, gap time.Time, now time.T
 		}
 		have[k] = true
 		rec.Serial = new(big.Int).Set(rec.Serial)
-		s.Issued = append(s.Issued, rec)
+		fresh = append(fresh, rec)
 		changed = true
 		for _, m := range s.Marks {
 			if m.Identity == rec.Identity && !rec.IssuedAt.After(m.Before) && !revoked[k] {
@@ -283,8 +284,8 @@ func (r *Registry) merge(s *State, pending []Issuance, gap time.Time, now time.T
 	for ca := range touched {
 		r.refreshCRL(s, ca, now)
 	}
-	if over := len(s.Issued) - r.cfg.MaxInventory; over > 0 {
-		slices.SortFunc(s.Issued, func(a, b Issuance) int { return a.NotAfter.Compare(b.NotAfter) })
+	s.Issued = addSorted(s.Issued, fresh)
+	if over := len(s.Issued) - r.cfg.MaxInventory; over > 0 { // soonest expiry first: drop those
 		for _, rec := range s.Issued[:over] {
 			s.InventoryGap = later(s.InventoryGap, rec.NotAfter)
 		}
@@ -312,4 +313,26 @@ func (r *Registry) prune(s *State, now time.Time) bool {
 		s.InventoryGap, changed = time.Time{}, true
 	}
 	return changed
+}
+
+// addSorted returns the inventory with fresh added, in compareIssuance order: the fresh records are sorted
+// and merged in one pass, instead of sorting the whole inventory at every flush.
+func addSorted(inventory, fresh []Issuance) []Issuance {
+	if len(fresh) == 0 {
+		return inventory
+	}
+	if !slices.IsSortedFunc(inventory, compareIssuance) { // a state file written by hand or another tool
+		slices.SortFunc(inventory, compareIssuance)
+	}
+	slices.SortFunc(fresh, compareIssuance)
+	out := make([]Issuance, 0, len(inventory)+len(fresh))
+	for len(inventory) > 0 && len(fresh) > 0 {
+		if compareIssuance(fresh[0], inventory[0]) < 0 {
+			out, fresh = append(out, fresh[0]), fresh[1:]
+		} else {
+			out, inventory = append(out, inventory[0]), inventory[1:]
+		}
+	}
+	out = append(out, inventory...)
+	return append(out, fresh...)
 }

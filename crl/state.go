@@ -8,6 +8,7 @@ import (
 	"maps"
 	"math/big"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -94,23 +95,23 @@ type State struct {
 	InventoryGap time.Time
 }
 
-// Clone returns a deep copy of s.
+// Clone returns a copy of s that shares nothing mutable with it but the serial numbers: a serial in a State
+// is never changed in place (this package replaces it, never sets it), so clones share them. The store
+// clones the whole inventory at every flush, and copying 20,000 big.Ints was a third of its cost.
 func (s *State) Clone() *State {
 	c := *s
 	c.CRLs = maps.Clone(s.CRLs)
 	c.Quarantine = maps.Clone(s.Quarantine)
 	c.Marks = slices.Clone(s.Marks)
-	c.Revoked = make([]Entry, len(s.Revoked))
-	for i, e := range s.Revoked {
-		e.Serial = new(big.Int).Set(e.Serial)
-		c.Revoked[i] = e
-	}
-	c.Issued = make([]Issuance, len(s.Issued))
-	for i, r := range s.Issued {
-		r.Serial = new(big.Int).Set(r.Serial)
-		c.Issued[i] = r
-	}
+	c.Revoked = slices.Clone(s.Revoked)
+	c.Issued = slices.Clone(s.Issued)
 	return &c
+}
+
+// compareIssuance is the inventory's order: soonest expiry first, then CA and serial. Marshal writes the
+// inventory in this order, and the registry keeps it so (merge), so a flush need not sort it again.
+func compareIssuance(a, b Issuance) int {
+	return cmp.Or(a.NotAfter.Compare(b.NotAfter), strings.Compare(string(a.CA), string(b.CA)), a.Serial.Cmp(b.Serial))
 }
 
 func entryKey(ca CAID, serial *big.Int) string { return string(ca) + "/" + serial.Text(16) }
@@ -172,14 +173,10 @@ func Marshal(s *State) ([]byte, error) {
 		w.Revoked = append(w.Revoked, wireEntry{e.Serial.Text(16), e.CA, e.Reason, unix(e.RevokedAt),
 			unix(e.NotAfter), e.Identity})
 	}
-	issued := slices.Clone(s.Issued)
-	slices.SortFunc(issued, func(a, b Issuance) int {
-		return cmp.Or(a.NotAfter.Compare(b.NotAfter), strings.Compare(string(a.CA), string(b.CA)),
-			a.Serial.Cmp(b.Serial))
-	})
-	for _, r := range issued {
-		w.Issued = append(w.Issued,
-			wireIssuance{r.Serial.Text(16), r.Identity, r.CA, unix(r.NotAfter), unix(r.IssuedAt)})
+	issued := s.Issued
+	if !slices.IsSortedFunc(issued, compareIssuance) {
+		issued = slices.Clone(issued)
+		slices.SortFunc(issued, compareIssuance)
 	}
 	if len(s.Quarantine) > 0 {
 		w.Quarantine = make(map[string]int64, len(s.Quarantine))
@@ -194,7 +191,15 @@ func Marshal(s *State) ([]byte, error) {
 	for _, m := range marks {
 		w.Marks = append(w.Marks, wireMark{m.Identity, unix(m.Before), m.Reason, unix(m.Expires)})
 	}
-	return json.Marshal(&w)
+	data, err := json.Marshal(&w)
+	if err != nil || len(issued) == 0 {
+		return data, err
+	}
+	// The inventory is most of the state: it is written last, by appendIssued, rather than through
+	// encoding/json's reflection and its re-validation of a Marshaler's output (half of a flush's time).
+	data = append(data[:len(data)-1], `,"issued":`...)
+	data = appendIssued(slices.Grow(data, len(issued)*192), issued)
+	return append(data, '}'), nil
 }
 
 func sortedEntries(es []Entry) []Entry {
@@ -388,4 +393,41 @@ func fromUnix(n int64, zeroOK bool) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("time %d out of range", n)
 	}
 	return time.Unix(n, 0).UTC(), nil
+}
+
+// appendIssued appends the inventory as encoding/json would encode it as []wireIssuance: serials in lowercase
+// hex, times in Unix seconds, strings quoted as encoding/json quotes them.
+func appendIssued(b []byte, l []Issuance) []byte {
+	b = append(b, '[')
+	for i, r := range l {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"s":"`...)
+		b = r.Serial.Append(b, 16)
+		b = append(b, `","i":`...)
+		b = appendJSONString(b, r.Identity)
+		b = append(b, `,"c":`...)
+		b = appendJSONString(b, string(r.CA))
+		b = append(b, `,"n":`...)
+		b = strconv.AppendInt(b, unix(r.NotAfter), 10)
+		b = append(b, `,"t":`...)
+		b = strconv.AppendInt(b, unix(r.IssuedAt), 10)
+		b = append(b, '}')
+	}
+	return append(b, ']')
+}
+
+// appendJSONString appends s quoted as encoding/json quotes it: printable ASCII that needs no escape (as
+// SPIFFE IDs and CA ids are) is copied; anything else goes through encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

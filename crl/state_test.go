@@ -3,6 +3,7 @@ package crl_test
 import (
 	"bytes"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,10 +53,16 @@ func TestStateSurvivesMarshal(t *testing.T) {
 		s.LastNumber != 9 || s.InventoryGap.IsZero() {
 		t.Fatalf("fields lost in decoding: %+v", s)
 	}
+	crls := maps.Clone(s.CRLs)
 	c := s.Clone()
-	c.Revoked[0].Serial.SetInt64(99)
-	if s.Revoked[0].Serial.Int64() == 99 {
-		t.Fatal("Clone shares serials")
+	c.Revoked[0].Reason, c.Issued[0].Identity = crl.Superseded, "spiffe://cluster.local/ns/x/sa/y"
+	c.Marks[0].Identity, c.LastNumber = "spiffe://cluster.local/ns/x/sa/z", 10
+	for ca := range c.CRLs {
+		c.CRLs[ca] = crl.CRLInfo{Number: 1234}
+	}
+	if s.Revoked[0].Reason == crl.Superseded || s.Issued[0].Identity == c.Issued[0].Identity ||
+		s.Marks[0].Identity == c.Marks[0].Identity || s.LastNumber != 9 || !maps.Equal(s.CRLs, crls) {
+		t.Fatal("a change to the clone changed the original")
 	}
 	roundTrip(t, s)
 }
