@@ -35,7 +35,8 @@ func rootsOf(roots map[string]*x509.Certificate) func(*x509.Certificate) string 
 	}
 }
 
-// filesState is what the peers' files (or ztunnel's memory) say at one moment: the roots their leaves chain to and their anchors.
+// filesState is what the peers' files (or ztunnel's memory) say at one moment: the roots their leaves chain to
+// and their anchors.
 func filesState(t *testing.T, agents []peer, names func(*x509.Certificate) string,
 	pools map[string]*x509.CertPool) (leaves, bundles []string) {
 	for _, a := range agents {
@@ -327,10 +328,10 @@ func first(errs []error) error {
 
 // negativeControl stops pod c's agent (SIGSTOP) and the ztunnel (after one last renewal) and starts a rotation
 // to third: c and the ztunnel's identities hold the bundle gate and are named, with their kind and node; forced
-// past them, with cacerts switched (switchCA), pod a's leaf from the third CA fails c's
-// verification as from an unknown authority.
-func negativeControl(t *testing.T, agents []*podAgent, zt *ztunnelAgent, addrC string, names func(*x509.Certificate) string,
-	c *rotation.Controller, switchCA func() error, cur, third *x509.Certificate, pm *podMesh) {
+// past them, with cacerts switched (switchCA), pod a's leaf from the third CA fails c's verification as from an
+// unknown authority.
+func negativeControl(t *testing.T, agents []*podAgent, zt *ztunnelAgent, addrC string,
+	names func(*x509.Certificate) string, c *rotation.Controller, switchCA func() error, cur, third *x509.Certificate, pm *podMesh) {
 	t.Helper()
 	stuck := agents[2]
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

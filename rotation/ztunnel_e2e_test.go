@@ -64,9 +64,9 @@ func nodeAgents(t *testing.T, sas ...string) (imp *kube.NodeAgents, ns, node str
 		if err != nil && !apierrors.IsAlreadyExists(err) {
 			t.Fatalf("creating service account %s/%s: %v", ns, sa, err)
 		}
-		_, err = k.Client.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: sa + "-0"},
-			Spec: corev1.PodSpec{ServiceAccountName: sa, NodeName: node,
-				Containers: []corev1.Container{{Name: "app", Image: "registry.invalid/app:1"}}}}, metav1.CreateOptions{})
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: sa + "-0"}, Spec: corev1.PodSpec{ServiceAccountName: sa,
+			NodeName: node, Containers: []corev1.Container{{Name: "app", Image: "registry.invalid/app:1"}}}}
+		_, err = k.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatalf("creating pod %s/%s-0 on %s: %v", ns, sa, node, err)
 		}
