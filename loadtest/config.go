@@ -142,9 +142,9 @@ const (
 	// ScenarioRate sends Rate requests per second for Duration over Connections long-lived connections,
 	// identities taking turns: steady renewal when Rate = identities / renewal period.
 	ScenarioRate Scenario = "rate"
-	// ScenarioStorm is a restart storm: every identity (or pod, with PodsPerIdentity) asks once, each on a new TLS connection, all at once
-	// (at most Concurrency in flight, the rest waiting for a slot rather than being dropped). Rate and
-	// Duration do not apply.
+	// ScenarioStorm is a restart storm: every identity (or pod, with PodsPerIdentity) asks once, each on a new
+	// TLS connection, all at once (at most Concurrency in flight, the rest waiting for a slot rather than being
+	// dropped). Rate and Duration do not apply.
 	ScenarioStorm Scenario = "storm"
 )
 
