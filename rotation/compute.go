@@ -33,6 +33,7 @@ func nextRenewal(renewed, notAfter int64) (next, overdue int64) {
 type scan struct {
 	now        int64
 	gate       string
+	xgate      string // the gate whose laggards are listed for the other replicas (exchangeGate)
 	holds      []bool // per bundle version: holds the next root
 	chains     []bool // per CA: chains to the next root
 	gates      [2]GateProgress
@@ -42,6 +43,7 @@ type scan struct {
 	prefixes   []string
 	cas        []int
 	lag        []Laggard
+	refs       []holderRef // xgate's laggards, at most maxExchange
 	coarse     int
 	eta, worst [2]int64
 }
@@ -51,7 +53,7 @@ type scan struct {
 func (t *Tracker) Progress(gen uint64, ph Phase) *Progress {
 	now := t.now()
 	tg := t.target.Load()
-	sc := &scan{now: now.Unix(), gate: gateOf(ph)}
+	sc := &scan{now: now.Unix(), gate: gateOf(ph), xgate: exchangeGate(ph)}
 	for _, b := range t.bundles.all() {
 		sc.holds = append(sc.holds, tg.pem != nil && strings.Contains(b, string(tg.pem)))
 	}
@@ -74,7 +76,7 @@ func (t *Tracker) Progress(gen uint64, ph Phase) *Progress {
 				t.count.Add(-1)
 				continue
 			}
-			sc.add(s, r)
+			sc.add(s, k, r)
 		}
 		t.compactLocked(s)
 		s.mu.Unlock()
@@ -103,6 +105,7 @@ func (t *Tracker) Progress(gen uint64, ph Phase) *Progress {
 	}
 	p.Gates = sc.gates[:]
 	p.Laggards = sc.lag
+	p.lagging = sc.refs
 	p.ByNamespace = top(sc.ns, sc.nsNames)
 	p.ByNode = top(sc.node, sc.nodeNames)
 	t.cas.mu.RLock()
@@ -118,8 +121,8 @@ func later(a, b time.Time) time.Time {
 	return a
 }
 
-// add counts one unexpired record of shard s (locked).
-func (sc *scan) add(s *shard, r record) {
+// add counts one unexpired record of shard s (locked) with key k.
+func (sc *scan) add(s *shard, k uint64, r record) {
 	if kinds[r.kind] == HolderIdentity {
 		sc.coarse++
 	}
@@ -147,6 +150,9 @@ func (sc *scan) add(s *shard, r record) {
 		}
 		sc.eta[i] = max(sc.eta[i], resolves)
 		sc.worst[i] = max(sc.worst[i], int64(r.notAfter))
+		if g.Name == sc.xgate && len(sc.refs) < maxExchange {
+			sc.refs = append(sc.refs, holderRef{key: k, renewed: r.renewed})
+		}
 		if g.Name != sc.gate {
 			continue
 		}

@@ -248,7 +248,8 @@ func (c *Controller) Do(ctx context.Context, ch Change, generation uint64) (*Sta
 			return others
 		}
 		var err error
-		if t, err = s.Apply(ch, c.tracker.Progress(s.Generation, s.Phase), c.cfg.Now()); err != nil {
+		p := c.withAnswers(ctx, s, c.tracker.Progress(s.Generation, s.Phase))
+		if t, err = s.Apply(ch, p, c.cfg.Now()); err != nil {
 			return err
 		}
 		if others != nil { // forced past the other replicas' gate
@@ -291,7 +292,8 @@ func (c *Controller) Refresh(ctx context.Context) error {
 				"error", err)
 		}
 	}
-	if !c.cfg.Manual && c.Leading() && s.Phase != PhaseIdle && !s.Paused && s.Gate(c.Progress()) == nil {
+	if !c.cfg.Manual && c.Leading() && s.Phase != PhaseIdle && !s.Paused &&
+		s.Gate(c.withAnswers(ctx, s, c.Progress())) == nil {
 		_, t, err := c.Do(ctx, Change{Action: ActionAdvance, Reason: "gate open"}, s.Generation)
 		if err != nil && !errors.Is(err, ErrGateClosed) && !errors.Is(err, ErrConflict) {
 			return err

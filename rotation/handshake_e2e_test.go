@@ -331,7 +331,8 @@ func first(errs []error) error {
 // past them, with cacerts switched (switchCA), pod a's leaf from the third CA fails c's verification as from an
 // unknown authority.
 func negativeControl(t *testing.T, agents []*podAgent, zt *ztunnelAgent, addrC string,
-	names func(*x509.Certificate) string, c *rotation.Controller, switchCA func() error, cur, third *x509.Certificate, pm *podMesh) {
+	names func(*x509.Certificate) string, c *rotation.Controller, switchCA func() error,
+	cur, third *x509.Certificate, pm *podMesh) {
 	t.Helper()
 	stuck := agents[2]
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -36,6 +36,10 @@ type Progress struct {
 	ByNode      []Count   `json:"byNode,omitempty"`
 	// CAs counts the unexpired leaves by the CA that issued them.
 	CAs []Count `json:"cas,omitempty"`
+
+	// lagging are the laggards at the gate the phase's advance needs (exchangeGate), at most maxExchange, for
+	// the other replicas to answer (exchange.go).
+	lagging []holderRef
 }
 
 // GateProgress is one gate's progress: Done of Holders have what it needs; of the others, Lagging will
