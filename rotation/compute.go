@@ -44,6 +44,7 @@ type scan struct {
 	cas        []int
 	lag        []Laggard
 	refs       []holderRef // xgate's laggards, at most maxExchange
+	refOverdue []bool      // per entry of refs: overdue
 	coarse     int
 	eta, worst [2]int64
 }
@@ -105,7 +106,7 @@ func (t *Tracker) Progress(gen uint64, ph Phase) *Progress {
 	}
 	p.Gates = sc.gates[:]
 	p.Laggards = sc.lag
-	p.lagging = sc.refs
+	p.lagging, p.laggingOverdue = sc.refs, sc.refOverdue
 	p.ByNamespace = top(sc.ns, sc.nsNames)
 	p.ByNode = top(sc.node, sc.nodeNames)
 	t.cas.mu.RLock()
@@ -152,6 +153,7 @@ func (sc *scan) add(s *shard, k uint64, r record) {
 		sc.worst[i] = max(sc.worst[i], int64(r.notAfter))
 		if g.Name == sc.xgate && len(sc.refs) < maxExchange {
 			sc.refs = append(sc.refs, holderRef{key: k, renewed: r.renewed})
+			sc.refOverdue = append(sc.refOverdue, overdue)
 		}
 		if g.Name != sc.gate {
 			continue
@@ -162,13 +164,13 @@ func (sc *scan) add(s *shard, k uint64, r record) {
 		if int(r.node) < len(sc.node) {
 			sc.node[r.node]++
 		}
-		sc.offer(s, r, next, overdue)
+		sc.offer(s, k, r, next, overdue)
 	}
 }
 
 // offer keeps r among the laggards named when it ranks among the first maxLaggards: overdue first, then the
 // latest expected renewal (those set the ETA).
-func (sc *scan) offer(s *shard, r record, next int64, overdue bool) {
+func (sc *scan) offer(s *shard, k uint64, r record, next int64, overdue bool) {
 	nextT := time.Unix(next, 0).UTC()
 	before := func(l Laggard) bool {
 		if overdue != l.Overdue {
@@ -185,7 +187,8 @@ func (sc *scan) offer(s *shard, r record, next int64, overdue bool) {
 	}
 	l := Laggard{Identity: name, Kind: kinds[r.kind],
 		LastRenewal: time.Unix(int64(r.renewed), 0).UTC(), NextRenewal: nextT,
-		NotAfter: time.Unix(int64(r.notAfter), 0).UTC(), Overdue: overdue, Bundle: int(r.bundle)}
+		NotAfter: time.Unix(int64(r.notAfter), 0).UTC(), Overdue: overdue, Bundle: int(r.bundle),
+		ref: holderRef{key: k, renewed: r.renewed}}
 	if int(r.ns) < len(sc.nsNames) {
 		l.Namespace = sc.nsNames[r.ns]
 	}

@@ -191,32 +191,51 @@ func (c *Controller) allAnswered(r ReplicaReport, s *State, set map[string]bool)
 	return true
 }
 
-// withAnswers returns p, this replica's progress on s, with its laggards that the other replicas answered
-// counted as done; p itself without a cluster or answers.
+// withAnswers returns p, this replica's progress on s, with its laggards that the other replicas' current
+// reports answer counted as done; p itself without a cluster or answers.
 func (c *Controller) withAnswers(ctx context.Context, s *State, p *Progress) *Progress {
-	gate := exchangeGate(s.Phase)
-	if c.cfg.Client == nil || gate == "" || len(p.lagging) == 0 {
+	if c.cfg.Client == nil || exchangeGate(s.Phase) == "" || len(p.lagging) == 0 {
 		return p
 	}
 	reports, _, err := c.readReports(ctx)
 	if err != nil {
 		return p
 	}
-	set := c.answered(reports, s)
-	n := 0
-	for _, l := range p.lagging {
-		if set[l.String()] {
-			n++
+	return credit(p, exchangeGate(s.Phase), c.answered(reports, s))
+}
+
+// answerSet is what the other replicas answered at this replica's last report, for a generation.
+type answerSet struct {
+	generation uint64
+	set        map[string]bool
+}
+
+// credit returns p with its laggards at gate that are in answered counted as done (no longer lagging or
+// overdue, listed or named); p itself when none are. Crediting twice counts each laggard once.
+func credit(p *Progress, gate string, answered map[string]bool) *Progress {
+	var n, overdue int
+	var lagging []holderRef
+	var lagOverdue []bool
+	for i, l := range p.lagging {
+		od := i < len(p.laggingOverdue) && p.laggingOverdue[i]
+		if !answered[l.String()] {
+			lagging, lagOverdue = append(lagging, l), append(lagOverdue, od)
+			continue
+		}
+		n++
+		if od {
+			overdue++
 		}
 	}
 	if n == 0 {
 		return p
 	}
 	q := *p
+	q.lagging, q.laggingOverdue = lagging, lagOverdue
 	q.Gates = slices.Clone(p.Gates)
 	for i := range q.Gates {
-		if q.Gates[i].Name == gate {
-			q.Gates[i].Done += n
+		if g := &q.Gates[i]; g.Name == gate {
+			g.Done, g.Lagging, g.Overdue = g.Done+n, max(g.Lagging-(n-overdue), 0), max(g.Overdue-overdue, 0)
 		}
 	}
 	if gate == GateBundle {
@@ -224,5 +243,8 @@ func (c *Controller) withAnswers(ctx context.Context, s *State, p *Progress) *Pr
 	} else {
 		q.LeafNext += n
 	}
+	q.Laggards = slices.DeleteFunc(slices.Clone(p.Laggards), func(l Laggard) bool {
+		return answered[l.ref.String()]
+	})
 	return &q
 }

@@ -137,3 +137,20 @@ func podResult(signer *file.Generated, uid string, notAfter time.Time, bundle ..
 		TrustBundle: b, Identity: csr.Identity{TrustDomain: "cluster.local", Namespace: "ns", ServiceAccount: "web"},
 		Caller: &authn.Caller{Namespace: "ns", ServiceAccount: "web", PodName: "web-" + uid, PodUID: uid}}
 }
+
+// Crediting answered laggards counts each once, however often it is applied, and keeps the others.
+func TestCreditCountsEachAnsweredLaggardOnce(t *testing.T) {
+	a, b, c := holderRef{key: 1, renewed: 10}, holderRef{key: 2, renewed: 10}, holderRef{key: 3, renewed: 10}
+	p := &Progress{Holders: 5, HoldingNext: 2, lagging: []holderRef{a, b, c},
+		laggingOverdue: []bool{true, false, false},
+		Gates:          []GateProgress{{Name: GateBundle, Active: true, Holders: 5, Done: 2, Lagging: 2, Overdue: 1}},
+		Laggards:       []Laggard{{Identity: "a", ref: a}, {Identity: "b", ref: b}, {Identity: "c", ref: c}}}
+	answered := map[string]bool{a.String(): true, b.String(): true}
+	q := credit(credit(p, GateBundle, answered), GateBundle, answered)
+	g := q.Gates[0]
+	if q.HoldingNext != 4 || g.Done != 4 || g.Lagging != 1 || g.Overdue != 0 || len(q.Laggards) != 1 ||
+		q.Laggards[0].Identity != "c" || len(q.lagging) != 1 || p.HoldingNext != 2 || len(p.Laggards) != 3 {
+		t.Fatalf("credited twice: %d holding, gate %+v, laggards %+v; the original %d holding", q.HoldingNext, g,
+			q.Laggards, p.HoldingNext)
+	}
+}

@@ -52,6 +52,7 @@ func (c *Controller) report(ctx context.Context, s *State) error {
 	}
 	if others, _, err := c.readReports(ctx); err == nil {
 		c.fill(&r, p, s, others)
+		c.answers.Store(&answerSet{generation: s.Generation, set: c.answered(others, s)})
 	} else {
 		c.log.Warn("rotation: the other replicas' reports were not read; their laggards stay unanswered",
 			"error", err)
