@@ -46,6 +46,9 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.Namespaces, "namespaces", 10, "number of namespaces")
 	fs.IntVar(&c.ServiceAccounts, "service-accounts", 10,
 		"service accounts per namespace (identities = namespaces × service accounts)")
+	fs.IntVar(&c.PodsPerIdentity, "pods-per-identity", 0, "simulate `n` pods per identity, each with a "+
+		"bound token carrying its own pod claims (name, UID, node): a holder each for meshca's rotation "+
+		"tracker; 0 sends tokens without pod claims")
 	fs.StringVar(&c.NamespacePrefix, "namespace-prefix", "loadtest", "namespaces are named `prefix`-0, prefix-1, ...")
 	fs.StringVar(&c.TrustDomain, "trust-domain", "cluster.local", "trust domain of the requested SPIFFE IDs")
 	fs.StringVar(&c.ClusterID, "cluster-id", authn.DefaultClusterID, "clusterid header")
@@ -76,8 +79,8 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	scenario := fs.String("scenario", string(ScenarioRate), "`kind` of run: "+string(ScenarioRate)+
 		" (open loop at --rate) or "+string(ScenarioStorm)+" (restart storm: every identity once, each on a new "+
 		"TLS connection, all at once; --rate and --duration do not apply)")
-	renewEvery := fs.Duration("renew-every", 0, "steady renewal: every identity renews once per `period` "+
-		"(sets --rate to identities / period)")
+	renewEvery := fs.Duration("renew-every", 0, "steady renewal: every identity (or pod) renews once per "+
+		"`period` (sets --rate to identities or pods / period)")
 	fs.IntVar(&c.CSRPool, "csr-pool", 0, "make only `n` keys and CSRs before the timer and reuse them "+
 		"round-robin (each for its own identity); 0 makes a fresh key per request")
 	fs.BoolVar(&c.FreshTokens, "fresh-tokens", false, "give every request its own token instead of one per identity")
@@ -103,7 +106,7 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c.Key = ParseKeyType(*key)
 	c.Scenario = Scenario(*scenario)
 	if *renewEvery > 0 {
-		c.Rate = float64(c.Namespaces*c.ServiceAccounts) / renewEvery.Seconds()
+		c.Rate = float64(c.withDefaults().workloads()) / renewEvery.Seconds()
 	}
 	c.GenerateKeysInline = !*pregen
 	// Report configuration problems before touching files; Roots and Tokens are checked once loaded.

@@ -78,6 +78,12 @@ type Config struct {
 	Namespaces, ServiceAccounts int
 	// NamespacePrefix defaults to "loadtest".
 	NamespacePrefix string
+	// PodsPerIdentity, when positive, simulates that many pods per identity, each with its own token carrying
+	// the kubernetes.io pod claims of a bound token (pod name and UID, node name): each pod is then a holder
+	// of its own trust bundle for meshca's rotation tracker (docs/root-rotation.md). Requests and storms go
+	// round the pods instead of the identities. 0 (the default) sends tokens without pod claims, one per
+	// identity. Namespaces × ServiceAccounts × PodsPerIdentity is at most MaxPods.
+	PodsPerIdentity int
 
 	// Rate is the offered load in requests per second.
 	Rate float64
@@ -136,9 +142,9 @@ const (
 	// ScenarioRate sends Rate requests per second for Duration over Connections long-lived connections,
 	// identities taking turns: steady renewal when Rate = identities / renewal period.
 	ScenarioRate Scenario = "rate"
-	// ScenarioStorm is a restart storm: every identity asks once, each on a new TLS connection, all at once
-	// (at most Concurrency in flight, the rest waiting for a slot rather than being dropped). Rate and
-	// Duration do not apply.
+	// ScenarioStorm is a restart storm: every identity (or pod, with PodsPerIdentity) asks once, each on a new
+	// TLS connection, all at once (at most Concurrency in flight, the rest waiting for a slot rather than being
+	// dropped). Rate and Duration do not apply.
 	ScenarioStorm Scenario = "storm"
 )
 
@@ -195,7 +201,7 @@ func (c Config) withDefaults() Config {
 // one per identity in a storm.
 func (c Config) requests() int {
 	if c.Scenario == ScenarioStorm {
-		return c.Namespaces * c.ServiceAccounts
+		return c.workloads()
 	}
 	return int(math.Ceil(c.Rate*c.Duration.Seconds() - 1e-9))
 }
@@ -215,6 +221,11 @@ func (c Config) Validate() error {
 	}
 	if c.Namespaces < 0 || c.ServiceAccounts < 0 || c.Namespaces*c.ServiceAccounts > MaxIdentities {
 		errs = append(errs, fmt.Errorf("namespaces × service accounts must be 1..%d", MaxIdentities))
+	}
+	if c.PodsPerIdentity < 0 || c.PodsPerIdentity > MaxPods ||
+		c.PodsPerIdentity > 0 && c.Namespaces*c.ServiceAccounts*c.PodsPerIdentity > MaxPods {
+		errs = append(errs, fmt.Errorf("pods per identity %d: namespaces × service accounts × pods per identity "+
+			"must be 1..%d", c.PodsPerIdentity, MaxPods))
 	}
 	if c.Scenario != ScenarioStorm && !(c.Rate > 0 && c.Rate <= MaxRate) {
 		errs = append(errs, fmt.Errorf("rate %v: must be in (0, %d] requests/s", c.Rate, MaxRate))

@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"net/url"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,10 +33,12 @@ import (
 	"github.com/meshca/meshca/internal/devtoken"
 )
 
-// identity is one simulated workload: its SPIFFE ID and service-account token.
+// identity is one simulated workload (an identity, or one of its pods with Config.PodsPerIdentity): its
+// SPIFFE ID, service-account token and what the token claims.
 type identity struct {
-	id    *url.URL
-	token string
+	id     *url.URL
+	token  string
+	claims devtoken.Claims
 }
 
 // prepared is one request's CSR and the public key it must be issued for.
@@ -149,7 +150,10 @@ func run(ctx context.Context, cfg Config, client pb.IstioCertificateServiceClien
 	res.Scheduled = len(sent) + dropped
 	res.Prepare = prepare
 	res.Interrupted = interrupted
-	res.Identities = len(r.ids)
+	res.Identities = cfg.Namespaces * cfg.ServiceAccounts
+	if cfg.PodsPerIdentity > 0 {
+		res.Pods = len(r.ids)
+	}
 	res.Scenario = cfg.Scenario
 	res.Retries = int(r.retries.Load())
 	if watch != nil {
@@ -175,19 +179,27 @@ func run(ctx context.Context, cfg Config, client pb.IstioCertificateServiceClien
 	return res, nil
 }
 
-// mintTokens creates the identities and one token each, valid for the whole run.
+// mintTokens creates the workloads (identities, or their pods) and one token each, valid for the whole run.
 func (r *runner) mintTokens() error {
 	c := r.cfg
 	ttl := c.Duration + c.Timeout + 10*time.Minute
+	r.ids = make([]identity, 0, c.workloads())
 	for ns := range c.Namespaces {
 		for sa := range c.ServiceAccounts {
 			nsName, saName := fmt.Sprintf("%s-%d", c.NamespacePrefix, ns), fmt.Sprintf("sa-%d", sa)
-			tok, err := c.Tokens.Mint(devtoken.Claims{Namespace: nsName, ServiceAccount: saName,
-				Audiences: []string{c.Audience}, TTL: ttl})
+			id := spiffeID(c.TrustDomain, nsName, saName)
+			pods, err := c.podsOf(devtoken.Claims{Namespace: nsName, ServiceAccount: saName,
+				Audiences: []string{c.Audience}, TTL: ttl}, ns*c.ServiceAccounts+sa)
 			if err != nil {
-				return fmt.Errorf("loadtest: minting a token: %w", err)
+				return err
 			}
-			r.ids = append(r.ids, identity{id: spiffeID(c.TrustDomain, nsName, saName), token: tok})
+			for _, cl := range pods {
+				tok, err := c.Tokens.Mint(cl)
+				if err != nil {
+					return fmt.Errorf("loadtest: minting a token: %w", err)
+				}
+				r.ids = append(r.ids, identity{id: id, token: tok, claims: cl})
+			}
 		}
 	}
 	if !c.FreshTokens {
@@ -196,10 +208,7 @@ func (r *runner) mintTokens() error {
 	n := c.requests()
 	r.tokens = make([]string, n)
 	for i := range n {
-		o := r.owner(i)
-		parts := strings.Split(strings.TrimPrefix(o.id.Path, "/ns/"), "/sa/")
-		tok, err := c.Tokens.Mint(devtoken.Claims{Namespace: parts[0], ServiceAccount: parts[1],
-			Audiences: []string{c.Audience}, TTL: ttl})
+		tok, err := c.Tokens.Mint(r.owner(i).claims)
 		if err != nil {
 			return fmt.Errorf("loadtest: minting a token: %w", err)
 		}
@@ -220,7 +229,7 @@ func spiffeID(td, ns, sa string) *url.URL {
 	return csr.Identity{TrustDomain: td, Namespace: ns, ServiceAccount: sa}.URI()
 }
 
-// owner is the identity whose token request i carries; identities take turns.
+// owner is the workload whose token request i carries; workloads take turns.
 func (r *runner) owner(i int) identity { return r.ids[i%len(r.ids)] }
 
 // foreign reports whether request i asks for an identity other than its token's: ForeignFraction of the
@@ -237,8 +246,8 @@ func (r *runner) asked(i int) *url.URL {
 	if !r.foreign(i) {
 		return own.id
 	}
-	if len(r.ids) > 1 {
-		return r.ids[(i+1)%len(r.ids)].id
+	if per := max(r.cfg.PodsPerIdentity, 1); len(r.ids) > per { // an identity's pods are consecutive
+		return r.ids[(i%len(r.ids)+per)%len(r.ids)].id
 	}
 	u := *own.id
 	u.Path += "-foreign"

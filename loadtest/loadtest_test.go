@@ -298,6 +298,11 @@ func TestValidate(t *testing.T) {
 		{"an unknown key type is refused", func(c *Config) { c.Key = "dsa" }, false},
 		{"a foreign fraction above 1 is refused", func(c *Config) { c.ForeignFraction = 1.5 }, false},
 		{"negative concurrency is refused", func(c *Config) { c.Concurrency = -1 }, false},
+		{"pods per identity within the bound are fine", func(c *Config) { c.PodsPerIdentity = 1000 }, true},
+		{"more pods than MaxPods are refused", func(c *Config) {
+			c.Namespaces, c.ServiceAccounts, c.PodsPerIdentity = 100, 100, MaxPods/10000+1
+		}, false},
+		{"negative pods per identity are refused", func(c *Config) { c.PodsPerIdentity = -1 }, false},
 		{
 			"too many requests to prepare are refused",
 			func(c *Config) { c.Rate, c.Duration = MaxRate, time.Hour },

@@ -15,12 +15,14 @@ import (
 
 // Result is what one run did. Scheduled = Sent + Dropped, and Sent = OK + Invalid + the sum of Errors.
 type Result struct {
-	Addr        string   `json:"addr"`
-	Scenario    Scenario `json:"scenario"`
-	Identities  int      `json:"identities"`
-	Key         KeyType  `json:"key"`
-	Rate        float64  `json:"rate"`
-	Concurrency int      `json:"concurrency"`
+	Addr       string   `json:"addr"`
+	Scenario   Scenario `json:"scenario"`
+	Identities int      `json:"identities"`
+	// Pods is the number of simulated pods (Config.PodsPerIdentity), each with its own bound token; 0 without.
+	Pods        int     `json:"pods,omitempty"`
+	Key         KeyType `json:"key"`
+	Rate        float64 `json:"rate"`
+	Concurrency int     `json:"concurrency"`
 	// Duration is the configured length; Elapsed runs from the first request until the later of Duration and
 	// the last response; Prepare is the time spent before the timer (tokens, keys and CSRs, connections).
 	Duration time.Duration `json:"-"`
@@ -142,7 +144,11 @@ func (r *Result) WriteJSON(w io.Writer) error {
 func (r *Result) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	p := func(format string, a ...any) { fmt.Fprintf(tw, format+"\n", a...) }
-	p("target\t%s (%d identities, %s keys)", r.Addr, r.Identities, r.Key)
+	if r.Pods > 0 {
+		p("target\t%s (%d identities, %d pods with pod claims, %s keys)", r.Addr, r.Identities, r.Pods, r.Key)
+	} else {
+		p("target\t%s (%d identities, %s keys)", r.Addr, r.Identities, r.Key)
+	}
 	if r.Scenario == ScenarioStorm {
 		p("storm\tone request per identity, each on a new TLS connection, at most %d in flight", r.Concurrency)
 	} else {

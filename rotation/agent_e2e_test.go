@@ -120,7 +120,7 @@ type mix struct{ leaf, bundle string }
 
 // verifier checks a peer as Envoy does with the trust anchors the agent wrote: chain to a root of
 // root-cert.pem read at this handshake, and the expected SPIFFE ID. It records the mix.
-func verifier(a *podAgent, wantID string, names func(*x509.Certificate) string,
+func verifier(a peer, wantID string, names func(*x509.Certificate) string,
 	seen func(mix)) func([][]byte, [][]*x509.Certificate) error {
 	return func(raw [][]byte, _ [][]*x509.Certificate) error {
 		roots, err := a.anchors()
@@ -156,8 +156,8 @@ func verifier(a *podAgent, wantID string, names func(*x509.Certificate) string,
 	}
 }
 
-// mesh of pods: a TLS server per pod and clients between every pair, all re-reading the agents' files on each
-// handshake, without session resumption.
+// mesh of holders: a TLS server per pod or ztunnel identity and clients between every pair, all re-reading the
+// agents' files (or ztunnel's memory) on each handshake, without session resumption.
 type podMesh struct {
 	mu       sync.Mutex
 	ok       int
@@ -184,7 +184,7 @@ func (pm *podMesh) seen(m mix) {
 
 // serverFor listens as pod a's Envoy would: mTLS, its current certificate, peers verified against its current
 // anchors.
-func (pm *podMesh) serverFor(t *testing.T, a *podAgent, ids []string, names func(*x509.Certificate) string) string {
+func (pm *podMesh) serverFor(t *testing.T, a peer, ids []string, names func(*x509.Certificate) string) string {
 	t.Helper()
 	cfg := &tls.Config{MinVersion: tls.VersionTLS13, SessionTicketsDisabled: true, ClientAuth: tls.RequireAnyClientCert,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return a.identity() },
@@ -229,11 +229,11 @@ func (pm *podMesh) serverFor(t *testing.T, a *podAgent, ids []string, names func
 	return l.Addr().String()
 }
 
-// dial connects as pod from's Envoy to the server of pod to.
-func (pm *podMesh) dial(from, to *podAgent, addr string, names func(*x509.Certificate) string) (*tls.Conn, error) {
+// dial connects as peer from's Envoy (or ztunnel) to the server of peer to.
+func (pm *podMesh) dial(from, to peer, addr string, names func(*x509.Certificate) string) (*tls.Conn, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true, // verified below, as Envoy does
 		GetClientCertificate:  func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return from.identity() },
-		VerifyPeerCertificate: verifier(from, to.id, names, pm.seen)}
+		VerifyPeerCertificate: verifier(from, to.spiffeID(), names, pm.seen)}
 	c, err := tls.Dial("tcp", addr, cfg)
 	if err != nil {
 		return nil, err

@@ -33,6 +33,7 @@ func nextRenewal(renewed, notAfter int64) (next, overdue int64) {
 type scan struct {
 	now        int64
 	gate       string
+	xgate      string // the gate whose laggards are listed for the other replicas (exchangeGate)
 	holds      []bool // per bundle version: holds the next root
 	chains     []bool // per CA: chains to the next root
 	gates      [2]GateProgress
@@ -42,6 +43,8 @@ type scan struct {
 	prefixes   []string
 	cas        []int
 	lag        []Laggard
+	refs       []holderRef // xgate's laggards, at most maxExchange
+	refOverdue []bool      // per entry of refs: overdue
 	coarse     int
 	eta, worst [2]int64
 }
@@ -51,7 +54,7 @@ type scan struct {
 func (t *Tracker) Progress(gen uint64, ph Phase) *Progress {
 	now := t.now()
 	tg := t.target.Load()
-	sc := &scan{now: now.Unix(), gate: gateOf(ph)}
+	sc := &scan{now: now.Unix(), gate: gateOf(ph), xgate: exchangeGate(ph)}
 	for _, b := range t.bundles.all() {
 		sc.holds = append(sc.holds, tg.pem != nil && strings.Contains(b, string(tg.pem)))
 	}
@@ -74,7 +77,7 @@ func (t *Tracker) Progress(gen uint64, ph Phase) *Progress {
 				t.count.Add(-1)
 				continue
 			}
-			sc.add(s, r)
+			sc.add(s, k, r)
 		}
 		t.compactLocked(s)
 		s.mu.Unlock()
@@ -103,6 +106,7 @@ func (t *Tracker) Progress(gen uint64, ph Phase) *Progress {
 	}
 	p.Gates = sc.gates[:]
 	p.Laggards = sc.lag
+	p.lagging, p.laggingOverdue = sc.refs, sc.refOverdue
 	p.ByNamespace = top(sc.ns, sc.nsNames)
 	p.ByNode = top(sc.node, sc.nodeNames)
 	t.cas.mu.RLock()
@@ -118,8 +122,8 @@ func later(a, b time.Time) time.Time {
 	return a
 }
 
-// add counts one unexpired record of shard s (locked).
-func (sc *scan) add(s *shard, r record) {
+// add counts one unexpired record of shard s (locked) with key k.
+func (sc *scan) add(s *shard, k uint64, r record) {
 	if kinds[r.kind] == HolderIdentity {
 		sc.coarse++
 	}
@@ -147,6 +151,10 @@ func (sc *scan) add(s *shard, r record) {
 		}
 		sc.eta[i] = max(sc.eta[i], resolves)
 		sc.worst[i] = max(sc.worst[i], int64(r.notAfter))
+		if g.Name == sc.xgate && len(sc.refs) < maxExchange {
+			sc.refs = append(sc.refs, holderRef{key: k, renewed: r.renewed})
+			sc.refOverdue = append(sc.refOverdue, overdue)
+		}
 		if g.Name != sc.gate {
 			continue
 		}
@@ -156,13 +164,13 @@ func (sc *scan) add(s *shard, r record) {
 		if int(r.node) < len(sc.node) {
 			sc.node[r.node]++
 		}
-		sc.offer(s, r, next, overdue)
+		sc.offer(s, k, r, next, overdue)
 	}
 }
 
 // offer keeps r among the laggards named when it ranks among the first maxLaggards: overdue first, then the
 // latest expected renewal (those set the ETA).
-func (sc *scan) offer(s *shard, r record, next int64, overdue bool) {
+func (sc *scan) offer(s *shard, k uint64, r record, next int64, overdue bool) {
 	nextT := time.Unix(next, 0).UTC()
 	before := func(l Laggard) bool {
 		if overdue != l.Overdue {
@@ -179,7 +187,8 @@ func (sc *scan) offer(s *shard, r record, next int64, overdue bool) {
 	}
 	l := Laggard{Identity: name, Kind: kinds[r.kind],
 		LastRenewal: time.Unix(int64(r.renewed), 0).UTC(), NextRenewal: nextT,
-		NotAfter: time.Unix(int64(r.notAfter), 0).UTC(), Overdue: overdue, Bundle: int(r.bundle)}
+		NotAfter: time.Unix(int64(r.notAfter), 0).UTC(), Overdue: overdue, Bundle: int(r.bundle),
+		ref: holderRef{key: k, renewed: r.renewed}}
 	if int(r.ns) < len(sc.nsNames) {
 		l.Namespace = sc.nsNames[r.ns]
 	}

@@ -94,7 +94,8 @@ type Controller struct {
 	elector *leader.Elector // nil for a file
 	events  *events         // nil for a file
 	forced  prometheus.Counter
-	mu      sync.Mutex // serialises changes made by this replica
+	answers atomic.Pointer[answerSet] // the other replicas' answers at the last report
+	mu      sync.Mutex                // serialises changes made by this replica
 }
 
 type loaded struct {
@@ -222,10 +223,17 @@ func (c *Controller) WithdrawnRoots() []*x509.Certificate { return c.state.Load(
 // LifetimeCap is ca.Config.LifetimeCap: the rotation's maximum leaf lifetime from staged until idle.
 func (c *Controller) LifetimeCap() time.Duration { return c.state.Load().s.LifetimeCap() }
 
-// Progress reports on the state in force.
-func (c *Controller) Progress() *Progress {
-	s := c.State()
-	return c.tracker.Progress(s.Generation, s.Phase)
+// Progress reports on the state in force: this replica's records, with the laggards that another replica
+// holds a later record for (as answered at this replica's last report) counted as done.
+func (c *Controller) Progress() *Progress { return c.progressOf(c.State()) }
+
+// progressOf is Progress for state s.
+func (c *Controller) progressOf(s *State) *Progress {
+	p := c.tracker.Progress(s.Generation, s.Phase)
+	if a := c.answers.Load(); a != nil && a.generation == s.Generation {
+		p = credit(p, exchangeGate(s.Phase), a.set)
+	}
+	return p
 }
 
 // Do carries out ch on the stored state, if this replica leads: the gates read this replica's progress.
@@ -258,7 +266,8 @@ func (c *Controller) Do(ctx context.Context, ch Change, generation uint64) (*Sta
 			return others
 		}
 		var err error
-		if t, err = s.Apply(ch, c.tracker.Progress(s.Generation, s.Phase), c.cfg.Now()); err != nil {
+		p := c.withAnswers(ctx, s, c.tracker.Progress(s.Generation, s.Phase))
+		if t, err = s.Apply(ch, p, c.cfg.Now()); err != nil {
 			return err
 		}
 		if others != nil { // forced past the other replicas' gate
@@ -301,7 +310,8 @@ func (c *Controller) Refresh(ctx context.Context) error {
 				"error", err)
 		}
 	}
-	if !c.cfg.Manual && c.Leading() && s.Phase != PhaseIdle && !s.Paused && s.Gate(c.Progress()) == nil {
+	if !c.cfg.Manual && c.Leading() && s.Phase != PhaseIdle && !s.Paused &&
+		s.Gate(c.withAnswers(ctx, s, c.progressOf(s))) == nil {
 		_, t, err := c.Do(ctx, Change{Action: ActionAdvance, Reason: "gate open"}, s.Generation)
 		if errors.Is(err, ErrNextCA) {
 			c.log.Warn("rotation: the gate is open but the next CA is not usable; fix it to activate", "error", err)

@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -34,8 +35,9 @@ func rootsOf(roots map[string]*x509.Certificate) func(*x509.Certificate) string 
 	}
 }
 
-// state is what the agents' files say at one moment: the roots their leaves chain to and their anchors.
-func filesState(t *testing.T, agents []*podAgent, names func(*x509.Certificate) string,
+// filesState is what the peers' files (or ztunnel's memory) say at one moment: the roots their leaves chain to
+// and their anchors.
+func filesState(t *testing.T, agents []peer, names func(*x509.Certificate) string,
 	pools map[string]*x509.CertPool) (leaves, bundles []string) {
 	for _, a := range agents {
 		c, err := a.identity()
@@ -58,7 +60,7 @@ func filesState(t *testing.T, agents []*podAgent, names func(*x509.Certificate) 
 		}
 		anchors, err := a.anchors()
 		if err != nil {
-			t.Errorf("pod %s: root-cert.pem: %v", a.name, err)
+			t.Errorf("%s: anchors: %v", a.label(), err)
 			return nil, nil
 		}
 		var b []string
@@ -114,9 +116,11 @@ func every(xs []string, want string) bool {
 	return len(xs) > 0 && !slices.ContainsFunc(xs, func(x string) bool { return x != want })
 }
 
-// Three pods run Istio's real pilot-agent with bound tokens; a Go TLS server and client per pod, re-reading the
-// files the agent writes at every handshake, handshake between every pair continuously and keep one long-lived
-// connection each, through a full rotation driven by the gates. No handshake fails and no connection breaks;
+// Three pods run Istio's real pilot-agent with bound tokens, and a ztunnel-style client acts for three ambient
+// identities on its node (ImpersonatedIdentity, checked by meshca's NodeAgents against a real kube-apiserver);
+// a Go TLS server and client per holder, re-reading the files the agent writes (or ztunnel's memory) at every
+// handshake, handshake between every pair continuously and keep one long-lived connection each, through a full
+// rotation driven by the gates. No handshake fails and no connection breaks;
 // the first leaf from the new CA appears only after every bundle holds the new root, the old root leaves only
 // after every leaf chains to the new one, and every safe mix of leaf and bundle was seen. Then the negative
 // control: a pod whose agent is stopped (SIGSTOP) holds the next rotation's gate and is named; forcing the
@@ -134,6 +138,7 @@ func TestPilotAgentHandshakesThroughARotation(t *testing.T) {
 	}
 	policy := &ca.Policy{TrustDomain: catest.TrustDomain, MinTTL: 5 * time.Second, MaxTTL: time.Minute,
 		DefaultTTL: 10 * time.Second}
+	imp, zns, znode := nodeAgents(t, "ambient-a", "ambient-b", "ambient-c")
 	statePath := filepath.Join(t.TempDir(), "rotation.json")
 	c, err := rotation.New(rotation.Config{StateFile: statePath, MaxLifetime: time.Minute, Manual: true,
 		Started: time.Now().Add(-time.Minute), Logger: catest.DiscardLogger(), Registerer: prometheus.NewRegistry()})
@@ -142,16 +147,34 @@ func TestPilotAgentHandshakesThroughARotation(t *testing.T) {
 	}
 	m := catest.StartMeshca(t, catest.MeshcaOptions{Policy: policy, Observer: c.Observer(nil),
 		ExtraRootsFunc: c.ExtraRoots, WithdrawnRoots: c.WithdrawnRoots, LifetimeCap: c.LifetimeCap,
-		Limits:   ca.Limits{PerCallerRate: -1},
+		Limits: ca.Limits{PerCallerRate: -1}, Impersonator: imp,
 		Backends: []ca.NamedBackend{{Name: "file", Backend: catest.FileBackend(t, cacerts, nil)}}})
 	caRoots := pemOf(oldCA.Root, newCA.Root, thirdCA.Root) // meshca's serving certificate may come from any
 	// The third pod renews less often (every 20s), so that its certificate outlives the negative control.
 	agents := []*podAgent{startPodAgent(t, bin, m, caRoots, "a", "a-0", 10*time.Second),
 		startPodAgent(t, bin, m, caRoots, "b", "b-0", 10*time.Second),
 		startPodAgent(t, bin, m, caRoots, "c", "c-0", 40*time.Second)}
-	ids := []string{agents[0].id, agents[1].id, agents[2].id}
+	caPool := x509.NewCertPool()
+	caPool.AppendCertsFromPEM(caRoots)
+	var ambient []string
+	for _, sa := range []string{"ambient-a", "ambient-b", "ambient-c"} {
+		ambient = append(ambient, "spiffe://"+catest.TrustDomain+"/ns/"+zns+"/sa/"+sa)
+	}
+	// ztunnel renews every 10s; it is paused in the negative control after one last renewal.
+	zt := startZtunnel(t, m, caPool, "ztunnel-0", znode, 20*time.Second, ambient...)
+	var peers []peer
+	for _, a := range agents {
+		peers = append(peers, a)
+	}
+	for _, w := range zt.workloads {
+		peers = append(peers, w)
+	}
+	var ids []string
+	for _, p := range peers {
+		ids = append(ids, p.spiffeID())
+	}
 	catest.Eventually(t, 90*time.Second, "every agent wrote its certificate and anchors", func() error {
-		for _, a := range agents {
+		for _, a := range peers {
 			if _, err := a.identity(); err != nil {
 				return err
 			}
@@ -163,21 +186,21 @@ func TestPilotAgentHandshakesThroughARotation(t *testing.T) {
 	})
 
 	pm := &podMesh{mixes: map[mix]int{}}
-	addrs := make([]string, len(agents))
-	for i, a := range agents {
+	addrs := make([]string, len(peers))
+	for i, a := range peers {
 		addrs[i] = pm.serverFor(t, a, ids, names)
 	}
 	type pair struct{ from, to int }
 	var pairs []pair
 	long := map[pair]*tls.Conn{}
-	for i := range agents {
-		for j := range agents {
+	for i := range peers {
+		for j := range peers {
 			if i != j {
 				p := pair{i, j}
 				pairs = append(pairs, p)
-				conn, err := pm.dial(agents[i], agents[j], addrs[j], names)
+				conn, err := pm.dial(peers[i], peers[j], addrs[j], names)
 				if err != nil {
-					t.Fatalf("long-lived connection %s -> %s: %v", agents[i].name, agents[j].name, err)
+					t.Fatalf("long-lived connection %s -> %s: %v", peers[i].label(), peers[j].label(), err)
 				}
 				t.Cleanup(func() { conn.Close() })
 				long[p] = conn
@@ -195,7 +218,7 @@ func TestPilotAgentHandshakesThroughARotation(t *testing.T) {
 			case <-time.After(100 * time.Millisecond):
 			}
 			for _, p := range pairs {
-				conn, err := pm.dial(agents[p.from], agents[p.to], addrs[p.to], names)
+				conn, err := pm.dial(peers[p.from], peers[p.to], addrs[p.to], names)
 				if err == nil {
 					conn.Close()
 				}
@@ -224,7 +247,7 @@ func TestPilotAgentHandshakesThroughARotation(t *testing.T) {
 	// leaf first chained to it, when the first bundle lost the old root.
 	var firstNewLeaf, allBundlesNew, allLeavesNew, firstWithoutOld time.Time
 	watch := func() {
-		leaves, bundles := filesState(t, agents, names, pools)
+		leaves, bundles := filesState(t, peers, names, pools)
 		now := time.Now()
 		set := func(at *time.Time, cond bool) {
 			if at.IsZero() && cond {
@@ -252,9 +275,9 @@ func TestPilotAgentHandshakesThroughARotation(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	startRotation(t, c, newCA.Root, oldCA.Root)
 	advance("the bundle gate opens", rotation.PhaseActivated)
-	if _, bundles := filesState(t, agents, names, pools); slices.ContainsFunc(bundles, func(b string) bool {
+	if _, bundles := filesState(t, peers, names, pools); slices.ContainsFunc(bundles, func(b string) bool {
 		return b != "new+old"
-	}) || c.Progress().HoldingNext != 3 {
+	}) || c.Progress().HoldingNext != len(peers) {
 		t.Fatalf("gate opened with bundles %q on disk, meshca counting %d holding the new root", bundles,
 			c.Progress().HoldingNext)
 	}
@@ -264,7 +287,7 @@ func TestPilotAgentHandshakesThroughARotation(t *testing.T) {
 	advance("the leaf gate opens", rotation.PhaseRetiring)
 	catest.Eventually(t, 90*time.Second, "every bundle holds only the new root", func() error {
 		watch()
-		if _, bundles := filesState(t, agents, names, pools); !every(bundles, "new") {
+		if _, bundles := filesState(t, peers, names, pools); !every(bundles, "new") {
 			return fmt.Errorf("bundles %q", bundles)
 		}
 		return nil
@@ -287,7 +310,12 @@ func TestPilotAgentHandshakesThroughARotation(t *testing.T) {
 				want.bundle, pm.mixes)
 		}
 	}
-	negativeControl(t, agents, addrs[2], names, c, func() error { return thirdCA.WriteDir(cacerts) },
+	if p := c.Progress(); p.Holders != len(peers) || p.Coarse != 0 {
+		t.Errorf("meshca counts %d holders (%d coarse), want the %d pods and ztunnel identities", p.Holders,
+			p.Coarse, len(peers))
+	}
+	t.Logf("ztunnel: %d failed requests (retried)", zt.errs.Load())
+	negativeControl(t, agents, zt, addrs[2], names, c, func() error { return thirdCA.WriteDir(cacerts) },
 		newCA.Root, thirdCA.Root, pm)
 }
 
@@ -298,13 +326,20 @@ func first(errs []error) error {
 	return errs[0]
 }
 
-// negativeControl stops pod c's agent (SIGSTOP) and starts a rotation to third: c holds the bundle gate and is
-// named; forced past it, with cacerts switched (switchCA), pod a's leaf from the third CA fails c's
-// verification as from an unknown authority.
-func negativeControl(t *testing.T, agents []*podAgent, addrC string, names func(*x509.Certificate) string,
-	c *rotation.Controller, switchCA func() error, cur, third *x509.Certificate, pm *podMesh) {
+// negativeControl stops pod c's agent (SIGSTOP) and the ztunnel (after one last renewal) and starts a rotation
+// to third: c and the ztunnel's identities hold the bundle gate and are named, with their kind and node; forced
+// past them, with cacerts switched (switchCA), pod a's leaf from the third CA fails c's verification as from an
+// unknown authority.
+func negativeControl(t *testing.T, agents []*podAgent, zt *ztunnelAgent, addrC string,
+	names func(*x509.Certificate) string, c *rotation.Controller, switchCA func() error,
+	cur, third *x509.Certificate, pm *podMesh) {
 	t.Helper()
 	stuck := agents[2]
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := zt.pause(ctx); err != nil {
+		t.Fatalf("ztunnel's last renewal: %v", err)
+	}
 	if err := syscall.Kill(-stuck.pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -319,10 +354,21 @@ func negativeControl(t *testing.T, agents []*podAgent, addrC string, names func(
 		}
 		return nil
 	})
+	want := map[string]rotation.Laggard{stuck.name: {Kind: rotation.HolderPod, Namespace: "default",
+		Node: "node-" + stuck.name}}
+	for _, w := range zt.workloads {
+		id, _ := strings.CutPrefix(w.id, "spiffe://"+catest.TrustDomain+"/ns/")
+		ns, _, _ := strings.Cut(id, "/")
+		want[w.label()] = rotation.Laggard{Kind: rotation.HolderNodeAgent, Namespace: ns, Node: zt.node}
+	}
 	p := c.Progress()
-	if p.HoldingNext != 2 || len(p.Laggards) != 1 || p.Laggards[0].Identity != stuck.name ||
-		p.Laggards[0].Node != "node-"+stuck.name {
-		t.Fatalf("the stopped pod must hold the gate and be named: %+v", p)
+	got := map[string]rotation.Laggard{}
+	for _, l := range p.Laggards {
+		got[l.Identity] = rotation.Laggard{Kind: l.Kind, Namespace: l.Namespace, Node: l.Node}
+	}
+	if p.HoldingNext != 2 || !maps.Equal(got, want) {
+		t.Fatalf("the stopped pod and ztunnel must hold the gate and be named: %d hold the third root, "+
+			"laggards %v, want %v", p.HoldingNext, got, want)
 	}
 	if err := do(c, rotation.Change{Action: rotation.ActionAdvance}); !errors.Is(err, rotation.ErrGateClosed) {
 		t.Fatalf("advance past the stopped pod: %v, want ErrGateClosed", err)

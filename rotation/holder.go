@@ -2,8 +2,8 @@ package rotation
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
-	"hash/maphash"
 	"sync"
 
 	"github.com/meshca/meshca/ca"
@@ -25,40 +25,41 @@ const (
 // maxName bounds a holder's name as recorded; longer names are cut.
 const maxName = 255
 
-// holderOf returns the kind of res's holder, its namespace, node (may be empty) and display name, and adds
-// its key to h. The strings are not copied.
-func holderOf(res *ca.Result, h *maphash.Hash) (kind HolderKind, ns, node, name string) {
+// holderOf returns the kind of res's holder, its namespace, node (may be empty) and display name, and its key
+// material appended to key. The strings are not copied.
+func holderOf(res *ca.Result, key []byte) (kind HolderKind, ns, node, name string, _ []byte) {
 	id := res.Identity
 	c := res.Caller
 	switch {
 	case c != nil && c.PodUID != "" && res.Impersonated:
-		h.WriteByte('z')
-		h.WriteString(c.PodUID)
-		h.WriteByte(0)
-		writeIdentity(h, res)
+		key = append(append(append(key, 'z'), c.PodUID...), 0)
 		// The workload's namespace, the node agent's node: that is where the workload runs.
-		return HolderNodeAgent, id.Namespace, c.NodeName, c.Namespace + "/" + c.PodName + " for " + id.String()
+		return HolderNodeAgent, id.Namespace, c.NodeName, c.Namespace + "/" + c.PodName + " for " + id.String(),
+			appendIdentity(key, res)
 	case c != nil && c.PodUID != "":
-		h.WriteByte('p')
-		h.WriteString(c.PodUID)
-		return HolderPod, c.Namespace, c.NodeName, c.PodName
+		return HolderPod, c.Namespace, c.NodeName, c.PodName, append(append(key, 'p'), c.PodUID...)
 	default:
-		h.WriteByte('i')
-		writeIdentity(h, res)
 		node = ""
 		if c != nil {
 			node = c.NodeName
 		}
-		return HolderIdentity, id.Namespace, node, id.String()
+		return HolderIdentity, id.Namespace, node, id.String(), appendIdentity(append(key, 'i'), res)
 	}
 }
 
-func writeIdentity(h *maphash.Hash, res *ca.Result) {
-	h.WriteString(res.Identity.TrustDomain)
-	h.WriteByte(0)
-	h.WriteString(res.Identity.Namespace)
-	h.WriteByte(0)
-	h.WriteString(res.Identity.ServiceAccount)
+func appendIdentity(key []byte, res *ca.Result) []byte {
+	key = append(append(key, res.Identity.TrustDomain...), 0)
+	key = append(append(key, res.Identity.Namespace...), 0)
+	return append(key, res.Identity.ServiceAccount...)
+}
+
+// holderKey is the key of a holder's record: the first 64 bits of the SHA-256 of its key material. It is the
+// same on every replica, so that replicas can speak of one holder (exchange.go); a second holder with a given
+// key costs about 2^64 hashes to find, and a chance collision among 100k holders has a probability near
+// 3·10⁻¹⁰ (it would merge two records, the newer winning).
+func holderKey(material []byte) uint64 {
+	sum := sha256.Sum256(material)
+	return binary.BigEndian.Uint64(sum[:8])
 }
 
 // interner numbers strings (namespaces, nodes, trust bundles, CAs) for compact records. Index 0 is the empty

@@ -42,7 +42,7 @@ func (m *collector) Describe(ch chan<- *prometheus.Desc) {
 
 func (m *collector) Collect(ch chan<- prometheus.Metric) {
 	s := m.c.State()
-	p := m.c.tracker.Progress(s.Generation, s.Phase)
+	p := m.c.progressOf(s)
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}

@@ -36,6 +36,11 @@ type Progress struct {
 	ByNode      []Count   `json:"byNode,omitempty"`
 	// CAs counts the unexpired leaves by the CA that issued them.
 	CAs []Count `json:"cas,omitempty"`
+
+	// lagging are the laggards at the gate the phase's advance needs (exchangeGate), at most maxExchange, for
+	// the other replicas to answer (exchange.go).
+	lagging        []holderRef
+	laggingOverdue []bool
 }
 
 // GateProgress is one gate's progress: Done of Holders have what it needs; of the others, Lagging will
@@ -95,6 +100,8 @@ type Laggard struct {
 	Overdue     bool      `json:"overdue,omitempty"`
 	// Bundle is the version (meshca's number, in order of first use) of the trust bundle it last received.
 	Bundle int `json:"bundle,omitempty"`
+
+	ref holderRef // its record, for the other replicas' answers
 }
 
 // Count is how many holders (or leaves) a namespace, node or CA has.

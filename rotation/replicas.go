@@ -29,6 +29,15 @@ type ReplicaReport struct {
 	// LeafNext counts the holders whose leaf chains to the next root (the rollback from publishing needs 0).
 	LeafNext int `json:"leafNext"`
 	Holders  int `json:"holders"`
+	// Complete is the tracker's (Progress.Complete): a closed Gate is then down to laggards alone.
+	Complete bool `json:"complete,omitempty"`
+	// Lagging lists the laggards at the gate the advance needs (exchange.go), at most maxExchange; LaggingAll
+	// says the list holds all of them.
+	Lagging    []string `json:"lagging,omitempty"`
+	LaggingAll bool     `json:"laggingAll,omitempty"`
+	// Answers lists the other replicas' laggards for which this replica holds a later record that has what
+	// the gate needs.
+	Answers []string `json:"answers,omitempty"`
 }
 
 func (c *Controller) replicasName() string { return c.cfg.ConfigMap + "-replicas" }
@@ -37,9 +46,16 @@ func (c *Controller) replicasName() string { return c.cfg.ConfigMap + "-replicas
 func (c *Controller) report(ctx context.Context, s *State) error {
 	p := c.tracker.Progress(s.Generation, s.Phase)
 	r := ReplicaReport{Generation: s.Generation, Phase: s.Phase, At: c.cfg.Now().UTC(), LeafNext: p.LeafNext,
-		Holders: p.Holders}
+		Holders: p.Holders, Complete: p.Complete}
 	if err := s.Gate(p); err != nil && s.Phase != PhaseIdle {
 		r.Gate = bounded(err.Error())
+	}
+	if others, _, err := c.readReports(ctx); err == nil {
+		c.fill(&r, p, s, others)
+		c.answers.Store(&answerSet{generation: s.Generation, set: c.answered(others, s)})
+	} else {
+		c.log.Warn("rotation: the other replicas' reports were not read; their laggards stay unanswered",
+			"error", err)
 	}
 	val, err := json.Marshal(r)
 	if err != nil {
@@ -72,24 +88,23 @@ func (c *Controller) replicaProblems(ctx context.Context, s *State, back bool) (
 	if c.cfg.Client == nil {
 		return nil, nil
 	}
-	cm, err := c.cfg.Client.CoreV1().ConfigMaps(c.cfg.LeaseNamespace).Get(ctx, c.replicasName(), metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, nil
-	}
+	reports, unreadable, err := c.readReports(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("rotation: read the replicas' reports: %w", err)
+		return nil, err
 	}
 	now := c.cfg.Now()
-	stale := 3*c.cfg.PollInterval + c.cfg.lease().LeaseDuration
+	stale := c.staleAfter()
 	var out []string
-	for id, raw := range cm.Data {
+	for _, id := range unreadable {
+		out = append(out, fmt.Sprintf("replica %.64s: unreadable report", id))
+	}
+	var set map[string]bool
+	for id, r := range reports {
 		if id == c.cfg.Identity {
 			continue
 		}
-		var r ReplicaReport
-		if err := json.Unmarshal([]byte(raw), &r); err != nil {
-			out = append(out, fmt.Sprintf("replica %.64s: unreadable report", id))
-			continue
+		if !back && r.Gate != "" && set == nil {
+			set = c.answered(reports, s)
 		}
 		switch {
 		case now.Sub(r.At) > stale:
@@ -102,12 +117,34 @@ func (c *Controller) replicaProblems(ctx context.Context, s *State, back bool) (
 				r.Generation, s.Generation))
 		case back && r.LeafNext > 0:
 			out = append(out, fmt.Sprintf("replica %.64s: %d holders have a leaf from the next CA", id, r.LeafNext))
-		case !back && r.Gate != "":
+		case !back && r.Gate != "" && !c.allAnswered(r, s, set):
 			out = append(out, fmt.Sprintf("replica %.64s: %s", id, r.Gate))
 		}
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// readReports returns the replicas' reports by identity, and the identities whose report is unreadable.
+func (c *Controller) readReports(ctx context.Context) (map[string]ReplicaReport, []string, error) {
+	cm, err := c.cfg.Client.CoreV1().ConfigMaps(c.cfg.LeaseNamespace).Get(ctx, c.replicasName(), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("rotation: read the replicas' reports: %w", err)
+	}
+	reports := map[string]ReplicaReport{}
+	var unreadable []string
+	for id, raw := range cm.Data {
+		var r ReplicaReport
+		if err := json.Unmarshal([]byte(raw), &r); err != nil {
+			unreadable = append(unreadable, id)
+			continue
+		}
+		reports[id] = r
+	}
+	return reports, unreadable, nil
 }
 
 // replicasGate is replicaProblems as an ErrGateClosed.

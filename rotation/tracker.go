@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/pem"
-	"hash/maphash"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,7 +39,6 @@ type Tracker struct {
 	max     int64
 	started time.Time
 	now     func() time.Time
-	seed    maphash.Seed
 	target  atomic.Pointer[target]
 
 	shards  [nShards]shard
@@ -129,7 +127,7 @@ func (c *caTable) id(chain []*x509.Certificate) uint16 {
 // NewTracker returns a Tracker for cfg.
 func NewTracker(cfg TrackerConfig) *Tracker {
 	t := &Tracker{maxLife: cfg.MaxLifetime, max: int64(cfg.MaxIdentities), started: cfg.Started, now: cfg.Now,
-		seed: maphash.MakeSeed(), ns: newInterner(1 << 15), nodes: newInterner(1 << 15),
+		ns: newInterner(1 << 15), nodes: newInterner(1 << 15),
 		bundles: newInterner(1 << 10), prefixes: newInterner(1 << 15)}
 	t.cas = caTable{in: newInterner(1 << 10), names: []string{""}, roots: [][]byte{nil}}
 	if t.max <= 0 {
@@ -168,10 +166,9 @@ func (t *Tracker) ObserveResult(res *ca.Result) {
 	if len(res.Chain) == 0 {
 		return
 	}
-	var h maphash.Hash
-	h.SetSeed(t.seed)
-	kind, ns, node, name := holderOf(res, &h)
-	key := h.Sum64()
+	var buf [128]byte
+	kind, ns, node, name, material := holderOf(res, buf[:0])
+	key := holderKey(material)
 	now := t.now().Unix()
 	r := record{notAfter: clampUnix(res.Chain[0].NotAfter.Unix()), renewed: clampUnix(now),
 		bundle: t.bundles.bytesID(res.TrustBundle), ca: t.cas.id(res.Chain), ns: t.ns.id(ns),
