@@ -197,7 +197,7 @@ var mutations = []struct {
 	{"scanned CA certificates are grouped per copy", "MeshcaScannedCACertificateExpiringSoon",
 		"min by (cluster, subject, serial)", "min by (cluster, namespace, subject, serial)"},
 	{"scanned certificates include CAs", "MeshcaScannedCertificateExpiring", `{ca="false"}`, ""},
-	{"overdue holders are taken from any replica", "MeshcaRotationHoldersOverdue", "min without", "max without"},
+	{"a holder overdue on one replica only is enough", "MeshcaRotationHoldersOverdue", "max without", "min without"},
 }
 
 // A broken rule fails the promtool tests: every alert made never to fire, and each targeted mutation, is
