@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/catest"
@@ -89,3 +91,33 @@ func TestFailedAuthenticationsAreChargedToTheSource(t *testing.T) {
 }
 
 func errorOf(_ *ca.Result, err error) error { return err }
+
+// A node agent acting for workloads (ImpersonatedIdentity) is charged per workload, so a node full of pods
+// starting at once is not throttled as one caller; each workload still has only its own budget.
+func TestANodeAgentIsChargedPerWorkload(t *testing.T) {
+	dir, _ := catest.FileCA(t)
+	i, dev := impersonationIssuer(t, ca.Config{Limits: ca.Limits{PerCallerRate: 0.001, PerCallerBurst: 2},
+		Impersonator: &nodeRule{}, Backends: []ca.NamedBackend{{Name: "file", Backend: catest.FileBackend(t, dir,
+			nil)}}, Logger: catest.DiscardLogger(), Registerer: prometheus.NewRegistry()})
+	tok, err := dev.Mint(devtoken.Claims{Namespace: "istio-system", ServiceAccount: "ztunnel", PodName: "ztunnel-0",
+		PodUID: "ztunnel-0-uid", NodeName: "node-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actFor := func(sa string) error {
+		id := "spiffe://cluster.local/ns/default/sa/" + sa
+		c, _ := catest.WorkloadCSR(t, id)
+		return errorOf(i.Issue(context.Background(), &ca.Request{Credentials: authn.Request{Token: tok}, CSR: c,
+			ImpersonatedIdentity: id}))
+	}
+	for _, sa := range []string{"a", "b", "c"} {
+		for n := range 2 {
+			if err := actFor(sa); err != nil {
+				t.Fatalf("ztunnel for %s, request %d: %v; want each workload its own budget", sa, n+1, err)
+			}
+		}
+	}
+	if err := actFor("a"); !errors.Is(err, ca.ErrRateLimited) {
+		t.Fatalf("ztunnel for a, beyond its budget: %v, want ErrRateLimited", err)
+	}
+}
