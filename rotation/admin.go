@@ -90,7 +90,7 @@ var errKinds = []struct {
 // Status reports the rotation as this replica sees it.
 func (c *Controller) Status() *Status {
 	s := c.State()
-	p := c.progressOf(s)
+	p := withPeers(c.progressOf(s), c.peers.Load())
 	st := &Status{State: s, Progress: p, Leading: c.Leading(), Identity: c.cfg.Identity, SwitchesCA: c.SwitchesCA()}
 	if next, err := s.Next(); err == nil {
 		st.Next = next

@@ -94,8 +94,9 @@ type Controller struct {
 	elector *leader.Elector // nil for a file
 	events  *events         // nil for a file
 	forced  prometheus.Counter
-	answers atomic.Pointer[answerSet] // the other replicas' answers at the last report
-	mu      sync.Mutex                // serialises changes made by this replica
+	answers atomic.Pointer[answerSet]    // the other replicas' answers at the last report
+	peers   atomic.Pointer[peerLaggards] // the other replicas' named laggards at the last report
+	mu      sync.Mutex                   // serialises changes made by this replica
 }
 
 type loaded struct {
@@ -224,8 +225,11 @@ func (c *Controller) WithdrawnRoots() []*x509.Certificate { return c.state.Load(
 func (c *Controller) LifetimeCap() time.Duration { return c.state.Load().s.LifetimeCap() }
 
 // Progress reports on the state in force: this replica's records, with the laggards that another replica
-// holds a later record for (as answered at this replica's last report) counted as done.
-func (c *Controller) Progress() *Progress { return c.progressOf(c.State()) }
+// holds a later record for (as answered at this replica's last report) counted as done, and the laggards the
+// other replicas name added to those it names (peers.go).
+func (c *Controller) Progress() *Progress {
+	return withPeers(c.progressOf(c.State()), c.peers.Load())
+}
 
 // progressOf is Progress for state s.
 func (c *Controller) progressOf(s *State) *Progress {

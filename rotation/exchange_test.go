@@ -81,16 +81,18 @@ func TestReplicasAnswerEachOthersLaggards(t *testing.T) {
 		t.Fatalf("advance while \"late\" lacks the next root: %v, want ErrGateClosed", err)
 	}
 	// Status and metrics count the answered laggards as holding the next root: every holder at the leader
-	// ("back" answered), all but "late" at the other replica ("moved" answered).
+	// ("back" answered), all but "late" at the other replica ("moved" answered). Both name "late": the
+	// leader as seen by the other replica (peers.go).
+	otherID := other.c.Status().Identity
 	for _, c := range []struct {
 		r    *replica
 		done int
 		lag  []string
-	}{{lead, 3, nil}, {other, 2, []string{"web-late"}}} {
+	}{{lead, 3, []string{"web-late@" + otherID}}, {other, 2, []string{"web-late@"}}} {
 		p := c.r.c.Progress()
 		var names []string
 		for _, l := range p.Laggards {
-			names = append(names, l.Identity)
+			names = append(names, l.Identity+"@"+l.Replica)
 		}
 		if p.Holders != 3 || p.HoldingNext != c.done || !slices.Equal(names, c.lag) {
 			t.Errorf("%s: %d of %d holders hold the next root, laggards %v; want %d, laggards %v",

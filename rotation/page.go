@@ -44,10 +44,12 @@ th,td{border:1px solid #999;padding:.2em .6em;text-align:left}th{background:#eee
 {{end}}</tbody></table>
 <h2>Laggards</h2>
 {{if .P.Laggards}}<table id="laggards"><thead><tr><th>Holder</th><th>Kind</th><th>Namespace</th><th>Node</th>
-<th>Last renewal</th><th>Next renewal</th><th>Certificate expires</th><th>Status</th></tr></thead><tbody>
+<th>Last renewal</th><th>Next renewal</th><th>Certificate expires</th><th>Status</th><th>Seen by</th></tr></thead>
+<tbody>
 {{range .P.Laggards}}<tr><td>{{.Identity}}</td><td>{{.Kind}}</td><td>{{.Namespace}}</td><td>{{.Node}}</td>
 <td>{{when .LastRenewal}}</td><td>{{when .NextRenewal}}</td><td>{{when .NotAfter}}</td>
-<td{{if .Overdue}} class="overdue"{{end}}>{{if .Overdue}}overdue{{else}}lagging{{end}}</td></tr>
+<td{{if .Overdue}} class="overdue"{{end}}>{{if .Overdue}}overdue{{else}}lagging{{end}}</td>
+<td>{{if .Replica}}{{.Replica}}{{else}}this replica{{end}}</td></tr>
 {{end}}</tbody></table>
 <table id="namespaces"><thead><tr><th>Namespace</th><th>Laggards</th></tr></thead><tbody>
 {{range .P.ByNamespace}}<tr><td>{{.Name}}</td><td>{{.Count}}</td></tr>{{end}}</tbody></table>

@@ -100,6 +100,8 @@ type Laggard struct {
 	Overdue     bool      `json:"overdue,omitempty"`
 	// Bundle is the version (meshca's number, in order of first use) of the trust bundle it last received.
 	Bundle int `json:"bundle,omitempty"`
+	// Replica is the replica whose records name it, when another replica's (peers.go); empty for this one's.
+	Replica string `json:"replica,omitempty"`
 
 	ref holderRef // its record, for the other replicas' answers
 }

@@ -38,6 +38,9 @@ type ReplicaReport struct {
 	// Answers lists the other replicas' laggards for which this replica holds a later record that has what
 	// the gate needs.
 	Answers []string `json:"answers,omitempty"`
+	// Laggards are the laggards this replica names (Progress.Laggards, its own records, answered ones left
+	// out), for the other replicas' status (peers.go).
+	Laggards []Laggard `json:"laggards,omitempty"`
 }
 
 func (c *Controller) replicasName() string { return c.cfg.ConfigMap + "-replicas" }
@@ -53,6 +56,8 @@ func (c *Controller) report(ctx context.Context, s *State) error {
 	if others, _, err := c.readReports(ctx); err == nil {
 		c.fill(&r, p, s, others)
 		c.answers.Store(&answerSet{generation: s.Generation, set: c.answered(others, s)})
+		c.peers.Store(c.peersOf(others, s))
+		r.Laggards = c.progressOf(s).Laggards
 	} else {
 		c.log.Warn("rotation: the other replicas' reports were not read; their laggards stay unanswered",
 			"error", err)

@@ -56,6 +56,9 @@ func (p *Progress) WriteText(w io.Writer) error {
 		if l.Overdue {
 			ew.printf(" (OVERDUE: past its renewal time)")
 		}
+		if l.Replica != "" {
+			ew.printf(" [seen by replica %s]", l.Replica)
+		}
 		ew.printf("\n")
 	}
 	for _, by := range []struct {
