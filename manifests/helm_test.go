@@ -63,6 +63,7 @@ var valueSets = []struct {
 	{"Istio's ClusterTrustBundle names", []string{"--set", "app.trustBundle.istioClusterTrustBundle=true"},
 		"overlays/istio-trust-bundle", false},
 	{"the Kubernetes CSR signer", []string{"--set", "app.k8sSigner.enabled=true"}, "overlays/k8s-signer", false},
+	{"root rotation with replicas", []string{"--set", "app.rotation.enabled=true"}, "overlays/root-rotation", false},
 	{"most values changed", []string{"--values", "testdata/helm/custom-values.yaml"}, "", true},
 }
 

@@ -25,3 +25,14 @@ var K8sSignerRBAC []byte
 //
 //go:embed components/istio-trust-bundle/rbac.yaml
 var IstioTrustBundleRBAC []byte
+
+// RootRotationRBAC is components/root-rotation/rbac.yaml: the Role and binding a root rotation with replicas
+// (rotation.configMap) needs beyond RBAC.
+//
+//go:embed components/root-rotation/rbac.yaml
+var RootRotationRBAC []byte
+
+// RootRotationConfig is components/root-rotation/config.yaml: base/config.yaml plus the rotation: section.
+//
+//go:embed components/root-rotation/config.yaml
+var RootRotationConfig []byte

@@ -307,6 +307,7 @@ func TestSecretAccess(t *testing.T) {
 		"overlays/multicluster":       {"cacerts", "*", "meshca-revocations"},
 		"overlays/k8s-signer":         {"cacerts", "meshca-revocations"},
 		"overlays/istio-trust-bundle": {"cacerts", "meshca-revocations"},
+		"overlays/root-rotation":      {"cacerts", "meshca-revocations"},
 	}
 	for _, dir := range kustomizations(t) {
 		t.Run(dir, func(t *testing.T) {

@@ -81,5 +81,9 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- $cfg := dict "issuance" $issuance "server" $server "authn" $authn "backends" (list $backend)
     "kubernetes" $kube "trustBundle" $tb "crl" $crl -}}
 {{- if $a.expiryScanner.enabled }}{{ $_ := set $cfg "expiry" (dict "scan" (dict "kubernetes" (dict))) }}{{ end -}}
+{{- if $a.rotation.enabled -}}
+{{- $_ := set $cfg "rotation" (dict "configMap" "meshca-rotation" "leaseNamespace" $ns "leaseName" "meshca-rotation"
+    "adminAddr" "127.0.0.1:15017") -}}
+{{- end -}}
 {{- toYaml (mergeOverwrite $cfg (deepCopy $a.config)) -}}
 {{- end }}
