@@ -47,14 +47,19 @@ type scan struct {
 	refOverdue []bool      // per entry of refs: overdue
 	coarse     int
 	eta, worst [2]int64
+	answered   map[string]bool // laggards at xgate another replica answered: done
 }
 
 // Progress reports on the current target for a state at generation gen in phase ph, dropping the records of
 // expired certificates. It locks one shard at a time.
-func (t *Tracker) Progress(gen uint64, ph Phase) *Progress {
+func (t *Tracker) Progress(gen uint64, ph Phase) *Progress { return t.progress(gen, ph, nil) }
+
+// progress is Progress with the laggards at the exchange gate that another replica answered (answered, by
+// holderRef) counted as done: not lagging or overdue, not named or counted by namespace or node, not listed.
+func (t *Tracker) progress(gen uint64, ph Phase, answered map[string]bool) *Progress {
 	now := t.now()
 	tg := t.target.Load()
-	sc := &scan{now: now.Unix(), gate: gateOf(ph), xgate: exchangeGate(ph)}
+	sc := &scan{now: now.Unix(), gate: gateOf(ph), xgate: exchangeGate(ph), answered: answered}
 	for _, b := range t.bundles.all() {
 		sc.holds = append(sc.holds, tg.pem != nil && strings.Contains(b, string(tg.pem)))
 	}
@@ -137,7 +142,8 @@ func (sc *scan) add(s *shard, k uint64, r record) {
 	for i := range sc.gates {
 		g := &sc.gates[i]
 		g.Holders++
-		if done[i] {
+		if done[i] || g.Name == sc.xgate && len(sc.answered) > 0 &&
+			sc.answered[holderRef{key: k, renewed: r.renewed}.String()] {
 			g.Done++
 			continue
 		}

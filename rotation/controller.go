@@ -233,11 +233,10 @@ func (c *Controller) Progress() *Progress {
 
 // progressOf is Progress for state s.
 func (c *Controller) progressOf(s *State) *Progress {
-	p := c.tracker.Progress(s.Generation, s.Phase)
 	if a := c.answers.Load(); a != nil && a.generation == s.Generation {
-		p = credit(p, exchangeGate(s.Phase), a.set)
+		return c.tracker.progress(s.Generation, s.Phase, a.set)
 	}
-	return p
+	return c.tracker.Progress(s.Generation, s.Phase)
 }
 
 // Do carries out ch on the stored state, if this replica leads: the gates read this replica's progress.

@@ -99,6 +99,14 @@ func TestReplicasAnswerEachOthersLaggards(t *testing.T) {
 				c.r.c.Status().Identity, p.HoldingNext, p.Holders, names, c.done, c.lag)
 		}
 	}
+	// The leader counts the other replica's laggard by namespace too; each replica's leaves by CA are summed.
+	lp, op := lead.c.Progress(), other.c.Progress()
+	if n := countSum(lp.ByNamespace); n != 1 {
+		t.Errorf("the leader counts %d laggards by namespace (%v), want the other replica's one", n, lp.ByNamespace)
+	}
+	if l, o := countSum(lp.CAs), countSum(op.CAs); l != 6 || o != 6 {
+		t.Errorf("leaves by CA: the leader counts %d, the other replica %d; want both replicas' 3 + 3", l, o)
+	}
 	other.observe(t, oldCA, "late", oldCA, newCA)
 	catest.Eventually(t, 10*time.Second, "the gate opens once every holder's latest renewal has the next root",
 		func() error {
@@ -107,4 +115,11 @@ func TestReplicasAnswerEachOthersLaggards(t *testing.T) {
 			}
 			return nil
 		})
+}
+
+func countSum(cs []rotation.Count) (n int) {
+	for _, c := range cs {
+		n += c.Count
+	}
+	return n
 }

@@ -33,3 +33,34 @@ func TestWithPeersNamesEveryReplicasLaggardsOnce(t *testing.T) {
 		t.Fatal("laggards read for another generation were added")
 	}
 }
+
+// withPeers sums the counts by namespace, node and CA, and takes each gate's latest ETA and Latest, without
+// touching the gates' holder counts.
+func TestWithPeersSumsCountsAndTakesTheLatestETA(t *testing.T) {
+	at := time.Unix(1_900_000_000, 0).UTC()
+	own := &Progress{Generation: 3, At: at,
+		ByNamespace: []Count{{"default", 2}, {"pay", 1}}, ByNode: []Count{{"node-a", 3}},
+		CAs: []Count{{"old", 10}, {"new", 5}},
+		Gates: []GateProgress{{Name: GateBundle, Holders: 15, Done: 12, ETA: at.Add(time.Minute),
+			Latest: at.Add(time.Hour)}}}
+	peers := &peerLaggards{generation: 3,
+		byNamespace: []Count{{"pay", 4}}, byNode: []Count{{"node-b", 4}}, cas: []Count{{"old", 1}, {"new", 7}},
+		gates: []GateProgress{{Name: GateBundle, ETA: at.Add(10 * time.Minute), Latest: at.Add(30 * time.Minute)}}}
+	got := withPeers(own, peers)
+	if want := []Count{{"pay", 5}, {"default", 2}}; !slices.Equal(got.ByNamespace, want) {
+		t.Errorf("by namespace %v, want %v", got.ByNamespace, want)
+	}
+	if want := []Count{{"node-b", 4}, {"node-a", 3}}; !slices.Equal(got.ByNode, want) {
+		t.Errorf("by node %v, want %v", got.ByNode, want)
+	}
+	if want := []Count{{"new", 12}, {"old", 11}}; !slices.Equal(got.CAs, want) {
+		t.Errorf("by CA %v, want %v", got.CAs, want)
+	}
+	g := got.Gates[0]
+	if !g.ETA.Equal(at.Add(10*time.Minute)) || !g.Latest.Equal(at.Add(time.Hour)) || g.Holders != 15 || g.Done != 12 {
+		t.Errorf("gate %+v; want the later ETA (10m), the later Latest (1h), the own counts", g)
+	}
+	if own.Gates[0].ETA != at.Add(time.Minute) || len(own.ByNamespace) != 2 || own.ByNamespace[1].Count != 1 {
+		t.Error("withPeers changed this replica's own progress")
+	}
+}

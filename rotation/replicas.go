@@ -41,6 +41,12 @@ type ReplicaReport struct {
 	// Laggards are the laggards this replica names (Progress.Laggards, its own records, answered ones left
 	// out), for the other replicas' status (peers.go).
 	Laggards []Laggard `json:"laggards,omitempty"`
+	// ByNamespace, ByNode and CAs are this replica's counts, and Gates its gates (for their ETA), as in its
+	// Progress.
+	ByNamespace []Count        `json:"byNamespace,omitempty"`
+	ByNode      []Count        `json:"byNode,omitempty"`
+	CAs         []Count        `json:"cas,omitempty"`
+	Gates       []GateProgress `json:"gates,omitempty"`
 }
 
 func (c *Controller) replicasName() string { return c.cfg.ConfigMap + "-replicas" }
@@ -57,7 +63,9 @@ func (c *Controller) report(ctx context.Context, s *State) error {
 		c.fill(&r, p, s, others)
 		c.answers.Store(&answerSet{generation: s.Generation, set: c.answered(others, s)})
 		c.peers.Store(c.peersOf(others, s))
-		r.Laggards = c.progressOf(s).Laggards
+		own := c.progressOf(s)
+		r.Laggards, r.ByNamespace, r.ByNode, r.CAs, r.Gates = own.Laggards, own.ByNamespace, own.ByNode, own.CAs,
+			own.Gates
 	} else {
 		c.log.Warn("rotation: the other replicas' reports were not read; their laggards stay unanswered",
 			"error", err)
