@@ -40,8 +40,9 @@ func TestCommonNameOnlyWhenItFits(t *testing.T) {
 				t.Fatal(err)
 			}
 			i, err := ca.New(ca.Config{Authenticator: j, Logger: catest.DiscardLogger(),
-				Backends: []ca.NamedBackend{{Name: "file", Backend: catest.FileBackend(t, dir, nil)}},
-				Policy:   ca.Policy{TrustDomain: "cluster.local", CommonName: tt.on}, Registerer: prometheus.NewRegistry()})
+				Backends:   []ca.NamedBackend{{Name: "file", Backend: catest.FileBackend(t, dir, nil)}},
+				Policy:     ca.Policy{TrustDomain: "cluster.local", CommonName: tt.on},
+				Registerer: prometheus.NewRegistry()})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -61,7 +61,9 @@ func addCounts(a, b []Count) []Count {
 	for name, n := range sum {
 		out = append(out, Count{Name: name, Count: n})
 	}
-	slices.SortFunc(out, func(x, y Count) int { return cmp.Or(cmp.Compare(y.Count, x.Count), cmp.Compare(x.Name, y.Name)) })
+	slices.SortFunc(out, func(x, y Count) int {
+		return cmp.Or(cmp.Compare(y.Count, x.Count), cmp.Compare(x.Name, y.Name))
+	})
 	return out[:min(len(out), maxLaggards)]
 }
 
