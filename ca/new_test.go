@@ -1,6 +1,8 @@
 package ca_test
 
 import (
+	"context"
+	"errors"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -8,6 +10,7 @@ import (
 	"github.com/meshca/meshca/ca"
 	"github.com/meshca/meshca/ca/authn"
 	"github.com/meshca/meshca/ca/catest"
+	"github.com/meshca/meshca/internal/devtoken"
 )
 
 // New refuses a configuration it cannot serve safely, and names what is wrong.
@@ -50,5 +53,31 @@ func TestNewRefusesBadConfig(t *testing.T) {
 				t.Fatalf("New = %v, %v; want the configuration refused", i != nil, err)
 			}
 		})
+	}
+}
+
+// Without a Logger (and Audit) New falls back to slog's default: issuing and refusing both work.
+func TestNewWithoutALogger(t *testing.T) {
+	dir, _ := catest.FileCA(t)
+	dev, err := devtoken.Generate("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := authn.NewJWT([]authn.TokenIssuer{{Issuer: dev.Issuer, Keys: dev.Keys()}}, authn.JWTOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	i, err := ca.New(ca.Config{Backends: []ca.NamedBackend{{Name: "file", Backend: catest.FileBackend(t, dir, nil)}},
+		Authenticator: j, Policy: ca.Policy{TrustDomain: "cluster.local"}, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := i.Issue(context.Background(), request(t, dev)); err != nil {
+		t.Fatalf("Issue without a logger: %v", err)
+	}
+	bad := request(t, dev)
+	bad.Credentials.Token = "x"
+	if _, err := i.Issue(context.Background(), bad); !errors.Is(err, authn.ErrUnauthenticated) {
+		t.Fatalf("a bad token without a logger: %v, want ErrUnauthenticated", err)
 	}
 }
