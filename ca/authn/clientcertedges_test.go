@@ -63,7 +63,8 @@ func TestClientCertEdges(t *testing.T) {
 		{"a certificate living maxTTL plus the 10m backdating allowance renews",
 			ca.leaf(t, now, leafOpts{life: 24*time.Hour + 10*time.Minute}, nil), nil},
 		{"a certificate living a second longer is refused",
-			ca.leaf(t, now, leafOpts{life: 24*time.Hour + 10*time.Minute + time.Second}, nil), authn.ErrUnauthenticated},
+			ca.leaf(t, now, leafOpts{life: 24*time.Hour + 10*time.Minute + time.Second}, nil),
+			authn.ErrUnauthenticated},
 		{"a certificate with a DNS and an IP SAN is refused",
 			ca.leaf(t, now, leafOpts{dns: []string{"sleep.default.svc"}}, ips), authn.ErrUnauthenticated},
 		{"a certificate with an IP and an email SAN is refused", ca.leaf(t, now, leafOpts{}, func(c *x509.Certificate) {
