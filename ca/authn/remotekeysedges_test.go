@@ -50,7 +50,8 @@ func TestNewRemoteKeysChecksItsConfig(t *testing.T) {
 		{"a JWKS URL alone is enough", authn.RemoteKeysConfig{JWKSURL: "https://k/jwks"}, true},
 		{"an issuer alone is enough", authn.RemoteKeysConfig{Issuer: "https://k"}, true},
 		{"an issuer with an https discovery URL is enough",
-			authn.RemoteKeysConfig{Issuer: "https://kubernetes.default.svc", DiscoveryURL: "https://10.0.0.1:6443"}, true},
+			authn.RemoteKeysConfig{Issuer: "https://kubernetes.default.svc", DiscoveryURL: "https://10.0.0.1:6443"},
+			true},
 		{"neither an issuer nor a JWKS URL is refused", authn.RemoteKeysConfig{}, false},
 		{"a discovery URL over plain http is refused",
 			authn.RemoteKeysConfig{Issuer: "https://k", DiscoveryURL: "http://10.0.0.1:6443"}, false},
@@ -104,7 +105,7 @@ func TestRemoteKeysTakeANewKeyOnFirstSight(t *testing.T) {
 		t.Fatal(err)
 	}
 	rotated := s.token(t, edgeIssuer, "k2") // adds k2 to the server's set
-	clock.Add(10 * time.Second)           // the default MinRefresh
+	clock.Add(10 * time.Second)             // the default MinRefresh
 	if _, err := j.Authenticate(ctx, &authn.Request{Token: rotated}); err != nil {
 		t.Fatalf("a token of the newly added key k2: %v, want it verified after one refresh", err)
 	}
