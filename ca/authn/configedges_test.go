@@ -16,7 +16,9 @@ import (
 // authFunc is an Authenticator made of a function.
 type authFunc func(ctx context.Context, req *authn.Request) (*authn.Caller, error)
 
-func (f authFunc) Authenticate(ctx context.Context, req *authn.Request) (*authn.Caller, error) { return f(ctx, req) }
+func (f authFunc) Authenticate(ctx context.Context, req *authn.Request) (*authn.Caller, error) {
+	return f(ctx, req)
+}
 
 // renewalDeps are the Deps of client-certificate renewal against ca.
 func renewalDeps(ca *renewalCA) authn.Deps {
