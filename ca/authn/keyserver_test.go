@@ -24,6 +24,7 @@ type keyServer struct {
 	keys      map[string]*ecdsa.PrivateKey
 	discovery string // the body of /.well-known/openid-configuration; empty: 404
 	bearer    string // the bearer token every request must carry, when set
+	jwks      string // the JWKS body, when set instead of the keys'
 	fail      atomic.Bool
 	hang      atomic.Bool // requests wait for the client to give up
 	fetches   atomic.Int64
@@ -56,6 +57,8 @@ func (s *keyServer) serve(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(s.discovery))
 	case r.URL.Path == "/.well-known/openid-configuration":
 		http.NotFound(w, r)
+	case s.jwks != "":
+		_, _ = w.Write([]byte(s.jwks))
 	default:
 		set := jose.JSONWebKeySet{}
 		for kid, k := range s.keys {
