@@ -1,10 +1,13 @@
 package csr_test
 
 import (
+	"crypto/x509/pkix"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 
+	"github.com/meshca/meshca/ca/catest"
 	"github.com/meshca/meshca/csr"
 )
 
@@ -29,5 +32,31 @@ func TestKeyUsageBitsPastTheNamedOnesAreRefused(t *testing.T) {
 		if !errors.Is(err, csr.ErrUnsupportedRequest) || r != nil {
 			t.Fatalf("keyUsage bit %d: %+v, %v; want ErrUnsupportedRequest", bit, r, err)
 		}
+	}
+}
+
+// TestSignatureRefusalNamesTheAlgorithm: a refused signature algorithm is named when crypto/x509 knows it
+// (so the caller knows what to change), and called unknown when it does not, rather than printed as its number.
+func TestSignatureRefusalNamesTheAlgorithm(t *testing.T) {
+	spiffe := []pkix.Extension{san(t, true, uriName(sleepID))}
+	sha1 := algSHA1WithRSA
+	unknown := algo(0, oidPrivate...)
+	unknown.garbage = true
+	tests := []struct {
+		name, mention string
+		in            []byte
+	}{
+		{"a SHA-1 RSA signature is named", "SHA1-RSA",
+			rawCSR{key: catest.RSAKey(t, 2048), exts: spiffe, alg: &sha1}.build(t)},
+		{"an algorithm crypto/x509 does not know is called unknown", "does not know",
+			rawCSR{exts: spiffe, alg: &unknown}.build(t)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := csr.Parse(tt.in)
+			if !errors.Is(err, csr.ErrKeyPolicy) || !strings.Contains(err.Error(), tt.mention) {
+				t.Fatalf("Parse: %v; want ErrKeyPolicy mentioning %q", err, tt.mention)
+			}
+		})
 	}
 }
