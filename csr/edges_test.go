@@ -2,6 +2,7 @@ package csr_test
 
 import (
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"errors"
 	"os"
 	"strings"
@@ -56,6 +57,39 @@ func TestSignatureRefusalNamesTheAlgorithm(t *testing.T) {
 			_, err := csr.Parse(tt.in)
 			if !errors.Is(err, csr.ErrKeyPolicy) || !strings.Contains(err.Error(), tt.mention) {
 				t.Fatalf("Parse: %v; want ErrKeyPolicy mentioning %q", err, tt.mention)
+			}
+		})
+	}
+}
+
+// TestExtensionRefusalNamesTheExtension: a refused extension request is named, by name when it is a known one
+// and by OID otherwise, and said to be critical when it is.
+func TestExtensionRefusalNamesTheExtension(t *testing.T) {
+	oidAIA := asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 1, 1}
+	tests := []struct {
+		name     string
+		ext      pkix.Extension
+		mentions []string
+		not      string
+	}{
+		{"a known extension is named", ext(t, oidAIA, false, []byte{0x30, 0}),
+			[]string{"extension authorityInfoAccess (1.3.6.1.5.5.7.1.1)"}, "critical"},
+		{"an unknown critical extension is shown by OID", ext(t, oidPrivate, true, []byte{5, 0}),
+			[]string{"critical extension 1.3.6.1.4.1.99999.1"}, "99999.1)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := csr.Parse(withSPIFFE(t, tt.ext))
+			if !errors.Is(err, csr.ErrUnsupportedRequest) {
+				t.Fatalf("Parse: %v, want ErrUnsupportedRequest", err)
+			}
+			for _, m := range tt.mentions {
+				if !strings.Contains(err.Error(), m) {
+					t.Errorf("%q does not mention %q", err, m)
+				}
+			}
+			if strings.Contains(err.Error(), tt.not) {
+				t.Errorf("%q mentions %q", err, tt.not)
 			}
 		})
 	}
