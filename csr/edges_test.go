@@ -94,3 +94,23 @@ func TestExtensionRefusalNamesTheExtension(t *testing.T) {
 		})
 	}
 }
+
+// TestNamesTakeTheEdgesOfTheirAlphabet: the first and last letter and digit are allowed in namespaces and
+// service-account names; the characters just outside them are not.
+func TestNamesTakeTheEdgesOfTheirAlphabet(t *testing.T) {
+	tests := []struct {
+		name string
+		id   csr.Identity
+		ok   bool
+	}{
+		{"a, z, 0 and 9 are allowed", csr.Identity{"td", "a09z", "z90a.0-9"}, true},
+		{"the characters next to them are not", csr.Identity{"td", "a`{/:", "sa"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.id.Validate(); (err == nil) != tt.ok || (err != nil && !errors.Is(err, csr.ErrInvalidID)) {
+				t.Fatalf("Validate(%+v) = %v, want ok=%v", tt.id, err, tt.ok)
+			}
+		})
+	}
+}
