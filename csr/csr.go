@@ -126,7 +126,8 @@ func ParseRawWith(der []byte, opts Options) (*Request, error) {
 		}
 	}
 	if c.Version != 0 {
-		return nil, fmt.Errorf("%w: CSR version %d; PKCS #10 defines only version 1 (0)", ErrInvalidCSR, c.Version+1)
+		return nil, fmt.Errorf("%w: CSR version field %d; PKCS #10 defines only version 1, encoded as 0", ErrInvalidCSR,
+			c.Version)
 	}
 	exts, err := extensionRequest(c.RawTBSCertificateRequest)
 	if err != nil {
