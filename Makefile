@@ -118,9 +118,11 @@ fuzz:
 ## make test. Prints efficacy (killed / (killed + lived)) and mutant coverage per package.
 ## Each package is mutated alone: -E '/' leaves out the files of its sub-packages, which have their own entry.
 MUTATE_PKGS ?= csr ca ca/authn ca/authn/kube backends backends/file crl
+## MUTATE_EXCLUDE widens -E (a regexp of files left alone); docs/benchmarks.md gives the one its ca figures used.
+MUTATE_EXCLUDE ?= /
 mutate:
 	@g=$$(bash scripts/get-gremlins.sh); for p in $(MUTATE_PKGS); do echo "== $$p"; \
-	  (GOFLAGS=-short $$g unleash --workers 1 --timeout-coefficient 5 -E '/' ./$$p 2>&1 | \
+	  (GOFLAGS=-short $$g unleash --workers 1 --timeout-coefficient 5 -E '$(MUTATE_EXCLUDE)' ./$$p 2>&1 | \
 	    grep -E '^(Killed|Lived|Not covered|Timed out|Not viable|Mutator|Test efficacy|Mutant coverage)|LIVED') \
 	    || exit 1; done
 
