@@ -31,21 +31,9 @@ func TestCommonNameOnlyWhenItFits(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir, _ := catest.FileCA(t)
-			dev, err := devtoken.Generate("")
-			if err != nil {
-				t.Fatal(err)
-			}
-			j, err := authn.NewJWT([]authn.TokenIssuer{{Issuer: dev.Issuer, Keys: dev.Keys()}}, authn.JWTOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			i, err := ca.New(ca.Config{Authenticator: j, Logger: catest.DiscardLogger(),
+			i, dev := newIssuerWith(t, ca.Config{Policy: ca.Policy{CommonName: tt.on},
 				Backends:   []ca.NamedBackend{{Name: "file", Backend: catest.FileBackend(t, dir, nil)}},
-				Policy:     ca.Policy{TrustDomain: "cluster.local", CommonName: tt.on},
 				Registerer: prometheus.NewRegistry()})
-			if err != nil {
-				t.Fatal(err)
-			}
 			tok, err := dev.Mint(devtoken.Claims{Namespace: "default", ServiceAccount: tt.sa})
 			if err != nil {
 				t.Fatal(err)

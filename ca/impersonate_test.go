@@ -155,18 +155,6 @@ func TestMetadataIsRefusedUnlessUnderstood(t *testing.T) {
 // impersonationIssuer is newIssuerWith for trust domain cluster.local with alias old.local.
 func impersonationIssuer(t *testing.T, cfg ca.Config) (*ca.Issuer, *devtoken.Minter) {
 	t.Helper()
-	dev, err := devtoken.Generate("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Authenticator, err = authn.NewJWT([]authn.TokenIssuer{{Issuer: dev.Issuer, Keys: dev.Keys()}},
-		authn.JWTOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	cfg.Policy = ca.Policy{TrustDomain: "cluster.local", TrustDomainAliases: []string{"old.local"}}
-	i, err := ca.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return i, dev
+	return newIssuerWith(t, cfg)
 }

@@ -51,7 +51,8 @@ func newIssuerTB(t testing.TB, reg *prometheus.Registry, bs ...ca.NamedBackend) 
 	return newIssuerWith(t, ca.Config{Backends: bs, Registerer: reg})
 }
 
-// newIssuerWith returns an issuer for cfg that trusts a fresh dev token minter, in trust domain cluster.local.
+// newIssuerWith returns an issuer for cfg that trusts a fresh dev token minter, in trust domain cluster.local
+// unless cfg.Policy names one, logging nowhere unless cfg.Logger is set.
 func newIssuerWith(t testing.TB, cfg ca.Config) (*ca.Issuer, *devtoken.Minter) {
 	t.Helper()
 	dev, err := devtoken.Generate("")
@@ -62,7 +63,12 @@ func newIssuerWith(t testing.TB, cfg ca.Config) (*ca.Issuer, *devtoken.Minter) {
 		authn.JWTOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	cfg.Policy, cfg.Logger = ca.Policy{TrustDomain: "cluster.local"}, catest.DiscardLogger()
+	if cfg.Policy.TrustDomain == "" {
+		cfg.Policy.TrustDomain = "cluster.local"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = catest.DiscardLogger()
+	}
 	i, err := ca.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -21,22 +21,10 @@ import (
 func TestRuleRateIsPerIdentity(t *testing.T) {
 	dir, _ := catest.FileCA(t)
 	b := &faulty{Backend: catest.FileBackend(t, dir, nil), t: t}
-	dev, err := devtoken.Generate("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := authn.NewJWT([]authn.TokenIssuer{{Issuer: dev.Issuer, Keys: dev.Keys()}}, authn.JWTOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	i, err := ca.New(ca.Config{Backends: []ca.NamedBackend{{Name: "file", Backend: b}}, Authenticator: j,
-		Policy: ca.Policy{TrustDomain: "cluster.local"},
+	i, dev := newIssuerWith(t, ca.Config{Backends: []ca.NamedBackend{{Name: "file", Backend: b}},
 		Rules: policy.Config{Rules: []policy.Rule{{Name: "slow", Match: policy.Match{Namespaces: []string{"batch"}},
 			Rate: &policy.Rate{PerSecond: 0.001, Burst: 2}}}},
-		Logger: catest.DiscardLogger(), Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
+		Registerer: prometheus.NewRegistry()})
 	issue := func(ns, sa string) error {
 		tok, err := dev.Mint(devtoken.Claims{Namespace: ns, ServiceAccount: sa})
 		if err != nil {
