@@ -6,6 +6,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -84,6 +85,13 @@ func TestCheckLeafRefusesOddDistributionPoints(t *testing.T) {
 		}},
 		{"no name at all", func(t *testing.T) pkix.Extension {
 			return cdpExtension(t, false, nil)
+		}},
+		{"a URI and a DNS name", func(t *testing.T) pkix.Extension {
+			return cdpExtension(t, false, []asn1.RawValue{uriName(testCDP), dns})
+		}},
+		{"a URI and an IP address", func(t *testing.T) pkix.Extension {
+			return cdpExtension(t, false, []asn1.RawValue{uriName(testCDP),
+				{Class: asn1.ClassContextSpecific, Tag: tagIPAddress, Bytes: []byte{10, 0, 0, 1}}})
 		}},
 	}
 	ca := newTestCA(t)
@@ -173,6 +181,10 @@ func TestValidateDistributionPoints(t *testing.T) {
 		{"a URL listed twice", []string{testCDP, testCDP}, false},
 		{"too many URLs", slices.Repeat([]string{testCDP}, MaxDistributionPoints+1), false},
 		{"a URL past the length bound", []string{long}, false},
+		{"as many distinct URLs as allowed", distinctURLs(MaxDistributionPoints), true},
+		{"one distinct URL too many", distinctURLs(MaxDistributionPoints + 1), false},
+		{"a URL of the length bound", []string{long[:maxDistributionPointURL]}, true},
+		{"a URL one byte past the length bound", []string{long[:maxDistributionPointURL+1]}, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if err := ValidateDistributionPoints(tt.urls); (err == nil) != tt.ok {
@@ -203,4 +215,13 @@ func mustMarshal(tb testing.TB, v any) []byte {
 		tb.Fatal(err)
 	}
 	return b
+}
+
+// distinctURLs returns n different http distribution points.
+func distinctURLs(n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, fmt.Sprintf("http://crl%d.example/crl", i))
+	}
+	return out
 }
