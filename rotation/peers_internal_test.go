@@ -64,3 +64,23 @@ func TestWithPeersSumsCountsAndTakesTheLatestETA(t *testing.T) {
 		t.Error("withPeers changed this replica's own progress")
 	}
 }
+
+// peersOf takes the laggards of the other replicas' current reports only: not this replica's own report (it
+// may be older than its records) and not a report for another generation or one gone stale.
+func TestPeersOfSkipsItsOwnAndStaleReports(t *testing.T) {
+	now := time.Unix(1_900_000_000, 0).UTC()
+	c := &Controller{cfg: Config{Identity: "meshca-0", PollInterval: 5 * time.Second,
+		Now: func() time.Time { return now }}}
+	s := &State{Generation: 4}
+	lag := func(name string) []Laggard { return []Laggard{{Identity: name, Kind: HolderPod}} }
+	others := map[string]ReplicaReport{
+		"meshca-0": {Generation: 4, At: now, Laggards: lag("mine-old")},
+		"meshca-1": {Generation: 4, At: now.Add(-time.Second), Laggards: lag("seen-by-1")},
+		"meshca-2": {Generation: 3, At: now, Laggards: lag("old-generation")},
+		"meshca-3": {Generation: 4, At: now.Add(-time.Hour), Laggards: lag("stale")},
+	}
+	pl := c.peersOf(others, s)
+	if len(pl.list) != 1 || pl.list[0].Identity != "seen-by-1" || pl.list[0].Replica != "meshca-1" {
+		t.Fatalf("peer laggards %+v, want only seen-by-1 from meshca-1", pl.list)
+	}
+}
