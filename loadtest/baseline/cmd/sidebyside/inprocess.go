@@ -118,7 +118,8 @@ func parallel(n int, f func(i int) error) error {
 // (JSON, discarded here; the server writes it to stderr).
 func newMeshcaIssuer(ctx context.Context, cacerts string, dev *devtoken.Minter, td string) (*ca.Issuer, error) {
 	reg := prometheus.NewRegistry()
-	fb, err := file.New(ctx, file.Config{Dir: cacerts, Registerer: reg})
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	fb, err := file.New(ctx, file.Config{Dir: cacerts, Registerer: reg, Logger: log}) // not into the report
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +127,6 @@ func newMeshcaIssuer(ctx context.Context, cacerts string, dev *devtoken.Minter, 
 	if err != nil {
 		return nil, err
 	}
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	return ca.New(ca.Config{Backends: []ca.NamedBackend{{Name: "file", Backend: fb}}, Authenticator: j,
 		Policy: ca.Policy{TrustDomain: td}, Logger: log, Audit: log, Registerer: reg})
 }
