@@ -39,7 +39,8 @@ func TestIssueRefusesACRLTheSignerChanged(t *testing.T) {
 	ctx := context.Background()
 	for _, id := range []string{idA, idB} {
 		leaf := e.issue(t, id, 24*time.Hour)
-		if _, err := e.reg.Revoke(ctx, crl.RevokeRequest{Serial: leaf.SerialNumber, Reason: crl.KeyCompromise}); err != nil {
+		req := crl.RevokeRequest{Serial: leaf.SerialNumber, Reason: crl.KeyCompromise}
+		if _, err := e.reg.Revoke(ctx, req); err != nil {
 			t.Fatal(err)
 		}
 	}
