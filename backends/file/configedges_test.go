@@ -4,7 +4,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/meshca/meshca/backends/file"
+	"github.com/meshca/meshca/ca/catest"
 )
 
 // TestConfigValidateEdges holds the cases of Config.Validate beside the choice of source: the directories that
@@ -57,5 +61,20 @@ func TestConfigDefaults(t *testing.T) {
 		SecretSyncTimeout: time.Hour}.WithDefaults()
 	if set.ReloadInterval != time.Minute || set.Backdate != time.Second || set.SecretSyncTimeout != time.Hour {
 		t.Fatalf("set values were replaced: %s, %s, %s", set.ReloadInterval, set.Backdate, set.SecretSyncTimeout)
+	}
+}
+
+// TestReloadOfUnchangedFilesActivatesNothing: a reload that finds the same files reports no new CA and
+// counts no activation.
+func TestReloadOfUnchangedFilesActivatesNothing(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	b := catest.FileBackend(t, writeDir(t, generate(t)), reg)
+	for range 2 {
+		if changed, err := b.Reload(); changed || err != nil {
+			t.Fatalf("Reload of unchanged files = %t, %v; want false, nil", changed, err)
+		}
+	}
+	if n := testutil.ToFloat64(reloadCounter(t, reg, "success")); n != 0 {
+		t.Fatalf("%v activations counted for unchanged files", n)
 	}
 }
