@@ -1,6 +1,9 @@
 package file_test
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -35,5 +38,21 @@ func TestGenerateDefaults(t *testing.T) {
 		set.Root.NotAfter.Sub(set.Root.NotBefore) != 48*time.Hour ||
 		set.Intermediate.NotAfter.Sub(set.Intermediate.NotBefore) != 24*time.Hour {
 		t.Fatal("set options were replaced by the defaults")
+	}
+}
+
+// TestGenerateWritesTheRootCRLAndLimitsThePath: with RootCRL, WriteDir writes the root's CRL as ca-crl.pem, and
+// the intermediate may sign no CA (path length 0) while the root may sign one level.
+func TestGenerateWritesTheRootCRLAndLimitsThePath(t *testing.T) {
+	g := generateWith(t, file.GenerateOptions{RootCRL: true})
+	got, err := os.ReadFile(filepath.Join(writeDir(t, g), file.CRLFile))
+	if err != nil || len(g.CRLPEM) == 0 || !bytes.Equal(got, g.CRLPEM) {
+		t.Fatalf("ca-crl.pem = %d bytes (%v), want the root's CRL of %d bytes", len(got), err, len(g.CRLPEM))
+	}
+	if in := g.Intermediate; in.MaxPathLen != 0 || !in.MaxPathLenZero {
+		t.Errorf("intermediate path length %d (zero set %t), want 0", in.MaxPathLen, in.MaxPathLenZero)
+	}
+	if g.Root.MaxPathLen != 1 {
+		t.Errorf("root path length %d, want 1", g.Root.MaxPathLen)
 	}
 }
