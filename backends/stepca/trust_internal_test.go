@@ -30,7 +30,7 @@ func (w *warnings) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 
-// x5cBackend is a Backend with an X5C provisioner whose credential is valid from credFrom to credUntil, at
+// x5cBackend is a Backend with an X5C provisioner whose credential is valid from credFrom to credUntil,
 // backdating 30s; its warnings are counted.
 func x5cBackend(credFrom, credUntil time.Time) (*Backend, *warnings) {
 	w := &warnings{Handler: slog.DiscardHandler}
