@@ -118,8 +118,8 @@ func TestCheckRequestNeedsTheCSRsExactSANs(t *testing.T) {
 		{"a TTL of a nanosecond is sent", func(r *backends.SignRequest) { r.TTL = 1 }, false, []string{checkID}},
 		{"no request is refused", nil, true, nil},
 		{"a request without CSR is refused", func(r *backends.SignRequest) { r.CSR = nil }, false, nil},
-		{"a key other than the CSR's is refused", func(r *backends.SignRequest) { r.PublicKey = testpki.Key(t).Public() },
-			false, nil},
+		{"a key other than the CSR's is refused",
+			func(r *backends.SignRequest) { r.PublicKey = testpki.Key(t).Public() }, false, nil},
 		{"a zero TTL is refused", func(r *backends.SignRequest) { r.TTL = 0 }, false, nil},
 		{"a subject is refused", func(r *backends.SignRequest) { r.Subject.CommonName = "web" }, false, nil},
 		{"a URI SAN that is not a workload's SPIFFE ID is refused", func(r *backends.SignRequest) {
@@ -204,7 +204,8 @@ func TestVerifyIssuedChecksStepCAsAnswer(t *testing.T) {
 			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
 				t.Fatalf("verifyIssued: %v, want %v", err, tt.want)
 			}
-			if err == nil && (len(chain) != 3 || !chain[2].Equal(p.root) || len(roots) != 1 || !roots[0].Equal(p.root)) {
+			if err == nil &&
+				(len(chain) != 3 || !chain[2].Equal(p.root) || len(roots) != 1 || !roots[0].Equal(p.root)) {
 				t.Fatalf("chain of %d ending %v, roots %d; want leaf, intermediate, root", len(chain),
 					chain[len(chain)-1].Subject, len(roots))
 			}

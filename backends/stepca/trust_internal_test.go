@@ -129,7 +129,8 @@ func TestServerCertificateIsVerifiedAgainstTheRoots(t *testing.T) {
 		peers []*x509.Certificate
 		ok    bool
 	}{
-		{"a certificate of a fetched root is trusted", trustedBackend(p, p.root), []*x509.Certificate{good, p.inter}, true},
+		{"a certificate of a fetched root is trusted", trustedBackend(p, p.root),
+			[]*x509.Certificate{good, p.inter}, true},
 		{"a certificate of a pinned root is trusted before the first fetch", pinned(p.root),
 			[]*x509.Certificate{good, p.inter}, true},
 		{"the fetched roots replace the pinned ones", func() *Backend {

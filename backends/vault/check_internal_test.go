@@ -99,7 +99,8 @@ func TestCheckRequestRefusesBeforeSending(t *testing.T) {
 		{"a DNS SAN alone is sent", ModeSign,
 			func(r *backends.SignRequest) { r.URIs, r.DNSNames = nil, []string{"web.default.svc"} }, false, false},
 		{"an IP SAN alone is sent", ModeSign,
-			func(r *backends.SignRequest) { r.URIs, r.IPAddresses = nil, []net.IP{net.IPv4(10, 0, 0, 1)} }, false, false},
+			func(r *backends.SignRequest) { r.URIs, r.IPAddresses = nil, []net.IP{net.IPv4(10, 0, 0, 1)} },
+			false, false},
 		{"a URI SAN that is not a workload's SPIFFE ID is refused", ModeSign,
 			func(r *backends.SignRequest) { r.URIs = uri("spiffe://cluster.local/ns/a/b/sa/c") }, true, false},
 		{"an empty DNS SAN is refused", ModeSign, func(r *backends.SignRequest) { r.DNSNames = []string{""} },
@@ -164,8 +165,9 @@ func TestParseSignedChecksVaultsAnswer(t *testing.T) {
 		{"an answer without data is a bad chain", &api.Secret{}, fast(), ModeSign, backends.ErrBadChain},
 		{"an answer without certificate is a bad chain", &api.Secret{Data: map[string]any{}}, fast(), ModeSign,
 			backends.ErrBadChain},
-		{"a leaf of another CA is a bad chain", data(other.leaf(t, nil), map[string]any{"issuing_ca": pemOf(other.inter)}),
-			fast(), ModeSign, backends.ErrBadChain},
+		{"a leaf of another CA is a bad chain",
+			data(other.leaf(t, nil), map[string]any{"issuing_ca": pemOf(other.inter)}), fast(), ModeSign,
+			backends.ErrBadChain},
 		{"a malformed ca_chain on the full path is a bad chain",
 			data(p.leaf(t, nil), map[string]any{"ca_chain": []any{"junk"}}), slow(), ModeSign, backends.ErrBadChain},
 		{"a leaf for another identity is refused", data(p.leaf(t, func(c *x509.Certificate) {
@@ -205,7 +207,8 @@ func TestChainLengthIsBounded(t *testing.T) {
 	now := time.Now()
 	key := testpki.Key(t)
 	ca := func(n int64) *x509.Certificate {
-		return &x509.Certificate{SerialNumber: big.NewInt(n), Subject: pkix.Name{CommonName: "ca" + big.NewInt(n).String()},
+		return &x509.Certificate{SerialNumber: big.NewInt(n),
+			Subject:   pkix.Name{CommonName: "ca" + big.NewInt(n).String()},
 			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
 			KeyUsage: x509.KeyUsageCertSign}
 	}

@@ -85,7 +85,8 @@ func TestSignPath(t *testing.T) {
 		{Config{Mount: "pki", Role: "mesh", Mode: ModeSign, IssuerRef: "i2"}, "pki/issuer/i2/sign/mesh"},
 		{Config{Mount: "pki", Mode: ModeSignVerbatim}, "pki/sign-verbatim"},
 		{Config{Mount: "pki", Role: "mesh", Mode: ModeSignVerbatim}, "pki/sign-verbatim/mesh"},
-		{Config{Mount: "pki", Role: "mesh", Mode: ModeSignVerbatim, IssuerRef: "i2"}, "pki/issuer/i2/sign-verbatim/mesh"},
+		{Config{Mount: "pki", Role: "mesh", Mode: ModeSignVerbatim, IssuerRef: "i2"},
+			"pki/issuer/i2/sign-verbatim/mesh"},
 	}
 	for _, tt := range tests {
 		if got := signPath(&tt.cfg); got != tt.want {

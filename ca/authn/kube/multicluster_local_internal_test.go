@@ -179,7 +179,8 @@ func TestRemoteKubeconfigsCarryEverythingInline(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			kc := kubeconfigFor("https://127.0.0.1:1", tt.user)
 			if tt.cluster != "" {
-				kc = []byte(strings.Replace(string(kc), "{server: ", "{certificate-authority: "+tt.cluster+", server: ", 1))
+				kc = []byte(strings.Replace(string(kc), "{server: ",
+					"{certificate-authority: "+tt.cluster+", server: ", 1))
 			}
 			limited = nil
 			_, err := m.newReviewer("r1", kc)
