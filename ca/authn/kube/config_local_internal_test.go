@@ -55,6 +55,10 @@ func TestNewBuildsTheLocalTokenReview(t *testing.T) {
 	if _, err := New(t.Context(), Config{QPS: -1}, Deps{Client: unreachableClient(t)}); err == nil {
 		t.Fatal("New accepted an invalid configuration")
 	}
+	tr0 := &TokenReviewConfig{}
+	if _, err := New(t.Context(), Config{TokenReview: tr0}, Deps{Client: unreachableClient(t)}); err != nil {
+		t.Fatalf("New without a logger: %v", err)
+	}
 	if a, err := New(t.Context(), Config{}, Deps{Client: unreachableClient(t)}); err != nil ||
 		len(a.Authenticators) != 0 || a.Impersonator != nil {
 		t.Fatalf("New of an empty section = %+v, %v; want nothing enabled", a, err)

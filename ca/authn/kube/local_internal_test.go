@@ -1,10 +1,13 @@
 package kube
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +30,32 @@ func unreachableClient(t testing.TB) kubernetes.Interface {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// levels counts the records logged through it by level.
+type levels struct {
+	slog.Handler
+	mu sync.Mutex
+	n  map[slog.Level]int
+}
+
+func newLevels() *levels { return &levels{Handler: slog.DiscardHandler, n: map[slog.Level]int{}} }
+
+func (l *levels) Enabled(context.Context, slog.Level) bool { return true }
+
+func (l *levels) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.n[r.Level]++
+	return nil
+}
+
+func (l *levels) WithAttrs([]slog.Attr) slog.Handler { return l }
+
+func (l *levels) count(level slog.Level) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n[level]
 }
 
 // tokenClaims are the claims of a token that signToken makes; the zero values leave a claim out.

@@ -34,6 +34,12 @@ func localNodeAgents(t *testing.T) *NodeAgents {
 func TestNodeAgentsRefuseBeforeLookingAtPods(t *testing.T) {
 	a := localNodeAgents(t)
 	target := csr.Identity{TrustDomain: "cluster.local", Namespace: "ns", ServiceAccount: "web"}
+	// The target's pod is on the node agent's node, in the cache: every refusal below is the caller's.
+	if err := a.pods.GetIndexer().Add(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: "ns"},
+		Spec:   corev1.PodSpec{NodeName: "n1", ServiceAccountName: "web"},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning}}); err != nil {
+		t.Fatal(err)
+	}
 	ztunnel := func(cluster string) *authn.Caller {
 		return &authn.Caller{Namespace: "istio-system", ServiceAccount: "ztunnel", ClusterID: cluster, NodeName: "n1"}
 	}

@@ -118,6 +118,9 @@ func TestTokenReviewDecidesLocallyBeforeAsking(t *testing.T) {
 	if lr.Stats().Cached+lr.Stats().Refusals != 0 {
 		t.Errorf("an API server error was cached: %+v", lr.Stats())
 	}
+	if n := testutil.CollectAndCount(lr.metrics.duration); n != 1 {
+		t.Errorf("%d series of meshca_tokenreview_duration_seconds, want the reviews' one", n)
+	}
 }
 
 // TestTokenReviewAnswersFromItsCaches: a stored success or refusal is the answer, without a review, until its
