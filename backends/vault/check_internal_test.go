@@ -30,7 +30,10 @@ type signPKI struct {
 	now               time.Time
 }
 
-func newSignPKI(t *testing.T) *signPKI {
+func newSignPKI(t *testing.T) *signPKI { return newSignPKIWith(t, nil) }
+
+// newSignPKIWith makes the PKI with rootEdit applied to the root's template.
+func newSignPKIWith(t *testing.T, rootEdit func(*x509.Certificate)) *signPKI {
 	t.Helper()
 	p := &signPKI{rootKey: testpki.Key(t), interKey: testpki.Key(t), leafKey: testpki.Key(t), now: time.Now()}
 	ca := func(cn string) *x509.Certificate {
@@ -38,7 +41,11 @@ func newSignPKI(t *testing.T) *signPKI {
 			NotAfter: p.now.Add(48 * time.Hour), IsCA: true, BasicConstraintsValid: true,
 			KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
 	}
-	p.root = testpki.Sign(t, ca("root"), nil, p.rootKey.Public(), p.rootKey)
+	rootTmpl := ca("root")
+	if rootEdit != nil {
+		rootEdit(rootTmpl)
+	}
+	p.root = testpki.Sign(t, rootTmpl, nil, p.rootKey.Public(), p.rootKey)
 	p.inter = testpki.Sign(t, ca("intermediate"), p.root, p.interKey.Public(), p.rootKey)
 	return p
 }
@@ -200,6 +207,51 @@ func TestParseSignedChecksVaultsAnswer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestParseSignedFindsTheIntermediateWhereverVaultPutIt: on the full path the intermediate may come as
+// issuing_ca, in ca_chain (as Vault's JSON or a string list) or after the leaf in certificate; missing
+// everywhere, the chain is bad. A root with name constraints the leaf breaks is never passed by the fast path.
+func TestParseSignedFindsTheIntermediateWhereverVaultPutIt(t *testing.T) {
+	p := newSignPKI(t)
+	leaf := p.leaf(t, nil)
+	rootOnly := func() *caState {
+		return &caState{chain: []*x509.Certificate{p.root}, anchors: []*x509.Certificate{p.root}}
+	}
+	tests := []struct {
+		name string
+		data map[string]any
+		want error
+	}{
+		{"as issuing_ca", map[string]any{"certificate": pemOf(leaf), "issuing_ca": pemOf(p.inter)}, nil},
+		{"in ca_chain", map[string]any{"certificate": pemOf(leaf), "ca_chain": []any{pemOf(p.inter)}}, nil},
+		{"in ca_chain as strings", map[string]any{"certificate": pemOf(leaf), "ca_chain": []string{pemOf(p.inter)}},
+			nil},
+		{"after the leaf", map[string]any{"certificate": pemOf(leaf, p.inter)}, nil},
+		{"nowhere", map[string]any{"certificate": pemOf(leaf), "issuing_ca": ""}, backends.ErrBadChain},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := &Backend{cfg: Config{Mode: ModeSign}, signPath: "pki/sign/mesh"}
+			resp, err := b.parseSigned(&api.Secret{Data: tt.data}, p.request(t, nil), rootOnly(), p.now)
+			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Fatalf("parseSigned: %v, want %v", err, tt.want)
+			}
+			if err == nil && (len(resp.Chain) != 3 || !resp.Chain[1].Equal(p.inter)) {
+				t.Fatalf("chain %v, want leaf, intermediate, root", subjects(resp.Chain))
+			}
+		})
+	}
+	t.Run("a leaf outside the root's name constraints is refused", func(t *testing.T) {
+		c := newSignPKIWith(t, func(r *x509.Certificate) { r.PermittedURIDomains = []string{"example.org"} })
+		st := newCAState([]*x509.Certificate{c.inter, c.root}, []*x509.Certificate{c.root})
+		b := &Backend{cfg: Config{Mode: ModeSign}, signPath: "pki/sign/mesh"}
+		_, err := b.parseSigned(&api.Secret{Data: map[string]any{"certificate": pemOf(c.leaf(t, nil))}},
+			c.request(t, nil), st, c.now)
+		if !errors.Is(err, backends.ErrBadChain) {
+			t.Fatalf("parseSigned: %v, want ErrBadChain (the root permits example.org only)", err)
+		}
+	})
 }
 
 // TestChainLengthIsBounded: a chain of exactly maxChainLen certificates is built, one more is not.

@@ -149,7 +149,8 @@ func TestWithDefaults(t *testing.T) {
 	for _, tt := range tests {
 		c := vault.Config{Auth: vault.AuthConfig{Method: tt.method}}.WithDefaults()
 		if c.Mode != vault.ModeSign || c.Timeout != vault.DefaultTimeout || c.RefreshInterval != 10*time.Minute ||
-			c.Auth.MountPath != tt.mountPath || c.Auth.JWTFile != tt.jwtFile {
+			c.Auth.MountPath != tt.mountPath || c.Auth.JWTFile != tt.jwtFile || c.Clock == nil || c.Logger == nil ||
+			c.ReadFile == nil {
 			t.Errorf("%s: WithDefaults = %+v", tt.method, c)
 		}
 	}
