@@ -134,6 +134,10 @@ func TestSecretsAreRedacted(t *testing.T) {
 			t.Errorf("%s output holds the secret ID: %s", what, out)
 		}
 	}
+	// A set secret shows as REDACTED and an unset one as empty, so a printed configuration tells them apart.
+	if got, unset := vault.Secret("s").String(), vault.Secret("").String(); got != "REDACTED" || unset != "" {
+		t.Errorf("Secret strings %q and %q, want REDACTED and empty", got, unset)
+	}
 }
 
 // TestWithDefaults: the defaults New applies, for meshca config print --defaults.
