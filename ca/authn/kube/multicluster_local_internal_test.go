@@ -104,6 +104,19 @@ func TestMultiClusterAppliesRemoteSecrets(t *testing.T) {
 			t.Fatal("a changed kubeconfig kept the old reviewer")
 		}
 	})
+	t.Run("an unusable kubeconfig is logged as an error, a usable one as info", func(t *testing.T) {
+		m, _ := localMultiCluster(t)
+		logged := newLevels()
+		m.cfg.Logger = slog.New(logged)
+		m.apply("istio-system/s1", map[string][]byte{"broken": kubeconfigFor("https://127.0.0.1:1", "{tokenFile: /t}")})
+		if logged.count(slog.LevelError) != 1 || logged.count(slog.LevelInfo) != 0 {
+			t.Fatalf("logged %v for an unusable kubeconfig, want one error", logged.n)
+		}
+		m.apply("istio-system/s2", map[string][]byte{"r1": kc})
+		if logged.count(slog.LevelError) != 1 || logged.count(slog.LevelInfo) != 1 {
+			t.Fatalf("logged %v after a usable kubeconfig, want one info more", logged.n)
+		}
+	})
 	t.Run("objects that are not secrets are ignored", func(t *testing.T) {
 		m, _ := localMultiCluster(t)
 		m.update("not a secret")
@@ -116,15 +129,10 @@ func TestMultiClusterAppliesRemoteSecrets(t *testing.T) {
 // TestMultiClusterRoutesByClusterID: each token goes to its cluster's reviewer, and only there.
 func TestMultiClusterRoutesByClusterID(t *testing.T) {
 	m, local := localMultiCluster(t)
-	logged := newLevels()
-	m.cfg.Logger = slog.New(logged)
 	m.apply("istio-system/s1", map[string][]byte{"r1": kubeconfigFor("https://127.0.0.1:1", ""),
 		"broken": kubeconfigFor("https://127.0.0.1:1", "{tokenFile: /var/run/secrets/token}")})
 	if got := m.Clusters(); !slices.Equal(got, []string{"local", "r1"}) {
 		t.Fatalf("clusters %v, want local and r1 (the unusable one left out)", got)
-	}
-	if logged.count(slog.LevelError) != 1 || logged.count(slog.LevelInfo) != 1 {
-		t.Fatalf("logged %v; want the unusable cluster as an error and the added one as info", logged.n)
 	}
 	cached := liveToken(t, local.now)
 	local.store(keyOf(cached), cached, &reviewResult{caller: &authn.Caller{Namespace: "ns", ServiceAccount: "sa"}})
