@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"net"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -252,6 +253,20 @@ func TestParseSignedFindsTheIntermediateWhereverVaultPutIt(t *testing.T) {
 			t.Fatalf("parseSigned: %v, want ErrBadChain (the root permits example.org only)", err)
 		}
 	})
+}
+
+// TestLeafRefusalsNameTheSettingToChange: a leaf Vault got wrong names the role settings in mode sign, and
+// mode sign itself in sign-verbatim mode, where no role setting helps.
+func TestLeafRefusalsNameTheSettingToChange(t *testing.T) {
+	p := newSignPKI(t)
+	wrong := p.leaf(t, func(c *x509.Certificate) { c.URIs[0], _ = url.Parse("spiffe://cluster.local/ns/a/sa/b") })
+	for mode, hint := range map[string]string{ModeSign: "use_csr_sans=false", ModeSignVerbatim: "use mode sign"} {
+		b := &Backend{cfg: Config{Mode: mode}, signPath: "pki/sign/mesh"}
+		err := b.checkLeaf(p.request(t, nil), []*x509.Certificate{wrong, p.inter, p.root})
+		if !errors.Is(err, backends.ErrBadChain) || !strings.Contains(err.Error(), hint) {
+			t.Errorf("mode %s: %v, want ErrBadChain naming %q", mode, err, hint)
+		}
+	}
 }
 
 // TestChainLengthIsBounded: a chain of exactly maxChainLen certificates is built, one more is not.
