@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"go.step.sm/crypto/jose"
+
 	"github.com/meshca/meshca/backends"
 	"github.com/meshca/meshca/internal/testpki"
 )
@@ -193,5 +195,25 @@ func TestStaleRootsAreRefreshedInTheBackground(t *testing.T) {
 	}
 	if w.n.Load() != 1 {
 		t.Fatalf("%d refresh failures logged, want 1", w.n.Load())
+	}
+}
+
+// TestSignAsksStepCAOnceTheRootsAreKnown: with step-ca's roots in hand, Sign mints a token and sends the
+// request (here to a step-ca that is not there: ErrUnavailable); a request it cannot sign is never sent.
+func TestSignAsksStepCAOnceTheRootsAreKnown(t *testing.T) {
+	p := newStepPKI(t)
+	b := trustedBackend(p, p.root)
+	b.cfg.Timeout, b.cfg.Backdate, b.cfg.Logger = 2*time.Second, 30*time.Second, slog.New(slog.DiscardHandler)
+	b.base, _ = url.Parse("https://127.0.0.1:1")
+	b.client = b.newHTTPClient()
+	b.minter = &minter{kind: "JWK", name: "meshca", lifetime: time.Minute,
+		jwk: &jose.JSONWebKey{Key: testpki.Key(t), KeyID: "k", Algorithm: "ES256"}}
+	resp, err := b.Sign(t.Context(), p.request(t, nil))
+	if resp != nil || !errors.Is(err, backends.ErrUnavailable) {
+		t.Fatalf("Sign = %v, %v; want ErrUnavailable from the absent step-ca", resp, err)
+	}
+	resp, err = b.Sign(t.Context(), p.request(t, func(r *backends.SignRequest) { r.TTL = 0 }))
+	if resp != nil || !errors.Is(err, backends.ErrRefused) || errors.Is(err, backends.ErrUnavailable) {
+		t.Fatalf("Sign of a zero TTL = %v, %v; want ErrRefused before sending", resp, err)
 	}
 }
