@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/rest"
 
@@ -21,7 +22,8 @@ func TestWithPolicyRestrictsTheClientsTLS(t *testing.T) {
 	}
 	tr, ok := c.Transport.(*http.Transport)
 	if !ok || tr.TLSClientConfig == nil || tr.TLSClientConfig.MaxVersion != tls.VersionTLS12 ||
-		tr.TLSClientConfig.ServerName != "api" || tr.Proxy == nil {
+		tr.TLSClientConfig.ServerName != "api" || tr.Proxy == nil || tr.TLSHandshakeTimeout != 10*time.Second ||
+		tr.IdleConnTimeout != 90*time.Second {
 		t.Fatalf("transport %#v does not follow fips-140-2 with the client's server name", c.Transport)
 	}
 	if c.TLSClientConfig.ServerName != "" {
