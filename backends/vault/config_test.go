@@ -52,6 +52,32 @@ func TestConfigValidate(t *testing.T) {
 		{"JWT without file", func(c *vault.Config) { c.Auth = vault.AuthConfig{Method: vault.AuthJWT, Role: "r"} },
 			[]string{"needs jwtFile"}},
 		{"unknown method", func(c *vault.Config) { c.Auth.Method = "userpass" }, []string{"method \"userpass\""}},
+		{"a timeout of exactly 2m and plain http", func(c *vault.Config) {
+			c.Timeout, c.Address = 2*time.Minute, "http://127.0.0.1:8200"
+		}, nil},
+		{"a timeout over 2m", func(c *vault.Config) { c.Timeout = 2*time.Minute + 1 }, []string{"timeout"}},
+		{"a negative refresh interval", func(c *vault.Config) { c.RefreshInterval = -1 }, []string{"refreshInterval"}},
+		{"an address without host", func(c *vault.Config) { c.Address = "https://" }, []string{"with a host"}},
+		{"an address of another scheme", func(c *vault.Config) { c.Address = "ftp://vault" }, []string{"with a host"}},
+		{"a mount with an empty segment", func(c *vault.Config) { c.Mount = "pki//int" }, []string{"mount"}},
+		{"a mount with a space", func(c *vault.Config) { c.Mount = "pki int" }, []string{"mount"}},
+		{"a nested mount", func(c *vault.Config) { c.Mount = "team/pki_int" }, nil},
+		{"an issuerRef with a slash", func(c *vault.Config) { c.IssuerRef = "a/b" }, []string{"issuerRef"}},
+		{"a role of dots", func(c *vault.Config) { c.Role = ".." }, []string{"role \"..\""}},
+		{"a rootsFile alone", func(c *vault.Config) { c.RootFingerprints, c.RootsFile = nil, "/etc/roots.pem" }, nil},
+		{"both TLS CA sources", func(c *vault.Config) { c.TLS.CAFile, c.TLS.CAPEM = "/a", "x" },
+			[]string{"only one of caFile and caPEM", "tls.caPEM"}},
+		{"an auth mount path with a trailing slash", func(c *vault.Config) { c.Auth.MountPath = "approle/" },
+			[]string{"mountPath"}},
+		{"AppRole without roleID", func(c *vault.Config) { c.Auth.RoleID = "" }, []string{"needs roleID"}},
+		{"Kubernetes without role", func(c *vault.Config) { c.Auth = vault.AuthConfig{Method: vault.AuthKubernetes} },
+			[]string{"needs role"}},
+		{"a valid JWT configuration", func(c *vault.Config) {
+			c.Auth = vault.AuthConfig{Method: vault.AuthJWT, Role: "r", JWTFile: "/var/run/token"}
+		}, nil},
+		{"a token with AppRole and JWT settings", func(c *vault.Config) {
+			c.Auth = vault.AuthConfig{Method: vault.AuthToken, TokenFile: "/t", RoleID: "r", JWTFile: "/j"}
+		}, []string{"roleID, secretID and secretIDFile apply only", "role and jwtFile apply only"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -107,5 +133,35 @@ func TestSecretsAreRedacted(t *testing.T) {
 		if strings.Contains(out, "s3cr3t-id") {
 			t.Errorf("%s output holds the secret ID: %s", what, out)
 		}
+	}
+	// A set secret shows as REDACTED and an unset one as empty, so a printed configuration tells them apart.
+	if got, unset := vault.Secret("s").String(), vault.Secret("").String(); got != "REDACTED" || unset != "" {
+		t.Errorf("Secret strings %q and %q, want REDACTED and empty", got, unset)
+	}
+}
+
+// TestWithDefaults: the defaults New applies, for meshca config print --defaults.
+func TestWithDefaults(t *testing.T) {
+	tests := []struct {
+		method, mountPath, jwtFile string
+	}{
+		{vault.AuthToken, "", ""},
+		{vault.AuthAppRole, vault.AuthAppRole, ""},
+		{vault.AuthKubernetes, vault.AuthKubernetes, "/var/run/secrets/kubernetes.io/serviceaccount/token"},
+		{vault.AuthJWT, vault.AuthJWT, ""},
+	}
+	for _, tt := range tests {
+		c := vault.Config{Auth: vault.AuthConfig{Method: tt.method}}.WithDefaults()
+		if c.Mode != vault.ModeSign || c.Timeout != vault.DefaultTimeout || c.RefreshInterval != 10*time.Minute ||
+			c.Auth.MountPath != tt.mountPath || c.Auth.JWTFile != tt.jwtFile || c.Clock == nil || c.Logger == nil ||
+			c.ReadFile == nil {
+			t.Errorf("%s: WithDefaults = %+v", tt.method, c)
+		}
+	}
+	c := vault.Config{Mode: vault.ModeSignVerbatim, Timeout: time.Second, RefreshInterval: time.Minute,
+		Auth: vault.AuthConfig{Method: vault.AuthKubernetes, MountPath: "k8s", JWTFile: "/t"}}.WithDefaults()
+	if c.Mode != vault.ModeSignVerbatim || c.Timeout != time.Second || c.RefreshInterval != time.Minute ||
+		c.Auth.MountPath != "k8s" || c.Auth.JWTFile != "/t" {
+		t.Errorf("WithDefaults replaced configured values: %+v", c)
 	}
 }
