@@ -188,11 +188,15 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 
 // Serve obtains the serving certificate, then serves gRPC on gl and HTTP on hl until ctx ends, and stops
 // gracefully: readiness goes false, requests are still accepted for DrainDelay, then those in flight finish
-// within ShutdownTimeout (beyond it they are cut), and every step is logged.
+// within ShutdownTimeout (beyond it they are cut), and every step is logged. A ctx that ends before the
+// certificate is obtained is a stop too: Serve closes the listeners and returns nil.
 func (s *Server) Serve(ctx context.Context, gl, hl net.Listener) error {
 	if err := s.cert.refresh(ctx); err != nil {
 		gl.Close()
 		hl.Close()
+		if ctx.Err() != nil { // told to stop while starting: a stop, not a failure
+			return nil
+		}
 		return fmt.Errorf("server: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
