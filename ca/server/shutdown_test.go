@@ -49,6 +49,7 @@ func (g *gated) Sign(ctx context.Context, req *backends.SignRequest) (*backends.
 type shutdownRig struct {
 	gate     *gated
 	tokens   *devtoken.Minter
+	iss      *ca.Issuer
 	conn     *grpc.ClientConn
 	httpAddr string
 	cancel   context.CancelFunc
@@ -58,36 +59,7 @@ type shutdownRig struct {
 
 func startShutdownRig(t *testing.T, cfg server.Config) *shutdownRig {
 	t.Helper()
-	dir, _ := catest.FileCA(t)
-	r := &shutdownRig{gate: &gated{Backend: catest.FileBackend(t, dir, nil), entered: make(chan struct{}, 1),
-		release: make(chan struct{})}, done: make(chan struct{})}
-	var err error
-	if r.tokens, err = devtoken.Generate(""); err != nil {
-		t.Fatal(err)
-	}
-	j, err := authn.NewJWT([]authn.TokenIssuer{{Issuer: r.tokens.Issuer, Keys: r.tokens.Keys()}}, authn.JWTOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	iss, err := ca.New(ca.Config{Backends: []ca.NamedBackend{{Name: "file", Backend: r.gate}}, Authenticator: j,
-		Policy: ca.Policy{TrustDomain: catest.TrustDomain}, Logger: catest.DiscardLogger(),
-		Audit: catest.DiscardLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.IPAddresses, cfg.Logger = []string{"127.0.0.1"}, catest.DiscardLogger()
-	srv, err := server.New(iss, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, srv, gl, hl := newShutdownRig(t, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel, r.httpAddr = cancel, hl.Addr().String()
 	go func() { r.err = srv.Serve(ctx, gl, hl); close(r.done) }()
@@ -99,7 +71,7 @@ func startShutdownRig(t *testing.T, cfg server.Config) *shutdownRig {
 			t.Error("server did not stop")
 		}
 	})
-	roots, err := iss.Roots(ctx)
+	roots, err := r.iss.Roots(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +86,41 @@ func startShutdownRig(t *testing.T, cfg server.Config) *shutdownRig {
 	t.Cleanup(func() { r.conn.Close() })
 	catest.Eventually(t, 10*time.Second, "meshca serving", func() error { return r.readyz() })
 	return r
+}
+
+// newShutdownRig builds a server on the gated file backend and its two listeners, without serving.
+func newShutdownRig(t *testing.T, cfg server.Config) (*shutdownRig, *server.Server, net.Listener, net.Listener) {
+	t.Helper()
+	dir, _ := catest.FileCA(t)
+	r := &shutdownRig{gate: &gated{Backend: catest.FileBackend(t, dir, nil), entered: make(chan struct{}, 1),
+		release: make(chan struct{})}, done: make(chan struct{})}
+	var err error
+	if r.tokens, err = devtoken.Generate(""); err != nil {
+		t.Fatal(err)
+	}
+	j, err := authn.NewJWT([]authn.TokenIssuer{{Issuer: r.tokens.Issuer, Keys: r.tokens.Keys()}}, authn.JWTOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.iss, err = ca.New(ca.Config{Backends: []ca.NamedBackend{{Name: "file", Backend: r.gate}}, Authenticator: j,
+		Policy: ca.Policy{TrustDomain: catest.TrustDomain}, Logger: catest.DiscardLogger(),
+		Audit: catest.DiscardLogger()}); err != nil {
+		t.Fatal(err)
+	}
+	cfg.IPAddresses, cfg.Logger = []string{"127.0.0.1"}, catest.DiscardLogger()
+	srv, err := server.New(r.iss, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, srv, gl, hl
 }
 
 func (r *shutdownRig) readyz() error {
