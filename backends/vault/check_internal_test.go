@@ -54,10 +54,7 @@ func newSignPKIWith(t *testing.T, rootEdit func(*x509.Certificate)) *signPKI {
 // leaf returns the workload certificate Vault should issue for request(), changed by edit.
 func (p *signPKI) leaf(t *testing.T, edit func(*x509.Certificate)) *x509.Certificate {
 	t.Helper()
-	u, _ := url.Parse(checkID)
-	tmpl := &x509.Certificate{NotBefore: p.now.Add(-time.Minute), NotAfter: p.now.Add(time.Hour),
-		URIs: []*url.URL{u}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+	tmpl := testpki.WorkloadTemplate(t, checkID, p.now)
 	if edit != nil {
 		edit(tmpl)
 	}

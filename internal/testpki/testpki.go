@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"math/big"
+	"net/url"
 	"testing"
 	"time"
 )
@@ -71,4 +72,17 @@ func CertsPEM(certs ...*x509.Certificate) []byte {
 		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
 	}
 	return b
+}
+
+// WorkloadTemplate is the leaf a CA should issue to the workload id at now: valid from a minute before now for
+// an hour, the SPIFFE ID as its only SAN, digital signature, server and client authentication.
+func WorkloadTemplate(tb testing.TB, id string, now time.Time) *x509.Certificate {
+	tb.Helper()
+	u, err := url.Parse(id)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &x509.Certificate{NotBefore: now.Add(-time.Minute), NotAfter: now.Add(time.Hour),
+		URIs: []*url.URL{u}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
 }
