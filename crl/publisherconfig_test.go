@@ -13,7 +13,7 @@ import (
 	"github.com/meshca/meshca/crl/internal/crltest"
 )
 
-// recorder is a slog.Handler that keeps the messages of the records it receives.
+// recorder is a slog.Handler that keeps the level and message of the records it receives ("WARN msg").
 type recorder struct {
 	mu   *sync.Mutex
 	msgs *[]string
@@ -26,14 +26,14 @@ func (r recorder) Enabled(context.Context, slog.Level) bool { return true }
 func (r recorder) Handle(_ context.Context, rec slog.Record) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	*r.msgs = append(*r.msgs, rec.Message)
+	*r.msgs = append(*r.msgs, rec.Level.String()+" "+rec.Message)
 	return nil
 }
 
 func (r recorder) WithAttrs([]slog.Attr) slog.Handler { return r }
 func (r recorder) WithGroup(string) slog.Handler      { return r }
 
-// count returns how many records had a message starting with prefix.
+// count returns how many records had a level and message starting with prefix.
 func (r recorder) count(prefix string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -55,7 +55,7 @@ func TestPublisherWarnsOnceAboutAFileCRLItIgnores(t *testing.T) {
 	for range 3 {
 		pe.pub.Refresh(context.Background())
 	}
-	if n := rec.count("a CRL of a CA that meshca signs for is ignored"); n != 1 {
+	if n := rec.count("WARN a CRL of a CA that meshca signs for is ignored"); n != 1 {
 		t.Fatalf("the configured logger got %d warnings about the shadowed CRL in 3 refreshes, want 1", n)
 	}
 }
@@ -109,4 +109,31 @@ func TestPublisherConfigDefaults(t *testing.T) {
 			t.Fatal("Run returned before its first refresh")
 		}
 	})
+}
+
+func TestPublisherLogsAnErrorOnceAndItsRecoveryOnce(t *testing.T) {
+	rec := newRecorder()
+	pe := newPublisher(t, func(c *crl.PublisherConfig) { c.Logger = slog.New(rec) })
+	ctx := context.Background()
+	good := crl.EncodeBundle(pe.pki.RootCRL(t, 1, 48*time.Hour))
+	steps := []struct {
+		name                    string
+		root                    []byte
+		errors, debugs, recover int // counts after the step
+	}{
+		{"a good file logs no recovery", good, 0, 0, 0},
+		{"a broken file logs an error", []byte("-----BEGIN X509 CRL-----\nbroken\n"), 1, 0, 0},
+		{"the same error again is logged at debug level", []byte("-----BEGIN X509 CRL-----\nbroken\n"), 1, 1, 0},
+		{"the file repaired logs a recovery", good, 1, 1, 1},
+		{"the file still good logs nothing more", good, 1, 1, 1},
+	}
+	for _, s := range steps {
+		pe.writeRoot(t, s.root)
+		pe.pub.Refresh(ctx)
+		got := [3]int{rec.count("ERROR reading CRLs failed"), rec.count("DEBUG reading CRLs failed"),
+			rec.count("INFO recovered")}
+		if want := [3]int{s.errors, s.debugs, s.recover}; got != want {
+			t.Fatalf("after %q: errors, debug repeats, recoveries = %v, want %v", s.name, got, want)
+		}
+	}
 }
