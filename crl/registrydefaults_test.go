@@ -55,3 +55,25 @@ func TestRegistryDefaults(t *testing.T) {
 		}
 	})
 }
+
+func TestSyncOfAnUnchangedStoreSignalsNoChange(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	changed := e.reg.Changed()
+	if err := e.reg.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+		t.Fatal("Changed fired for a state read again at the same revision")
+	default:
+	}
+	if err := e.reg.Quarantine(ctx, idA, e.clk.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	default:
+		t.Fatal("Changed did not fire for a new revision")
+	}
+}
