@@ -42,6 +42,17 @@ func TestRegistryDefaults(t *testing.T) {
 			t.Fatalf("%d records flushed at the end of Run, want 1", n)
 		}
 	})
+	t.Run("by default an entry without a known expiry is kept 90 days", func(t *testing.T) {
+		e := newEnv(t)
+		res, err := e.reg.Revoke(context.Background(), crl.RevokeRequest{Serial: big.NewInt(98),
+			CA: crl.IDOf(e.pki.Inter)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := e.clk.Now().Add(90 * 24 * time.Hour).Truncate(time.Second); !res.NotAfter.Equal(want) {
+			t.Fatalf("notAfter %s, want %s", res.NotAfter, want)
+		}
+	})
 	t.Run("the configured logger gets the revocations", func(t *testing.T) {
 		rec := newRecorder()
 		e := newEnv(t, func(c *crl.RegistryConfig) { c.Logger = slog.New(rec) })
