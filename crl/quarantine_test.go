@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/meshca/meshca/crl"
 )
 
 // A quarantine ends at the whole second at or after the time asked: never earlier, at most a second later.
@@ -26,5 +28,16 @@ func TestQuarantineEndsAtTheNextWholeSecond(t *testing.T) {
 				t.Fatalf("quarantined %v until %s, want until %s", ok, got, tc.end)
 			}
 		})
+	}
+}
+
+func TestRevokeACertificateWithoutURI(t *testing.T) {
+	e := newEnv(t)
+	res, err := e.reg.Revoke(context.Background(), crl.RevokeRequest{Certificate: e.pki.Inter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Identity != "" || res.CA != crl.IDOf(e.pki.Root) {
+		t.Fatalf("entry identity %q, CA %s; want none and the root", res.Identity, res.CA)
 	}
 }
