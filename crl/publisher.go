@@ -296,6 +296,7 @@ func (p *Publisher) readBundle(origin string, data []byte, err error) []*CRL {
 	if err == nil {
 		d := sha256.Sum256(data)
 		if prev != nil && prev.digest == d {
+			p.note(origin, TargetFile, nil, "") // the last good content back after an error is a recovery
 			return prev.crls
 		}
 		var lists []*x509.RevocationList
