@@ -1,11 +1,17 @@
 package file_test
 
 import (
+	"context"
 	"crypto/x509"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/meshca/meshca/backends/file"
+	"github.com/meshca/meshca/ca/catest"
 )
 
 // While a signing root is set, a cacerts reload that renews the CA under the same root (nextDir unchanged)
@@ -36,5 +42,37 @@ func TestASigningRootFollowsARenewedCacertsCA(t *testing.T) {
 	}
 	if !chain[1].Equal(renewed.Intermediate) {
 		t.Fatalf("after the renewal the leaf is issued by %q, want the renewed CA", chain[1].Subject)
+	}
+}
+
+// Reading nextDir again finds what changed there and only that: an unchanged next CA is not loaded (or counted)
+// again, and a next CA replaced by another is what SwitchRoots then reports, as often as it is replaced.
+func TestNextDirIsReadAgainOnlyWhenItChanged(t *testing.T) {
+	oldCA, first, second := generate(t), generate(t), generate(t)
+	next := writeDir(t, first)
+	reg := prometheus.NewRegistry()
+	b, err := file.New(context.Background(), file.Config{Dir: writeDir(t, oldCA), NextDir: next,
+		ReloadInterval: time.Hour, Logger: catest.DiscardLogger(), Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	switchesTo := func(want *file.Generated, loads float64) {
+		t.Helper()
+		inUse, nextRoot, err := b.SwitchRoots(context.Background())
+		if err != nil || !inUse.Equal(oldCA.Root) || !nextRoot.Equal(want.Root) {
+			t.Fatalf("SwitchRoots: %v; or not the old root and the root of %s", err, want.Root.Subject)
+		}
+		if n := testutil.ToFloat64(reloadCounter(t, reg, "success")); n != loads {
+			t.Fatalf("%v reloads counted, want %v", n, loads)
+		}
+	}
+	switchesTo(first, 0)
+	switchesTo(first, 0)
+	for i, g := range []*file.Generated{second, first} {
+		if err := g.WriteDir(next); err != nil {
+			t.Fatal(err)
+		}
+		switchesTo(g, float64(i+1))
 	}
 }
