@@ -162,3 +162,25 @@ func TestCompositeDirChecksTheWholePath(t *testing.T) {
 		})
 	}
 }
+
+// A composite CA has no CRLs: a ca-crl.pem beside it is refused (CRLBundle says so, wrapping ErrInvalidCRL)
+// while the CA itself is in use; without one, CRLBundle is empty.
+func TestACompositeCAsCRLIsRefused(t *testing.T) {
+	g := generateWith(t, file.GenerateOptions{NewKey: file.NewCompositeKey})
+	classical := generate(t)
+	for _, withCRL := range []bool{false, true} {
+		dir := writeDir(t, g)
+		if withCRL {
+			crl := pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: testpki.CRL(t, classical.Root,
+				classical.RootKey, 1, time.Now().Add(-time.Minute), time.Now().Add(time.Hour))})
+			if err := os.WriteFile(filepath.Join(dir, file.CRLFile), crl, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b := catest.FileBackend(t, dir, nil)
+		crls, err := b.CRLBundle(context.Background())
+		if withCRL != errors.Is(err, file.ErrInvalidCRL) || len(crls) != 0 {
+			t.Errorf("with ca-crl.pem %t: CRLBundle = %d bytes, %v", withCRL, len(crls), err)
+		}
+	}
+}
