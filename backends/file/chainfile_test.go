@@ -40,7 +40,7 @@ func writeFiles(t *testing.T, files map[string][]byte) string {
 
 // cert-chain.pem is optional: absent or blank, a CA signed by the root itself loads and signs; and when the
 // signing CA sits under an intermediate (root -> intermediate -> issuing CA), cert-chain.pem is where that
-// intermediate comes from, and the issued chain carries it.
+// intermediate comes from, and the issued chain carries it. Of two chains to root-cert.pem the shorter is used.
 func TestCertChainFileIsOptionalAndSuppliesIntermediates(t *testing.T) {
 	g := generate(t)
 	rootKey, midKey, caKey := testpki.Key(t), testpki.Key(t), testpki.Key(t)
@@ -54,6 +54,12 @@ func TestCertChainFileIsOptionalAndSuppliesIntermediates(t *testing.T) {
 	threeLevel := map[string][]byte{file.CACertFile: testpki.CertsPEM(issuing),
 		file.CAKeyFile:     pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: caKeyDER}),
 		file.CertChainFile: testpki.CertsPEM(issuing, mid, root), file.RootCertFile: testpki.CertsPEM(root)}
+	// cross: the issuing CA's issuer is a root of its own and, cross-signed, an intermediate under root
+	crossRoot := testpki.Sign(t, caTmpl("cross-signed CA"), nil, midKey.Public(), midKey)
+	crossMid := testpki.Sign(t, caTmpl("cross-signed CA"), root, midKey.Public(), rootKey)
+	crossCA := testpki.Sign(t, caTmpl("issuing CA under a cross-signed CA"), crossRoot, caKey.Public(), midKey)
+	cross := map[string][]byte{file.CACertFile: testpki.CertsPEM(crossCA), file.CAKeyFile: threeLevel[file.CAKeyFile],
+		file.CertChainFile: testpki.CertsPEM(crossCA, crossMid), file.RootCertFile: testpki.CertsPEM(root, crossRoot)}
 	tests := []struct {
 		name  string
 		files map[string][]byte
@@ -69,6 +75,7 @@ func TestCertChainFileIsOptionalAndSuppliesIntermediates(t *testing.T) {
 			g.Root, []*x509.Certificate{g.Intermediate, g.Root}},
 		{"a three-level CA takes its intermediate from cert-chain.pem", threeLevel, root,
 			[]*x509.Certificate{issuing, mid, root}},
+		{"of two verified chains the shorter is served", cross, crossRoot, []*x509.Certificate{crossCA, crossRoot}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
