@@ -1,0 +1,193 @@
+package file_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/meshca/meshca/backends/file"
+	"github.com/meshca/meshca/ca/catest"
+	"github.com/meshca/meshca/csr/composite"
+	"github.com/meshca/meshca/internal/testpki"
+)
+
+// caTmpl is a CA certificate template named cn, valid for a day around now.
+func caTmpl(cn string) *x509.Certificate {
+	return &x509.Certificate{Subject: pkix.Name{CommonName: cn}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(24 * time.Hour), KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true, IsCA: true}
+}
+
+// writeFiles writes the cacerts files of files into a new directory; names missing from files are not written.
+func writeFiles(t *testing.T, files map[string][]byte) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// cert-chain.pem is optional: absent or blank, a CA signed by the root itself loads and signs; and when the
+// signing CA sits under an intermediate (root -> intermediate -> issuing CA), cert-chain.pem is where that
+// intermediate comes from, and the issued chain carries it. Of two chains to root-cert.pem the shorter is used.
+func TestCertChainFileIsOptionalAndSuppliesIntermediates(t *testing.T) {
+	g := generate(t)
+	rootKey, midKey, caKey := testpki.Key(t), testpki.Key(t), testpki.Key(t)
+	root := testpki.Sign(t, caTmpl("three-level root"), nil, rootKey.Public(), rootKey)
+	mid := testpki.Sign(t, caTmpl("three-level intermediate"), root, midKey.Public(), rootKey)
+	issuing := testpki.Sign(t, caTmpl("three-level issuing CA"), mid, caKey.Public(), midKey)
+	caKeyDER, err := x509.MarshalPKCS8PrivateKey(caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	threeLevel := map[string][]byte{file.CACertFile: testpki.CertsPEM(issuing),
+		file.CAKeyFile:     pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: caKeyDER}),
+		file.CertChainFile: testpki.CertsPEM(issuing, mid, root), file.RootCertFile: testpki.CertsPEM(root)}
+	// cross: the issuing CA's issuer is a root of its own and, cross-signed, an intermediate under root
+	crossRoot := testpki.Sign(t, caTmpl("cross-signed CA"), nil, midKey.Public(), midKey)
+	crossMid := testpki.Sign(t, caTmpl("cross-signed CA"), root, midKey.Public(), rootKey)
+	crossCA := testpki.Sign(t, caTmpl("issuing CA under a cross-signed CA"), crossRoot, caKey.Public(), midKey)
+	cross := map[string][]byte{file.CACertFile: testpki.CertsPEM(crossCA), file.CAKeyFile: threeLevel[file.CAKeyFile],
+		file.CertChainFile: testpki.CertsPEM(crossCA, crossMid), file.RootCertFile: testpki.CertsPEM(root, crossRoot)}
+	tests := []struct {
+		name  string
+		files map[string][]byte
+		root  *x509.Certificate
+		want  []*x509.Certificate // the issued chain above the leaf
+	}{
+		{"a two-level CA without cert-chain.pem loads",
+			map[string][]byte{file.CACertFile: g.CertPEM, file.CAKeyFile: g.KeyPEM, file.RootCertFile: g.RootPEM},
+			g.Root, []*x509.Certificate{g.Intermediate, g.Root}},
+		{"a two-level CA with a blank cert-chain.pem loads",
+			map[string][]byte{file.CACertFile: g.CertPEM, file.CAKeyFile: g.KeyPEM, file.RootCertFile: g.RootPEM,
+				file.CertChainFile: []byte("\n \n")},
+			g.Root, []*x509.Certificate{g.Intermediate, g.Root}},
+		{"a three-level CA takes its intermediate from cert-chain.pem", threeLevel, root,
+			[]*x509.Certificate{issuing, mid, root}},
+		{"of two verified chains the shorter is served", cross, crossRoot, []*x509.Certificate{crossCA, crossRoot}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := catest.FileBackend(t, writeFiles(t, tt.files), nil)
+			chain := sign(t, b)
+			if len(chain) != len(tt.want)+1 {
+				t.Fatalf("issued chain of %d certificates, want %d", len(chain), len(tt.want)+1)
+			}
+			for i, c := range tt.want {
+				if !chain[i+1].Equal(c) {
+					t.Errorf("chain[%d] is %q, want %q", i+1, chain[i+1].Subject, c.Subject)
+				}
+			}
+			if err := chainsTo(chain, tt.root); err != nil {
+				t.Errorf("the issued chain does not verify to the root: %v", err)
+			}
+		})
+	}
+	t.Run("a three-level CA without its intermediate is refused", func(t *testing.T) {
+		files := map[string][]byte{}
+		for k, v := range threeLevel {
+			files[k] = v
+		}
+		delete(files, file.CertChainFile)
+		b, err := file.New(context.Background(), file.Config{Dir: writeFiles(t, files),
+			Logger: catest.DiscardLogger()})
+		if err == nil {
+			b.Close()
+		}
+		if !errors.Is(err, file.ErrInvalidCA) {
+			t.Fatalf("New: %v, want ErrInvalidCA", err)
+		}
+	})
+}
+
+// A composite signing CA that is itself the root needs no chain check beyond being the root; one whose path
+// names and signatures reach the root is still checked as a whole by composite.VerifyChain, so an expired
+// intermediate is refused although the signing CA itself is valid.
+func TestCompositeDirChecksTheWholePath(t *testing.T) {
+	classical, _ := catest.FileCA(t)
+	g := generateWith(t, file.GenerateOptions{NewKey: file.NewCompositeKey})
+	rootKeyDER, err := composite.MarshalPKCS8PrivateKey(g.RootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// under an intermediate that expired yesterday: names and signatures still lead to the root
+	old := generateWith(t, file.GenerateOptions{NewKey: file.NewCompositeKey, Now: time.Now().Add(-48 * time.Hour),
+		IntermediateTTL: 24 * time.Hour})
+	caKey, err := file.NewCompositeKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := caTmpl("issuing CA under an expired intermediate")
+	tmpl.SerialNumber = big.NewInt(2)
+	der, err := composite.CreateCertificate(rand.Reader, tmpl, old.Intermediate, caKey.Public(),
+		old.IntermediateKey.(*composite.PrivateKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caKeyDER, err := composite.MarshalPKCS8PrivateKey(caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	underCert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	tests := []struct {
+		name  string
+		files map[string][]byte
+		ok    bool
+	}{
+		{"the composite root as the signing CA loads", map[string][]byte{file.CACertFile: g.RootPEM,
+			file.CAKeyFile:    pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: rootKeyDER}),
+			file.RootCertFile: g.RootPEM}, true},
+		{"a CA under an expired intermediate is refused", map[string][]byte{file.CACertFile: underCert,
+			file.CAKeyFile:    pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: caKeyDER}),
+			file.RootCertFile: old.RootPEM, file.CertChainFile: append(append([]byte{}, underCert...), old.CertPEM...)},
+			false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := file.New(context.Background(), file.Config{Dir: classical,
+				CompositeDir: writeFiles(t, tt.files), Logger: catest.DiscardLogger()})
+			if err == nil {
+				b.Close()
+			}
+			if tt.ok && err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			if !tt.ok && !errors.Is(err, file.ErrInvalidCA) {
+				t.Fatalf("New: %v, want ErrInvalidCA", err)
+			}
+		})
+	}
+}
+
+// A composite CA has no CRLs: a ca-crl.pem beside it is refused (CRLBundle says so, wrapping ErrInvalidCRL)
+// while the CA itself is in use; without one, CRLBundle is empty.
+func TestACompositeCAsCRLIsRefused(t *testing.T) {
+	g := generateWith(t, file.GenerateOptions{NewKey: file.NewCompositeKey})
+	classical := generate(t)
+	for _, withCRL := range []bool{false, true} {
+		dir := writeDir(t, g)
+		if withCRL {
+			crl := pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: testpki.CRL(t, classical.Root,
+				classical.RootKey, 1, time.Now().Add(-time.Minute), time.Now().Add(time.Hour))})
+			if err := os.WriteFile(filepath.Join(dir, file.CRLFile), crl, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b := catest.FileBackend(t, dir, nil)
+		crls, err := b.CRLBundle(context.Background())
+		if withCRL != errors.Is(err, file.ErrInvalidCRL) || len(crls) != 0 {
+			t.Errorf("with ca-crl.pem %t: CRLBundle = %d bytes, %v", withCRL, len(crls), err)
+		}
+	}
+}
