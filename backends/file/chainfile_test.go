@@ -191,3 +191,87 @@ func TestACompositeCAsCRLIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A signing CA under an intermediate whose pathLenConstraint is 0 could never issue a leaf that relying parties
+// accept: RFC 5280 counts the signing CA among the CAs below that intermediate. crypto/x509's Verify and
+// composite.VerifyChain, given the signing CA as the first certificate, treat it as a leaf and do not count it;
+// the file backend must, and refuse the CA when it loads rather than at every issuance. Generate's intermediate
+// has pathLenConstraint 0; a CA directly under the root (pathLenConstraint 1) loads, as the other tests show.
+func TestASigningCAUnderAPathLenZeroIntermediateIsRefused(t *testing.T) {
+	classical := generate(t)
+	caKey := testpki.Key(t)
+	under := testpki.Sign(t, caTmpl("issuing CA under a pathLen 0 intermediate"), classical.Intermediate,
+		caKey.Public(), classical.IntermediateKey)
+	caKeyDER, err := x509.MarshalPKCS8PrivateKey(caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	classicalDir := writeFiles(t, map[string][]byte{file.CACertFile: testpki.CertsPEM(under),
+		file.CAKeyFile:     pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: caKeyDER}),
+		file.CertChainFile: testpki.CertsPEM(under, classical.Intermediate), file.RootCertFile: classical.RootPEM})
+
+	g := generateWith(t, file.GenerateOptions{NewKey: file.NewCompositeKey})
+	compKey, err := file.NewCompositeKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := caTmpl("composite issuing CA under a pathLen 0 intermediate")
+	tmpl.SerialNumber = big.NewInt(3)
+	der, err := composite.CreateCertificate(rand.Reader, tmpl, g.Intermediate, compKey.Public(),
+		g.IntermediateKey.(*composite.PrivateKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	compKeyDER, err := composite.MarshalPKCS8PrivateKey(compKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compCert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	compositeDir := writeFiles(t, map[string][]byte{file.CACertFile: compCert,
+		file.CAKeyFile:     pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: compKeyDER}),
+		file.CertChainFile: append(append([]byte{}, compCert...), g.CertPEM...), file.RootCertFile: g.RootPEM})
+
+	// of two verified chains, the shorter runs through a root with pathLenConstraint 0: the longer is served
+	rootKey, crossKey := testpki.Key(t), testpki.Key(t)
+	root := testpki.Sign(t, caTmpl("root"), nil, rootKey.Public(), rootKey)
+	zeroTmpl := caTmpl("cross-signed CA")
+	zeroTmpl.MaxPathLenZero = true
+	zeroRoot := testpki.Sign(t, zeroTmpl, nil, crossKey.Public(), crossKey)
+	crossMid := testpki.Sign(t, caTmpl("cross-signed CA"), root, crossKey.Public(), rootKey)
+	crossCA := testpki.Sign(t, caTmpl("issuing CA"), zeroRoot, caKey.Public(), crossKey)
+	t.Run("of two chains the one that lets the CA sign is served", func(t *testing.T) {
+		b := catest.FileBackend(t, writeFiles(t, map[string][]byte{file.CACertFile: testpki.CertsPEM(crossCA),
+			file.CAKeyFile:     pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: caKeyDER}),
+			file.CertChainFile: testpki.CertsPEM(crossCA, crossMid),
+			file.RootCertFile:  testpki.CertsPEM(root, zeroRoot)}), nil)
+		chain := sign(t, b)
+		if len(chain) != 4 || !chain[2].Equal(crossMid) || !chain[3].Equal(root) {
+			t.Fatalf("issued chain of %d certificates, want leaf, issuing CA, %q, %q", len(chain), crossMid.Subject,
+				root.Subject)
+		}
+		if err := chainsTo(chain, root); err != nil {
+			t.Errorf("the issued chain does not verify to the root: %v", err)
+		}
+	})
+
+	good, _ := catest.FileCA(t)
+	for _, tt := range []struct {
+		name string
+		cfg  file.Config
+	}{
+		{"classical", file.Config{Dir: classicalDir}},
+		{"composite", file.Config{Dir: good, CompositeDir: compositeDir}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.Logger = catest.DiscardLogger()
+			b, err := file.New(context.Background(), tt.cfg)
+			if err == nil {
+				b.Close()
+			}
+			if !errors.Is(err, file.ErrInvalidCA) {
+				t.Fatalf("New: %v, want ErrInvalidCA", err)
+			}
+			t.Logf("refused: %v", err)
+		})
+	}
+}

@@ -180,5 +180,8 @@ func buildCompositeChain(caCert *x509.Certificate, inters, roots []*x509.Certifi
 	if err := composite.VerifyChain(chain, roots, now); err != nil {
 		return nil, fmt.Errorf("%w: %s does not chain to %s: %w", ErrInvalidCA, CACertFile, RootCertFile, err)
 	}
+	if err := checkSigningPathLen(chain); err != nil {
+		return nil, err
+	}
 	return chain, nil
 }

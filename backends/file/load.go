@@ -151,11 +151,31 @@ func buildChain(caCert *x509.Certificate, inters, roots []*x509.Certificate, now
 		return nil, fmt.Errorf("%w: %s does not chain to %s through %s: %v", ErrInvalidCA, CACertFile, RootCertFile,
 			CertChainFile, err)
 	}
-	chain := chains[0]
-	for _, c := range chains[1:] { // prefer the shortest chain
-		if len(c) < len(chain) {
+	var chain []*x509.Certificate
+	for _, c := range chains { // prefer the shortest chain that lets caCert sign
+		if checkSigningPathLen(c) == nil && (chain == nil || len(c) < len(chain)) {
 			chain = c
 		}
 	}
+	if chain == nil {
+		return nil, checkSigningPathLen(chains[0])
+	}
 	return chain, nil
+}
+
+// checkSigningPathLen checks that chain, the signing CA first and the root last, lets the signing CA issue
+// leaves: every CA above it must allow, by its pathLenConstraint, the CAs below it, the signing CA included.
+// crypto/x509's Verify and composite.VerifyChain, given the signing CA as the first certificate, treat it as a
+// leaf and do not count it, so a CA under an intermediate with pathLenConstraint 0 passes them, and every leaf
+// it signed would fail path validation at Envoy (RFC 5280, Section 6.1.4 (m)).
+func checkSigningPathLen(chain []*x509.Certificate) error {
+	for i := 1; i < len(chain); i++ { // chain[0:i], i CAs, are below chain[i]
+		c := chain[i]
+		if (c.MaxPathLen > 0 || c.MaxPathLen == 0 && c.MaxPathLenZero) && i > c.MaxPathLen {
+			return fmt.Errorf("%w: %s cannot sign certificates: %q above it has pathLenConstraint %d but %d CAs "+
+				"below it, the signing CA included; issue the signing CA from a CA that allows it", ErrInvalidCA,
+				CACertFile, c.Subject.String(), c.MaxPathLen, i)
+		}
+	}
+	return nil
 }
