@@ -190,18 +190,19 @@ func TestTokenReviewRefuses(t *testing.T) {
 	tests := []struct {
 		name    string
 		token   string
-		reviews int64 // TokenReviews for two attempts: 1 (the refusal is cached), 0 (refused before any)
+		reviews int64  // TokenReviews for two attempts: 1 (the refusal is cached), 0 (refused before any)
+		reason  string // what the message must carry of the API server's own reason
 	}{
-		{"a token for a deleted service account", deletedSATok, 1},
-		{"a token bound to a deleted pod", deletedPodTok, 1},
-		{"a token minted for another audience", mintToken(t, k.Client, good, "other-audience"), 1},
-		{"a token minted for the API server's own audience", mintToken(t, k.Client, good, catest.KubeIssuer), 1},
+		{"a token for a deleted service account", deletedSATok, 1, `serviceaccounts "deleted-sa" not found`},
+		{"a token bound to a deleted pod", deletedPodTok, 1, ""},
+		{"a token minted for another audience", mintToken(t, k.Client, good, "other-audience"), 1, ""},
+		{"a token minted for the API server's own audience", mintToken(t, k.Client, good, catest.KubeIssuer), 1, ""},
 		{"an expired token signed with the cluster's key",
-			forgeToken(t, k, good, authn.DefaultAudience, now.Add(-20*time.Minute), now.Add(-10*time.Minute)), 0},
+			forgeToken(t, k, good, authn.DefaultAudience, now.Add(-20*time.Minute), now.Add(-10*time.Minute)), 0, ""},
 		{"a token not yet valid",
-			forgeToken(t, k, good, authn.DefaultAudience, now.Add(10*time.Minute), now.Add(20*time.Minute)), 1},
-		{"the static admin token (not a service account)", k.Config.BearerToken, 0},
-		{"garbage", "not-a-token", 0},
+			forgeToken(t, k, good, authn.DefaultAudience, now.Add(10*time.Minute), now.Add(20*time.Minute)), 1, ""},
+		{"the static admin token (not a service account)", k.Config.BearerToken, 0, ""},
+		{"garbage", "not-a-token", 0, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -211,6 +212,9 @@ func TestTokenReviewRefuses(t *testing.T) {
 				t.Fatalf("Authenticate = %+v, %v; want ErrUnauthenticated", caller, err)
 			}
 			t.Logf("refused: %v", err)
+			if !strings.Contains(err.Error(), tt.reason) {
+				t.Errorf("the refusal does not pass on the API server's reason %q", tt.reason)
+			}
 			// A refusal is remembered briefly (NegativeTTL) and never as a success.
 			if _, err := tr.Authenticate(ctx,
 				&authn.Request{Token: tt.token}); !errors.Is(err, authn.ErrUnauthenticated) {
