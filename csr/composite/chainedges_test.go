@@ -118,8 +118,8 @@ func TestBounded(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := bounded(tt.in); got != tt.want {
-				t.Errorf("bounded(%d bytes) = %d bytes %q..., want %d bytes", len(tt.in), len(got), got[:min(len(got), 8)],
-					len(tt.want))
+				t.Errorf("bounded(%d bytes) = %d bytes ending %q, want %d bytes", len(tt.in), len(got),
+					got[max(0, len(got)-4):], len(tt.want))
 			}
 		})
 	}
