@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -22,7 +23,7 @@ type chainPKI struct {
 	rootKey, interKey       *PrivateKey
 	rootTmpl, interTmpl     *x509.Certificate
 	leafTmpl                *x509.Certificate
-	leafPub                 crypto.PublicKey
+	interPub, leafPub       crypto.PublicKey                            // interPub: default interKey's
 	signLeaf                func(tmpl, parent *x509.Certificate) []byte // default: the intermediate signs
 	interParent, leafParent func(*x509.Certificate) *x509.Certificate   // edit the parent a certificate names
 }
@@ -73,7 +74,11 @@ func (p *chainPKI) build(t testing.TB) (chain []*x509.Certificate, root *x509.Ce
 		return c
 	}
 	root = mk(p.rootTmpl, p.rootTmpl, p.rootKey.PublicKey(), p.rootKey)
-	inter := mk(p.interTmpl, p.interParent(root), p.interKey.PublicKey(), p.rootKey)
+	var interPub crypto.PublicKey = p.interKey.PublicKey()
+	if p.interPub != nil {
+		interPub = p.interPub
+	}
+	inter := mk(p.interTmpl, p.interParent(root), interPub, p.rootKey)
 	var leaf *x509.Certificate
 	if p.signLeaf != nil {
 		var err error
@@ -93,28 +98,32 @@ func renamed(c *x509.Certificate) *x509.Certificate {
 	return &d
 }
 
-// tamperedChains each break exactly one rule of VerifyChain.
+// tamperedChains each break exactly one rule of VerifyChain; says is what the error must name, the position of
+// the certificate at fault in most cases, so that an operator reading it knows which certificate to look at.
 var tamperedChains = []struct {
-	name   string
-	rule   string
-	tamper func(t *testing.T, p *chainPKI, roots *[]*x509.Certificate)
+	name, rule, says string
+	tamper           func(t *testing.T, p *chainPKI, roots *[]*x509.Certificate)
 }{
-	{"a chain ending in a root that is not trusted", "trust anchor",
+	{"a chain ending in a root that is not trusted", "trust anchor", `"CN=root", which is not one of the 1 trusted`,
 		func(t *testing.T, _ *chainPKI, roots *[]*x509.Certificate) {
 			other, _ := newChainPKI(t).build(t)
 			*roots = other[2:]
 		}},
-	{"a leaf that expired", "validity", func(_ *testing.T, p *chainPKI, _ *[]*x509.Certificate) {
-		p.leafTmpl.NotAfter = time.Now().Add(-time.Second)
-	}},
-	{"an intermediate that is not valid yet", "validity", func(_ *testing.T, p *chainPKI, _ *[]*x509.Certificate) {
-		p.interTmpl.NotBefore = time.Now().Add(time.Hour)
-	}},
+	{"a leaf that expired", "validity", "certificate 0 is valid from",
+		func(_ *testing.T, p *chainPKI, _ *[]*x509.Certificate) {
+			p.leafTmpl.NotAfter = time.Now().Add(-time.Second)
+		}},
+	{"an intermediate that is not valid yet", "validity", "certificate 1 is valid from",
+		func(_ *testing.T, p *chainPKI, _ *[]*x509.Certificate) {
+			p.interTmpl.NotBefore = time.Now().Add(time.Hour)
+		}},
 	{"a leaf naming another issuer, signed by the intermediate's key", "issuer name",
+		`certificate 0 names issuer "CN=someone else", certificate 1 is "CN=intermediate"`,
 		func(_ *testing.T, p *chainPKI, _ *[]*x509.Certificate) { p.leafParent = renamed }},
 	{"an intermediate naming another issuer, signed by the root's key", "issuer name",
+		`certificate 1 names issuer "CN=someone else", certificate 2 is "CN=root"`,
 		func(_ *testing.T, p *chainPKI, _ *[]*x509.Certificate) { p.interParent = renamed }},
-	{"a leaf signed by another composite key under the intermediate's name", "signature",
+	{"a leaf signed by another composite key under the intermediate's name", "signature", "certificate 0: ",
 		func(t *testing.T, p *chainPKI, _ *[]*x509.Certificate) {
 			other := chainKey(t)
 			p.signLeaf = func(tmpl, parent *x509.Certificate) []byte {
@@ -127,7 +136,7 @@ var tamperedChains = []struct {
 				return der
 			}
 		}},
-	{"a leaf whose signature has one flipped bit", "signature",
+	{"a leaf whose signature has one flipped bit", "signature", "certificate 0: ",
 		func(t *testing.T, p *chainPKI, _ *[]*x509.Certificate) {
 			p.signLeaf = func(tmpl, parent *x509.Certificate) []byte {
 				der, err := CreateCertificate(rand.Reader, tmpl, parent, p.leafPub, p.interKey)
@@ -138,22 +147,40 @@ var tamperedChains = []struct {
 				return der
 			}
 		}},
-	{"an intermediate that is not a CA", "CA", func(_ *testing.T, p *chainPKI, _ *[]*x509.Certificate) {
-		p.interTmpl.IsCA, p.interTmpl.MaxPathLen, p.interTmpl.MaxPathLenZero = false, -1, false
-	}},
-	{"an intermediate without keyCertSign", "CA", func(_ *testing.T, p *chainPKI, _ *[]*x509.Certificate) {
-		p.interTmpl.KeyUsage = x509.KeyUsageDigitalSignature
-	}},
+	{"an intermediate with a classical ECDSA key, which signs the leaf", "signature", "key of certificate 1: ",
+		func(t *testing.T, p *chainPKI, _ *[]*x509.Certificate) {
+			ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.interPub = &ec.PublicKey
+			p.signLeaf = func(tmpl, parent *x509.Certificate) []byte {
+				der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, p.leafPub, ec)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return der
+			}
+		}},
+	{"an intermediate that is not a CA", "CA", "certificate 1 signs certificate 0 but is not a CA",
+		func(_ *testing.T, p *chainPKI, _ *[]*x509.Certificate) {
+			p.interTmpl.IsCA, p.interTmpl.MaxPathLen, p.interTmpl.MaxPathLenZero = false, -1, false
+		}},
+	{"an intermediate without keyCertSign", "CA", "certificate 1 signs certificate 0 but its keyUsage lacks",
+		func(_ *testing.T, p *chainPKI, _ *[]*x509.Certificate) {
+			p.interTmpl.KeyUsage = x509.KeyUsageDigitalSignature
+		}},
 	{"a root with pathLenConstraint 0 above an intermediate", "path length",
+		"certificate 2 allows 0 CAs below it (pathLenConstraint), the chain has 1",
 		func(_ *testing.T, p *chainPKI, _ *[]*x509.Certificate) {
 			p.rootTmpl.MaxPathLen, p.rootTmpl.MaxPathLenZero = 0, true
 		}},
-	{"a leaf with a critical extension nobody processes", "critical extensions",
+	{"a leaf with a critical extension nobody processes", "critical extensions", "certificate 0 has critical",
 		func(_ *testing.T, p *chainPKI, _ *[]*x509.Certificate) {
 			p.leafTmpl.ExtraExtensions = []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1},
 				Critical: true, Value: []byte{0x05, 0x00}}}
 		}},
-	{"an intermediate with name constraints", "name constraints",
+	{"an intermediate with name constraints", "name constraints", "certificate 1 carries name constraints",
 		func(_ *testing.T, p *chainPKI, _ *[]*x509.Certificate) {
 			p.interTmpl.PermittedURIDomains = []string{"cluster.local"}
 		}},
@@ -171,20 +198,30 @@ func TestVerifyChainRefusesTamperedChains(t *testing.T) {
 			if roots == nil {
 				roots = []*x509.Certificate{root}
 			}
-			err := VerifyChain(chain, roots, time.Now())
-			if !errors.Is(err, ErrInvalidChain) {
-				t.Fatalf("VerifyChain = %v, want ErrInvalidChain", err)
-			}
-			t.Logf("refused: %v", err)
-			without := slices.DeleteFunc(slices.Clone(chainRules), func(r chainRule) bool { return r.name == tt.rule })
-			if len(without) != len(chainRules)-1 {
-				t.Fatalf("no rule named %q", tt.rule)
-			}
-			if err := verifyChain(without, chain, roots, time.Now()); err != nil {
-				t.Fatalf("without the %q rule the chain is still refused, so this case does not test that rule: %v",
-					tt.rule, err)
-			}
+			assertRefusedByRule(t, chain, roots, tt.rule, tt.says)
 		})
+	}
+}
+
+// assertRefusedByRule checks that VerifyChain refuses chain with ErrInvalidChain in an error that names rule and
+// says says, and that without rule it accepts chain.
+func assertRefusedByRule(t *testing.T, chain, roots []*x509.Certificate, rule, says string) {
+	t.Helper()
+	err := VerifyChain(chain, roots, time.Now())
+	if !errors.Is(err, ErrInvalidChain) {
+		t.Fatalf("VerifyChain = %v, want ErrInvalidChain", err)
+	}
+	t.Logf("refused: %v", err)
+	// The message is for the operator: the rule and, where one is at fault, the certificate's position.
+	if want := ": " + rule + ": "; !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), says) {
+		t.Errorf("the error does not name the rule %q or say %q", rule, says)
+	}
+	without := slices.DeleteFunc(slices.Clone(chainRules), func(r chainRule) bool { return r.name == rule })
+	if len(without) != len(chainRules)-1 {
+		t.Fatalf("no rule named %q", rule)
+	}
+	if err := verifyChain(without, chain, roots, time.Now()); err != nil {
+		t.Fatalf("without the %q rule the chain is still refused, so this case does not test that rule: %v", rule, err)
 	}
 }
 
