@@ -2,6 +2,7 @@ package file_test
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -36,6 +37,28 @@ func writeFiles(t *testing.T, files map[string][]byte) string {
 		}
 	}
 	return dir
+}
+
+// compositeCAUnder returns the PEM certificate and PKCS #8 key of a new composite CA named cn, signed by parent.
+func compositeCAUnder(t *testing.T, cn string, parent *x509.Certificate, parentKey crypto.Signer) (cert, key []byte) {
+	t.Helper()
+	caKey, err := file.NewCompositeKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := caTmpl(cn)
+	tmpl.SerialNumber = big.NewInt(2)
+	der, err := composite.CreateCertificate(rand.Reader, tmpl, parent, caKey.Public(),
+		parentKey.(*composite.PrivateKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := composite.MarshalPKCS8PrivateKey(caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
 }
 
 // cert-chain.pem is optional: absent or blank, a CA signed by the root itself loads and signs; and when the
@@ -124,22 +147,8 @@ func TestCompositeDirChecksTheWholePath(t *testing.T) {
 	// under an intermediate that expired yesterday: names and signatures still lead to the root
 	old := generateWith(t, file.GenerateOptions{NewKey: file.NewCompositeKey, Now: time.Now().Add(-48 * time.Hour),
 		IntermediateTTL: 24 * time.Hour})
-	caKey, err := file.NewCompositeKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := caTmpl("issuing CA under an expired intermediate")
-	tmpl.SerialNumber = big.NewInt(2)
-	der, err := composite.CreateCertificate(rand.Reader, tmpl, old.Intermediate, caKey.Public(),
-		old.IntermediateKey.(*composite.PrivateKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	caKeyDER, err := composite.MarshalPKCS8PrivateKey(caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	underCert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	underCert, underKey := compositeCAUnder(t, "issuing CA under an expired intermediate", old.Intermediate,
+		old.IntermediateKey)
 	tests := []struct {
 		name  string
 		files map[string][]byte
@@ -149,7 +158,7 @@ func TestCompositeDirChecksTheWholePath(t *testing.T) {
 			file.CAKeyFile:    pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: rootKeyDER}),
 			file.RootCertFile: g.RootPEM}, true},
 		{"a CA under an expired intermediate is refused", map[string][]byte{file.CACertFile: underCert,
-			file.CAKeyFile:    pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: caKeyDER}),
+			file.CAKeyFile:    underKey,
 			file.RootCertFile: old.RootPEM, file.CertChainFile: append(append([]byte{}, underCert...), old.CertPEM...)},
 			false},
 	}
@@ -211,24 +220,9 @@ func TestASigningCAUnderAPathLenZeroIntermediateIsRefused(t *testing.T) {
 		file.CertChainFile: testpki.CertsPEM(under, classical.Intermediate), file.RootCertFile: classical.RootPEM})
 
 	g := generateWith(t, file.GenerateOptions{NewKey: file.NewCompositeKey})
-	compKey, err := file.NewCompositeKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := caTmpl("composite issuing CA under a pathLen 0 intermediate")
-	tmpl.SerialNumber = big.NewInt(3)
-	der, err := composite.CreateCertificate(rand.Reader, tmpl, g.Intermediate, compKey.Public(),
-		g.IntermediateKey.(*composite.PrivateKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	compKeyDER, err := composite.MarshalPKCS8PrivateKey(compKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	compCert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	compositeDir := writeFiles(t, map[string][]byte{file.CACertFile: compCert,
-		file.CAKeyFile:     pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: compKeyDER}),
+	compCert, compKey := compositeCAUnder(t, "composite issuing CA under a pathLen 0 intermediate", g.Intermediate,
+		g.IntermediateKey)
+	compositeDir := writeFiles(t, map[string][]byte{file.CACertFile: compCert, file.CAKeyFile: compKey,
 		file.CertChainFile: append(append([]byte{}, compCert...), g.CertPEM...), file.RootCertFile: g.RootPEM})
 
 	// of two verified chains, the shorter runs through a root with pathLenConstraint 0: the longer is served

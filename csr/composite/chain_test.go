@@ -60,18 +60,24 @@ func chainKey(t testing.TB) *PrivateKey {
 	return k
 }
 
+// mustCreate issues tmpl under parent with key (CreateCertificate) and parses the result.
+func mustCreate(t testing.TB, tmpl, parent *x509.Certificate, pub crypto.PublicKey, key *PrivateKey) *x509.Certificate {
+	t.Helper()
+	der, err := CreateCertificate(rand.Reader, tmpl, parent, pub, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func (p *chainPKI) build(t testing.TB) (chain []*x509.Certificate, root *x509.Certificate) {
 	t.Helper()
 	mk := func(tmpl, parent *x509.Certificate, pub crypto.PublicKey, key *PrivateKey) *x509.Certificate {
-		der, err := CreateCertificate(rand.Reader, tmpl, parent, pub, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
+		return mustCreate(t, tmpl, parent, pub, key)
 	}
 	root = mk(p.rootTmpl, p.rootTmpl, p.rootKey.PublicKey(), p.rootKey)
 	var interPub crypto.PublicKey = p.interKey.PublicKey()

@@ -1,7 +1,6 @@
 package composite
 
 import (
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
@@ -23,29 +22,18 @@ func longChain(t *testing.T, n int) (chain []*x509.Certificate, root *x509.Certi
 			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: ca, BasicConstraintsValid: ca,
 			KeyUsage: x509.KeyUsageCertSign, MaxPathLen: -1}
 	}
-	issue := func(tmpl, parent *x509.Certificate, pub *PublicKey, key *PrivateKey) *x509.Certificate {
-		der, err := CreateCertificate(rand.Reader, tmpl, parent, pub, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
 	parentKey := chainKey(t)
 	rootTmpl := tmpl("root", 1, true)
-	parent := issue(rootTmpl, rootTmpl, parentKey.PublicKey(), parentKey)
+	parent := mustCreate(t, rootTmpl, rootTmpl, parentKey.PublicKey(), parentKey)
 	chain = []*x509.Certificate{parent}
 	for i := range n - 2 {
 		key := chainKey(t)
-		parent = issue(tmpl(fmt.Sprintf("intermediate %d", i+1), i+2, true), parent, key.PublicKey(), parentKey)
+		parent = mustCreate(t, tmpl(fmt.Sprintf("intermediate %d", i+1), i+2, true), parent, key.PublicKey(), parentKey)
 		chain, parentKey = append([]*x509.Certificate{parent}, chain...), key
 	}
 	leaf := tmpl("leaf", n, false)
 	leaf.KeyUsage = x509.KeyUsageDigitalSignature
-	chain = append([]*x509.Certificate{issue(leaf, parent, chainKey(t).PublicKey(), parentKey)}, chain...)
+	chain = append([]*x509.Certificate{mustCreate(t, leaf, parent, chainKey(t).PublicKey(), parentKey)}, chain...)
 	return chain, chain[n-1]
 }
 
