@@ -3,9 +3,12 @@ package file_test
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"math/big"
@@ -268,4 +271,72 @@ func TestASigningCAUnderAPathLenZeroIntermediateIsRefused(t *testing.T) {
 			t.Logf("refused: %v", err)
 		})
 	}
+}
+
+// An X.509 version 1 root (no extensions at all, as some old enterprise roots are) is a trust anchor all the same:
+// crypto/x509 lets a v1 certificate sign, and its absent pathLenConstraint limits nothing (crypto/x509 reports
+// MaxPathLen 0 for it, without MaxPathLenZero).
+func TestAVersion1RootStillAnchorsTheCA(t *testing.T) {
+	rootKey, caKey := testpki.Key(t), testpki.Key(t)
+	root := v1Root(t, rootKey.(*ecdsa.PrivateKey))
+	if root.Version != 1 || root.BasicConstraintsValid || root.MaxPathLen != 0 || root.MaxPathLenZero {
+		t.Fatalf("precondition: a v1 root, got version %d, MaxPathLen %d", root.Version, root.MaxPathLen)
+	}
+	ca := testpki.Sign(t, caTmpl("issuing CA under a v1 root"), root, caKey.Public(), rootKey)
+	caKeyDER, err := x509.MarshalPKCS8PrivateKey(caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := catest.FileBackend(t, writeFiles(t, map[string][]byte{file.CACertFile: testpki.CertsPEM(ca),
+		file.CAKeyFile:    pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: caKeyDER}),
+		file.RootCertFile: testpki.CertsPEM(root)}), nil)
+	if err := chainsTo(sign(t, b), root); err != nil {
+		t.Errorf("the issued chain does not verify to the root: %v", err)
+	}
+}
+
+// v1Root builds a self-signed X.509 version 1 certificate (RFC 5280, Section 4.1: no version field, no
+// extensions), which crypto/x509 cannot create.
+func v1Root(t *testing.T, key *ecdsa.PrivateKey) *x509.Certificate {
+	t.Helper()
+	name, err := asn1.Marshal(pkix.Name{CommonName: "version 1 root"}.ToRDNSequence())
+	if err != nil {
+		t.Fatal(err)
+	}
+	spki, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	alg := pkix.AlgorithmIdentifier{Algorithm: asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2}} // ecdsa-with-SHA256
+	tbs, err := asn1.Marshal(struct {
+		Serial   *big.Int
+		Alg      pkix.AlgorithmIdentifier
+		Issuer   asn1.RawValue
+		Validity struct{ NotBefore, NotAfter time.Time }
+		Subject  asn1.RawValue
+		Key      asn1.RawValue
+	}{big.NewInt(1), alg, asn1.RawValue{FullBytes: name},
+		struct{ NotBefore, NotAfter time.Time }{time.Now().Add(-time.Hour).UTC(), time.Now().Add(24 * time.Hour).UTC()},
+		asn1.RawValue{FullBytes: name}, asn1.RawValue{FullBytes: spki}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256(tbs)
+	sig, err := ecdsa.SignASN1(rand.Reader, key, digest[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := asn1.Marshal(struct {
+		TBS asn1.RawValue
+		Alg pkix.AlgorithmIdentifier
+		Sig asn1.BitString
+	}{asn1.RawValue{FullBytes: tbs}, alg, asn1.BitString{Bytes: sig, BitLength: 8 * len(sig)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
