@@ -3,6 +3,7 @@ package crl_test
 import (
 	"crypto/x509"
 	"encoding/asn1"
+	"slices"
 	"testing"
 	"time"
 
@@ -47,16 +48,21 @@ func TestCheckChoosesTheNewestCRL(t *testing.T) {
 			[][]byte{unnumbered(time.Minute), unnumbered(time.Hour)}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			lists := []*x509.RevocationList{parseList(t, interCRL)}
-			for _, der := range tc.crls {
-				lists = append(lists, parseList(t, der))
-			}
-			cov, err := crl.Check(crl.CAs(p.Chain()), lists, now)
-			if err != nil || len(cov) != 2 {
-				t.Fatalf("Check = %d coverages, %v", len(cov), err)
-			}
-			if cov[1].Index != 1+tc.want {
-				t.Fatalf("the root's CRL chosen is %d, want %d", cov[1].Index-1, tc.want)
+			// the intermediate's CRL first, then last: the root's are then at the start of the list
+			for _, offset := range []int{1, 0} {
+				var lists []*x509.RevocationList
+				for _, der := range tc.crls {
+					lists = append(lists, parseList(t, der))
+				}
+				lists = slices.Insert(lists, len(lists)*(1-offset), parseList(t, interCRL))
+				cov, err := crl.Check(crl.CAs(p.Chain()), lists, now)
+				if err != nil || len(cov) != 2 {
+					t.Fatalf("Check = %d coverages, %v", len(cov), err)
+				}
+				if cov[1].Index != offset+tc.want {
+					t.Fatalf("the root's CRL chosen is %d, want %d (the intermediate's CRL at %d)",
+						cov[1].Index-offset, tc.want, len(lists)*(1-offset))
+				}
 			}
 		})
 	}
