@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make mutate: mutation testing (gremlins) of the security-relevant packages, in short test mode, one package at
 # a time. Prints each package's killed, lived, not covered and timed-out counts, its efficacy
-# (killed / (killed + lived)) and mutant coverage, and every LIVED mutant. Not part of make test.
+# (killed / (killed + lived)) and mutant coverage, and every mutant that lived, was not covered or timed out. Not
+# part of make test.
 #
 #   MUTATE_PKGS     the packages (default: every package below)
 #   MUTATE_EXCLUDE  a regexp of the files to leave out, for every package (default: each package's own scope)
@@ -26,12 +27,14 @@ scope() {
   esac
 }
 
-pkgs=${MUTATE_PKGS:-csr csr/composite ca ca/authn ca/authn/kube backends backends/file backends/vault backends/stepca crl}
+all='csr csr/composite ca ca/authn ca/authn/kube backends backends/file backends/vault backends/stepca crl'
+pkgs=${MUTATE_PKGS:-$all}
+report='^(Killed|Lived|Not covered|Timed out|Not viable|Mutator|Test efficacy|Mutant coverage)'
 g=$(bash scripts/get-gremlins.sh)
 for p in $pkgs; do
   exclude=${MUTATE_EXCLUDE:-$(scope "$p")}
   echo "== $p (-E '$exclude')"
   GOFLAGS=-short "$g" unleash --workers 1 --timeout-coefficient "${MUTATE_TIMEOUT:-10}" -E "$exclude" "./$p" 2>&1 |
-    grep -E '^(Killed|Lived|Not covered|Timed out|Not viable|Mutator|Test efficacy|Mutant coverage)|LIVED' ||
+    grep -E "$report|LIVED|NOT COVERED|TIMED OUT" ||
     { echo "mutate: gremlins printed no result for $p; run it without the filter to see why" >&2; exit 1; }
 done
