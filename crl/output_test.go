@@ -21,8 +21,14 @@ import (
 // runOutput runs a DirOutput of pe's publisher (and the publisher) into dir until the test ends.
 func runOutput(t *testing.T, pe *pubEnv, dir string) *crl.DirOutput {
 	t.Helper()
-	o, err := crl.NewDirOutput(crl.DirOutputConfig{Dir: dir, Source: pe.pub, Logger: discard(),
+	return runOutputWith(t, pe, crl.DirOutputConfig{Dir: dir, Source: pe.pub, Logger: discard(),
 		RetryInterval: 20 * time.Millisecond, Metrics: pe.m})
+}
+
+// runOutputWith runs the publisher and a DirOutput made from cfg until the test ends.
+func runOutputWith(t *testing.T, pe *pubEnv, cfg crl.DirOutputConfig) *crl.DirOutput {
+	t.Helper()
+	o, err := crl.NewDirOutput(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,11 +1,9 @@
 package crl_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,15 +19,7 @@ func TestDirOutputDefaults(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, crl.OutputFile, "x"), 0o700); err != nil { // in the way
 		t.Fatal(err)
 	}
-	o, err := crl.NewDirOutput(crl.DirOutputConfig{Dir: dir, Source: pe.pub, Metrics: pe.m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = pe.pub.Run(ctx) })
-	wg.Go(func() { _ = o.Run(ctx) })
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	runOutputWith(t, pe, crl.DirOutputConfig{Dir: dir, Source: pe.pub, Metrics: pe.m})
 	catest.Eventually(t, 5*time.Second, "the first failed write counted", func() error {
 		if n := publishErrors(t, pe, crl.TargetDir); n < 1 {
 			return fmt.Errorf("%v failed writes counted", n)
